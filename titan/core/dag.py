@@ -1,0 +1,66 @@
+"""DAG validation and ordering with networkx, before anything of a submission is queued."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Callable, Iterable, List, Sequence
+
+import networkx as nx
+
+from titan.core.errors import InvalidDag
+from titan.core.jobs import JobSpec
+
+
+def validate_dag(name: str, specs: Sequence[JobSpec], is_known_job: Callable[[str], bool]) -> List[JobSpec]:
+    """Return the specs in an order where every parent comes before its children.
+
+    A parent may be another job of this submission or a job the master already knows
+    (so an agent can hang a new job under an existing one). Raises InvalidDag naming the offenders.
+    """
+    label = f"DAG {name!r}" if name else "submission"
+    if not specs:
+        raise InvalidDag(f"{label} has no jobs", dag=name)
+    _check_duplicates(label, specs)
+    _check_parents(label, specs, is_known_job)
+    graph = _build_graph(specs)
+    _check_cycles(label, graph)
+    by_id = {spec.job_id: spec for spec in specs}
+    return [by_id[job_id] for job_id in nx.topological_sort(graph) if job_id in by_id]
+
+
+def _check_duplicates(label: str, specs: Iterable[JobSpec]) -> None:
+    counts = Counter(spec.job_id for spec in specs)
+    duplicates = sorted(job_id for job_id, n in counts.items() if n > 1)
+    if duplicates:
+        raise InvalidDag(f"{label} has duplicate job ids: {', '.join(duplicates)}", jobs=duplicates)
+
+
+def _check_parents(label: str, specs: Sequence[JobSpec], is_known_job: Callable[[str], bool]) -> None:
+    own_ids = {spec.job_id for spec in specs}
+    for spec in specs:
+        if spec.job_id in spec.parents:
+            raise InvalidDag(f"{label}: job {spec.job_id!r} lists itself as a parent", jobs=[spec.job_id])
+        unknown = [p for p in spec.parents if p not in own_ids and not is_known_job(p)]
+        if unknown:
+            raise InvalidDag(
+                f"{label}: job {spec.job_id!r} has unknown parent(s) {', '.join(map(repr, unknown))}"
+                " (not in this submission and never submitted before)",
+                jobs=[spec.job_id, *unknown])
+
+
+def _build_graph(specs: Sequence[JobSpec]) -> nx.DiGraph:
+    graph = nx.DiGraph()
+    for spec in specs:
+        graph.add_node(spec.job_id)
+        graph.add_edges_from((parent, spec.job_id) for parent in spec.parents)
+    return graph
+
+
+def _check_cycles(label: str, graph: nx.DiGraph) -> None:
+    try:
+        cycle = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        return
+    members = [edge[0] for edge in cycle]
+    path = " -> ".join(members + [members[0]])
+    raise InvalidDag(f"{label} has a cycle: {path}", jobs=members)

@@ -1,0 +1,56 @@
+"""Typed errors the scheduler raises; the master turns each into an error reply that names the problem."""
+
+from __future__ import annotations
+
+
+class TitanError(Exception):
+    """Base of every error Titan reports back to a caller."""
+
+    kind = "TitanError"
+
+    def __init__(self, message: str, **details):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class InvalidDag(TitanError, ValueError):
+    kind = "InvalidDag"
+
+
+class JobConflict(TitanError):
+    kind = "JobConflict"
+
+
+class UnknownJob(TitanError, LookupError):
+    kind = "UnknownJob"
+
+
+class UnknownDag(TitanError, LookupError):
+    kind = "UnknownDag"
+
+
+class StoreTypeError(TitanError):
+    kind = "StoreTypeError"
+
+
+class RequestRejected(TitanError):
+    """The master refused a request for a reason without a more specific type (e.g. a malformed message)."""
+
+    kind = "RequestRejected"
+
+
+class MasterUnreachable(TitanError, TimeoutError):
+    """No answer from the master within the client's timeout."""
+
+    kind = "MasterUnreachable"
+
+
+ERRORS_BY_KIND = {cls.kind: cls for cls in (InvalidDag, JobConflict, UnknownJob, UnknownDag,
+                                             StoreTypeError, RequestRejected)}
+
+
+def error_from_reply(error: dict) -> TitanError:
+    """Rebuild, on the client side, the typed error the master reported."""
+    cls = ERRORS_BY_KIND.get(error.get("kind"), RequestRejected)
+    return cls(error.get("message", "request refused"), **(error.get("details") or {}))

@@ -1,0 +1,100 @@
+"""What a job is (JobSpec), what happened to it (JobRun), and the only transitions a job may make."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Optional
+
+from titan import defaults
+
+
+class JobState(str, enum.Enum):
+    PENDING = "PENDING"
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATES
+
+
+FINAL_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
+
+# (from, to) pairs a job may take; anything else is a bug and raises IllegalTransition.
+ALLOWED_TRANSITIONS = frozenset({
+    (JobState.PENDING, JobState.QUEUED),
+    (JobState.PENDING, JobState.CANCELLED),
+    (JobState.QUEUED, JobState.RUNNING),
+    (JobState.QUEUED, JobState.CANCELLED),
+    (JobState.RUNNING, JobState.COMPLETED),
+    (JobState.RUNNING, JobState.FAILED),
+    (JobState.RUNNING, JobState.QUEUED),     # its worker died or left: run it again elsewhere
+    (JobState.RUNNING, JobState.CANCELLED),
+})
+
+
+class IllegalTransition(RuntimeError):
+    def __init__(self, job_id: str, old: JobState, new: JobState):
+        super().__init__(f"job {job_id!r} cannot go from {old.value} to {new.value}")
+        self.job_id, self.old, self.new = job_id, old, new
+
+
+def check_transition(job_id: str, old: JobState, new: JobState) -> None:
+    if (old, new) not in ALLOWED_TRANSITIONS:
+        raise IllegalTransition(job_id, old, new)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What the user asked for. Fields mirror the original Titan SDK's TitanJob."""
+
+    job_id: str
+    filename: str
+    script: bytes = b""
+    job_type: str = "RUN_PAYLOAD"
+    args: str = ""
+    parents: tuple = ()
+    port: int = 0
+    is_archive: bool = False
+    priority: int = defaults.DEFAULT_PRIORITY
+    delay: float = 0.0
+    affinity: bool = False
+    requirement: str = defaults.DEFAULT_REQUIREMENT
+    hitl_message: Optional[str] = None
+    max_wait_seconds: float = defaults.DEFAULT_MAX_WAIT_SECONDS
+
+
+@dataclass
+class JobRun:
+    """One run of a job on this master: its state and the facts of its latest attempt."""
+
+    spec: JobSpec
+    dag: Optional[str]
+    seq: int                                  # submission order, for first-come-first-served
+    state: JobState = JobState.PENDING
+    attempt: int = 0                          # 1 for the first dispatch, raised on each re-dispatch
+    worker: Optional[str] = None             # the worker's name, as people see it
+    worker_id: Optional[str] = None          # the worker's connection id, as the master addresses it
+    reason: Optional[str] = None
+    exit_code: Optional[int] = None
+    not_before: float = 0.0                   # when its delay is over
+    waiting_on: set = field(default_factory=set)   # parents not yet COMPLETED
+    submitted_at: float = 0.0
+    started_at: Optional[float] = None
+    ended_at: Optional[float] = None
+
+    @property
+    def job_id(self) -> str:
+        return self.spec.job_id
+
+    def describe(self) -> dict:
+        return {
+            "job_id": self.job_id, "dag": self.dag, "state": self.state.value,
+            "attempt": self.attempt, "worker": self.worker, "reason": self.reason,
+            "exit_code": self.exit_code, "requirement": self.spec.requirement,
+            "priority": self.spec.priority, "parents": list(self.spec.parents),
+        }

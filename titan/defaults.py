@@ -1,0 +1,36 @@
+"""Every port offset, interval and limit Titan uses, in one place.
+
+Command-line flags and tests override these through the same settings a user would use.
+"""
+
+DEFAULT_HOST = "localhost"
+DEFAULT_BIND_HOST = "127.0.0.1"
+DEFAULT_PORT = 9090
+
+# The master's four sockets sit at fixed offsets from its base port.
+CLIENT_PORT_OFFSET = 0
+WORKER_PORT_OFFSET = 1
+EVENTS_PORT_OFFSET = 2
+STORE_PORT_OFFSET = 3
+
+HEARTBEAT_INTERVAL_S = 1.0
+WORKER_DEAD_AFTER_S = 5.0
+WORKER_RECONNECT_MAX_S = 2.0
+
+CLIENT_TIMEOUT_S = 30.0
+CLIENT_RETRY_INTERVAL_S = 2.0
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+# How many recent request ids the master remembers, so a retried request is answered, not re-run.
+REPLY_CACHE_SIZE = 10_000
+
+DEFAULT_REQUIREMENT = "GENERAL"
+DEFAULT_PRIORITY = 1
+DEFAULT_MAX_WAIT_SECONDS = 172_800
+
+# How long the master lets one poll wait when nothing is due; bounds how late a delayed job starts.
+POLL_INTERVAL_S = 0.1
+
+
+def port_for(base_port: int, offset: int) -> int:
+    return base_port + offset

@@ -1,0 +1,140 @@
+"""How a worker runs one job: a fresh workspace, the right interpreter, the environment, output pipes,
+and killing the whole process tree when asked.
+
+Nothing here blocks: the worker's poll loop watches each job's pipe descriptors and calls `read_output`
+when one is readable, and `exit_code` to learn whether the process has ended.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import psutil
+
+READ_CHUNK_BYTES = 64 * 1024
+
+
+@dataclass
+class JobContext:
+    """Where the job came from and how it reaches its master; becomes the job's TITAN_* environment."""
+
+    job_id: str
+    dag: Optional[str]
+    attempt: int
+    worker_name: str
+    master_host: str
+    master_port: int
+
+    def environment(self) -> Dict[str, str]:
+        return {
+            "TITAN_HOST": self.master_host, "TITAN_PORT": str(self.master_port),
+            "TITAN_JOB_ID": self.job_id, "TITAN_DAG_ID": self.dag or "",
+            "TITAN_ATTEMPT": str(self.attempt), "TITAN_WORKER_ID": self.worker_name,
+            "PYTHONUNBUFFERED": "1",
+        }
+
+
+@dataclass
+class RunningJob:
+    context: JobContext
+    process: subprocess.Popen
+    workspace: str
+    streams: Dict[int, str] = field(default_factory=dict)   # open pipe fd -> "stdout" / "stderr"
+
+    @property
+    def job_id(self) -> str:
+        return self.context.job_id
+
+    @property
+    def attempt(self) -> int:
+        return self.context.attempt
+
+
+class LaunchError(Exception):
+    """The job's process could not be started; the message says why, for the job's logs."""
+
+
+def command_for(script_path: str, args: str) -> List[str]:
+    """`.py` runs with this worker's Python, `.sh` with bash, anything else is executed directly."""
+    argv = shlex.split(args or "")
+    if script_path.endswith(".py"):
+        return [sys.executable, "-u", script_path, *argv]
+    if script_path.endswith(".sh"):
+        return ["bash", script_path, *argv]
+    return [script_path, *argv]
+
+
+def start_job(context: JobContext, filename: str, script: bytes, args: str, work_root: str) -> RunningJob:
+    workspace = tempfile.mkdtemp(prefix=f"titan-{_safe(context.job_id)}-{context.attempt}-", dir=work_root)
+    script_path = os.path.join(workspace, os.path.basename(filename) or "job")
+    with open(script_path, "wb") as handle:
+        handle.write(script)
+    os.chmod(script_path, 0o755)
+    try:
+        process = subprocess.Popen(
+            command_for(script_path, args), cwd=workspace, env={**os.environ, **context.environment()},
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True)  # its own process group, so a kill reaches everything it started
+    except (OSError, ValueError) as exc:
+        shutil.rmtree(workspace, ignore_errors=True)
+        raise LaunchError(f"titan worker: cannot start {os.path.basename(script_path)}: {exc}") from exc
+    job = RunningJob(context, process, workspace)
+    for pipe, name in ((process.stdout, "stdout"), (process.stderr, "stderr")):
+        os.set_blocking(pipe.fileno(), False)
+        job.streams[pipe.fileno()] = name
+    return job
+
+
+def read_output(job: RunningJob, fd: int) -> Tuple[str, Optional[bytes]]:
+    """Read what is there on one pipe: None if nothing yet, b"" once it closed (then it is forgotten)."""
+    stream = job.streams[fd]
+    try:
+        data = os.read(fd, READ_CHUNK_BYTES)
+    except BlockingIOError:
+        return stream, None
+    if not data:
+        del job.streams[fd]
+    return stream, data
+
+
+def exit_code(job: RunningJob) -> Optional[int]:
+    """The exit code once the process ended and its output is fully read, else None."""
+    if job.streams:
+        return None
+    return job.process.poll()
+
+
+def kill_tree(job: RunningJob) -> None:
+    """Kill the job's process and everything it started, including children that left its group."""
+    try:
+        parent = psutil.Process(job.process.pid)
+        victims = parent.children(recursive=True) + [parent]
+    except psutil.NoSuchProcess:
+        victims = []
+    for victim in victims:
+        try:
+            victim.kill()
+        except psutil.NoSuchProcess:
+            pass
+    try:
+        os.killpg(job.process.pid, 9)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def clean_up(job: RunningJob) -> None:
+    for pipe in (job.process.stdout, job.process.stderr):
+        pipe.close()
+    job.process.wait()
+    shutil.rmtree(job.workspace, ignore_errors=True)
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:40]

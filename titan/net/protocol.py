@@ -1,0 +1,191 @@
+"""Every message Titan puts on the wire: its fields, encode/decode (msgpack), validation and size limit.
+
+A message is one msgpack map with an "op" naming its type. Requests also carry "rid", a request id the
+caller picks: the master answers a repeated rid from its reply cache instead of acting twice, so clients
+may retry freely. Anything malformed raises ProtocolError, whose message names what was wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+import msgpack
+
+from titan import defaults
+from titan.core.jobs import JobSpec
+
+NoneType = type(None)
+Number = (int, float)
+
+
+class ProtocolError(Exception):
+    """A message that does not follow this module's shapes; the text says how."""
+
+    kind = "ProtocolError"
+
+
+@dataclass(frozen=True)
+class Field:
+    types: tuple
+    required: bool = True
+
+
+def _fields(**spec) -> Dict[str, Field]:
+    return {name: field if isinstance(field, Field) else Field(field) for name, field in spec.items()}
+
+
+def optional(*types) -> Field:
+    return Field(tuple(types) + (NoneType,), required=False)
+
+
+JOB_FIELDS = _fields(
+    job_id=(str,), filename=(str,), script=(bytes,), job_type=optional(str), args=optional(str),
+    parents=optional(list), port=optional(int), is_archive=optional(bool), priority=optional(int),
+    delay=optional(*Number), affinity=optional(bool), requirement=optional(str),
+    hitl_message=optional(str), max_wait_seconds=optional(*Number),
+)
+
+# Client ROUTER (port P): requests from the SDK, the CLI and jobs.
+CLIENT_OPS = {
+    "ping": _fields(),
+    "submit": _fields(dag=optional(str), jobs=(list,)),
+    "status": _fields(job_id=(str,)),
+    "states": _fields(job_ids=(list,)),
+    "dag_status": _fields(dag=(str,)),
+    "logs": _fields(job_id=(str,)),
+    "cancel": _fields(job_id=(str,)),
+    "cancel_dag": _fields(dag=(str,)),
+    "stats": _fields(),
+}
+
+# TitanStore REP (port P+3).
+STORE_OPS = {
+    "put": _fields(key=(str,), value=(str,)),
+    "get": _fields(key=(str,)),
+    "delete": _fields(key=(str,)),
+    "incr": _fields(key=(str,), by=optional(int)),
+    "sadd": _fields(key=(str,), member=(str,)),
+    "smembers": _fields(key=(str,)),
+    "keys": _fields(prefix=optional(str)),
+}
+
+# Worker DEALER -> master ROUTER (port P+1).
+WORKER_OPS = {
+    "register": _fields(name=(str,), capabilities=(list,), slots=(int,), info=optional(dict),
+                        running=optional(list)),
+    "heartbeat": _fields(running=optional(list)),
+    "log": _fields(job_id=(str,), attempt=(int,), stream=(str,), data=(bytes,)),
+    "finished": _fields(job_id=(str,), attempt=(int,), exit_code=(int,), error=optional(str)),
+    "bye": _fields(),
+}
+
+# Master -> worker.
+MASTER_TO_WORKER_OPS = {
+    "welcome": _fields(),
+    "heartbeat": _fields(),
+    "reregister": _fields(reason=optional(str)),
+    "dispatch": _fields(job=(dict,), attempt=(int,), dag=optional(str)),
+    "stop": _fields(job_id=(str,), attempt=(int,), reason=optional(str)),
+}
+
+LOG_STREAMS = ("stdout", "stderr")
+
+
+def encode(message: dict) -> bytes:
+    return msgpack.packb(message, use_bin_type=True)
+
+
+def decode(frame: bytes, ops: Dict[str, Dict[str, Field]], limit: int = defaults.MAX_MESSAGE_BYTES,
+           needs_rid: bool = False) -> Tuple[str, dict]:
+    """Unpack one frame and check it against the table of ops; returns (op, message)."""
+    if len(frame) > limit:
+        raise ProtocolError(f"message of {len(frame):,} bytes is over the {limit:,}-byte limit "
+                            "(start the master with a larger --max-message-bytes if this is intended)")
+    message = _unpack(frame)
+    op = message.get("op")
+    if not isinstance(op, str):
+        raise ProtocolError("message has no 'op' string naming its type")
+    if op not in ops:
+        raise ProtocolError(f"unknown message type {op!r}; expected one of: {', '.join(sorted(ops))}")
+    if needs_rid and not isinstance(message.get("rid"), str):
+        raise ProtocolError(f"{op!r} request has no 'rid' string (request id)")
+    check_fields(f"{op!r} message", message, ops[op], ignore=("op", "rid"))
+    return op, message
+
+
+def _unpack(frame: bytes) -> dict:
+    try:
+        message = msgpack.unpackb(frame, raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises many types for bad bytes; all mean the same to the sender
+        raise ProtocolError(f"message is not valid msgpack ({type(exc).__name__}: {exc})") from None
+    if not isinstance(message, dict):
+        raise ProtocolError(f"message must be a msgpack map, got {type(message).__name__}")
+    return message
+
+
+def check_fields(what: str, message: dict, fields: Dict[str, Field], ignore: tuple = ()) -> None:
+    unknown = sorted(str(k) for k in message if k not in fields and k not in ignore)
+    if unknown:
+        raise ProtocolError(f"{what} has unknown field(s): {', '.join(unknown)}")
+    for name, field in fields.items():
+        if name not in message:
+            if field.required:
+                raise ProtocolError(f"{what} is missing field {name!r}")
+            continue
+        value = message[name]
+        if not _is_instance(value, field.types):
+            expected = " or ".join(t.__name__ for t in field.types)
+            raise ProtocolError(f"{what}: field {name!r} must be {expected}, got {type(value).__name__}")
+
+
+def _is_instance(value, types: tuple) -> bool:
+    if isinstance(value, bool) and bool not in types:
+        return False  # True is an int to Python, but never a priority or a port
+    return isinstance(value, types)
+
+
+def job_to_wire(spec: JobSpec) -> dict:
+    return {
+        "job_id": spec.job_id, "filename": spec.filename, "script": spec.script, "job_type": spec.job_type,
+        "args": spec.args, "parents": list(spec.parents), "port": spec.port, "is_archive": spec.is_archive,
+        "priority": spec.priority, "delay": spec.delay, "affinity": spec.affinity,
+        "requirement": spec.requirement, "hitl_message": spec.hitl_message,
+        "max_wait_seconds": spec.max_wait_seconds,
+    }
+
+
+def job_from_wire(raw, index: int = 0) -> JobSpec:
+    if not isinstance(raw, dict):
+        raise ProtocolError(f"job #{index} must be a map, got {type(raw).__name__}")
+    label = f"job {raw.get('job_id')!r}" if isinstance(raw.get("job_id"), str) else f"job #{index}"
+    check_fields(label, raw, JOB_FIELDS)
+    if not raw["job_id"].strip():
+        raise ProtocolError(f"job #{index} has an empty job_id")
+    parents = raw.get("parents") or []
+    if not all(isinstance(p, str) for p in parents):
+        raise ProtocolError(f"{label}: every parent must be a job id string")
+    present = {k: v for k, v in raw.items() if v is not None and k != "parents"}
+    return JobSpec(parents=tuple(parents), **present)
+
+
+def ok_reply(rid: Optional[str], result=None) -> dict:
+    return {"rid": rid, "ok": True, "result": result}
+
+
+def error_reply(rid: Optional[str], kind: str, message: str, details: Optional[dict] = None) -> dict:
+    return {"rid": rid, "ok": False, "error": {"kind": kind, "message": message, "details": details or {}}}
+
+
+def decode_reply(frame: bytes) -> dict:
+    return _unpack(frame)
+
+
+def encode_event(topic: str, body: dict) -> list:
+    return [topic.encode(), encode(body)]
+
+
+def decode_event(frames: list) -> dict:
+    body = _unpack(frames[1])
+    body.setdefault("topic", frames[0].decode())
+    return body

@@ -1,0 +1,247 @@
+"""`python -m titan.worker --cap GPU`: connects to a master, registers, heartbeats, runs jobs.
+
+One thread, one poll loop: the DEALER socket and every running job's stdout/stderr pipes are polled
+together, so output reaches the master as it is written and an exit is reported as soon as it happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket as host_socket
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import psutil
+import zmq
+
+from titan import defaults, executor
+from titan.executor import JobContext, LaunchError, RunningJob
+from titan.net import protocol
+from titan.net.protocol import ProtocolError
+
+log = logging.getLogger("titan.worker")
+
+
+@dataclass
+class WorkerConfig:
+    master_host: str = defaults.DEFAULT_HOST
+    master_port: int = defaults.DEFAULT_PORT
+    capabilities: List[str] = field(default_factory=list)
+    slots: int = 0
+    name: str = ""
+    heartbeat_interval: float = defaults.HEARTBEAT_INTERVAL_S
+    master_dead_after: float = defaults.WORKER_DEAD_AFTER_S
+    work_dir: Optional[str] = None
+
+    def __post_init__(self):
+        self.slots = self.slots or os.cpu_count() or 1
+        self.name = self.name or f"{host_socket.gethostname()}-{os.getpid()}"
+
+
+class Worker:
+    def __init__(self, config: WorkerConfig):
+        self.config = config
+        self.jobs: Dict[str, RunningJob] = {}
+        self.registered = False
+        self._running = False
+        self._last_register = float("-inf")
+        self._last_heartbeat = float("-inf")
+        self._last_from_master = time.monotonic()
+        self.work_root = config.work_dir or tempfile.mkdtemp(prefix=f"titan-worker-{os.getpid()}-")
+        os.makedirs(self.work_root, exist_ok=True)
+        self.ctx = zmq.Context()
+        self.ctx.linger = 0
+        self.dealer = self.ctx.socket(zmq.DEALER)
+        self.dealer.setsockopt(zmq.IDENTITY, f"{config.name}/{uuid.uuid4().hex[:8]}".encode())
+        self.dealer.setsockopt(zmq.RECONNECT_IVL_MAX, int(defaults.WORKER_RECONNECT_MAX_S * 1000))
+        port = defaults.port_for(config.master_port, defaults.WORKER_PORT_OFFSET)
+        self.dealer.connect(f"tcp://{config.master_host}:{port}")
+        self.poller = zmq.Poller()
+        self.poller.register(self.dealer, zmq.POLLIN)
+
+    # ----------------------------------------------------------------- the loop
+
+    def run(self) -> None:
+        self._running = True
+        while self._running:
+            now = time.monotonic()
+            self._keep_in_touch(now)
+            for target, _ in self.poller.poll(self._poll_timeout_ms()):
+                if target is self.dealer:
+                    self._drain_master()
+                else:
+                    self._read_job_output(target)
+            self._report_exits()
+        self._shut_down()
+
+    def stop(self) -> None:
+        self._running = False
+
+    def _poll_timeout_ms(self) -> int:
+        if any(not running.streams for running in self.jobs.values()):
+            return 5  # its output is closed and its exit is moments away: look again soon
+        interval = self.config.heartbeat_interval if self.registered else min(0.5, self.config.heartbeat_interval)
+        return int(interval * 1000)
+
+    def _keep_in_touch(self, now: float) -> None:
+        """Register until welcomed, heartbeat after; a silent master means it restarted or is gone."""
+        if self.registered and now - self._last_from_master > self.config.master_dead_after:
+            log.warning("no word from the master for %.1fs; registering again", now - self._last_from_master)
+            self.registered = False
+        if not self.registered and now - self._last_register >= self.config.heartbeat_interval:
+            self._send(self._registration())
+            self._last_register = now
+        elif self.registered and now - self._last_heartbeat >= self.config.heartbeat_interval:
+            self._send({"op": "heartbeat", "running": sorted(self.jobs)})
+            self._last_heartbeat = now
+
+    def _registration(self) -> dict:
+        memory = psutil.virtual_memory()
+        return {"op": "register", "name": self.config.name, "capabilities": self.config.capabilities,
+                "slots": self.config.slots, "running": sorted(self.jobs),
+                "info": {"host": host_socket.gethostname(), "pid": os.getpid(),
+                         "cpus": psutil.cpu_count() or 1, "memory_mb": memory.total // (1024 * 1024)}}
+
+    def _send(self, message: dict) -> None:
+        try:
+            self.dealer.send(protocol.encode(message), zmq.NOBLOCK)
+        except zmq.Again:
+            log.warning("master not reachable; %s message dropped", message["op"])
+
+    # ----------------------------------------------------------------- messages from the master
+
+    def _drain_master(self) -> None:
+        while True:
+            try:
+                frame = self.dealer.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._last_from_master = time.monotonic()
+            try:
+                op, message = protocol.decode(frame, protocol.MASTER_TO_WORKER_OPS)
+            except ProtocolError as exc:
+                log.warning("ignored a malformed message from the master: %s", exc)
+                continue
+            self._on_master(op, message)
+
+    def _on_master(self, op: str, message: dict) -> None:
+        if op == "welcome":
+            self.registered = True
+            log.info("registered with master %s:%s", self.config.master_host, self.config.master_port)
+        elif op == "reregister":
+            self.registered = False
+            self._last_register = float("-inf")
+        elif op == "dispatch":
+            self._start(message)
+        elif op == "stop":
+            self._stop_job(message["job_id"], message["attempt"])
+
+    def _start(self, message: dict) -> None:
+        job = message["job"]
+        context = JobContext(job_id=job["job_id"], dag=message.get("dag"), attempt=message["attempt"],
+                             worker_name=self.config.name, master_host=self.config.master_host,
+                             master_port=self.config.master_port)
+        try:
+            running = executor.start_job(context, job["filename"], job["script"], job.get("args") or "",
+                                         self.work_root)
+        except LaunchError as exc:
+            self._send_log(context.job_id, context.attempt, "stderr", f"{exc}\n".encode())
+            self._send_finished(context.job_id, context.attempt, 127, str(exc))
+            return
+        self.jobs[context.job_id] = running
+        for fd in running.streams:
+            self.poller.register(fd, zmq.POLLIN)
+
+    def _stop_job(self, job_id: str, attempt: int) -> None:
+        running = self.jobs.get(job_id)
+        if running is not None and running.attempt == attempt:
+            executor.kill_tree(running)
+
+    # ----------------------------------------------------------------- job output and exits
+
+    def _read_job_output(self, fd: int) -> None:
+        for running in self.jobs.values():
+            if fd in running.streams:
+                stream, data = executor.read_output(running, fd)
+                if data:
+                    self._send_log(running.job_id, running.attempt, stream, data)
+                elif data == b"":
+                    self.poller.unregister(fd)
+                return
+
+    def _report_exits(self) -> None:
+        for job_id, running in list(self.jobs.items()):
+            code = executor.exit_code(running)
+            if code is None:
+                continue
+            del self.jobs[job_id]
+            executor.clean_up(running)
+            self._send_finished(job_id, running.attempt, code, None)
+
+    def _send_log(self, job_id: str, attempt: int, stream: str, data: bytes) -> None:
+        self._send({"op": "log", "job_id": job_id, "attempt": attempt, "stream": stream, "data": data})
+
+    def _send_finished(self, job_id: str, attempt: int, code: int, error: Optional[str]) -> None:
+        self._send({"op": "finished", "job_id": job_id, "attempt": attempt, "exit_code": code, "error": error})
+
+    def _shut_down(self) -> None:
+        for running in self.jobs.values():
+            executor.kill_tree(running)
+            executor.clean_up(running)
+        self._send({"op": "bye"})
+        time.sleep(0.05)  # let the goodbye leave before the context closes
+        self.ctx.destroy(linger=100)
+
+
+def parse_master(address: Optional[str]):
+    if address:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise SystemExit(f"titan worker: --master must be HOST:PORT, got {address!r}")
+        return host, int(port)
+    return (os.environ.get("TITAN_HOST", defaults.DEFAULT_HOST),
+            int(os.environ.get("TITAN_PORT", defaults.DEFAULT_PORT)))
+
+
+def parse_args(argv=None) -> WorkerConfig:
+    parser = argparse.ArgumentParser(prog="python -m titan.worker", description="Run a Titan worker.")
+    parser.add_argument("--master", help="HOST:PORT of the master (default: TITAN_HOST/TITAN_PORT, "
+                                         f"else {defaults.DEFAULT_HOST}:{defaults.DEFAULT_PORT})")
+    parser.add_argument("--cap", action="append", default=[], metavar="TAG",
+                        help="a capability, e.g. GPU; repeat or comma-separate (GENERAL is implied)")
+    parser.add_argument("--slots", type=int, default=0, help="jobs run at once (default: number of CPUs)")
+    parser.add_argument("--name", default="", help="name shown in status and events (default: host-pid)")
+    parser.add_argument("--heartbeat-interval", type=float, default=defaults.HEARTBEAT_INTERVAL_S)
+    parser.add_argument("--master-dead-after", type=float, default=defaults.WORKER_DEAD_AFTER_S)
+    parser.add_argument("--work-dir", default=None, help="where job workspaces are made (default: a temp dir)")
+    args = parser.parse_args(argv)
+    host, port = parse_master(args.master)
+    caps = [c.strip() for item in args.cap for c in item.split(",") if c.strip()]
+    return WorkerConfig(master_host=host, master_port=port, capabilities=caps, slots=args.slots,
+                        name=args.name, heartbeat_interval=args.heartbeat_interval,
+                        master_dead_after=args.master_dead_after, work_dir=args.work_dir)
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
+    config = parse_args(argv)
+    worker = Worker(config)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: worker.stop())
+    caps = ", ".join(["GENERAL", *config.capabilities])
+    print(f"Titan worker {config.name} ({caps}; {config.slots} slots) -> "
+          f"{config.master_host}:{config.master_port}", flush=True)
+    worker.run()
+    print(f"Titan worker {config.name} stopped.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,9 @@
+"""What user scripts import: `from titan_sdk import TitanClient, TitanJob`."""
+
+from titan.core.errors import (InvalidDag, JobConflict, MasterUnreachable, RequestRejected, StoreTypeError,
+                               TitanError, UnknownDag, UnknownJob)
+from titan_sdk.client import TitanClient
+from titan_sdk.job import TitanJob
+
+__all__ = ["TitanClient", "TitanJob", "TitanError", "InvalidDag", "JobConflict", "UnknownJob", "UnknownDag",
+           "StoreTypeError", "RequestRejected", "MasterUnreachable"]

@@ -1,0 +1,264 @@
+"""TitanClient: submit jobs and DAGs, watch them, read their logs, and use TitanStore.
+
+Every request carries a request id. If no answer comes within a retry interval the same request is
+sent again; the master answers a repeated id from its reply cache, so nothing is ever submitted twice.
+After the client's timeout the call raises MasterUnreachable naming the address that did not answer.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Union
+
+import zmq
+
+from titan import defaults
+from titan.core.errors import MasterUnreachable, error_from_reply
+from titan.core.jobs import FINAL_STATES
+from titan.net import protocol
+from titan_sdk.job import TitanJob
+
+FINAL_STATE_NAMES = frozenset(state.value for state in FINAL_STATES)
+
+
+class _Channel:
+    """One DEALER socket to one master socket, with request ids, retries and a deadline."""
+
+    def __init__(self, ctx: zmq.Context, address: str, envelope: bool):
+        self.ctx, self.address, self.envelope = ctx, address, envelope
+        self.lock = threading.Lock()
+        self.socket: Optional[zmq.Socket] = None
+
+    def request(self, message: dict, timeout: float, retry_every: float):
+        rid = uuid.uuid4().hex
+        payload = protocol.encode({**message, "rid": rid})
+        frames = [b"", payload] if self.envelope else [payload]  # a REP peer expects an empty delimiter
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            socket = self._socket()
+            while True:
+                socket.send_multipart(frames)
+                reply = self._await(socket, rid, min(deadline, time.monotonic() + retry_every))
+                if reply is not None:
+                    return reply
+                if time.monotonic() >= deadline:
+                    raise MasterUnreachable(
+                        f"Titan master at {self.address} did not answer {message['op']!r} within {timeout:g}s "
+                        "(is it running? check TITAN_HOST/TITAN_PORT)", address=self.address)
+
+    def _await(self, socket: zmq.Socket, rid: str, until: float) -> Optional[dict]:
+        while True:
+            remaining = until - time.monotonic()
+            if remaining <= 0 or not socket.poll(int(remaining * 1000) + 1):
+                return None
+            reply = protocol.decode_reply(socket.recv_multipart()[-1])
+            if reply.get("rid") == rid:   # anything else is a late answer to an earlier attempt
+                return reply
+
+    def _socket(self) -> zmq.Socket:
+        if self.socket is None:
+            self.socket = self.ctx.socket(zmq.DEALER)
+            self.socket.linger = 0
+            self.socket.connect(self.address)
+        return self.socket
+
+    def close(self) -> None:
+        if self.socket is not None:
+            self.socket.close(linger=0)
+            self.socket = None
+
+
+class TitanClient:
+    def __init__(self, host: Optional[str] = None, port: Optional[int] = None,
+                 timeout: float = defaults.CLIENT_TIMEOUT_S):
+        self.host = host or os.environ.get("TITAN_HOST") or defaults.DEFAULT_HOST
+        self.port = int(port or os.environ.get("TITAN_PORT") or defaults.DEFAULT_PORT)
+        self.timeout = timeout
+        self.retry_every = min(defaults.CLIENT_RETRY_INTERVAL_S, timeout)
+        self._ctx = zmq.Context()
+        self._requests = _Channel(self._ctx, self._address(defaults.CLIENT_PORT_OFFSET), envelope=False)
+        self._store = _Channel(self._ctx, self._address(defaults.STORE_PORT_OFFSET), envelope=True)
+
+    def _address(self, offset: int) -> str:
+        return f"tcp://{self.host}:{defaults.port_for(self.port, offset)}"
+
+    def _call(self, channel: _Channel, op: str, **fields):
+        reply = channel.request({"op": op, **fields}, self.timeout, self.retry_every)
+        if not reply.get("ok"):
+            raise error_from_reply(reply.get("error") or {})
+        return reply.get("result")
+
+    def _ask(self, op: str, **fields):
+        return self._call(self._requests, op, **fields)
+
+    # ----------------------------------------------------------------- submitting
+
+    def submit_job(self, job: TitanJob) -> str:
+        """Submit one job; returns its id. Its parents may be jobs submitted earlier."""
+        self._ask("submit", dag=None, jobs=[protocol.job_to_wire(job.to_spec())])
+        return job.job_id
+
+    def submit_dag(self, name: str, jobs: Sequence[TitanJob]) -> List[str]:
+        """Submit a whole DAG, validated before anything is queued; returns its job ids, parents first."""
+        result = self._ask("submit", dag=name, jobs=[protocol.job_to_wire(job.to_spec()) for job in jobs])
+        return result["jobs"]
+
+    # ----------------------------------------------------------------- watching
+
+    def get_job_status(self, job_id: str) -> str:
+        """The job's state name: PENDING, QUEUED, RUNNING, COMPLETED, FAILED or CANCELLED."""
+        return self._ask("status", job_id=job_id)["state"]
+
+    def job_info(self, job_id: str) -> dict:
+        """Everything the master knows of a job: state, attempt, worker, reason, exit code, ..."""
+        return self._ask("status", job_id=job_id)
+
+    def dag_status(self, name: str) -> dict:
+        return self._ask("dag_status", dag=name)
+
+    def fetch_logs(self, job_id: str) -> str:
+        """The job's stdout and stderr so far, in the order they were written."""
+        return self._ask("logs", job_id=job_id)
+
+    def stats(self) -> dict:
+        return self._ask("stats")
+
+    def ping(self) -> dict:
+        return self._ask("ping")
+
+    def wait(self, job_ids: Union[str, Iterable[str]], timeout: Optional[float] = None):
+        """Block until the jobs end. Returns the final state (for one id) or {job_id: state}.
+
+        Raises TimeoutError naming the jobs still running when `timeout` seconds pass.
+        """
+        single = isinstance(job_ids, str)
+        waiting = {job_ids} if single else set(job_ids)
+        final = self._wait_for(waiting, timeout)
+        return final[job_ids] if single else final
+
+    def _wait_for(self, waiting: set, timeout: Optional[float]) -> Dict[str, str]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        final: Dict[str, str] = {}
+        with self._subscription(["job."]) as events:   # subscribe first, then look: no end is missed
+            next_check = 0.0
+            while waiting:
+                if time.monotonic() >= next_check:      # a snapshot also heals any event the PUB dropped
+                    self._record_final(self._ask("states", job_ids=sorted(waiting)), waiting, final)
+                    next_check = time.monotonic() + 1.0
+                if not waiting:
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(f"still not finished after {timeout:g}s: {', '.join(sorted(waiting))}")
+                self._read_events(events, waiting, final, until=min(next_check, deadline or next_check))
+        return final
+
+    def _record_final(self, states: Dict[str, Optional[str]], waiting: set, final: Dict[str, str]) -> None:
+        for job_id, state in states.items():
+            if state is None:
+                raise error_from_reply({"kind": "UnknownJob", "message": f"no job {job_id!r} on this master"})
+            if state in FINAL_STATE_NAMES and job_id in waiting:
+                waiting.discard(job_id)
+                final[job_id] = state
+
+    def _read_events(self, events: zmq.Socket, waiting: set, final: Dict[str, str], until: float) -> None:
+        while waiting:
+            remaining = until - time.monotonic()
+            if remaining <= 0 or not events.poll(int(remaining * 1000) + 1):
+                return
+            event = protocol.decode_event(events.recv_multipart())
+            if event.get("job_id") in waiting and event.get("state") in FINAL_STATE_NAMES:
+                waiting.discard(event["job_id"])
+                final[event["job_id"]] = event["state"]
+
+    def events(self, topics: Optional[Iterable[str]] = None, timeout: Optional[float] = None) -> Iterator[dict]:
+        """Yield every event (or those whose topic starts with one of `topics`) as a dict.
+
+        With a timeout, stops after that many seconds without an event.
+        """
+        with self._subscription(list(topics or [""])) as socket:
+            while True:
+                if timeout is not None and not socket.poll(int(timeout * 1000)):
+                    return
+                yield protocol.decode_event(socket.recv_multipart())
+
+    def _subscription(self, topics: List[str]) -> "_Subscription":
+        return _Subscription(self._ctx, self._address(defaults.EVENTS_PORT_OFFSET), topics)
+
+    # ----------------------------------------------------------------- control
+
+    def cancel(self, job_id: str) -> str:
+        """Cancel a waiting or running job and its descendants; returns its state after."""
+        return self._ask("cancel", job_id=job_id)["state"]
+
+    def cancel_dag(self, name: str) -> dict:
+        return self._ask("cancel_dag", dag=name)
+
+    # ----------------------------------------------------------------- TitanStore
+
+    def store_put(self, key: str, value) -> str:
+        return self._call(self._store, "put", key=_key(key), value=_string_value(key, value))
+
+    def store_get(self, key: str) -> Optional[str]:
+        return self._call(self._store, "get", key=_key(key))
+
+    def store_delete(self, key: str) -> int:
+        return self._call(self._store, "delete", key=_key(key))
+
+    def store_incr(self, key: str, by: int = 1) -> int:
+        return self._call(self._store, "incr", key=_key(key), by=int(by))
+
+    def store_sadd(self, key: str, member) -> int:
+        return self._call(self._store, "sadd", key=_key(key), member=_string_value(key, member))
+
+    def store_smembers(self, key: str) -> List[str]:
+        return self._call(self._store, "smembers", key=_key(key))
+
+    def store_keys(self, prefix: str = "") -> List[str]:
+        return self._call(self._store, "keys", prefix=prefix)
+
+    # ----------------------------------------------------------------- lifetime
+
+    def close(self) -> None:
+        self._requests.close()
+        self._store.close()
+        self._ctx.destroy(linger=0)
+
+    def __enter__(self) -> "TitanClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"TitanClient(host={self.host!r}, port={self.port})"
+
+
+class _Subscription:
+    def __init__(self, ctx: zmq.Context, address: str, topics: List[str]):
+        self.socket = ctx.socket(zmq.SUB)
+        self.socket.linger = 0
+        for topic in topics:
+            self.socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        self.socket.connect(address)
+
+    def __enter__(self) -> zmq.Socket:
+        return self.socket
+
+    def __exit__(self, *exc) -> None:
+        self.socket.close(linger=0)
+
+
+def _key(key) -> str:
+    if not isinstance(key, str):
+        raise TypeError(f"TitanStore keys are strings, got {type(key).__name__}: {key!r}")
+    return key
+
+
+def _string_value(key: str, value) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise TypeError(f"TitanStore value for {key!r} must be a str (or a number, stored as text), "
+                        f"got {type(value).__name__}")
+    return value if isinstance(value, str) else str(value)

@@ -1,0 +1,82 @@
+"""TitanJob: one unit of work, with the same arguments as the original Titan SDK."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from typing import Iterable, List, Optional, Union
+
+from titan import defaults
+from titan.core.jobs import JobSpec
+
+
+class TitanJob:
+    """A script to run on the cluster, and how.
+
+    The script file is read when the job is built (FileNotFoundError names the path if it is missing)
+    and its bytes travel with the job, so nothing has to exist on the worker beforehand.
+
+    Arguments:
+      job_id       unique id of this job on the master.
+      filename     the script: `.py` runs with the worker's Python, `.sh` with bash, anything else directly.
+                   A relative path is looked up in the current directory, then beside the running script.
+      args         command-line arguments, one string split like a shell would (a list is accepted too).
+      parents      ids of jobs that must COMPLETE before this one starts.
+      priority     higher runs first among ready jobs; ties go first-come-first-served.
+      requirement  capability a worker must offer (GENERAL: any worker).
+      delay        seconds to wait after the job becomes ready before queueing it.
+
+    Accepted and kept but not acted on yet (later work): job_type (RUN_PAYLOAD is what runs),
+    port and job_type="SERVICE" (long-running services), is_archive (project archives), affinity,
+    hitl_message and max_wait_seconds (human approval gates).
+    """
+
+    def __init__(self, job_id: str, filename: str, job_type: str = "RUN_PAYLOAD",
+                 args: Union[str, Iterable[str], None] = "", parents: Optional[List[str]] = None,
+                 port: int = 0, is_archive: bool = False, priority: int = defaults.DEFAULT_PRIORITY,
+                 delay: float = 0, affinity: bool = False, requirement: str = defaults.DEFAULT_REQUIREMENT,
+                 hitl_message: Optional[str] = None,
+                 max_wait_seconds: float = defaults.DEFAULT_MAX_WAIT_SECONDS):
+        if not isinstance(job_id, str) or not job_id.strip():
+            raise ValueError(f"job_id must be a non-empty string, got {job_id!r}")
+        if isinstance(parents, str):
+            parents = [parents]
+        self.job_id = job_id
+        self.filename = filename
+        self.job_type = job_type
+        self.args = args if isinstance(args, str) else shlex.join(args or [])
+        self.parents = list(parents or [])
+        self.port = port
+        self.is_archive = is_archive
+        self.priority = priority
+        self.delay = delay
+        self.affinity = affinity
+        self.requirement = requirement or defaults.DEFAULT_REQUIREMENT
+        self.hitl_message = hitl_message
+        self.max_wait_seconds = max_wait_seconds
+        self.script = _read_script(filename)
+
+    def to_spec(self) -> JobSpec:
+        return JobSpec(
+            job_id=self.job_id, filename=os.path.basename(self.filename), script=self.script,
+            job_type=self.job_type, args=self.args, parents=tuple(self.parents), port=int(self.port),
+            is_archive=bool(self.is_archive), priority=int(self.priority), delay=float(self.delay),
+            affinity=bool(self.affinity), requirement=self.requirement, hitl_message=self.hitl_message,
+            max_wait_seconds=float(self.max_wait_seconds))
+
+    def __repr__(self) -> str:
+        parents = f", parents={self.parents}" if self.parents else ""
+        return f"TitanJob({self.job_id!r}, {self.filename!r}, requirement={self.requirement!r}{parents})"
+
+
+def _read_script(filename: str) -> bytes:
+    candidates = [filename]
+    if not os.path.isabs(filename) and sys.argv and sys.argv[0]:
+        candidates.append(os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])), filename))
+    for path in candidates:
+        if os.path.isfile(path):
+            with open(path, "rb") as handle:
+                return handle.read()
+    tried = " or ".join(repr(os.path.abspath(p)) for p in dict.fromkeys(candidates))
+    raise FileNotFoundError(f"TitanJob script {filename!r} not found (looked for {tried})")
