@@ -173,16 +173,13 @@ class TitanClient:
                 waiting.discard(event["job_id"])
                 final[event["job_id"]] = event["state"]
 
-    def events(self, topics: Optional[Iterable[str]] = None, timeout: Optional[float] = None) -> Iterator[dict]:
-        """Yield every event (or those whose topic starts with one of `topics`) as a dict.
+    def events(self, topics: Optional[Iterable[str]] = None, timeout: Optional[float] = None) -> "EventStream":
+        """Events (all, or those whose topic starts with one of `topics`) as dicts, in order.
 
-        With a timeout, stops after that many seconds without an event.
+        The subscription starts when this is called, not at the first `next()`. With a timeout,
+        iteration stops after that many seconds without an event. Close it (or use `with`) when done.
         """
-        with self._subscription(list(topics or [""])) as socket:
-            while True:
-                if timeout is not None and not socket.poll(int(timeout * 1000)):
-                    return
-                yield protocol.decode_event(socket.recv_multipart())
+        return EventStream(self._subscription(list(topics or [""])), timeout)
 
     def _subscription(self, topics: List[str]) -> "_Subscription":
         return _Subscription(self._ctx, self._address(defaults.EVENTS_PORT_OFFSET), topics)
@@ -248,7 +245,42 @@ class _Subscription:
         return self.socket
 
     def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
         self.socket.close(linger=0)
+
+
+class EventStream:
+    """An iterator over events; see TitanClient.events."""
+
+    def __init__(self, subscription: _Subscription, timeout: Optional[float]):
+        self._subscription, self.timeout = subscription, timeout
+
+    def __iter__(self) -> "EventStream":
+        return self
+
+    def __next__(self) -> dict:
+        event = self.get(self.timeout)
+        if event is None:
+            raise StopIteration
+        return event
+
+    def get(self, timeout: Optional[float] = None) -> Optional[dict]:
+        """The next event, or None if none comes within `timeout` seconds (None: wait for ever)."""
+        socket = self._subscription.socket
+        if socket.closed or (timeout is not None and not socket.poll(int(timeout * 1000))):
+            return None
+        return protocol.decode_event(socket.recv_multipart())
+
+    def close(self) -> None:
+        self._subscription.close()
+
+    def __enter__(self) -> "EventStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _key(key) -> str:

@@ -1,0 +1,1 @@
+print("fast scan: sampled 1% of traffic, nothing unusual")

@@ -1,0 +1,84 @@
+"""Fixtures that start a real Titan cluster (master and workers as processes) on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+import time
+
+import psutil
+import pytest
+
+from titan.cluster import LocalCluster, WorkerSpec
+
+# Short enough that dead workers are noticed within a test, long enough for a busy 2-core machine.
+FAST_HEARTBEAT_S = 0.2
+FAST_DEAD_AFTER_S = 2.0
+
+
+def _leftover_processes(before: set) -> list:
+    me = psutil.Process()
+    return [p for p in me.children(recursive=True) if p.pid not in before and _alive(p)]
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.fixture
+def make_cluster(tmp_path):
+    """Factory: make_cluster(WorkerSpec(...), ...) starts a cluster; all are stopped and checked at teardown."""
+    started = []
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+
+    def make(*workers: WorkerSpec, **options) -> LocalCluster:
+        options.setdefault("heartbeat_interval", FAST_HEARTBEAT_S)
+        options.setdefault("worker_dead_after", FAST_DEAD_AFTER_S)
+        options.setdefault("log_dir", str(tmp_path / f"cluster-{len(started)}"))
+        cluster = LocalCluster(workers=list(workers) or [WorkerSpec("w1")], **options)
+        started.append(cluster)
+        cluster.start()
+        return cluster
+
+    yield make
+    for cluster in started:
+        cluster.stop()
+    deadline = time.monotonic() + 5
+    while _leftover_processes(before) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    leftovers = _leftover_processes(before)
+    for process in leftovers:
+        process.kill()
+    assert not leftovers, f"test left processes behind: {[p.cmdline() for p in leftovers]}"
+
+
+@pytest.fixture
+def cluster(make_cluster):
+    """A master with one plain worker and one GPU worker, two slots each."""
+    return make_cluster(WorkerSpec("cpu-1", slots=2), WorkerSpec("gpu-1", ["GPU"], slots=2))
+
+
+@pytest.fixture
+def client(cluster):
+    with cluster.client(timeout=15) as titan_client:
+        yield titan_client
+
+
+@pytest.fixture
+def script(tmp_path):
+    """script("name.py", "code") writes a job script (dedented) and returns its path."""
+
+    def write(name: str, code: str) -> str:
+        path = tmp_path / "scripts" / name
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(textwrap.dedent(code))
+        return str(path)
+
+    return write
+
+
+PYTHON = sys.executable

@@ -1,0 +1,92 @@
+"""The seed document's four modes, run unchanged as plain scripts against a real cluster."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from titan.cluster import WorkerSpec
+
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
+
+
+@pytest.fixture
+def seed_cluster(make_cluster):
+    return make_cluster(WorkerSpec("cpu-1", slots=3), WorkerSpec("gpu-1", ["GPU"], slots=2),
+                        WorkerSpec("himem-1", ["HIGH_MEMORY"], slots=1))
+
+
+def run_example(cluster, relative_path: str, **env) -> subprocess.CompletedProcess:
+    path = os.path.abspath(os.path.join(EXAMPLES, relative_path))
+    environment = {**os.environ, "TITAN_HOST": cluster.host, "TITAN_PORT": str(cluster.port), **env}
+    result = subprocess.run([sys.executable, path], cwd=os.path.dirname(path), env=environment,
+                            capture_output=True, text=True, timeout=90)
+    assert result.returncode == 0, f"{relative_path} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def test_static_dag_routes_training_to_the_gpu_worker(seed_cluster):
+    run_example(seed_cluster, "static_dag/submit.py")
+    with seed_cluster.client() as client:
+        extract, train = client.job_info("extract_data"), client.job_info("train_model")
+        assert (extract["state"], train["state"]) == ("COMPLETED", "COMPLETED")
+        assert train["worker"] == "gpu-1"
+        assert extract["worker"] != "gpu-1", "a GENERAL job took the GPU worker while plain ones were free"
+        assert "trained on 100 rows on gpu-1" in client.fetch_logs("train_model")
+
+
+@pytest.mark.parametrize("traffic, expected_jobs", [
+    (95, ["fast_scan"]),
+    (20, [f"deep_{i}" for i in range(10)]),
+])
+def test_dynamic_pipeline_chooses_its_graph(seed_cluster, traffic, expected_jobs):
+    result = run_example(seed_cluster, "dynamic_fanout/submit.py", TRAFFIC=str(traffic))
+    with seed_cluster.client() as client:
+        assert client.wait(expected_jobs, timeout=30) == {job: "COMPLETED" for job in expected_jobs}
+        if traffic > 80:
+            assert "[HIGH]" in result.stdout
+            assert client.store_smembers("deep/shards_done") == []
+        else:
+            assert "[LOW]" in result.stdout
+            assert client.store_smembers("deep/shards_done") == sorted(expected_jobs)
+            workers = {client.job_info(job)["worker"] for job in expected_jobs}
+            assert len(workers) >= 2, f"ten parallel jobs all ran on {workers}"
+
+
+def test_self_healing_agent_submits_a_fix_with_another_requirement(seed_cluster):
+    result = run_example(seed_cluster, "self_healing/run.py")
+    assert "flaky_training_run: FAILED" in result.stdout
+    assert "Root cause: the run ran out of memory" in result.stdout
+    with seed_cluster.client() as client:
+        fix = client.job_info("flaky_training_run_fix")
+        assert (fix["state"], fix["requirement"], fix["worker"]) == ("COMPLETED", "HIGH_MEMORY", "himem-1")
+
+
+def test_recursive_agent_keeps_memory_in_titanstore(seed_cluster):
+    result = run_example(seed_cluster, "recursive_agent/submit.py")
+    with seed_cluster.client() as client:
+        chain = ["autonomous_agent"] + [f"agent_retry_{i}" for i in range(1, 4)]
+        ran = [job for job in chain if _exists(client, job)]
+        assert ran == chain[:len(ran)], "clones must follow one another in order"
+        states = [client.get_job_status(job) for job in ran]
+        logs = [client.fetch_logs(job) for job in ran]
+        for attempt, text in enumerate(logs, start=1):
+            assert f"(Attempt {attempt} of 3)" in text, "each clone must see the count its parent stored"
+        if "[SUCCESS]" in logs[-1]:
+            assert states[-1] == "COMPLETED"
+        else:
+            assert "[ESCALATION]" in logs[-1] and len(ran) == 4 and states[-1] == "FAILED"
+        assert all(state == "COMPLETED" for state in states[:-1])
+        assert client.store_get("agent_retry_count") == "0"
+    assert f"the agent ran {len(ran)} time(s)" in result.stdout
+
+
+def _exists(client, job_id: str) -> bool:
+    try:
+        client.get_job_status(job_id)
+        return True
+    except LookupError:
+        return False
