@@ -74,10 +74,10 @@ def command_for(script_path: str, args: str) -> List[str]:
 def start_job(context: JobContext, filename: str, script: bytes, args: str, work_root: str) -> RunningJob:
     workspace = tempfile.mkdtemp(prefix=f"titan-{_safe(context.job_id)}-{context.attempt}-", dir=work_root)
     script_path = os.path.join(workspace, os.path.basename(filename) or "job")
-    with open(script_path, "wb") as handle:
-        handle.write(script)
-    os.chmod(script_path, 0o755)
     try:
+        with open(script_path, "wb") as handle:
+            handle.write(script)
+        os.chmod(script_path, 0o755)
         process = subprocess.Popen(
             command_for(script_path, args), cwd=workspace, env={**os.environ, **context.environment()},
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

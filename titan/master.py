@@ -65,7 +65,8 @@ class Master:
         self.scheduler = Scheduler(worker_dead_after=config.worker_dead_after)
         self.store = Store()
         self.logs = JobLogs()
-        self.replies = ReplyCache()
+        self.client_replies = ReplyCache()
+        self.store_replies = ReplyCache()
         self.run_id = uuid.uuid4().hex[:12]
         self.event_seq = 0
         self.started_at = time.time()
@@ -75,13 +76,17 @@ class Master:
         self.clients = self._bind(zmq.ROUTER, defaults.CLIENT_PORT_OFFSET)
         self.workers = self._bind(zmq.ROUTER, defaults.WORKER_PORT_OFFSET)
         self.workers.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        self.events = self._bind(zmq.PUB, defaults.EVENTS_PORT_OFFSET)
+        self.events = self._bind(zmq.XPUB, defaults.EVENTS_PORT_OFFSET, options={
+            zmq.XPUB_WELCOME_MSG: protocol.EVENTS_WELCOME})
         self.store_socket = self._bind(zmq.REP, defaults.STORE_PORT_OFFSET)
 
-    def _bind(self, kind: int, offset: int) -> zmq.Socket:
+    def _bind(self, kind: int, offset: int, options: Optional[dict] = None) -> zmq.Socket:
         socket = self.ctx.socket(kind)
-        # A hard cap well above the checked limit: past it libzmq drops the peer instead of buffering.
-        socket.setsockopt(zmq.MAXMSGSIZE, self.config.max_message_bytes * 2 + 1024)
+        for option, value in (options or {}).items():
+            socket.setsockopt(option, value)
+        # Messages over the limit get an error reply; only absurd ones (16x) make libzmq drop the peer
+        # unanswered, so one bad sender cannot make the master buffer gigabytes.
+        socket.setsockopt(zmq.MAXMSGSIZE, self.config.max_message_bytes * 16 + 1024)
         socket.bind(f"tcp://{self.config.host}:{defaults.port_for(self.config.port, offset)}")
         return socket
 
@@ -99,7 +104,7 @@ class Master:
     def serve_forever(self) -> None:
         poller = zmq.Poller()
         handlers = {self.clients: self._on_client, self.workers: self._on_worker,
-                    self.store_socket: self._on_store}
+                    self.store_socket: self._on_store, self.events: self._on_subscription}
         for socket in handlers:
             poller.register(socket, zmq.POLLIN)
         self._running = True
@@ -136,15 +141,19 @@ class Master:
 
     # ----------------------------------------------------------------- clients (ROUTER, port P)
 
+    def _on_subscription(self, frames: list) -> None:
+        """The event socket is an XPUB only so it can welcome subscribers; their (un)subscriptions
+        need no action."""
+
     def _on_client(self, frames: list) -> None:
         identity, body = frames[0], frames[1:]
-        reply = self._answer(body, protocol.CLIENT_OPS, self._client_request)
+        reply = self._answer(body, protocol.CLIENT_OPS, self._client_request, self.client_replies)
         self.clients.send_multipart([identity, reply])
 
     def _on_store(self, frames: list) -> None:
-        self.store_socket.send(self._answer(frames, protocol.STORE_OPS, self._store_request))
+        self.store_socket.send(self._answer(frames, protocol.STORE_OPS, self._store_request, self.store_replies))
 
-    def _answer(self, body: list, ops: dict, act) -> bytes:
+    def _answer(self, body: list, ops: dict, act, replies: ReplyCache) -> bytes:
         """Decode, act once per request id, and return the encoded reply (an error reply for bad input)."""
         rid = None
         try:
@@ -152,11 +161,12 @@ class Master:
                 raise ProtocolError(f"expected a single-frame request, got {len(body)} frames")
             op, message = protocol.decode(body[0], ops, self.config.max_message_bytes, needs_rid=True)
             rid = message["rid"]
-            cached = self.replies.get(rid)
+            cached = replies.get(rid)
             if cached is not None:
                 return cached
             reply = protocol.encode(protocol.ok_reply(rid, act(op, message)))
         except (ProtocolError, TitanError) as exc:
+            rid = rid or getattr(exc, "rid", None)
             kind = getattr(exc, "kind", type(exc).__name__)
             details = getattr(exc, "details", None)
             log.info("refused a request: %s", exc)
@@ -164,7 +174,7 @@ class Master:
         except Exception as exc:
             log.error("internal error answering a request:\n%s", traceback.format_exc())
             return protocol.encode(protocol.error_reply(rid, "InternalError", f"master error: {exc!r}"))
-        self.replies.put(rid, reply)
+        replies.put(rid, reply)
         return reply
 
     def _client_request(self, op: str, message: dict):
@@ -174,18 +184,18 @@ class Master:
         if op == "submit":
             return self._submit(message.get("dag"), message["jobs"], now)
         if op == "status":
-            return self.scheduler.describe_job(_strip_dag_prefix(message["job_id"]))
+            return self.scheduler.describe_job(self._job_id(message["job_id"]))
         if op == "states":
             return self._states(message["job_ids"])
         if op == "dag_status":
             return self.scheduler.describe_dag(message["dag"])
         if op == "logs":
-            job_id = _strip_dag_prefix(message["job_id"])
+            job_id = self._job_id(message["job_id"])
             self.scheduler.job(job_id)
             return self.logs.text(job_id)
         if op == "cancel":
-            self._apply(self.scheduler.cancel(_strip_dag_prefix(message["job_id"]), now))
-            return self.scheduler.describe_job(_strip_dag_prefix(message["job_id"]))
+            self._apply(self.scheduler.cancel(self._job_id(message["job_id"]), now))
+            return self.scheduler.describe_job(self._job_id(message["job_id"]))
         if op == "cancel_dag":
             self._apply(self.scheduler.cancel_dag(message["dag"], now))
             return self.scheduler.describe_dag(message["dag"])
@@ -196,8 +206,14 @@ class Master:
 
     def _states(self, job_ids: list) -> dict:
         jobs = self.scheduler.jobs
-        return {job_id: jobs[_strip_dag_prefix(job_id)].state.value if _strip_dag_prefix(job_id) in jobs
-                else None for job_id in job_ids if isinstance(job_id, str)}
+        return {job_id: jobs[self._job_id(job_id)].state.value if self._job_id(job_id) in jobs else None
+                for job_id in job_ids if isinstance(job_id, str)}
+
+    def _job_id(self, requested: str) -> str:
+        """The original SDK sometimes spelled ids 'DAG-<id>'; accept that unless a job has that very id."""
+        if requested.startswith("DAG-") and requested not in self.scheduler.jobs:
+            return requested[4:]
+        return requested
 
     def _submit(self, dag: Optional[str], raw_jobs: list, now: float) -> dict:
         specs = [protocol.job_from_wire(raw, i) for i, raw in enumerate(raw_jobs)]
@@ -254,6 +270,9 @@ class Master:
             self._apply(self.scheduler.worker_left(worker_id, "it shut down", now))
 
     def _register_worker(self, worker_id: str, message: dict, now: float) -> None:
+        if message["slots"] < 1:
+            log.warning("refused worker %r: it offers %d slots", message["name"], message["slots"])
+            return
         capabilities = [c for c in message["capabilities"] if isinstance(c, str) and c]
         info = message.get("info") or {}
         effects = self.scheduler.worker_joined(worker_id, message["name"], capabilities,
@@ -303,9 +322,6 @@ class Master:
         self.events.send_multipart(protocol.encode_event(topic, event))
 
 
-def _strip_dag_prefix(job_id: str) -> str:
-    """The original SDK sometimes passed ids as 'DAG-<id>'; accept that spelling."""
-    return job_id[4:] if job_id.startswith("DAG-") else job_id
 
 
 def parse_args(argv=None) -> MasterConfig:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import signal
 import socket as host_socket
 import sys
@@ -54,6 +55,7 @@ class Worker:
         self._last_register = float("-inf")
         self._last_heartbeat = float("-inf")
         self._last_from_master = time.monotonic()
+        self.owns_work_root = not config.work_dir
         self.work_root = config.work_dir or tempfile.mkdtemp(prefix=f"titan-worker-{os.getpid()}-")
         os.makedirs(self.work_root, exist_ok=True)
         self.ctx = zmq.Context()
@@ -129,7 +131,10 @@ class Worker:
             except ProtocolError as exc:
                 log.warning("ignored a malformed message from the master: %s", exc)
                 continue
-            self._on_master(op, message)
+            try:
+                self._on_master(op, message)
+            except Exception:  # a worker never dies from a message either
+                log.exception("error handling %r from the master", op)
 
     def _on_master(self, op: str, message: dict) -> None:
         if op == "welcome":
@@ -198,6 +203,8 @@ class Worker:
         self._send({"op": "bye"})
         time.sleep(0.05)  # let the goodbye leave before the context closes
         self.ctx.destroy(linger=100)
+        if self.owns_work_root:
+            shutil.rmtree(self.work_root, ignore_errors=True)
 
 
 def parse_master(address: Optional[str]):

@@ -142,7 +142,7 @@ class TitanClient:
     def _wait_for(self, waiting: set, timeout: Optional[float]) -> Dict[str, str]:
         deadline = None if timeout is None else time.monotonic() + timeout
         final: Dict[str, str] = {}
-        with self._subscription(["job."]) as events:   # subscribe first, then look: no end is missed
+        with self._subscription(["job."]) as events:   # subscribed first, then look: no end is missed
             next_check = 0.0
             while waiting:
                 if time.monotonic() >= next_check:      # a snapshot also heals any event the PUB dropped
@@ -163,13 +163,13 @@ class TitanClient:
                 waiting.discard(job_id)
                 final[job_id] = state
 
-    def _read_events(self, events: zmq.Socket, waiting: set, final: Dict[str, str], until: float) -> None:
+    def _read_events(self, events: "_Subscription", waiting: set, final: Dict[str, str], until: float) -> None:
         while waiting:
             remaining = until - time.monotonic()
-            if remaining <= 0 or not events.poll(int(remaining * 1000) + 1):
+            if remaining <= 0 or not events.socket.poll(int(remaining * 1000) + 1):
                 return
-            event = protocol.decode_event(events.recv_multipart())
-            if event.get("job_id") in waiting and event.get("state") in FINAL_STATE_NAMES:
+            event = events.receive()
+            if event is not None and event.get("job_id") in waiting and event.get("state") in FINAL_STATE_NAMES:
                 waiting.discard(event["job_id"])
                 final[event["job_id"]] = event["state"]
 
@@ -182,7 +182,7 @@ class TitanClient:
         return EventStream(self._subscription(list(topics or [""])), timeout)
 
     def _subscription(self, topics: List[str]) -> "_Subscription":
-        return _Subscription(self._ctx, self._address(defaults.EVENTS_PORT_OFFSET), topics)
+        return _Subscription(self._ctx, self._address(defaults.EVENTS_PORT_OFFSET), topics, self.timeout)
 
     # ----------------------------------------------------------------- control
 
@@ -234,15 +234,27 @@ class TitanClient:
 
 
 class _Subscription:
-    def __init__(self, ctx: zmq.Context, address: str, topics: List[str]):
+    """A SUB socket that returns only once the master confirms the subscription is live."""
+
+    def __init__(self, ctx: zmq.Context, address: str, topics: List[str], timeout: float):
         self.socket = ctx.socket(zmq.SUB)
         self.socket.linger = 0
-        for topic in topics:
+        for topic in [*topics, protocol.EVENTS_WELCOME.decode()]:
             self.socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
         self.socket.connect(address)
+        if not self.socket.poll(int(timeout * 1000)):
+            self.close()
+            raise MasterUnreachable(f"Titan master event stream at {address} did not answer within "
+                                    f"{timeout:g}s (is the master running?)", address=address)
+        self.socket.recv_multipart()
 
-    def __enter__(self) -> zmq.Socket:
-        return self.socket
+    def receive(self) -> Optional[dict]:
+        """The next event, skipping the welcome a reconnect to a restarted master brings."""
+        frames = self.socket.recv_multipart()
+        return None if frames[0] == protocol.EVENTS_WELCOME else protocol.decode_event(frames)
+
+    def __enter__(self) -> "_Subscription":
+        return self
 
     def __exit__(self, *exc) -> None:
         self.close()
@@ -269,9 +281,15 @@ class EventStream:
     def get(self, timeout: Optional[float] = None) -> Optional[dict]:
         """The next event, or None if none comes within `timeout` seconds (None: wait for ever)."""
         socket = self._subscription.socket
-        if socket.closed or (timeout is not None and not socket.poll(int(timeout * 1000))):
-            return None
-        return protocol.decode_event(socket.recv_multipart())
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not socket.closed:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if remaining is not None and not socket.poll(int(remaining * 1000)):
+                return None
+            event = self._subscription.receive()
+            if event is not None:
+                return event
+        return None
 
     def close(self) -> None:
         self._subscription.close()

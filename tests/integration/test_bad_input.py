@@ -580,10 +580,6 @@ def test_default_limit_is_64_mib(make_cluster, zctx):
 # ----------------------------------------------------------------------------- known bugs
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: Master._answer sets rid only after protocol.decode succeeds, so every validation error "
-    "(missing/wrong-type/unknown field, multi-frame, ...) is answered with rid=None even when the request "
-    "carried a valid rid; clients that match replies by rid never see the error"))
 @pytest.mark.parametrize("offset", [CLIENT, STORE], ids=["client", "store"])
 def test_error_reply_echoes_the_request_id(offset, titan, zctx):
     request_id = rid()
@@ -593,18 +589,12 @@ def test_error_reply_echoes_the_request_id(offset, titan, zctx):
     assert reply["rid"] == request_id, f"error reply carries rid {reply['rid']!r}, not {request_id!r}"
 
 
-@pytest.mark.xfail(strict=True, raises=MasterUnreachable, reason=(
-    "BUG: same rid=None error replies: the SDK waits for a reply with its rid, retries, and raises "
-    "MasterUnreachable ('did not answer') instead of the master's error naming field 'prefix'"))
 def test_sdk_sees_the_error_for_a_wrong_field_type(titan):
     with titan.client(timeout=1.0) as client:
         with pytest.raises(RequestRejected, match="prefix"):
             client.store_keys(prefix=5)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: the master sets MAXMSGSIZE to 2*limit+1024 on every socket; a bigger message makes libzmq drop "
-    "the connection silently: no error reply naming the limit and no log line (the SDK just times out)"))
 def test_message_over_twice_the_limit_is_answered_or_logged(titan, zctx):
     log = MasterLog(titan)
     frame = pack({"op": "ping", "rid": "huge", "pad": b"\0" * (2 * LIMIT + 4096)})
@@ -616,9 +606,6 @@ def test_message_over_twice_the_limit_is_answered_or_logged(titan, zctx):
         log.wait_for(f"{LIMIT:,}", timeout=0.5)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: one ReplyCache keyed only by rid serves both the client and the store socket and every peer: "
-    "a request reusing another request's rid gets that other request's reply (here a ping gets 'OK')"))
 def test_a_reused_request_id_never_returns_another_requests_reply(titan, zctx):
     shared = rid()
     assert ask_raw(zctx, titan, STORE, [pack({"op": "put", "rid": shared, "key": "k", "value": "v"})])["ok"]
@@ -626,10 +613,6 @@ def test_a_reused_request_id_never_returns_another_requests_reply(titan, zctx):
     assert not reply["ok"] or isinstance(reply["result"], dict), f"a ping was answered with {reply!r}"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: the protocol accepts any filename string, and executor.start_job opens the script file outside "
-    "its try/except: a basename of '..', one over 255 bytes or one with a NUL byte raises in the worker's "
-    "loop and kills the worker; the job stays RUNNING and is re-dispatched to (and kills) the next worker"))
 @pytest.mark.parametrize("filename", ["x" * 300 + ".py", "..", "bad\0name.py"], ids=["long", "dotdot", "nul"])
 def test_job_with_unusable_filename_does_not_kill_the_worker(filename, own_cluster, script, zctx):
     titan, sdk = own_cluster

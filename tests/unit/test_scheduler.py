@@ -994,9 +994,6 @@ def test_stats_counts_jobs_and_queued_by_requirement():
 # ================================================================= known bugs
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug: _cancel_tree leaves the cancelled child's id in _children of its still-active parents; "
-    "after the child id is re-submitted, that parent ending FAILED/CANCELLED cancels the NEW, unrelated run"))
 def test_resubmitted_child_is_not_cancelled_by_a_parent_of_its_old_run():
     sim = Sim()
     sim.join("w1", slots=2)
@@ -1010,9 +1007,6 @@ def test_resubmitted_child_is_not_cancelled_by_a_parent_of_its_old_run():
     assert sim.state("c") == R
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug: a child cancelled through one failed parent stays registered under its other, "
-    "still-active parent; a later failure of that parent cancels the child's re-submitted run"))
 def test_diamond_child_resubmitted_is_not_cancelled_by_its_old_other_parent():
     sim = Sim()
     sim.join("w1", slots=3)

@@ -101,9 +101,6 @@ def test_incr_of_a_non_integer_is_a_type_error_and_changes_nothing(store, value)
     assert store.get("n") == value
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug (minor): Store.incr parses with int(current or 0), so an empty string counts as 0 and "
-    "Python-only spellings ('1_000', ' 7 ', non-ASCII digits) count as integers; Redis INCR rejects them"))
 @pytest.mark.parametrize("value", ["", "1_000", " 7 ", "\u0663"])
 def test_incr_rejects_strings_redis_would_not_call_integers(store, value):
     store.put("n", value)

@@ -189,8 +189,15 @@ class Scheduler:
             self._effects.append(StopJob(run.worker_id, run.job_id, run.attempt))
             self._release_slot(run)
         run.ended_at = now
+        self._forget_parents(run)
         self._transition(run, JobState.CANCELLED, reason)
         self._settle_children(run, now)
+
+    def _forget_parents(self, run: JobRun) -> None:
+        """A cancelled job stops listening to parents still running, so they cannot touch a later run."""
+        for parent_id in run.waiting_on:
+            self._children.get(parent_id, set()).discard(run.job_id)
+        run.waiting_on.clear()
 
     # ----------------------------------------------------------------- time
 
@@ -340,4 +347,9 @@ class Scheduler:
                 assert any(e[2] == run.job_id and e[1] == run.seq
                            for e in self._queues.get(run.spec.requirement, ())), f"{run.job_id} not in queue"
             if run.state != JobState.PENDING:
-                assert not run.waiting_on or run.state == JobState.CANCELLED, run.job_id
+                assert not run.waiting_on, f"{run.job_id} is {run.state.value} but still waits on parents"
+        for parent_id, children in self._children.items():
+            for child_id in children:
+                child = self.jobs[child_id]
+                assert child.state == JobState.PENDING and parent_id in child.waiting_on, \
+                    f"stale link from {parent_id} to {child_id}"

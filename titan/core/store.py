@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from typing import Dict, List, Optional, Set, Union
 
 from titan.core.errors import StoreTypeError
 
 Value = Union[str, Set[str]]
+
+# What counts as an integer, as Redis counts it: ASCII digits, an optional minus, nothing else.
+_INTEGER = re.compile(r"-?[0-9]+")
 
 
 class Store:
@@ -25,10 +29,9 @@ class Store:
 
     def incr(self, key: str, by: int = 1) -> int:
         current = self._string(key, "incr")
-        try:
-            value = int(current or 0) + by
-        except ValueError:
-            raise StoreTypeError(f"store key {key!r} holds {current!r}, which is not an integer", key=key)
+        if current is not None and not _INTEGER.fullmatch(current):
+            raise StoreTypeError(f"store incr: key {key!r} holds {current!r}, which is not an integer", key=key)
+        value = int(current or 0) + by
         self._data[key] = str(value)
         return value
 

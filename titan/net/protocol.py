@@ -23,6 +23,7 @@ class ProtocolError(Exception):
     """A message that does not follow this module's shapes; the text says how."""
 
     kind = "ProtocolError"
+    rid = None   # the request id, when the message got far enough to have one
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,10 @@ MASTER_TO_WORKER_OPS = {
 }
 
 LOG_STREAMS = ("stdout", "stderr")
+# Sent by the event socket to each new subscriber once its subscription is live (XPUB_WELCOME_MSG),
+# so a client knows from when on it misses nothing.
+EVENTS_WELCOME = b"titan.welcome"
+MAX_FILE_NAME_BYTES = 255   # what common file systems allow for one path component
 
 
 def encode(message: dict) -> bytes:
@@ -103,14 +108,19 @@ def decode(frame: bytes, ops: Dict[str, Dict[str, Field]], limit: int = defaults
         raise ProtocolError(f"message of {len(frame):,} bytes is over the {limit:,}-byte limit "
                             "(start the master with a larger --max-message-bytes if this is intended)")
     message = _unpack(frame)
-    op = message.get("op")
-    if not isinstance(op, str):
-        raise ProtocolError("message has no 'op' string naming its type")
-    if op not in ops:
-        raise ProtocolError(f"unknown message type {op!r}; expected one of: {', '.join(sorted(ops))}")
-    if needs_rid and not isinstance(message.get("rid"), str):
-        raise ProtocolError(f"{op!r} request has no 'rid' string (request id)")
-    check_fields(f"{op!r} message", message, ops[op], ignore=("op", "rid"))
+    rid = message.get("rid")
+    try:
+        op = message.get("op")
+        if not isinstance(op, str):
+            raise ProtocolError("message has no 'op' string naming its type")
+        if op not in ops:
+            raise ProtocolError(f"unknown message type {op!r}; expected one of: {', '.join(sorted(ops))}")
+        if needs_rid and not isinstance(rid, str):
+            raise ProtocolError(f"{op!r} request has no 'rid' string (request id)")
+        check_fields(f"{op!r} message", message, ops[op], ignore=("op", "rid"))
+    except ProtocolError as exc:
+        exc.rid = rid if isinstance(rid, str) else None   # so the error reply reaches the caller
+        raise
     return op, message
 
 
@@ -118,7 +128,8 @@ def _unpack(frame: bytes) -> dict:
     try:
         message = msgpack.unpackb(frame, raw=False, strict_map_key=True)
     except Exception as exc:  # msgpack raises many types for bad bytes; all mean the same to the sender
-        raise ProtocolError(f"message is not valid msgpack ({type(exc).__name__}: {exc})") from None
+        detail = str(exc) or "the bytes do not form one msgpack value"
+        raise ProtocolError(f"message is not valid msgpack ({type(exc).__name__}: {detail})") from None
     if not isinstance(message, dict):
         raise ProtocolError(f"message must be a msgpack map, got {type(message).__name__}")
     return message
@@ -162,11 +173,21 @@ def job_from_wire(raw, index: int = 0) -> JobSpec:
     check_fields(label, raw, JOB_FIELDS)
     if not raw["job_id"].strip():
         raise ProtocolError(f"job #{index} has an empty job_id")
+    _check_filename(label, raw["filename"])
     parents = raw.get("parents") or []
     if not all(isinstance(p, str) for p in parents):
         raise ProtocolError(f"{label}: every parent must be a job id string")
     present = {k: v for k, v in raw.items() if v is not None and k != "parents"}
     return JobSpec(parents=tuple(parents), **present)
+
+
+def _check_filename(label: str, filename: str) -> None:
+    """The worker saves the script under the last part of this name, so that part must be a file name."""
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    if name in ("", ".", "..") or "\0" in filename:
+        raise ProtocolError(f"{label}: filename {filename!r} does not end in a usable file name")
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_FILE_NAME_BYTES:
+        raise ProtocolError(f"{label}: filename {name[:40]!r}... is longer than {MAX_FILE_NAME_BYTES} bytes")
 
 
 def ok_reply(rid: Optional[str], result=None) -> dict:
