@@ -29,11 +29,24 @@ def _alive(process: psutil.Process) -> bool:
         return False
 
 
+@pytest.fixture(autouse=True)
+def no_leftover_processes():
+    """Every test must leave no process behind: what it started is killed and the test fails."""
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    yield
+    deadline = time.monotonic() + 5
+    while _leftover_processes(before) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    leftovers = _leftover_processes(before)
+    for process in leftovers:
+        process.kill()
+    assert not leftovers, f"test left processes behind: {[p.cmdline() for p in leftovers]}"
+
+
 @pytest.fixture
 def make_cluster(tmp_path):
-    """Factory: make_cluster(WorkerSpec(...), ...) starts a cluster; all are stopped and checked at teardown."""
+    """Factory: make_cluster(WorkerSpec(...), ...) starts a cluster; all are stopped at teardown."""
     started = []
-    before = {p.pid for p in psutil.Process().children(recursive=True)}
 
     def make(*workers: WorkerSpec, **options) -> LocalCluster:
         options.setdefault("heartbeat_interval", FAST_HEARTBEAT_S)
@@ -47,13 +60,6 @@ def make_cluster(tmp_path):
     yield make
     for cluster in started:
         cluster.stop()
-    deadline = time.monotonic() + 5
-    while _leftover_processes(before) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    leftovers = _leftover_processes(before)
-    for process in leftovers:
-        process.kill()
-    assert not leftovers, f"test left processes behind: {[p.cmdline() for p in leftovers]}"
 
 
 @pytest.fixture

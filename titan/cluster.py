@@ -101,8 +101,12 @@ class LocalCluster:
             raise RuntimeError(f"the master exited with code {self.master.returncode}"
                                + (f"; see {self.log_dir}/master.log" if self.log_dir else ""))
 
+    def named_processes(self) -> List[tuple]:
+        named = [("master", self.master), *self.worker_processes.items()]
+        return [(name, process) for name, process in named if process is not None]
+
     def processes(self) -> List[subprocess.Popen]:
-        return [p for p in [self.master, *self.worker_processes.values()] if p is not None]
+        return [process for _, process in self.named_processes()]
 
     def stop(self, grace: float = 5.0) -> None:
         """SIGTERM everything (workers first, so they say goodbye), then SIGKILL what is still there."""

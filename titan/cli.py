@@ -1,0 +1,166 @@
+"""The `titan` command: `titan up` runs a local cluster, `titan demo` shows one at work."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import tempfile
+import time
+from typing import List, Optional
+
+from titan import defaults
+from titan.cluster import LocalCluster, WorkerSpec
+
+DEMO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo")
+DEMO_SHARDS = 5
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # one readable line, not a traceback
+        print(f"titan {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="titan", description="Titan, a cluster job scheduler on ZeroMQ.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    up = commands.add_parser("up", help="run a master and workers on this machine until Ctrl-C",
+                             description="Run an embedded local cluster: a master and workers as child "
+                                         "processes on loopback. Ctrl-C stops all of it.")
+    up.add_argument("--workers", type=int, default=2, help="general-purpose workers (default %(default)s)")
+    up.add_argument("--cap", action="append", default=[], metavar="TAG",
+                    help="also start one worker offering TAG (repeat, or comma-separate: --cap GPU,HIGH_MEM)")
+    up.add_argument("--slots", type=int, default=2, help="jobs each worker runs at once (default %(default)s)")
+    up.add_argument("--port", type=int, default=defaults.DEFAULT_PORT,
+                    help="master base port; uses PORT..PORT+3 (default %(default)s)")
+    up.add_argument("--data-dir", default=None, help="passed to the master")
+    up.set_defaults(run=run_up)
+
+    demo = commands.add_parser("demo", help="start a local cluster, run a small DAG on it, show what happens",
+                               description="Starts a local cluster on free ports, submits a fan-out DAG with "
+                                           "a GPU-routed job, prints each state change and the logs, and "
+                                           "exits 0 when every job completed.")
+    demo.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the DAG")
+    demo.set_defaults(run=run_demo)
+    return parser
+
+
+# ----------------------------------------------------------------- titan up
+
+def run_up(args) -> int:
+    cluster = LocalCluster(workers=up_workers(args.workers, args.cap, args.slots), port=args.port,
+                           data_dir=args.data_dir, log_dir=tempfile.mkdtemp(prefix="titan-up-"))
+    signal.signal(signal.SIGTERM, lambda *_: _interrupt())
+    try:
+        cluster.start()
+        print_cluster(cluster)
+        print("Ctrl-C stops the master and every worker.", flush=True)
+        while all(process.poll() is None for process in cluster.processes()):
+            time.sleep(0.5)
+        dead = [name for name, process in cluster.named_processes() if process.poll() is not None]
+        print(f"titan up: {', '.join(dead)} exited; stopping the cluster (logs in {cluster.log_dir})",
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping the cluster ...", flush=True)
+        return 0
+    finally:
+        cluster.stop()
+
+
+def _interrupt():
+    raise KeyboardInterrupt
+
+
+def up_workers(general: int, capabilities: List[str], slots: int) -> List[WorkerSpec]:
+    workers = [WorkerSpec(f"worker-{i}", (), slots) for i in range(1, general + 1)]
+    tags = [tag.strip() for item in capabilities for tag in item.split(",") if tag.strip()]
+    workers += [WorkerSpec(f"{tag.lower()}-1", (tag,), slots) for tag in tags]
+    return workers
+
+
+def print_cluster(cluster: LocalCluster) -> None:
+    print(f"Titan master on {cluster.host}:{cluster.port} (workers {cluster.port + 1}, "
+          f"events {cluster.port + 2}, store {cluster.port + 3})")
+    for spec in cluster.workers:
+        offers = ", ".join(["GENERAL", *spec.capabilities])
+        print(f"  worker {spec.name:<12} {offers:<20} {spec.slots} slot{'s' if spec.slots != 1 else ''}")
+    print(f"Scripts reach it with TitanClient(port={cluster.port}) or TITAN_PORT={cluster.port}; "
+          f"process logs in {cluster.log_dir}", flush=True)
+
+
+# ----------------------------------------------------------------- titan demo
+
+def run_demo(args) -> int:
+    from titan_sdk import TitanJob  # the SDK sits above the cluster module; only the demo needs it
+
+    workers = [WorkerSpec("worker-1", (), 2), WorkerSpec("worker-2", (), 2), WorkerSpec("gpu-1", ("GPU",), 1)]
+    with LocalCluster(workers=workers, log_dir=tempfile.mkdtemp(prefix="titan-demo-")) as cluster:
+        print_cluster(cluster)
+        jobs = demo_jobs(TitanJob)
+        with cluster.client() as client, client.events(topics=["job.", "dag."]) as events:
+            print(f"\nsubmitting DAG 'demo': fetch -> {DEMO_SHARDS} shards in parallel -> merge -> "
+                  "train (needs GPU)\n")
+            started = time.monotonic()
+            client.submit_dag("demo", jobs)
+            final = follow_dag(events, "demo", started, args.timeout)
+            elapsed = time.monotonic() - started
+            print_logs(client, [job.job_id for job in jobs])
+    completed = sum(1 for state in final.values() if state == "COMPLETED")
+    print(f"\n{completed} of {len(final)} jobs completed in {elapsed:.2f}s.")
+    return 0 if completed == len(final) == len(jobs) else 1
+
+
+def demo_jobs(TitanJob) -> list:
+    def script(name: str) -> str:
+        return os.path.join(DEMO_DIR, name)
+
+    shards = [TitanJob(f"shard_{i}", script("shard.py"), args=str(i), parents=["fetch"])
+              for i in range(DEMO_SHARDS)]
+    return [TitanJob("fetch", script("fetch.py"), priority=5), *shards,
+            TitanJob("merge", script("merge.py"), parents=[s.job_id for s in shards]),
+            TitanJob("train", script("train.py"), requirement="GPU", parents=["merge"])]
+
+
+def follow_dag(events, dag: str, started: float, timeout: float) -> dict:
+    """Print each job's state change until the DAG has finished; returns {job_id: final state}."""
+    final = {}
+    deadline = started + timeout
+    while True:
+        event = events.get(timeout=max(0.0, deadline - time.monotonic()))
+        if event is None:
+            raise TimeoutError(f"DAG {dag!r} did not finish within {timeout:g}s")
+        if event.get("dag") != dag:
+            continue
+        if event["topic"] == "dag.finished":
+            return final
+        if not event["topic"].startswith("job."):
+            continue
+        where = f" on {event['worker']}" if event.get("worker") else ""
+        why = f"  ({event['reason']})" if event.get("reason") else ""
+        print(f"  {time.monotonic() - started:7.3f}s  {event['job_id']:<9} {event['state']:<10}{where}{why}",
+              flush=True)
+        final[event["job_id"]] = event["state"]
+
+
+def print_logs(client, job_ids: List[str]) -> None:
+    print("\nlogs:")
+    for job_id in job_ids:
+        for line in client.fetch_logs(job_id).splitlines() or ["(no output)"]:
+            print(f"  {job_id:<9} | {line}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
