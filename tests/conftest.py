@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 import textwrap
 import time
 
@@ -29,18 +27,27 @@ def _alive(process: psutil.Process) -> bool:
         return False
 
 
-@pytest.fixture(autouse=True)
-def no_leftover_processes():
-    """Every test must leave no process behind: what it started is killed and the test fails."""
-    before = {p.pid for p in psutil.Process().children(recursive=True)}
-    yield
-    deadline = time.monotonic() + 5
+def child_pids() -> set:
+    return {p.pid for p in psutil.Process().children(recursive=True)}
+
+
+def assert_no_process_left(before: set, grace: float = 5.0) -> None:
+    """Give processes started since `before` a grace period to exit; kill the rest and fail."""
+    deadline = time.monotonic() + grace
     while _leftover_processes(before) and time.monotonic() < deadline:
         time.sleep(0.05)
     leftovers = _leftover_processes(before)
     for process in leftovers:
         process.kill()
-    assert not leftovers, f"test left processes behind: {[p.cmdline() for p in leftovers]}"
+    assert not leftovers, f"processes left behind: {[p.cmdline() for p in leftovers]}"
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes():
+    """Every test must leave no process behind."""
+    before = child_pids()
+    yield
+    assert_no_process_left(before)
 
 
 @pytest.fixture
@@ -86,5 +93,3 @@ def script(tmp_path):
 
     return write
 
-
-PYTHON = sys.executable

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -107,7 +108,8 @@ def run_demo(args) -> int:
     from titan_sdk import TitanJob  # the SDK sits above the cluster module; only the demo needs it
 
     workers = [WorkerSpec("worker-1", (), 2), WorkerSpec("worker-2", (), 2), WorkerSpec("gpu-1", ("GPU",), 1)]
-    with LocalCluster(workers=workers, log_dir=tempfile.mkdtemp(prefix="titan-demo-")) as cluster:
+    log_dir = tempfile.mkdtemp(prefix="titan-demo-")
+    with LocalCluster(workers=workers, log_dir=log_dir) as cluster:
         print_cluster(cluster)
         jobs = demo_jobs(TitanJob)
         with cluster.client() as client, client.events(topics=["job.", "dag."]) as events:
@@ -120,7 +122,11 @@ def run_demo(args) -> int:
             print_logs(client, [job.job_id for job in jobs])
     completed = sum(1 for state in final.values() if state == "COMPLETED")
     print(f"\n{completed} of {len(final)} jobs completed in {elapsed:.2f}s.")
-    return 0 if completed == len(final) == len(jobs) else 1
+    if completed == len(final) == len(jobs):
+        shutil.rmtree(log_dir, ignore_errors=True)   # kept only when something went wrong
+        return 0
+    print(f"master and worker logs are in {log_dir}")
+    return 1
 
 
 def demo_jobs(TitanJob) -> list:

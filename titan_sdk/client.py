@@ -11,7 +11,7 @@ import os
 import threading
 import time
 import uuid
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import zmq
 

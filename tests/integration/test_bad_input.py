@@ -16,17 +16,16 @@ import time
 import uuid
 
 import msgpack
-import psutil
 import pytest
 import zmq
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import FAST_DEAD_AFTER_S, FAST_HEARTBEAT_S, _leftover_processes
+from tests.conftest import FAST_DEAD_AFTER_S, FAST_HEARTBEAT_S, assert_no_process_left, child_pids
 from titan import defaults
 from titan.cluster import LocalCluster, WorkerSpec
 from titan.net import protocol
-from titan_sdk import InvalidDag, MasterUnreachable, RequestRejected, TitanJob, UnknownDag, UnknownJob
+from titan_sdk import InvalidDag, RequestRejected, TitanJob, UnknownDag, UnknownJob
 
 LIMIT = 100_000
 CLIENT, WORKER, EVENTS, STORE = (defaults.CLIENT_PORT_OFFSET, defaults.WORKER_PORT_OFFSET,
@@ -57,19 +56,13 @@ def titan(tmp_path_factory):
     Every test checks right after its bad input that the master still serves, so a test that breaks
     the master fails itself. At the end the cluster is stopped and no process may be left behind.
     """
-    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    before = child_pids()
     cluster = LocalCluster(workers=[WorkerSpec("w1", slots=2)], heartbeat_interval=FAST_HEARTBEAT_S,
                            worker_dead_after=FAST_DEAD_AFTER_S, master_args=["--max-message-bytes", str(LIMIT)],
                            log_dir=str(tmp_path_factory.mktemp("bad-input-cluster")))
     with cluster:
         yield cluster
-    deadline = time.monotonic() + 5
-    while _leftover_processes(before) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    leftovers = _leftover_processes(before)
-    for process in leftovers:
-        process.kill()
-    assert not leftovers, f"left processes behind: {[p.cmdline() for p in leftovers]}"
+    assert_no_process_left(before)
 
 
 @pytest.fixture(scope="module")
