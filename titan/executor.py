@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -47,6 +48,8 @@ class RunningJob:
     process: subprocess.Popen
     workspace: str
     streams: Dict[int, str] = field(default_factory=dict)   # open pipe fd -> "stdout" / "stderr"
+    deadline: Optional[float] = None                         # time.monotonic() past which it is killed
+    timed_out: bool = False
 
     @property
     def job_id(self) -> str:
@@ -71,7 +74,8 @@ def command_for(script_path: str, args: str) -> List[str]:
     return [script_path, *argv]
 
 
-def start_job(context: JobContext, filename: str, script: bytes, args: str, work_root: str) -> RunningJob:
+def start_job(context: JobContext, filename: str, script: bytes, args: str, work_root: str,
+              timeout: Optional[float] = None) -> RunningJob:
     workspace = tempfile.mkdtemp(prefix=f"titan-{_safe(context.job_id)}-{context.attempt}-", dir=work_root)
     script_path = os.path.join(workspace, os.path.basename(filename) or "job")
     try:
@@ -85,7 +89,8 @@ def start_job(context: JobContext, filename: str, script: bytes, args: str, work
     except (OSError, ValueError) as exc:
         shutil.rmtree(workspace, ignore_errors=True)
         raise LaunchError(f"titan worker: cannot start {os.path.basename(script_path)}: {exc}") from exc
-    job = RunningJob(context, process, workspace)
+    deadline = time.monotonic() + timeout if timeout else None
+    job = RunningJob(context, process, workspace, deadline=deadline)
     for pipe, name in ((process.stdout, "stdout"), (process.stderr, "stderr")):
         os.set_blocking(pipe.fileno(), False)
         job.streams[pipe.fileno()] = name

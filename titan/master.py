@@ -1,6 +1,8 @@
 """`python -m titan.master`: binds the four sockets, runs one poll loop, feeds the scheduler, sends effects.
 
-The loop only moves bytes: every decision is made by titan.core.scheduler.Scheduler.
+The loop only moves bytes: every decision is made by titan.core.scheduler.Scheduler. Each turn reads
+what arrived, lets the scheduler act, commits what changed to the journal (one transaction), and only
+then sends replies, dispatches and events, so nothing said to the outside world can be lost in a crash.
 """
 
 from __future__ import annotations
@@ -14,16 +16,18 @@ import traceback
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Optional
+from typing import List, Optional
 
 import zmq
 
 from titan import defaults
 from titan.core.effects import Dispatch, Note, Publish, StopJob
 from titan.core.errors import TitanError
+from titan.core.journal import Journal, JournalCorrupt
 from titan.core.logs import JobLogs
 from titan.core.scheduler import Scheduler
 from titan.core.store import Store
+from titan.master_requests import RequestHandlers
 from titan.net import protocol
 from titan.net.protocol import ProtocolError
 
@@ -41,6 +45,8 @@ class MasterConfig:
     max_message_bytes: int = defaults.MAX_MESSAGE_BYTES
     heartbeat_interval: float = defaults.HEARTBEAT_INTERVAL_S
     worker_dead_after: float = defaults.WORKER_DEAD_AFTER_S
+    retry_backoff: float = defaults.RETRY_BACKOFF_S
+    retry_backoff_max: float = defaults.RETRY_BACKOFF_MAX_S
 
 
 class ReplyCache:
@@ -59,26 +65,29 @@ class ReplyCache:
             self._replies.popitem(last=False)
 
 
-class Master:
+class Master(RequestHandlers):
     def __init__(self, config: MasterConfig):
         self.config = config
-        self.scheduler = Scheduler(worker_dead_after=config.worker_dead_after)
+        self.scheduler = Scheduler(worker_dead_after=config.worker_dead_after, retry_backoff=config.retry_backoff,
+                                   retry_backoff_max=config.retry_backoff_max)
         self.store = Store()
         self.logs = JobLogs()
-        self.client_replies = ReplyCache()
-        self.store_replies = ReplyCache()
+        self.replies = {"client": ReplyCache(), "store": ReplyCache()}
         self.run_id = uuid.uuid4().hex[:12]
         self.event_seq = 0
         self.started_at = time.time()
         self._running = False
+        self._outbox: List[tuple] = []    # (socket, frames) held until the journal has committed
+        self.journal = Journal(config.data_dir) if config.data_dir else None
         self.ctx = zmq.Context()
         self.ctx.linger = 0
         self.clients = self._bind(zmq.ROUTER, defaults.CLIENT_PORT_OFFSET)
-        self.workers = self._bind(zmq.ROUTER, defaults.WORKER_PORT_OFFSET)
-        self.workers.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        self.events = self._bind(zmq.XPUB, defaults.EVENTS_PORT_OFFSET, options={
-            zmq.XPUB_WELCOME_MSG: protocol.EVENTS_WELCOME})
-        self.store_socket = self._bind(zmq.REP, defaults.STORE_PORT_OFFSET)
+        self.workers = self._bind(zmq.ROUTER, defaults.WORKER_PORT_OFFSET, {zmq.ROUTER_MANDATORY: 1})
+        self.events = self._bind(zmq.XPUB, defaults.EVENTS_PORT_OFFSET,
+                                 {zmq.XPUB_WELCOME_MSG: protocol.EVENTS_WELCOME})
+        # A ROUTER, not a REP, so store replies can wait for the turn's commit; REQ clients work unchanged.
+        self.store_socket = self._bind(zmq.ROUTER, defaults.STORE_PORT_OFFSET)
+        self.recovered = self._recover() if self.journal else None
 
     def _bind(self, kind: int, offset: int, options: Optional[dict] = None) -> zmq.Socket:
         socket = self.ctx.socket(kind)
@@ -92,12 +101,25 @@ class Master:
 
     def describe_endpoints(self) -> str:
         host, port = self.config.host, self.config.port
-        # The SQLite journal is the reliability issue's work; until it lands, say plainly what we keep.
-        durability = "state in memory only"
-        if self.config.data_dir:
-            durability += f" (--data-dir {self.config.data_dir} noted; the durable journal is not built yet)"
+        if self.journal is None:
+            durability = "state in memory only (no --data-dir: a restart forgets every job)"
+        else:
+            durability = f"journal {self.journal.path}" + (f" ({self.recovered})" if self.recovered else "")
         return (f"Titan master listening on {host}: clients {port}, workers {port + 1}, "
                 f"events {port + 2}, store {port + 3}; {durability}")
+
+    def _recover(self) -> str:
+        recovered = self.journal.load()
+        self.store.restore(recovered.store)
+        for job_id, attempt, stream, text in recovered.logs:
+            self.logs.append(job_id, attempt, stream, text)
+        for channel, replies in recovered.replies.items():
+            for rid, reply in replies:
+                self.replies[channel].put(rid, reply)
+        self._apply(self.scheduler.restore(recovered.runs, recovered.dags, time.monotonic()))
+        unfinished = sum(1 for run in recovered.runs if not run.state.is_final)
+        return (f"recovered {len(recovered.runs)} jobs, {unfinished} unfinished, "
+                f"{len(recovered.store)} store keys")
 
     # ----------------------------------------------------------------- the loop
 
@@ -108,17 +130,21 @@ class Master:
         for socket in handlers:
             poller.register(socket, zmq.POLLIN)
         self._running = True
+        self._end_turn()   # what recovery decided (re-queues, cancellations) goes out first
         while self._running:
             ready = dict(poller.poll(self._poll_timeout_ms()))
             for socket, handler in handlers.items():
                 if socket in ready:
                     self._drain(socket, handler)
             self._apply(self.scheduler.tick(time.monotonic()))
+            self._end_turn()
 
     def stop(self) -> None:
         self._running = False
 
     def close(self) -> None:
+        if self.journal is not None:
+            self.journal.close()
         self.ctx.destroy(linger=0)
 
     def _poll_timeout_ms(self) -> int:
@@ -139,23 +165,48 @@ class Master:
             except Exception:  # the master never dies from a message; the operator sees why
                 log.error("internal error while handling a message:\n%s", traceback.format_exc())
 
-    # ----------------------------------------------------------------- clients (ROUTER, port P)
+    def _end_turn(self) -> None:
+        """Commit what this turn changed, then say it. Sending can fail (a vanished worker) and cause
+        more changes, so repeat until nothing is left."""
+        while self._outbox or (self.journal is not None and self.journal.has_pending):
+            if self.journal is not None:
+                self.journal.commit()
+            outbox, self._outbox = self._outbox, []
+            for socket, frames in outbox:
+                self._send_now(socket, frames)
+
+    def _send_now(self, socket: zmq.Socket, frames: list) -> None:
+        if socket is not self.workers:
+            socket.send_multipart(frames)
+            return
+        try:
+            socket.send_multipart(frames, zmq.NOBLOCK)
+        except zmq.ZMQError as exc:  # EHOSTUNREACH (gone) or EAGAIN (not reading): either way, not ours now
+            worker_id = frames[0].hex()
+            log.warning("worker %s unreachable (%s)", worker_id, exc.strerror)
+            self._apply(self.scheduler.worker_left(worker_id, f"unreachable: {exc.strerror}", time.monotonic()))
+
+    # ----------------------------------------------------------------- requests (clients P, store P+3)
 
     def _on_subscription(self, frames: list) -> None:
-        """The event socket is an XPUB only so it can welcome subscribers; their (un)subscriptions
-        need no action."""
+        """The event socket is an XPUB only so it can welcome subscribers; (un)subscriptions need nothing."""
 
     def _on_client(self, frames: list) -> None:
         identity, body = frames[0], frames[1:]
-        reply = self._answer(body, protocol.CLIENT_OPS, self._client_request, self.client_replies)
-        self.clients.send_multipart([identity, reply])
+        reply = self._answer(body, protocol.CLIENT_OPS, self._client_request, "client")
+        self._outbox.append((self.clients, [identity, reply]))
 
     def _on_store(self, frames: list) -> None:
-        self.store_socket.send(self._answer(frames, protocol.STORE_OPS, self._store_request, self.store_replies))
+        # REQ peers put an empty delimiter before the request; answer in the shape that was asked.
+        identity, body = frames[0], frames[1:]
+        envelope = [b""] if body and body[0] == b"" else []
+        reply = self._answer(body[len(envelope):], protocol.STORE_OPS, self._store_request, "store")
+        self._outbox.append((self.store_socket, [identity, *envelope, reply]))
 
-    def _answer(self, body: list, ops: dict, act, replies: ReplyCache) -> bytes:
+    def _answer(self, body: list, ops: dict, act, channel: str) -> bytes:
         """Decode, act once per request id, and return the encoded reply (an error reply for bad input)."""
         rid = None
+        replies = self.replies[channel]
         try:
             if len(body) != 1:
                 raise ProtocolError(f"expected a single-frame request, got {len(body)} frames")
@@ -167,96 +218,32 @@ class Master:
             reply = protocol.encode(protocol.ok_reply(rid, act(op, message)))
         except (ProtocolError, TitanError) as exc:
             rid = rid or getattr(exc, "rid", None)
-            kind = getattr(exc, "kind", type(exc).__name__)
-            details = getattr(exc, "details", None)
             log.info("refused a request: %s", exc)
-            return protocol.encode(protocol.error_reply(rid, kind, str(exc), details))
+            return protocol.encode(protocol.error_reply(rid, exc.kind, str(exc), getattr(exc, "details", None)))
         except Exception as exc:
             log.error("internal error answering a request:\n%s", traceback.format_exc())
             return protocol.encode(protocol.error_reply(rid, "InternalError", f"master error: {exc!r}"))
         replies.put(rid, reply)
+        if self.journal is not None and op in protocol.CHANGING_OPS:
+            self.journal.record_reply(channel, rid, reply)
         return reply
-
-    def _client_request(self, op: str, message: dict):
-        now = time.monotonic()
-        if op == "ping":
-            return {"run_id": self.run_id, "seq": self.event_seq}
-        if op == "submit":
-            return self._submit(message.get("dag"), message["jobs"], now)
-        if op == "status":
-            return self.scheduler.describe_job(self._job_id(message["job_id"]))
-        if op == "states":
-            return self._states(message["job_ids"])
-        if op == "dag_status":
-            return self.scheduler.describe_dag(message["dag"])
-        if op == "logs":
-            job_id = self._job_id(message["job_id"])
-            self.scheduler.job(job_id)
-            return self.logs.text(job_id)
-        if op == "cancel":
-            self._apply(self.scheduler.cancel(self._job_id(message["job_id"]), now))
-            return self.scheduler.describe_job(self._job_id(message["job_id"]))
-        if op == "cancel_dag":
-            self._apply(self.scheduler.cancel_dag(message["dag"], now))
-            return self.scheduler.describe_dag(message["dag"])
-        if op == "stats":
-            return {**self.scheduler.stats(), "run_id": self.run_id, "seq": self.event_seq,
-                    "uptime_s": round(time.time() - self.started_at, 3), "store_keys": len(self.store)}
-        raise ProtocolError(f"unhandled op {op!r}")
-
-    def _states(self, job_ids: list) -> dict:
-        jobs = self.scheduler.jobs
-        return {job_id: jobs[self._job_id(job_id)].state.value if self._job_id(job_id) in jobs else None
-                for job_id in job_ids if isinstance(job_id, str)}
-
-    def _job_id(self, requested: str) -> str:
-        """The original SDK sometimes spelled ids 'DAG-<id>'; accept that unless a job has that very id."""
-        if requested.startswith("DAG-") and requested not in self.scheduler.jobs:
-            return requested[4:]
-        return requested
-
-    def _submit(self, dag: Optional[str], raw_jobs: list, now: float) -> dict:
-        specs = [protocol.job_from_wire(raw, i) for i, raw in enumerate(raw_jobs)]
-        effects = self.scheduler.submit(dag, specs, now)
-        for spec in specs:
-            self.logs.reset(spec.job_id)
-        self._apply(effects)
-        return {"dag": dag, "jobs": [spec.job_id for spec in specs]}
-
-    def _store_request(self, op: str, message: dict):
-        key = message.get("key")
-        if op == "put":
-            return self.store.put(key, message["value"])
-        if op == "get":
-            return self.store.get(key)
-        if op == "delete":
-            return self.store.delete(key)
-        if op == "incr":
-            by = message.get("by")
-            return self.store.incr(key, 1 if by is None else by)
-        if op == "sadd":
-            return self.store.sadd(key, message["member"])
-        if op == "smembers":
-            return self.store.smembers(key)
-        if op == "keys":
-            return self.store.keys(message.get("prefix") or "")
-        raise ProtocolError(f"unhandled store op {op!r}")
 
     # ----------------------------------------------------------------- workers (ROUTER, port P+1)
 
     def _on_worker(self, frames: list) -> None:
-        identity = frames[0]
-        worker_id = identity.hex()
+        worker_id = frames[0].hex()
         try:
             if len(frames) != 2:
                 raise ProtocolError(f"expected a single-frame message, got {len(frames) - 1} frames")
             op, message = protocol.decode(frames[1], protocol.WORKER_OPS, self.config.max_message_bytes)
+            if op == "register":
+                claims = protocol.job_claims(message.get("running"))
         except ProtocolError as exc:
             log.warning("dropped a malformed message from worker connection %s: %s", worker_id, exc)
             return
         now = time.monotonic()
         if op == "register":
-            self._register_worker(worker_id, message, now)
+            self._register_worker(worker_id, message, claims, now)
         elif not self.scheduler.worker_seen(worker_id, now):
             self._send_worker(worker_id, {"op": "reregister", "reason": "this master does not know you"})
         elif op == "heartbeat":
@@ -265,21 +252,21 @@ class Master:
             self._record_log(message)
         elif op == "finished":
             self._apply(self.scheduler.job_finished(worker_id, message["job_id"], message["attempt"],
-                                                    message["exit_code"], now))
+                                                    message["exit_code"], now, message.get("error")))
+            self._send_worker(worker_id, {"op": "ack", "job_id": message["job_id"], "attempt": message["attempt"]})
         elif op == "bye":
             self._apply(self.scheduler.worker_left(worker_id, "it shut down", now))
 
-    def _register_worker(self, worker_id: str, message: dict, now: float) -> None:
+    def _register_worker(self, worker_id: str, message: dict, claims: list, now: float) -> None:
         if message["slots"] < 1:
             log.warning("refused worker %r: it offers %d slots", message["name"], message["slots"])
             return
         capabilities = [c for c in message["capabilities"] if isinstance(c, str) and c]
-        info = message.get("info") or {}
-        effects = self.scheduler.worker_joined(worker_id, message["name"], capabilities,
-                                               message["slots"], info, now)
-        log.info("worker %s joined with %s, %d slots", message["name"], capabilities, message["slots"])
         self._send_worker(worker_id, {"op": "welcome"})
-        self._apply(effects)
+        self._apply(self.scheduler.worker_joined(worker_id, message["name"], capabilities, message["slots"],
+                                                 message.get("info") or {}, now, running=claims))
+        log.info("worker %s registered with %s, %d slots, running %s", message["name"], capabilities,
+                 message["slots"], [job_id for job_id, _ in claims])
 
     def _record_log(self, message: dict) -> None:
         run = self.scheduler.jobs.get(message["job_id"])
@@ -287,15 +274,11 @@ class Master:
             return
         text = message["data"].decode("utf-8", errors="replace")
         self.logs.append(run.job_id, message["attempt"], message["stream"], text)
+        if self.journal is not None:
+            self.journal.record_log(run.job_id, run.seq, message["attempt"], message["stream"], text)
 
-    def _send_worker(self, worker_id: str, message: dict) -> bool:
-        try:
-            self.workers.send_multipart([bytes.fromhex(worker_id), protocol.encode(message)], zmq.NOBLOCK)
-            return True
-        except zmq.ZMQError as exc:  # EHOSTUNREACH (gone) or EAGAIN (not reading): either way, not ours now
-            log.warning("worker %s unreachable (%s)", worker_id, exc.strerror)
-            self._apply(self.scheduler.worker_left(worker_id, f"unreachable: {exc.strerror}", time.monotonic()))
-            return False
+    def _send_worker(self, worker_id: str, message: dict) -> None:
+        self._outbox.append((self.workers, [bytes.fromhex(worker_id), protocol.encode(message)]))
 
     # ----------------------------------------------------------------- effects
 
@@ -317,11 +300,11 @@ class Master:
                                              "attempt": effect.attempt, "dag": run.dag})
 
     def _publish(self, topic: str, body: dict) -> None:
+        if self.journal is not None and "job_id" in body and body["job_id"] in self.scheduler.jobs:
+            self.journal.record_state(self.scheduler.jobs[body["job_id"]])
         self.event_seq += 1
         event = {**body, "topic": topic, "seq": self.event_seq, "run_id": self.run_id, "ts": time.time()}
-        self.events.send_multipart(protocol.encode_event(topic, event))
-
-
+        self._outbox.append((self.events, protocol.encode_event(topic, event)))
 
 
 def parse_args(argv=None) -> MasterConfig:
@@ -329,15 +312,21 @@ def parse_args(argv=None) -> MasterConfig:
     parser.add_argument("--host", default=defaults.DEFAULT_BIND_HOST, help="address to bind (default %(default)s)")
     parser.add_argument("--port", type=int, default=defaults.DEFAULT_PORT,
                         help="base port: clients P, workers P+1, events P+2, store P+3 (default %(default)s)")
-    parser.add_argument("--data-dir", default=None, help="directory for the durable journal")
+    parser.add_argument("--data-dir", default=None,
+                        help="directory for the durable journal (titan.db); without it state is in memory only")
     parser.add_argument("--max-message-bytes", type=int, default=defaults.MAX_MESSAGE_BYTES)
-    parser.add_argument("--heartbeat-interval", type=float, default=defaults.HEARTBEAT_INTERVAL_S)
+    parser.add_argument("--heartbeat-interval", type=float, default=defaults.HEARTBEAT_INTERVAL_S,
+                        help="seconds between heartbeats (default %(default)s)")
     parser.add_argument("--worker-dead-after", type=float, default=defaults.WORKER_DEAD_AFTER_S,
-                        help="seconds of silence after which a worker is declared dead")
+                        help="seconds of silence after which a worker is declared dead (default %(default)s)")
+    parser.add_argument("--retry-backoff", type=float, default=defaults.RETRY_BACKOFF_S,
+                        help="seconds before a failed job's first retry, doubling after (default %(default)s)")
+    parser.add_argument("--retry-backoff-max", type=float, default=defaults.RETRY_BACKOFF_MAX_S)
     args = parser.parse_args(argv)
     return MasterConfig(host=args.host, port=args.port, data_dir=args.data_dir,
                         max_message_bytes=args.max_message_bytes, heartbeat_interval=args.heartbeat_interval,
-                        worker_dead_after=args.worker_dead_after)
+                        worker_dead_after=args.worker_dead_after, retry_backoff=args.retry_backoff,
+                        retry_backoff_max=args.retry_backoff_max)
 
 
 def main(argv=None) -> int:
@@ -347,6 +336,9 @@ def main(argv=None) -> int:
         master = Master(config)
     except zmq.ZMQError as exc:
         print(f"titan master: cannot bind {config.host}:{config.port}-{config.port + 3}: {exc}", file=sys.stderr)
+        return 1
+    except JournalCorrupt as exc:
+        print(f"titan master: {exc}", file=sys.stderr)
         return 1
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: master.stop())

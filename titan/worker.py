@@ -25,6 +25,7 @@ import zmq
 from titan import defaults, executor
 from titan.executor import JobContext, LaunchError, RunningJob
 from titan.net import protocol
+from titan.core.jobs import TIMEOUT_ERROR
 from titan.net.protocol import ProtocolError
 
 log = logging.getLogger("titan.worker")
@@ -50,6 +51,7 @@ class Worker:
     def __init__(self, config: WorkerConfig):
         self.config = config
         self.jobs: Dict[str, RunningJob] = {}
+        self.unacked: Dict[tuple, dict] = {}   # (job_id, attempt) -> its "finished" message, until acked
         self.registered = False
         self._running = False
         self._last_register = float("-inf")
@@ -80,6 +82,7 @@ class Worker:
                     self._drain_master()
                 else:
                     self._read_job_output(target)
+            self._enforce_timeouts(time.monotonic())
             self._report_exits()
         self._shut_down()
 
@@ -90,6 +93,9 @@ class Worker:
         if any(not running.streams for running in self.jobs.values()):
             return 5  # its output is closed and its exit is moments away: look again soon
         interval = self.config.heartbeat_interval if self.registered else min(0.5, self.config.heartbeat_interval)
+        deadlines = [job.deadline for job in self.jobs.values() if job.deadline is not None and not job.timed_out]
+        if deadlines:
+            interval = max(0.0, min(interval, min(deadlines) - time.monotonic()))
         return int(interval * 1000)
 
     def _keep_in_touch(self, now: float) -> None:
@@ -106,8 +112,9 @@ class Worker:
 
     def _registration(self) -> dict:
         memory = psutil.virtual_memory()
+        running = [[job_id, job.attempt] for job_id, job in sorted(self.jobs.items())]
         return {"op": "register", "name": self.config.name, "capabilities": self.config.capabilities,
-                "slots": self.config.slots, "running": sorted(self.jobs),
+                "slots": self.config.slots, "running": running,
                 "info": {"host": host_socket.gethostname(), "pid": os.getpid(),
                          "cpus": psutil.cpu_count() or 1, "memory_mb": memory.total // (1024 * 1024)}}
 
@@ -140,6 +147,10 @@ class Worker:
         if op == "welcome":
             self.registered = True
             log.info("registered with master %s:%s", self.config.master_host, self.config.master_port)
+            for result in list(self.unacked.values()):   # results the master may not have received
+                self._send(result)
+        elif op == "ack":
+            self.unacked.pop((message["job_id"], message["attempt"]), None)
         elif op == "reregister":
             self.registered = False
             self._last_register = float("-inf")
@@ -153,9 +164,14 @@ class Worker:
         context = JobContext(job_id=job["job_id"], dag=message.get("dag"), attempt=message["attempt"],
                              worker_name=self.config.name, master_host=self.config.master_host,
                              master_port=self.config.master_port)
+        previous = self.jobs.get(context.job_id)
+        if previous is not None and previous.attempt == context.attempt:
+            return   # a repeated dispatch of what already runs here
+        if previous is not None:   # the master has moved on to a newer attempt: the old one is unwanted
+            self._discard(previous)
         try:
             running = executor.start_job(context, job["filename"], job["script"], job.get("args") or "",
-                                         self.work_root)
+                                         self.work_root, timeout=job.get("timeout"))
         except LaunchError as exc:
             self._send_log(context.job_id, context.attempt, "stderr", f"{exc}\n".encode())
             self._send_finished(context.job_id, context.attempt, 127, str(exc))
@@ -163,6 +179,14 @@ class Worker:
         self.jobs[context.job_id] = running
         for fd in running.streams:
             self.poller.register(fd, zmq.POLLIN)
+
+    def _discard(self, running: RunningJob) -> None:
+        executor.kill_tree(running)
+        for fd in list(running.streams):
+            self.poller.unregister(fd)
+        running.streams.clear()
+        executor.clean_up(running)
+        del self.jobs[running.job_id]
 
     def _stop_job(self, job_id: str, attempt: int) -> None:
         running = self.jobs.get(job_id)
@@ -188,13 +212,22 @@ class Worker:
                 continue
             del self.jobs[job_id]
             executor.clean_up(running)
-            self._send_finished(job_id, running.attempt, code, None)
+            self._send_finished(job_id, running.attempt, code, TIMEOUT_ERROR if running.timed_out else None)
 
     def _send_log(self, job_id: str, attempt: int, stream: str, data: bytes) -> None:
         self._send({"op": "log", "job_id": job_id, "attempt": attempt, "stream": stream, "data": data})
 
     def _send_finished(self, job_id: str, attempt: int, code: int, error: Optional[str]) -> None:
-        self._send({"op": "finished", "job_id": job_id, "attempt": attempt, "exit_code": code, "error": error})
+        result = {"op": "finished", "job_id": job_id, "attempt": attempt, "exit_code": code, "error": error}
+        self.unacked[(job_id, attempt)] = result
+        self._send(result)
+
+    def _enforce_timeouts(self, now: float) -> None:
+        for running in self.jobs.values():
+            if running.deadline is not None and now >= running.deadline and not running.timed_out:
+                log.warning("job %s ran past its timeout; killing its process tree", running.job_id)
+                running.timed_out = True
+                executor.kill_tree(running)
 
     def _shut_down(self) -> None:
         for running in self.jobs.values():

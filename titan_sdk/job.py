@@ -26,6 +26,10 @@ class TitanJob:
       priority     higher runs first among ready jobs; ties go first-come-first-served.
       requirement  capability a worker must offer (GENERAL: any worker).
       delay        seconds to wait after the job becomes ready before queueing it.
+      retries      how many failed attempts are run again (after a backoff doubling from 1 s); the
+                   last failure is final. Every attempt's logs are kept, marked by attempt.
+      timeout      seconds one attempt may run; past it its whole process tree is killed and the
+                   attempt fails with reason "timeout".
 
     Accepted and kept but not acted on yet (later work): job_type (RUN_PAYLOAD is what runs),
     port and job_type="SERVICE" (long-running services), is_archive (project archives), affinity,
@@ -37,7 +41,8 @@ class TitanJob:
                  port: int = 0, is_archive: bool = False, priority: int = defaults.DEFAULT_PRIORITY,
                  delay: float = 0, affinity: bool = False, requirement: str = defaults.DEFAULT_REQUIREMENT,
                  hitl_message: Optional[str] = None,
-                 max_wait_seconds: float = defaults.DEFAULT_MAX_WAIT_SECONDS):
+                 max_wait_seconds: float = defaults.DEFAULT_MAX_WAIT_SECONDS,
+                 retries: int = 0, timeout: Optional[float] = None):
         if not isinstance(job_id, str) or not job_id.strip():
             raise ValueError(f"job_id must be a non-empty string, got {job_id!r}")
         if isinstance(parents, str):
@@ -55,6 +60,8 @@ class TitanJob:
         self.requirement = requirement or defaults.DEFAULT_REQUIREMENT
         self.hitl_message = hitl_message
         self.max_wait_seconds = max_wait_seconds
+        self.retries = retries
+        self.timeout = timeout
         self.script = _read_script(filename)
 
     def to_spec(self) -> JobSpec:
@@ -63,7 +70,8 @@ class TitanJob:
             job_type=self.job_type, args=self.args, parents=tuple(self.parents), port=int(self.port),
             is_archive=bool(self.is_archive), priority=int(self.priority), delay=float(self.delay),
             affinity=bool(self.affinity), requirement=self.requirement, hitl_message=self.hitl_message,
-            max_wait_seconds=float(self.max_wait_seconds))
+            max_wait_seconds=float(self.max_wait_seconds), retries=int(self.retries),
+            timeout=None if self.timeout is None else float(self.timeout))
 
     def __repr__(self) -> str:
         parents = f", parents={self.parents}" if self.parents else ""

@@ -98,7 +98,7 @@ class EffectChecker:
             self.dag_finished[body["dag"]] += 1
             assert self.dag_finished[body["dag"]] == 1, f"dag.finished twice for {body['dag']}"
         else:
-            assert event.topic in ("worker.joined", "worker.left"), event.topic
+            assert event.topic in ("worker.joined", "worker.left", "worker.dead"), event.topic
 
     def _check_against(self, scheduler: Scheduler) -> None:
         for job_id, run in scheduler.jobs.items():

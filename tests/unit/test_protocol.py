@@ -261,8 +261,15 @@ def test_job_from_wire_names_the_job_and_the_field():
 
 
 def test_job_from_wire_rejects_unknown_fields():
-    with pytest.raises(ProtocolError, match="unknown field.*retries"):
-        job_from_wire(wire_job(retries=3))
+    with pytest.raises(ProtocolError, match="unknown field.*retrys"):
+        job_from_wire(wire_job(retrys=3))
+
+
+@pytest.mark.parametrize("fields, problem", [({"retries": -1}, "retries"), ({"timeout": 0}, "timeout"),
+                                             ({"retries": "3"}, "'retries'")])
+def test_job_from_wire_checks_retries_and_timeout(fields, problem):
+    with pytest.raises(ProtocolError, match=problem):
+        job_from_wire(wire_job(**fields))
 
 
 def test_job_from_wire_rejects_bool_priority_and_int_archive_flag():

@@ -640,11 +640,12 @@ def test_silent_worker_is_dropped_on_tick_and_its_jobs_move():
     for t in (1.0, 2.0, 3.0, 4.0, 4.9):
         sim.now = t
         assert sim.seen("chatty")
-        assert not events(sim.tick(), "worker.left")
+        assert not events(sim.tick(), "worker.dead")
     sim.now = 6.0
     assert sim.seen("chatty")
     effects = sim.tick()
-    left = events(effects, "worker.left")
+    assert not events(effects, "worker.left"), "a silent worker is dead, not gone by choice"
+    left = events(effects, "worker.dead")
     assert [e.body["worker"] for e in left] == ["quiet"]
     assert "heartbeat" in left[0].body["reason"]
     assert dispatches(effects) == [Dispatch("chatty", "a", 2)]

@@ -22,6 +22,9 @@ class JobState(str, enum.Enum):
         return self in FINAL_STATES
 
 
+# What a worker reports as the error of an attempt it killed for running past its timeout.
+TIMEOUT_ERROR = "timeout"
+
 FINAL_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
 
 # (from, to) pairs a job may take; anything else is a bug and raises IllegalTransition.
@@ -66,6 +69,8 @@ class JobSpec:
     requirement: str = defaults.DEFAULT_REQUIREMENT
     hitl_message: Optional[str] = None
     max_wait_seconds: float = defaults.DEFAULT_MAX_WAIT_SECONDS
+    retries: int = 0                          # failed attempts that are run again
+    timeout: Optional[float] = None           # seconds one attempt may run before it is killed
 
 
 @dataclass
@@ -77,8 +82,10 @@ class JobRun:
     seq: int                                  # submission order, for first-come-first-served
     state: JobState = JobState.PENDING
     attempt: int = 0                          # 1 for the first dispatch, raised on each re-dispatch
+    failures: int = 0                         # attempts that ended in failure (what retries count)
     worker: Optional[str] = None             # the worker's name, as people see it
     worker_id: Optional[str] = None          # the worker's connection id, as the master addresses it
+    last_worker_id: Optional[str] = None     # who ran the attempt before it was queued again
     reason: Optional[str] = None
     exit_code: Optional[int] = None
     not_before: float = 0.0                   # when its delay is over
@@ -97,4 +104,5 @@ class JobRun:
             "attempt": self.attempt, "worker": self.worker, "reason": self.reason,
             "exit_code": self.exit_code, "requirement": self.spec.requirement,
             "priority": self.spec.priority, "parents": list(self.spec.parents),
+            "retries": self.spec.retries, "failures": self.failures, "timeout": self.spec.timeout,
         }

@@ -1,35 +1,40 @@
 """The scheduler: a plain object that takes events in and returns effects out.
 
-Events are method calls (submit, worker_joined, job_finished, cancel, tick, ...), each given `now`.
-Effects are Dispatch / StopJob / Publish / Note values (see effects.py). No I/O happens here, so a test
-drives it with a fake clock and checks `validate()` after every step.
+Events are method calls (submit, worker_joined, job_finished, cancel, tick, restore, ...), each given
+`now`. Effects are Dispatch / StopJob / Publish / Note values (see effects.py). No I/O happens here, so
+a test drives it with a fake clock and checks `validate()` after every step.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections import Counter
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from titan import defaults
-from titan.core import matching
+from titan.core import matching, timers
 from titan.core.dag import validate_dag
 from titan.core.effects import Dispatch, Note, Publish, StopJob
 from titan.core.errors import JobConflict, UnknownDag, UnknownJob
-from titan.core.jobs import FINAL_STATES, JobRun, JobSpec, JobState, check_transition
+from titan.core.jobs import FINAL_STATES, TIMEOUT_ERROR, JobRun, JobSpec, JobState, check_transition
 from titan.core.matching import WorkerView
+from titan.core.queries import SchedulerQueries
 
 
-class Scheduler:
-    def __init__(self, worker_dead_after: float = defaults.WORKER_DEAD_AFTER_S):
+class Scheduler(SchedulerQueries):
+    def __init__(self, worker_dead_after: float = defaults.WORKER_DEAD_AFTER_S,
+                 retry_backoff: float = defaults.RETRY_BACKOFF_S,
+                 retry_backoff_max: float = defaults.RETRY_BACKOFF_MAX_S):
         self.worker_dead_after = worker_dead_after
+        self.retry_backoff, self.retry_backoff_max = retry_backoff, retry_backoff_max
         self.jobs: Dict[str, JobRun] = {}
         self.dags: Dict[str, List[str]] = {}
         self.workers: Dict[str, WorkerView] = {}
         self.state_counts: Counter = Counter()
         self._children: Dict[str, set] = {}          # parent id -> ids of jobs waiting on it
         self._queues: Dict[str, list] = {}           # requirement -> heap of (-priority, seq, job_id)
-        self._delayed: list = []                     # heap of (not_before, seq, job_id)
+        self._deadlines = timers.Deadlines()
+        self._orphans: set = set()                   # RUNNING jobs whose worker has not re-registered
         self._next_seq = 0
         self._effects: list = []
 
@@ -62,15 +67,18 @@ class Scheduler:
 
     def _admit(self, spec: JobSpec, dag: Optional[str], now: float) -> JobRun:
         self._next_seq += 1
-        previous = self.jobs.get(spec.job_id)
-        if previous is not None:
-            self.state_counts[previous.state] -= 1
         run = JobRun(spec=spec, dag=dag, seq=self._next_seq, submitted_at=now,
                      not_before=now + max(0.0, spec.delay))
-        self.jobs[spec.job_id] = run
-        self.state_counts[JobState.PENDING] += 1
+        self._add_run(run)
         self._publish_job(run)
         return run
+
+    def _add_run(self, run: JobRun) -> None:
+        previous = self.jobs.get(run.job_id)
+        if previous is not None:
+            self.state_counts[previous.state] -= 1
+        self.jobs[run.job_id] = run
+        self.state_counts[run.state] += 1
 
     def _resolve_parents(self, run: JobRun, now: float) -> None:
         for parent_id in run.spec.parents:
@@ -88,29 +96,53 @@ class Scheduler:
         if run.state != JobState.PENDING or run.waiting_on:
             return
         if run.not_before > now:
-            heapq.heappush(self._delayed, (run.not_before, run.seq, run.job_id))
+            self._deadlines.add(run.not_before, timers.DELAY, run.seq, run.job_id)
             return
         self._enqueue(run, reason=None)
 
     def _enqueue(self, run: JobRun, reason: Optional[str]) -> None:
         self._transition(run, JobState.QUEUED, reason)
+        self._push_ready(run)
+
+    def _push_ready(self, run: JobRun) -> None:
         queue = self._queues.setdefault(run.spec.requirement, [])
         heapq.heappush(queue, (-run.spec.priority, run.seq, run.job_id))
 
     # ----------------------------------------------------------------- workers
 
     def worker_joined(self, worker_id: str, name: str, capabilities: Iterable[str], slots: int,
-                      info: dict, now: float) -> list:
-        if worker_id in self.workers:   # a repeated registration (its welcome was slow): nothing new
-            self.workers[worker_id].last_seen = now
-            return self._take_effects()
-        caps = frozenset(capabilities) | {defaults.DEFAULT_REQUIREMENT}
-        worker = WorkerView(worker_id, name, caps, max(1, slots), last_seen=now, info=dict(info))
-        self.workers[worker_id] = worker
-        self._publish("worker.joined", {"worker": name, "worker_id": worker_id,
-                                        "capabilities": sorted(caps), "slots": worker.slots})
+                      info: dict, now: float, running: Iterable[Tuple[str, int]] = ()) -> list:
+        """A worker registers, saying which (job id, attempt) it is still running."""
+        worker = self.workers.get(worker_id)
+        if worker is None:
+            caps = frozenset(capabilities) | {defaults.DEFAULT_REQUIREMENT}
+            worker = WorkerView(worker_id, name, caps, max(1, slots), last_seen=now, info=dict(info))
+            self.workers[worker_id] = worker
+            self._publish("worker.joined", {"worker": name, "worker_id": worker_id,
+                                            "capabilities": sorted(caps), "slots": worker.slots})
+        worker.last_seen = now
+        for job_id, attempt in running:
+            self._reclaim(worker, job_id, attempt)
         self._schedule(now)
         return self._take_effects()
+
+    def _reclaim(self, worker: WorkerView, job_id: str, attempt: int) -> None:
+        """Take back a job a (re-)registering worker still runs, or tell it to stop one no longer its own."""
+        run = self.jobs.get(job_id)
+        if run is not None and run.attempt == attempt and run.job_id not in worker.running:
+            if run.state == JobState.RUNNING and run.worker_id == worker.worker_id:
+                self._orphans.discard(job_id)          # the master restarted; its worker is back
+                worker.running.add(job_id)
+                return
+            if run.state == JobState.QUEUED and run.last_worker_id == worker.worker_id and worker.free_slots > 0:
+                self._assign(run, worker)              # declared dead too early: let it finish there
+                self._transition(run, JobState.RUNNING, f"worker {worker.name!r} came back still running it")
+                return
+        if run is not None and run.attempt == attempt and run.job_id in worker.running:
+            return
+        self._effects.append(StopJob(worker.worker_id, job_id, attempt))
+        self._effects.append(Note(f"worker {worker.name!r} still runs job {job_id!r} attempt {attempt}, "
+                                  "which is no longer its own; told it to stop"))
 
     def worker_seen(self, worker_id: str, now: float) -> bool:
         """Record a sign of life. False means the worker is unknown and must register again."""
@@ -122,35 +154,48 @@ class Scheduler:
 
     def worker_left(self, worker_id: str, reason: str, now: float) -> list:
         if worker_id in self.workers:
-            self._drop_worker(worker_id, reason, now)
+            self._drop_worker(worker_id, reason, "worker.left")
             self._schedule(now)
         return self._take_effects()
 
-    def _drop_worker(self, worker_id: str, reason: str, now: float) -> None:
+    def _drop_worker(self, worker_id: str, reason: str, topic: str) -> None:
         worker = self.workers.pop(worker_id)
-        self._publish("worker.left", {"worker": worker.name, "worker_id": worker_id, "reason": reason,
-                                      "running": sorted(worker.running)})
+        self._publish(topic, {"worker": worker.name, "worker_id": worker_id, "reason": reason,
+                              "running": sorted(worker.running)})
         for job_id in sorted(worker.running, key=lambda j: self.jobs[j].seq):
             run = self.jobs[job_id]
-            self._enqueue(run, reason=f"worker {worker.name!r} left ({reason}); queued to run again")
+            self._enqueue(run, reason=f"worker {worker.name!r} lost ({reason}); queued to run again")
 
     # ----------------------------------------------------------------- job results
 
-    def job_finished(self, worker_id: str, job_id: str, attempt: int, exit_code: int, now: float) -> list:
+    def job_finished(self, worker_id: str, job_id: str, attempt: int, exit_code: int, now: float,
+                     error: Optional[str] = None) -> list:
+        """A worker reports an attempt's end. Results for anything but the current attempt are ignored."""
         run = self.jobs.get(job_id)
         if run is None or run.state != JobState.RUNNING or run.worker_id != worker_id or run.attempt != attempt:
             self._effects.append(Note(f"ignored a stale result for job {job_id!r} attempt {attempt} "
-                                      f"(exit {exit_code}) from worker {worker_id!r}"))
+                                      f"(exit {exit_code}) from worker connection {worker_id}"))
             return self._take_effects()
         self._release_slot(run)
         run.exit_code, run.ended_at = exit_code, now
         if exit_code == 0:
             self._transition(run, JobState.COMPLETED, None)
         else:
-            self._transition(run, JobState.FAILED, f"exit code {exit_code}")
-        self._settle_children(run, now)
+            self._fail_attempt(run, _failure_reason(exit_code, error), now)
+        if run.state.is_final:
+            self._settle_children(run, now)
         self._schedule(now)
         return self._take_effects()
+
+    def _fail_attempt(self, run: JobRun, reason: str, now: float) -> None:
+        run.failures += 1
+        if run.failures > run.spec.retries:
+            self._transition(run, JobState.FAILED, reason)
+            return
+        backoff = min(self.retry_backoff * 2 ** (run.failures - 1), self.retry_backoff_max)
+        self._transition(run, JobState.QUEUED, f"attempt {run.attempt} failed ({reason}); "
+                                               f"retry {run.failures} of {run.spec.retries} in {backoff:g}s")
+        self._deadlines.add(now + backoff, timers.BACKOFF, run.seq, run.job_id)
 
     def _settle_children(self, parent: JobRun, now: float) -> None:
         for child_id in sorted(self._children.pop(parent.job_id, ()), key=lambda j: self.jobs[j].seq):
@@ -188,6 +233,7 @@ class Scheduler:
         if run.state == JobState.RUNNING:
             self._effects.append(StopJob(run.worker_id, run.job_id, run.attempt))
             self._release_slot(run)
+            self._orphans.discard(run.job_id)
         run.ended_at = now
         self._forget_parents(run)
         self._transition(run, JobState.CANCELLED, reason)
@@ -203,18 +249,51 @@ class Scheduler:
 
     def tick(self, now: float) -> list:
         for worker in [w for w in self.workers.values() if now - w.last_seen > self.worker_dead_after]:
-            self._drop_worker(worker.worker_id, f"no heartbeat for {now - worker.last_seen:.1f}s", now)
-        while self._delayed and self._delayed[0][0] <= now:
-            _, seq, job_id = heapq.heappop(self._delayed)
-            run = self.jobs.get(job_id)
-            if run is not None and run.seq == seq and run.state == JobState.PENDING:
-                self._enqueue(run, reason=None)
+            self._drop_worker(worker.worker_id, f"no heartbeat for {now - worker.last_seen:.1f}s", "worker.dead")
+        for kind, seq, job_id in self._deadlines.due(now):
+            self._on_deadline(kind, self.jobs.get(job_id), seq)
         self._schedule(now)
         return self._take_effects()
 
+    def _on_deadline(self, kind: str, run: Optional[JobRun], seq: int) -> None:
+        if run is None or run.seq != seq:
+            return
+        if kind == timers.DELAY and run.state == JobState.PENDING and not run.waiting_on:
+            self._enqueue(run, reason=None)
+        elif kind == timers.BACKOFF and run.state == JobState.QUEUED:
+            self._push_ready(run)
+        elif kind == timers.ORPHAN and run.job_id in self._orphans:
+            self._orphans.discard(run.job_id)
+            self._enqueue(run, reason=f"worker {run.worker!r} did not come back after the master restarted; "
+                                      "queued to run again")
+
     def next_deadline(self) -> Optional[float]:
-        """The earliest time a delayed job becomes ready, so the caller knows when to tick."""
-        return self._delayed[0][0] if self._delayed else None
+        """The earliest time something is due (a delay, a backoff, an orphan's grace), so the caller ticks."""
+        return self._deadlines.next()
+
+    # ----------------------------------------------------------------- recovery
+
+    def restore(self, runs: Sequence[JobRun], dags: Dict[str, List[str]], now: float) -> list:
+        """Rebuild from a journal after a restart. RUNNING jobs wait `worker_dead_after` for their worker
+        to re-register and claim them; then they are queued again."""
+        self.dags = {name: list(ids) for name, ids in dags.items()}
+        for run in sorted(runs, key=lambda r: r.seq):
+            self._add_run(run)
+            self._next_seq = max(self._next_seq, run.seq)
+        for run in sorted(runs, key=lambda r: r.seq):
+            self._restore_run(run, now)
+        self._schedule(now)
+        return self._take_effects()
+
+    def _restore_run(self, run: JobRun, now: float) -> None:
+        if run.state == JobState.PENDING:
+            run.not_before = now + max(0.0, run.spec.delay)
+            self._resolve_parents(run, now)
+        elif run.state == JobState.QUEUED:
+            self._push_ready(run)
+        elif run.state == JobState.RUNNING:
+            self._orphans.add(run.job_id)
+            self._deadlines.add(now + self.worker_dead_after, timers.ORPHAN, run.seq, run.job_id)
 
     # ----------------------------------------------------------------- dispatching
 
@@ -250,15 +329,20 @@ class Scheduler:
 
     def _start(self, run: JobRun, worker: WorkerView, now: float) -> None:
         run.attempt += 1
-        run.worker_id, run.worker, run.started_at = worker.worker_id, worker.name, now
-        worker.running.add(run.job_id)
+        run.started_at = now
+        self._assign(run, worker)
         self._transition(run, JobState.RUNNING, None)
         self._effects.append(Dispatch(worker.worker_id, run.job_id, run.attempt))
+
+    def _assign(self, run: JobRun, worker: WorkerView) -> None:
+        run.worker_id, run.worker = worker.worker_id, worker.name
+        worker.running.add(run.job_id)
 
     def _release_slot(self, run: JobRun) -> None:
         worker = self.workers.get(run.worker_id)
         if worker is not None:
             worker.running.discard(run.job_id)
+        self._orphans.discard(run.job_id)
 
     # ----------------------------------------------------------------- transitions and events
 
@@ -268,7 +352,7 @@ class Scheduler:
         self.state_counts[new] += 1
         run.state, run.reason = new, reason
         if new == JobState.QUEUED:
-            run.worker_id = run.worker = None
+            run.last_worker_id, run.worker_id, run.worker = run.worker_id, None, None
         self._publish_job(run)
         if run.dag and new.is_final and self._dag_finished(run.dag):
             self._publish_dag_finished(run.dag)
@@ -289,67 +373,9 @@ class Scheduler:
         effects, self._effects = self._effects, []
         return effects
 
-    # ----------------------------------------------------------------- queries
 
-    def _dag_finished(self, dag: str) -> bool:
-        return all(self.jobs[j].state.is_final or self.jobs[j].dag != dag for j in self.dags.get(dag, ()))
-
-    def job(self, job_id: str) -> JobRun:
-        run = self.jobs.get(job_id)
-        if run is None:
-            raise UnknownJob(f"no job {job_id!r} on this master", job_id=job_id)
-        return run
-
-    def describe_job(self, job_id: str) -> dict:
-        run = self.job(job_id)
-        info = run.describe()
-        if run.state == JobState.QUEUED and not matching.anyone_offers(run.spec.requirement, self.workers.values()):
-            offered = ", ".join(matching.offered_capabilities(self.workers.values())) if self.workers else "none"
-            info["reason"] = (f"waiting for a worker with capability {run.spec.requirement}; "
-                              f"connected workers offer: {offered}")
-        return info
-
-    def describe_dag(self, dag: str) -> dict:
-        if dag not in self.dags:
-            raise UnknownDag(f"no DAG {dag!r} on this master", dag=dag)
-        jobs = [self.describe_job(j) for j in self.dags[dag] if self.jobs[j].dag == dag]
-        return {"dag": dag, "finished": self._dag_finished(dag), "jobs": jobs}
-
-    def stats(self) -> dict:
-        queued_by_requirement = Counter(run.spec.requirement for run in self.jobs.values()
-                                        if run.state == JobState.QUEUED)
-        return {
-            "workers": [w.describe() for w in self.workers.values()],
-            "jobs_by_state": {state.value: self.state_counts[state] for state in JobState},
-            "queued_by_requirement": dict(queued_by_requirement),
-        }
-
-    # ----------------------------------------------------------------- invariants
-
-    def validate(self) -> None:
-        """Check the invariants; tests call this after every step."""
-        assert sum(self.state_counts.values()) == len(self.jobs), "state counts do not add up"
-        for state in JobState:
-            actual = sum(1 for r in self.jobs.values() if r.state == state)
-            assert self.state_counts[state] == actual, f"count of {state.value} is off"
-        running_on_workers = set()
-        for worker in self.workers.values():
-            assert worker.free_slots >= 0, f"worker {worker.name} runs more jobs than it has slots"
-            assert not (worker.running & running_on_workers), "a job runs on two workers"
-            running_on_workers |= worker.running
-            for job_id in worker.running:
-                run = self.jobs[job_id]
-                assert run.state == JobState.RUNNING and run.worker_id == worker.worker_id, job_id
-        for run in self.jobs.values():
-            if run.state == JobState.RUNNING:
-                assert run.job_id in running_on_workers, f"{run.job_id} RUNNING on no worker"
-            if run.state == JobState.QUEUED:
-                assert any(e[2] == run.job_id and e[1] == run.seq
-                           for e in self._queues.get(run.spec.requirement, ())), f"{run.job_id} not in queue"
-            if run.state != JobState.PENDING:
-                assert not run.waiting_on, f"{run.job_id} is {run.state.value} but still waits on parents"
-        for parent_id, children in self._children.items():
-            for child_id in children:
-                child = self.jobs[child_id]
-                assert child.state == JobState.PENDING and parent_id in child.waiting_on, \
-                    f"stale link from {parent_id} to {child_id}"
+def _failure_reason(exit_code: int, error: Optional[str]) -> str:
+    if error == TIMEOUT_ERROR:
+        return TIMEOUT_ERROR
+    reason = f"exit code {exit_code}"
+    return f"{reason}: {error}" if error else reason

@@ -51,6 +51,14 @@ class Store:
     def __len__(self) -> int:
         return len(self._data)
 
+    def raw(self, key: str) -> Optional[Value]:
+        """The key's value as held (a string or a set), None if absent: what the journal records."""
+        value = self._data.get(key)
+        return set(value) if isinstance(value, set) else value
+
+    def restore(self, data: Dict[str, Value]) -> None:
+        self._data = {key: set(value) if isinstance(value, set) else value for key, value in data.items()}
+
     def _string(self, key: str, op: str) -> Optional[str]:
         value = self._data.get(key)
         if isinstance(value, set):

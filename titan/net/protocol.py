@@ -44,7 +44,8 @@ JOB_FIELDS = _fields(
     job_id=(str,), filename=(str,), script=(bytes,), job_type=optional(str), args=optional(str),
     parents=optional(list), port=optional(int), is_archive=optional(bool), priority=optional(int),
     delay=optional(*Number), affinity=optional(bool), requirement=optional(str),
-    hitl_message=optional(str), max_wait_seconds=optional(*Number),
+    hitl_message=optional(str), max_wait_seconds=optional(*Number), retries=optional(int),
+    timeout=optional(*Number),
 )
 
 # Client ROUTER (port P): requests from the SDK, the CLI and jobs.
@@ -71,6 +72,9 @@ STORE_OPS = {
     "keys": _fields(prefix=optional(str)),
 }
 
+# Requests that change state: their replies are journaled, so a retry after a restart is not re-run.
+CHANGING_OPS = frozenset({"submit", "cancel", "cancel_dag", "put", "delete", "incr", "sadd"})
+
 # Worker DEALER -> master ROUTER (port P+1).
 WORKER_OPS = {
     "register": _fields(name=(str,), capabilities=(list,), slots=(int,), info=optional(dict),
@@ -78,6 +82,7 @@ WORKER_OPS = {
     "heartbeat": _fields(running=optional(list)),
     "log": _fields(job_id=(str,), attempt=(int,), stream=(str,), data=(bytes,)),
     "finished": _fields(job_id=(str,), attempt=(int,), exit_code=(int,), error=optional(str)),
+    # the master acknowledges every "finished"; the worker re-sends results until then
     "bye": _fields(),
 }
 
@@ -88,6 +93,7 @@ MASTER_TO_WORKER_OPS = {
     "reregister": _fields(reason=optional(str)),
     "dispatch": _fields(job=(dict,), attempt=(int,), dag=optional(str)),
     "stop": _fields(job_id=(str,), attempt=(int,), reason=optional(str)),
+    "ack": _fields(job_id=(str,), attempt=(int,)),
 }
 
 LOG_STREAMS = ("stdout", "stderr")
@@ -162,7 +168,7 @@ def job_to_wire(spec: JobSpec) -> dict:
         "args": spec.args, "parents": list(spec.parents), "port": spec.port, "is_archive": spec.is_archive,
         "priority": spec.priority, "delay": spec.delay, "affinity": spec.affinity,
         "requirement": spec.requirement, "hitl_message": spec.hitl_message,
-        "max_wait_seconds": spec.max_wait_seconds,
+        "max_wait_seconds": spec.max_wait_seconds, "retries": spec.retries, "timeout": spec.timeout,
     }
 
 
@@ -177,6 +183,8 @@ def job_from_wire(raw, index: int = 0) -> JobSpec:
     parents = raw.get("parents") or []
     if not all(isinstance(p, str) for p in parents):
         raise ProtocolError(f"{label}: every parent must be a job id string")
+    if (raw.get("retries") or 0) < 0 or (raw.get("timeout") is not None and raw["timeout"] <= 0):
+        raise ProtocolError(f"{label}: retries must be >= 0 and timeout > 0 seconds")
     present = {k: v for k, v in raw.items() if v is not None and k != "parents"}
     return JobSpec(parents=tuple(parents), **present)
 
@@ -196,6 +204,15 @@ def ok_reply(rid: Optional[str], result=None) -> dict:
 
 def error_reply(rid: Optional[str], kind: str, message: str, details: Optional[dict] = None) -> dict:
     return {"rid": rid, "ok": False, "error": {"kind": kind, "message": message, "details": details or {}}}
+
+
+def job_claims(raw) -> list:
+    """A registering worker's [[job_id, attempt], ...]; malformed entries are refused whole."""
+    claims = raw or []
+    if not all(isinstance(c, list) and len(c) == 2 and isinstance(c[0], str) and _is_instance(c[1], (int,))
+               for c in claims):
+        raise ProtocolError("'register' message: 'running' must be a list of [job_id, attempt] pairs")
+    return [(job_id, attempt) for job_id, attempt in claims]
 
 
 def decode_reply(frame: bytes) -> dict:

@@ -1,0 +1,201 @@
+"""Durable state in SQLite (WAL): what the master must not forget across a crash.
+
+The master records what changed during one turn of its loop and calls `commit()` once per turn, before
+it sends any reply or dispatch, so "accepted" always means "on disk" and the journal costs one
+transaction per turn, not one per job. Kept: every job's spec and latest state, DAGs, logs, TitanStore,
+and the replies to requests that changed something (so a client retrying across a restart is answered,
+not acted on twice).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple, Union
+
+import msgpack
+
+from titan.core.jobs import JobRun, JobSpec, JobState
+
+SCHEMA_VERSION = 1
+FILE_NAME = "titan.db"
+REPLIES_KEPT = 10_000   # per channel, like the master's in-memory reply cache
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS job_specs (seq INTEGER PRIMARY KEY, job_id TEXT NOT NULL, dag TEXT, spec BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS job_states (
+    job_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, state TEXT NOT NULL, attempt INTEGER NOT NULL,
+    failures INTEGER NOT NULL, worker_id TEXT, worker TEXT, last_worker_id TEXT, reason TEXT, exit_code INTEGER);
+CREATE TABLE IF NOT EXISTS dags (name TEXT PRIMARY KEY, job_ids BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS logs (id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL, seq INTEGER NOT NULL,
+    attempt INTEGER NOT NULL, stream TEXT NOT NULL, text TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS logs_by_job ON logs (job_id, seq);
+CREATE TABLE IF NOT EXISTS store (key TEXT PRIMARY KEY, kind TEXT NOT NULL, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS replies (id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL, rid TEXT NOT NULL,
+    reply BLOB NOT NULL, UNIQUE (channel, rid));
+"""
+
+StoreValue = Union[str, set, None]
+
+
+class JournalCorrupt(Exception):
+    """The journal file exists but cannot be trusted; the master refuses to start rather than lose it."""
+
+
+@dataclass
+class Recovered:
+    runs: List[JobRun] = field(default_factory=list)
+    dags: Dict[str, List[str]] = field(default_factory=dict)
+    logs: List[Tuple[str, int, str, str]] = field(default_factory=list)   # job_id, attempt, stream, text
+    store: Dict[str, Union[str, set]] = field(default_factory=dict)
+    replies: Dict[str, List[Tuple[str, bytes]]] = field(default_factory=dict)
+
+
+class Journal:
+    def __init__(self, data_dir: str):
+        os.makedirs(data_dir, exist_ok=True)
+        self.path = os.path.join(data_dir, FILE_NAME)
+        existed = os.path.exists(self.path) and os.path.getsize(self.path) > 0
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            if existed:
+                self._check_integrity()
+            self.db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a commit survives the master being killed; only an OS crash or power
+            # loss can take back the last commits. FULL would fsync each turn.
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+            self._check_version()
+        except sqlite3.DatabaseError as exc:
+            raise JournalCorrupt(f"journal {self.path} cannot be read ({exc}); the master will not start on it. "
+                                 "Restore it from a backup, or move it away to start with an empty state.") from None
+        self._clear_pending()
+
+    def _check_integrity(self) -> None:
+        (result,) = self.db.execute("PRAGMA quick_check").fetchone()
+        if result != "ok":
+            raise sqlite3.DatabaseError(f"integrity check failed: {result}")
+
+    def _check_version(self) -> None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif row[0] != str(SCHEMA_VERSION):
+            raise sqlite3.DatabaseError(f"schema version {row[0]}, this Titan reads version {SCHEMA_VERSION}")
+
+    def _clear_pending(self) -> None:
+        self._specs: List[tuple] = []
+        self._states: Dict[str, tuple] = {}
+        self._dags: Dict[str, bytes] = {}
+        self._logs: List[tuple] = []
+        self._store: Dict[str, StoreValue] = {}
+        self._replies: List[tuple] = []
+
+    # ----------------------------------------------------------------- recording (buffered until commit)
+
+    def record_submission(self, run: JobRun) -> None:
+        self._specs.append((run.seq, run.job_id, run.dag, _pack(dataclasses.asdict(run.spec))))
+        self.record_state(run)
+
+    def record_state(self, run: JobRun) -> None:
+        self._states[run.job_id] = (run.job_id, run.seq, run.state.value, run.attempt, run.failures,
+                                    run.worker_id, run.worker, run.last_worker_id, run.reason, run.exit_code)
+
+    def record_dag(self, name: str, job_ids: List[str]) -> None:
+        self._dags[name] = _pack(list(job_ids))
+
+    def record_log(self, job_id: str, seq: int, attempt: int, stream: str, text: str) -> None:
+        self._logs.append((job_id, seq, attempt, stream, text))
+
+    def record_store(self, key: str, value: StoreValue) -> None:
+        """The key's value now; None when it was deleted."""
+        self._store[key] = set(value) if isinstance(value, set) else value
+
+    def record_reply(self, channel: str, rid: str, reply: bytes) -> None:
+        self._replies.append((channel, rid, reply))
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._specs or self._states or self._dags or self._logs or self._store or self._replies)
+
+    def commit(self) -> None:
+        """Write everything recorded since the last commit in one transaction."""
+        if not self.has_pending:
+            return
+        db = self.db
+        db.execute("BEGIN")
+        try:
+            self._write_jobs(db)
+            db.executemany("INSERT OR REPLACE INTO dags VALUES (?, ?)", self._dags.items())
+            db.executemany("INSERT INTO logs (job_id, seq, attempt, stream, text) VALUES (?, ?, ?, ?, ?)", self._logs)
+            self._write_store(db)
+            self._write_replies(db)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._clear_pending()
+
+    def _write_jobs(self, db: sqlite3.Connection) -> None:
+        for seq, job_id, _dag, _spec in self._specs:   # a new run replaces the old one's spec and logs
+            db.execute("DELETE FROM job_specs WHERE job_id = ? AND seq < ?", (job_id, seq))
+            db.execute("DELETE FROM logs WHERE job_id = ? AND seq < ?", (job_id, seq))
+        db.executemany("INSERT OR REPLACE INTO job_specs VALUES (?, ?, ?, ?)", self._specs)
+        db.executemany("INSERT OR REPLACE INTO job_states VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       self._states.values())
+
+    def _write_store(self, db: sqlite3.Connection) -> None:
+        deleted = [(key,) for key, value in self._store.items() if value is None]
+        db.executemany("DELETE FROM store WHERE key = ?", deleted)
+        kept = [(key, "set", _pack(sorted(value))) if isinstance(value, set) else (key, "string", _pack(value))
+                for key, value in self._store.items() if value is not None]
+        db.executemany("INSERT OR REPLACE INTO store VALUES (?, ?, ?)", kept)
+
+    def _write_replies(self, db: sqlite3.Connection) -> None:
+        db.executemany("INSERT OR REPLACE INTO replies (channel, rid, reply) VALUES (?, ?, ?)", self._replies)
+        for channel in {channel for channel, _, _ in self._replies}:
+            db.execute("DELETE FROM replies WHERE channel = ? AND id <= "
+                       "(SELECT MAX(id) FROM replies WHERE channel = ?) - ?", (channel, channel, REPLIES_KEPT))
+
+    # ----------------------------------------------------------------- recovery
+
+    def load(self) -> Recovered:
+        recovered = Recovered()
+        recovered.runs = self._load_runs()
+        recovered.dags = {name: _unpack(ids) for name, ids in self.db.execute("SELECT name, job_ids FROM dags")}
+        recovered.logs = list(self.db.execute(
+            "SELECT logs.job_id, logs.attempt, logs.stream, logs.text FROM logs JOIN job_states "
+            "ON logs.job_id = job_states.job_id AND logs.seq = job_states.seq ORDER BY logs.id"))
+        for key, kind, value in self.db.execute("SELECT key, kind, value FROM store"):
+            recovered.store[key] = set(_unpack(value)) if kind == "set" else _unpack(value)
+        for channel, rid, reply in self.db.execute("SELECT channel, rid, reply FROM replies ORDER BY id"):
+            recovered.replies.setdefault(channel, []).append((rid, reply))
+        return recovered
+
+    def _load_runs(self) -> List[JobRun]:
+        rows = self.db.execute(
+            "SELECT s.seq, s.dag, s.spec, j.state, j.attempt, j.failures, j.worker_id, j.worker, "
+            "j.last_worker_id, j.reason, j.exit_code FROM job_states j JOIN job_specs s ON s.seq = j.seq "
+            "ORDER BY s.seq")
+        runs = []
+        for seq, dag, spec, state, attempt, failures, worker_id, worker, last_worker_id, reason, code in rows:
+            fields = _unpack(spec)
+            fields["parents"] = tuple(fields.get("parents") or ())
+            runs.append(JobRun(spec=JobSpec(**fields), dag=dag, seq=seq, state=JobState(state), attempt=attempt,
+                               failures=failures, worker_id=worker_id, worker=worker,
+                               last_worker_id=last_worker_id, reason=reason, exit_code=code))
+        return runs
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _pack(value) -> bytes:
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def _unpack(blob: bytes):
+    return msgpack.unpackb(blob, raw=False)

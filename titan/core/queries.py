@@ -1,0 +1,86 @@
+"""The scheduler's read side: what people ask about jobs, DAGs and workers, and the invariants tests check."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from titan.core import matching, timers
+from titan.core.errors import UnknownDag, UnknownJob
+from titan.core.jobs import JobRun, JobState
+
+
+class SchedulerQueries:
+    """Mixed into Scheduler; reads its state, never changes it."""
+
+    def _dag_finished(self, dag: str) -> bool:
+        return all(self.jobs[j].state.is_final or self.jobs[j].dag != dag for j in self.dags.get(dag, ()))
+
+    def job(self, job_id: str) -> JobRun:
+        run = self.jobs.get(job_id)
+        if run is None:
+            raise UnknownJob(f"no job {job_id!r} on this master", job_id=job_id)
+        return run
+
+    def describe_job(self, job_id: str) -> dict:
+        run = self.job(job_id)
+        info = run.describe()
+        if run.state == JobState.QUEUED and not matching.anyone_offers(run.spec.requirement, self.workers.values()):
+            offered = ", ".join(matching.offered_capabilities(self.workers.values())) if self.workers else "none"
+            info["reason"] = (f"waiting for a worker with capability {run.spec.requirement}; "
+                              f"connected workers offer: {offered}")
+        return info
+
+    def describe_dag(self, dag: str) -> dict:
+        if dag not in self.dags:
+            raise UnknownDag(f"no DAG {dag!r} on this master", dag=dag)
+        jobs = [self.describe_job(j) for j in self.dags[dag] if self.jobs[j].dag == dag]
+        return {"dag": dag, "finished": self._dag_finished(dag), "jobs": jobs}
+
+    def stats(self) -> dict:
+        queued_by_requirement = Counter(run.spec.requirement for run in self.jobs.values()
+                                        if run.state == JobState.QUEUED)
+        return {
+            "workers": [w.describe() for w in self.workers.values()],
+            "jobs_by_state": {state.value: self.state_counts[state] for state in JobState},
+            "queued_by_requirement": dict(queued_by_requirement),
+        }
+
+    def validate(self) -> None:
+        """Check the invariants; tests call this after every step."""
+        assert sum(self.state_counts.values()) == len(self.jobs), "state counts do not add up"
+        for state in JobState:
+            actual = sum(1 for r in self.jobs.values() if r.state == state)
+            assert self.state_counts[state] == actual, f"count of {state.value} is off"
+        running_on_workers = self._validate_workers()
+        for run in self.jobs.values():
+            self._validate_run(run, running_on_workers)
+        for parent_id, children in self._children.items():
+            for child_id in children:
+                child = self.jobs[child_id]
+                assert child.state == JobState.PENDING and parent_id in child.waiting_on, \
+                    f"stale link from {parent_id} to {child_id}"
+
+    def _validate_workers(self) -> set:
+        running_on_workers: set = set()
+        for worker in self.workers.values():
+            assert worker.free_slots >= 0, f"worker {worker.name} runs more jobs than it has slots"
+            assert not (worker.running & running_on_workers), "a job runs on two workers"
+            running_on_workers |= worker.running
+            for job_id in worker.running:
+                run = self.jobs[job_id]
+                assert run.state == JobState.RUNNING and run.worker_id == worker.worker_id, job_id
+        return running_on_workers
+
+    def _validate_run(self, run: JobRun, running_on_workers: set) -> None:
+        if run.state == JobState.RUNNING:
+            assert run.job_id in running_on_workers or run.job_id in self._orphans, \
+                f"{run.job_id} RUNNING on no worker"
+        if run.state == JobState.QUEUED:
+            in_queue = any(e[2] == run.job_id and e[1] == run.seq
+                           for e in self._queues.get(run.spec.requirement, ()))
+            assert in_queue or self._deadlines.pending(timers.BACKOFF, run.job_id), \
+                f"{run.job_id} QUEUED but neither in a queue nor backing off"
+        if run.state != JobState.PENDING:
+            assert not run.waiting_on, f"{run.job_id} is {run.state.value} but still waits on parents"
+        if run.job_id in self._orphans:
+            assert run.state == JobState.RUNNING and run.worker_id not in self.workers, run.job_id

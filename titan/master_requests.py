@@ -1,0 +1,86 @@
+"""What the master does for each client and TitanStore request. Mixed into Master (titan/master.py)."""
+
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+from titan.net import protocol
+from titan.net.protocol import ProtocolError
+
+
+class RequestHandlers:
+    """Needs: self.scheduler, self.store, self.logs, self.journal, self._apply, run and event facts."""
+
+    def _client_request(self, op: str, message: dict):
+        now = time.monotonic()
+        if op == "ping":
+            return {"run_id": self.run_id, "seq": self.event_seq}
+        if op == "submit":
+            return self._submit(message.get("dag"), message["jobs"], now)
+        if op == "status":
+            return self.scheduler.describe_job(self._job_id(message["job_id"]))
+        if op == "states":
+            return self._states(message["job_ids"])
+        if op == "dag_status":
+            return self.scheduler.describe_dag(message["dag"])
+        if op == "logs":
+            return self.logs.text(self.scheduler.job(self._job_id(message["job_id"])).job_id)
+        if op == "cancel":
+            job_id = self._job_id(message["job_id"])
+            self._apply(self.scheduler.cancel(job_id, now))
+            return self.scheduler.describe_job(job_id)
+        if op == "cancel_dag":
+            self._apply(self.scheduler.cancel_dag(message["dag"], now))
+            return self.scheduler.describe_dag(message["dag"])
+        if op == "stats":
+            return {**self.scheduler.stats(), "run_id": self.run_id, "seq": self.event_seq,
+                    "uptime_s": round(time.time() - self.started_at, 3), "store_keys": len(self.store),
+                    "journal": self.journal.path if self.journal else None}
+        raise ProtocolError(f"unhandled op {op!r}")
+
+    def _submit(self, dag: Optional[str], raw_jobs: list, now: float) -> dict:
+        specs = [protocol.job_from_wire(raw, i) for i, raw in enumerate(raw_jobs)]
+        effects = self.scheduler.submit(dag, specs, now)
+        for spec in specs:
+            self.logs.reset(spec.job_id)
+            if self.journal is not None:
+                self.journal.record_submission(self.scheduler.jobs[spec.job_id])
+        if dag and self.journal is not None:
+            self.journal.record_dag(dag, self.scheduler.dags[dag])
+        self._apply(effects)
+        return {"dag": dag, "jobs": [spec.job_id for spec in specs]}
+
+    def _states(self, job_ids: list) -> dict:
+        jobs = self.scheduler.jobs
+        return {job_id: jobs[self._job_id(job_id)].state.value if self._job_id(job_id) in jobs else None
+                for job_id in job_ids if isinstance(job_id, str)}
+
+    def _job_id(self, requested: str) -> str:
+        """The original SDK sometimes spelled ids 'DAG-<id>'; accept that unless a job has that very id."""
+        if requested.startswith("DAG-") and requested not in self.scheduler.jobs:
+            return requested[4:]
+        return requested
+
+    def _store_request(self, op: str, message: dict):
+        key = message.get("key")
+        if op == "put":
+            result = self.store.put(key, message["value"])
+        elif op == "get":
+            return self.store.get(key)
+        elif op == "delete":
+            result = self.store.delete(key)
+        elif op == "incr":
+            by = message.get("by")
+            result = self.store.incr(key, 1 if by is None else by)
+        elif op == "sadd":
+            result = self.store.sadd(key, message["member"])
+        elif op == "smembers":
+            return self.store.smembers(key)
+        elif op == "keys":
+            return self.store.keys(message.get("prefix") or "")
+        else:
+            raise ProtocolError(f"unhandled store op {op!r}")
+        if self.journal is not None:
+            self.journal.record_store(key, self.store.raw(key))
+        return result
