@@ -17,12 +17,17 @@ class JobLogs:
         self._chunks.pop(job_id, None)
 
     def text(self, job_id: str) -> str:
-        """stdout and stderr interleaved as they arrived; earlier attempts marked off from later ones."""
+        """stdout and stderr interleaved as they arrived; when there were several attempts, each one's
+        output starts with a '--- attempt N ---' line."""
+        chunks = self._chunks.get(job_id, ())
+        marked = len({attempt for attempt, _, _ in chunks}) > 1
         parts: List[str] = []
         last_attempt = None
-        for attempt, _stream, text in self._chunks.get(job_id, ()):
-            if last_attempt is not None and attempt != last_attempt:
-                parts.append(f"\n--- attempt {attempt} ---\n")
+        for attempt, _stream, text in chunks:
+            if marked and attempt != last_attempt:
+                if parts and not parts[-1].endswith("\n"):
+                    parts.append("\n")
+                parts.append(f"--- attempt {attempt} ---\n")
             last_attempt = attempt
             parts.append(text)
         return "".join(parts)

@@ -83,4 +83,7 @@ class SchedulerQueries:
         if run.state != JobState.PENDING:
             assert not run.waiting_on, f"{run.job_id} is {run.state.value} but still waits on parents"
         if run.job_id in self._orphans:
-            assert run.state == JobState.RUNNING and run.worker_id not in self.workers, run.job_id
+            # Its worker may be back without claiming it: a result it re-sends may still settle it.
+            assert run.state == JobState.RUNNING, run.job_id
+            worker = self.workers.get(run.worker_id)
+            assert worker is None or run.job_id not in worker.running, f"{run.job_id} orphan and claimed"
