@@ -360,8 +360,6 @@ def test_worker_back_after_its_job_moved_is_told_to_stop_and_its_late_result_is_
     assert sim.state("a") == C and count_published(sim.log, "a", C) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: _reclaim treats a job QUEUED in retry backoff (its attempt already "
-                                       "reported failed) like a job lost with its worker and sets it RUNNING again")
 def test_claim_of_an_attempt_that_already_failed_is_refused():
     sim = running_on_w1(retries=1)
     sim.finish("a", 3)                          # attempt 1 has ended; a is backing off
@@ -462,8 +460,6 @@ def test_orphans_worker_claiming_after_the_grace_but_before_a_redispatch_takes_i
     assert sim.state("a") == C
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an orphan's worker registering without claiming it leaves the job "
-                                       "in _orphans while its worker_id is registered; validate() fails")
 @pytest.mark.parametrize("claims", [[], [("other", 1)]], ids=["no-claim", "claims-something-else"])
 def test_orphans_worker_registering_without_claiming_it(claims):
     sim = RSim()
@@ -473,6 +469,17 @@ def test_orphans_worker_registering_without_claiming_it(claims):
     effects += sim.live_until(DEAD_AFTER + 0.5, step=0.5)
     assert Dispatch("w1", "a", 2) in dispatches(effects)
     assert sim.state("a") == R and sim.run("a").attempt == 2
+
+
+def test_orphan_that_ended_while_the_master_was_down_completes_from_the_resent_result():
+    # What worker.py does: the job exits while the master is down, so it registers with running=[]
+    # and, once welcomed, re-sends the unacknowledged result.
+    sim = RSim()
+    sim.restore([journaled("a", 1, R, attempt=1, worker_id="w1")])
+    sim.now = 1.0
+    effects = sim.join("w1", running=[])
+    effects += sim.finish("a", 0, worker_id="w1", attempt=1)
+    assert sim.state("a") == C and not dispatches(effects) and not notes(effects)
 
 
 @pytest.mark.parametrize("claimed", [True, False], ids=["claimed", "not-claimed"])

@@ -195,6 +195,7 @@ class Scheduler(SchedulerQueries):
         backoff = min(self.retry_backoff * 2 ** (run.failures - 1), self.retry_backoff_max)
         self._transition(run, JobState.QUEUED, f"attempt {run.attempt} failed ({reason}); "
                                                f"retry {run.failures} of {run.spec.retries} in {backoff:g}s")
+        run.last_worker_id = None   # that attempt has ended: no worker may claim it back
         self._deadlines.add(now + backoff, timers.BACKOFF, run.seq, run.job_id)
 
     def _settle_children(self, parent: JobRun, now: float) -> None:
