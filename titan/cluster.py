@@ -25,6 +25,7 @@ class WorkerSpec:
     name: str
     capabilities: Sequence[str] = ()
     slots: int = 2
+    extra_args: Sequence[str] = ()      # more `python -m titan.worker` flags, e.g. ("--executor", "null")
 
 
 @dataclass
@@ -64,7 +65,7 @@ class LocalCluster:
                    "--master-dead-after", str(self.worker_dead_after)]
         for capability in spec.capabilities:
             command += ["--cap", capability]
-        process = self._spawn(command, spec.name)
+        process = self._spawn([*command, *spec.extra_args], spec.name)
         self.worker_processes[spec.name] = process
         return process
 

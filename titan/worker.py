@@ -30,6 +30,8 @@ from titan.net.protocol import ProtocolError
 
 log = logging.getLogger("titan.worker")
 
+NULL_EXECUTOR = "null"
+
 
 @dataclass
 class WorkerConfig:
@@ -41,6 +43,8 @@ class WorkerConfig:
     heartbeat_interval: float = defaults.HEARTBEAT_INTERVAL_S
     master_dead_after: float = defaults.WORKER_DEAD_AFTER_S
     work_dir: Optional[str] = None
+    # "null" reports each job finished without running anything: for benchmarks of the scheduler alone.
+    executor: str = "process"
 
     def __post_init__(self):
         self.slots = self.slots or os.cpu_count() or 1
@@ -161,6 +165,9 @@ class Worker:
 
     def _start(self, message: dict) -> None:
         job = message["job"]
+        if self.config.executor == NULL_EXECUTOR:
+            self._send_finished(job["job_id"], message["attempt"], 0, None)
+            return
         context = JobContext(job_id=job["job_id"], dag=message.get("dag"), attempt=message["attempt"],
                              worker_name=self.config.name, master_host=self.config.master_host,
                              master_port=self.config.master_port)
@@ -261,12 +268,15 @@ def parse_args(argv=None) -> WorkerConfig:
     parser.add_argument("--heartbeat-interval", type=float, default=defaults.HEARTBEAT_INTERVAL_S)
     parser.add_argument("--master-dead-after", type=float, default=defaults.WORKER_DEAD_AFTER_S)
     parser.add_argument("--work-dir", default=None, help="where job workspaces are made (default: a temp dir)")
+    parser.add_argument("--executor", choices=["process", NULL_EXECUTOR], default="process",
+                        help="'null' is for benchmarks only: jobs are reported done without running")
     args = parser.parse_args(argv)
     host, port = parse_master(args.master)
     caps = [c.strip() for item in args.cap for c in item.split(",") if c.strip()]
     return WorkerConfig(master_host=host, master_port=port, capabilities=caps, slots=args.slots,
                         name=args.name, heartbeat_interval=args.heartbeat_interval,
-                        master_dead_after=args.master_dead_after, work_dir=args.work_dir)
+                        master_dead_after=args.master_dead_after, work_dir=args.work_dir,
+                        executor=args.executor)
 
 
 def main(argv=None) -> int:
@@ -276,6 +286,8 @@ def main(argv=None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: worker.stop())
     caps = ", ".join(["GENERAL", *config.capabilities])
+    if config.executor == NULL_EXECUTOR:
+        print("WARNING: null executor (benchmarks only): jobs are reported done and never run", flush=True)
     print(f"Titan worker {config.name} ({caps}; {config.slots} slots) -> "
           f"{config.master_host}:{config.master_port}", flush=True)
     worker.run()
