@@ -69,6 +69,9 @@ class Worker:
         self.dealer = self.ctx.socket(zmq.DEALER)
         self.dealer.setsockopt(zmq.IDENTITY, f"{config.name}/{uuid.uuid4().hex[:8]}".encode())
         self.dealer.setsockopt(zmq.RECONNECT_IVL_MAX, int(defaults.WORKER_RECONNECT_MAX_S * 1000))
+        # Queue nothing while the master is away: heartbeats and registrations would pile up and arrive
+        # all at once; results are kept in `unacked` and re-sent after the next welcome instead.
+        self.dealer.setsockopt(zmq.IMMEDIATE, 1)
         port = defaults.port_for(config.master_port, defaults.WORKER_PORT_OFFSET)
         self.dealer.connect(f"tcp://{config.master_host}:{port}")
         self.poller = zmq.Poller()
@@ -126,7 +129,8 @@ class Worker:
         try:
             self.dealer.send(protocol.encode(message), zmq.NOBLOCK)
         except zmq.Again:
-            log.warning("master not reachable; %s message dropped", message["op"])
+            level = logging.DEBUG if message["op"] in ("register", "heartbeat") else logging.WARNING
+            log.log(level, "master not reachable; %s message dropped", message["op"])
 
     # ----------------------------------------------------------------- messages from the master
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
 import signal
+import tempfile
 import time
 import uuid
 
@@ -264,8 +267,11 @@ def test_killed_worker_job_runs_elsewhere(make_cluster, script, tmp_path):
         assert client.wait("resilient", timeout=WAIT_S) == "COMPLETED"
         info = client.job_info("resilient")
     assert info["attempt"] == 2 and info["worker"] != first
-    # A SIGKILLed worker cannot stop its job: end that orphan, by the pid it wrote, so nothing is left.
+    # A SIGKILLed worker cannot stop its job or clean up: end that orphan by the pid it wrote, and
+    # remove the dead worker's workspace, so nothing is left.
     psutil.Process(int(marker.read_text())).kill()
+    for workspace in glob.glob(os.path.join(tempfile.gettempdir(), f"titan-worker-{cluster.worker_processes[first].pid}-*")):
+        shutil.rmtree(workspace, ignore_errors=True)
 
 
 def test_client_timeout_names_the_address():

@@ -22,6 +22,7 @@ from titan.core.jobs import JobRun, JobSpec, JobState
 SCHEMA_VERSION = 1
 FILE_NAME = "titan.db"
 REPLIES_KEPT = 10_000   # per channel, like the master's in-memory reply cache
+SQLITE_HEADER = b"SQLite format 3\0"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -75,6 +76,9 @@ class Journal:
         self._clear_pending()
 
     def _check_integrity(self) -> None:
+        with open(self.path, "rb") as handle:   # SQLite itself takes a 1-byte file for an empty database
+            if handle.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+                raise sqlite3.DatabaseError("it does not start with the SQLite header")
         (result,) = self.db.execute("PRAGMA quick_check").fetchone()
         if result != "ok":
             raise sqlite3.DatabaseError(f"integrity check failed: {result}")

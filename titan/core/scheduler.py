@@ -162,6 +162,9 @@ class Scheduler(SchedulerQueries):
         worker = self.workers.pop(worker_id)
         self._publish(topic, {"worker": worker.name, "worker_id": worker_id, "reason": reason,
                               "running": sorted(worker.running)})
+        verdict = "declared dead" if topic == "worker.dead" else "left"
+        self._effects.append(Note(f"worker {worker.name!r} {verdict} ({reason}); jobs queued to run again: "
+                                  f"{', '.join(sorted(worker.running)) or 'none'}"))
         for job_id in sorted(worker.running, key=lambda j: self.jobs[j].seq):
             run = self.jobs[job_id]
             self._enqueue(run, reason=f"worker {worker.name!r} lost ({reason}); queued to run again")
@@ -173,8 +176,9 @@ class Scheduler(SchedulerQueries):
         """A worker reports an attempt's end. Results for anything but the current attempt are ignored."""
         run = self.jobs.get(job_id)
         if run is None or run.state != JobState.RUNNING or run.worker_id != worker_id or run.attempt != attempt:
+            sender = self.workers[worker_id].name if worker_id in self.workers else f"connection {worker_id}"
             self._effects.append(Note(f"ignored a stale result for job {job_id!r} attempt {attempt} "
-                                      f"(exit {exit_code}) from worker connection {worker_id}"))
+                                      f"(exit {exit_code}) from worker {sender}"))
             return self._take_effects()
         self._release_slot(run)
         run.exit_code, run.ended_at = exit_code, now
