@@ -142,7 +142,8 @@ class TitanClient:
     def _wait_for(self, waiting: set, timeout: Optional[float]) -> Dict[str, str]:
         deadline = None if timeout is None else time.monotonic() + timeout
         final: Dict[str, str] = {}
-        with self._subscription(["job."]) as events:   # subscribed first, then look: no end is missed
+        final_topics = [f"job.{state}" for state in sorted(FINAL_STATE_NAMES)]
+        with self._subscription(final_topics) as events:   # subscribed first, then look: no end is missed
             next_check = 0.0
             while waiting:
                 if time.monotonic() >= next_check:      # a snapshot also heals any event the PUB dropped

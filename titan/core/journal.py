@@ -17,16 +17,18 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import msgpack
 
+from titan import defaults
 from titan.core.jobs import JobRun, JobSpec, JobState
 
 SCHEMA_VERSION = 1
 FILE_NAME = "titan.db"
-REPLIES_KEPT = 10_000   # per channel, like the master's in-memory reply cache
+REPLIES_KEPT = defaults.REPLY_CACHE_SIZE   # per channel, as many as the master's in-memory reply cache
 SQLITE_HEADER = b"SQLite format 3\0"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS job_specs (seq INTEGER PRIMARY KEY, job_id TEXT NOT NULL, dag TEXT, spec BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS job_specs_by_job ON job_specs (job_id);
 CREATE TABLE IF NOT EXISTS job_states (
     job_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, state TEXT NOT NULL, attempt INTEGER NOT NULL,
     failures INTEGER NOT NULL, worker_id TEXT, worker TEXT, last_worker_id TEXT, reason TEXT, exit_code INTEGER);
@@ -74,6 +76,7 @@ class Journal:
             raise JournalCorrupt(f"journal {self.path} cannot be read ({exc}); the master will not start on it. "
                                  "Restore it from a backup, or move it away to start with an empty state.") from None
         self._clear_pending()
+        self._replies_since_prune = 0
 
     def _check_integrity(self) -> None:
         with open(self.path, "rb") as handle:   # SQLite itself takes a 1-byte file for an empty database
@@ -101,7 +104,8 @@ class Journal:
     # ----------------------------------------------------------------- recording (buffered until commit)
 
     def record_submission(self, run: JobRun) -> None:
-        self._specs.append((run.seq, run.job_id, run.dag, _pack(dataclasses.asdict(run.spec))))
+        spec = {f.name: getattr(run.spec, f.name) for f in dataclasses.fields(run.spec)}
+        self._specs.append((run.seq, run.job_id, run.dag, _pack(spec)))
         self.record_state(run)
 
     def record_state(self, run: JobRun) -> None:
@@ -144,9 +148,9 @@ class Journal:
         self._clear_pending()
 
     def _write_jobs(self, db: sqlite3.Connection) -> None:
-        for seq, job_id, _dag, _spec in self._specs:   # a new run replaces the old one's spec and logs
-            db.execute("DELETE FROM job_specs WHERE job_id = ? AND seq < ?", (job_id, seq))
-            db.execute("DELETE FROM logs WHERE job_id = ? AND seq < ?", (job_id, seq))
+        replaced = [(job_id, seq) for seq, job_id, _dag, _spec in self._specs]   # a new run's old spec and logs
+        db.executemany("DELETE FROM job_specs WHERE job_id = ? AND seq < ?", replaced)
+        db.executemany("DELETE FROM logs WHERE job_id = ? AND seq < ?", replaced)
         db.executemany("INSERT OR REPLACE INTO job_specs VALUES (?, ?, ?, ?)", self._specs)
         db.executemany("INSERT OR REPLACE INTO job_states VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        self._states.values())
@@ -160,9 +164,12 @@ class Journal:
 
     def _write_replies(self, db: sqlite3.Connection) -> None:
         db.executemany("INSERT OR REPLACE INTO replies (channel, rid, reply) VALUES (?, ?, ?)", self._replies)
-        for channel in {channel for channel, _, _ in self._replies}:
-            db.execute("DELETE FROM replies WHERE channel = ? AND id <= "
-                       "(SELECT MAX(id) FROM replies WHERE channel = ?) - ?", (channel, channel, REPLIES_KEPT))
+        self._replies_since_prune += len(self._replies)
+        if self._replies_since_prune >= REPLIES_KEPT // 10:   # prune now and then, not every turn
+            self._replies_since_prune = 0
+            for (channel,) in db.execute("SELECT DISTINCT channel FROM replies").fetchall():
+                db.execute("DELETE FROM replies WHERE channel = ? AND id <= "
+                           "(SELECT MAX(id) FROM replies WHERE channel = ?) - ?", (channel, channel, REPLIES_KEPT))
 
     # ----------------------------------------------------------------- recovery
 

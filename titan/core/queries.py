@@ -13,7 +13,7 @@ class SchedulerQueries:
     """Mixed into Scheduler; reads its state, never changes it."""
 
     def _dag_finished(self, dag: str) -> bool:
-        return all(self.jobs[j].state.is_final or self.jobs[j].dag != dag for j in self.dags.get(dag, ()))
+        return self._dag_open[dag] == 0
 
     def job(self, job_id: str) -> JobRun:
         run = self.jobs.get(job_id)
@@ -54,6 +54,8 @@ class SchedulerQueries:
         running_on_workers = self._validate_workers()
         for run in self.jobs.values():
             self._validate_run(run, running_on_workers)
+        open_jobs = Counter(run.dag for run in self.jobs.values() if run.dag and not run.state.is_final)
+        assert +self._dag_open == open_jobs, f"open jobs per DAG are off: {self._dag_open} != {open_jobs}"
         for parent_id, children in self._children.items():
             for child_id in children:
                 child = self.jobs[child_id]

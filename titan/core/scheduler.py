@@ -31,6 +31,7 @@ class Scheduler(SchedulerQueries):
         self.dags: Dict[str, List[str]] = {}
         self.workers: Dict[str, WorkerView] = {}
         self.state_counts: Counter = Counter()
+        self._dag_open: Counter = Counter()           # DAG name -> its jobs not yet ended
         self._children: Dict[str, set] = {}          # parent id -> ids of jobs waiting on it
         self._queues: Dict[str, list] = {}           # requirement -> heap of (-priority, seq, job_id)
         self._deadlines = timers.Deadlines()
@@ -79,6 +80,8 @@ class Scheduler(SchedulerQueries):
             self.state_counts[previous.state] -= 1
         self.jobs[run.job_id] = run
         self.state_counts[run.state] += 1
+        if run.dag and not run.state.is_final:
+            self._dag_open[run.dag] += 1
 
     def _resolve_parents(self, run: JobRun, now: float) -> None:
         for parent_id in run.spec.parents:
@@ -359,8 +362,10 @@ class Scheduler(SchedulerQueries):
         if new == JobState.QUEUED:
             run.last_worker_id, run.worker_id, run.worker = run.worker_id, None, None
         self._publish_job(run)
-        if run.dag and new.is_final and self._dag_finished(run.dag):
-            self._publish_dag_finished(run.dag)
+        if run.dag and new.is_final:
+            self._dag_open[run.dag] -= 1
+            if self._dag_finished(run.dag):
+                self._publish_dag_finished(run.dag)
 
     def _publish_job(self, run: JobRun) -> None:
         self._publish(f"job.{run.state.value}", {
