@@ -45,11 +45,12 @@ class JobContext:
 @dataclass
 class RunningJob:
     context: JobContext
-    process: subprocess.Popen
+    process: object                  # subprocess.Popen, or forkserver.ForkedProcess: pid, poll(), wait()
     workspace: str
     streams: Dict[int, str] = field(default_factory=dict)   # open pipe fd -> "stdout" / "stderr"
     deadline: Optional[float] = None                         # time.monotonic() past which it is killed
     timed_out: bool = False
+    pipes: Tuple[int, ...] = ()                              # our read ends, closed in clean_up
 
     @property
     def job_id(self) -> str:
@@ -75,25 +76,39 @@ def command_for(script_path: str, args: str) -> List[str]:
 
 
 def start_job(context: JobContext, filename: str, script: bytes, args: str, work_root: str,
-              timeout: Optional[float] = None) -> RunningJob:
+              timeout: Optional[float] = None, fork_server=None) -> RunningJob:
+    """Start the job in a fresh workspace. With a fork server, a `.py` job is forked from a warm Python
+    instead of starting a new interpreter."""
     workspace = tempfile.mkdtemp(prefix=f"titan-{_safe(context.job_id)}-{context.attempt}-", dir=work_root)
     script_path = os.path.join(workspace, os.path.basename(filename) or "job")
+    stdout_read, stdout_write = os.pipe()
+    stderr_read, stderr_write = os.pipe()
+    env = {**os.environ, **context.environment()}
     try:
         with open(script_path, "wb") as handle:
             handle.write(script)
         os.chmod(script_path, 0o755)
-        process = subprocess.Popen(
-            command_for(script_path, args), cwd=workspace, env={**os.environ, **context.environment()},
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True)  # its own process group, so a kill reaches everything it started
+        if fork_server is not None and script_path.endswith(".py"):
+            process = fork_server.launch([script_path, *shlex.split(args or "")], workspace, env,
+                                         stdout_write, stderr_write)
+        else:
+            process = subprocess.Popen(
+                command_for(script_path, args), cwd=workspace, env=env, stdin=subprocess.DEVNULL,
+                stdout=stdout_write, stderr=stderr_write,
+                start_new_session=True)  # its own process group, so a kill reaches everything it started
     except (OSError, ValueError) as exc:
+        for fd in (stdout_read, stderr_read):
+            os.close(fd)
         shutil.rmtree(workspace, ignore_errors=True)
         raise LaunchError(f"titan worker: cannot start {os.path.basename(script_path)}: {exc}") from exc
+    finally:
+        os.close(stdout_write)
+        os.close(stderr_write)
     deadline = time.monotonic() + timeout if timeout else None
-    job = RunningJob(context, process, workspace, deadline=deadline)
-    for pipe, name in ((process.stdout, "stdout"), (process.stderr, "stderr")):
-        os.set_blocking(pipe.fileno(), False)
-        job.streams[pipe.fileno()] = name
+    job = RunningJob(context, process, workspace, deadline=deadline, pipes=(stdout_read, stderr_read))
+    for fd, name in ((stdout_read, "stdout"), (stderr_read, "stderr")):
+        os.set_blocking(fd, False)
+        job.streams[fd] = name
     return job
 
 
@@ -135,8 +150,8 @@ def kill_tree(job: RunningJob) -> None:
 
 
 def clean_up(job: RunningJob) -> None:
-    for pipe in (job.process.stdout, job.process.stderr):
-        pipe.close()
+    for fd in job.pipes:
+        os.close(fd)
     job.process.wait()
     shutil.rmtree(job.workspace, ignore_errors=True)
 

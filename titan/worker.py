@@ -24,12 +24,15 @@ import zmq
 
 from titan import defaults, executor
 from titan.executor import JobContext, LaunchError, RunningJob
+from titan.forkserver import ForkServer
 from titan.net import protocol
 from titan.core.jobs import TIMEOUT_ERROR
 from titan.net.protocol import ProtocolError
 
 log = logging.getLogger("titan.worker")
 
+FORK_EXECUTOR = "fork"        # .py jobs forked from a warm fork server; other jobs in new processes
+PROCESS_EXECUTOR = "process"  # every job in a new process (a fresh interpreter for .py)
 NULL_EXECUTOR = "null"
 
 
@@ -44,7 +47,7 @@ class WorkerConfig:
     master_dead_after: float = defaults.WORKER_DEAD_AFTER_S
     work_dir: Optional[str] = None
     # "null" reports each job finished without running anything: for benchmarks of the scheduler alone.
-    executor: str = "process"
+    executor: str = FORK_EXECUTOR
 
     def __post_init__(self):
         self.slots = self.slots or os.cpu_count() or 1
@@ -64,6 +67,8 @@ class Worker:
         self.owns_work_root = not config.work_dir
         self.work_root = config.work_dir or tempfile.mkdtemp(prefix=f"titan-worker-{os.getpid()}-")
         os.makedirs(self.work_root, exist_ok=True)
+        # Forked before the ZeroMQ context exists: a process holding one must not fork.
+        self.fork_server = ForkServer() if config.executor == FORK_EXECUTOR else None
         self.ctx = zmq.Context()
         self.ctx.linger = 0
         self.dealer = self.ctx.socket(zmq.DEALER)
@@ -76,6 +81,8 @@ class Worker:
         self.dealer.connect(f"tcp://{config.master_host}:{port}")
         self.poller = zmq.Poller()
         self.poller.register(self.dealer, zmq.POLLIN)
+        if self.fork_server is not None:
+            self.poller.register(self.fork_server.fileno(), zmq.POLLIN)
 
     # ----------------------------------------------------------------- the loop
 
@@ -87,6 +94,8 @@ class Worker:
             for target, _ in self.poller.poll(self._poll_timeout_ms()):
                 if target is self.dealer:
                     self._drain_master()
+                elif self.fork_server is not None and target == self.fork_server.fileno():
+                    self.fork_server.pump()
                 else:
                     self._read_job_output(target)
             self._enforce_timeouts(time.monotonic())
@@ -181,8 +190,9 @@ class Worker:
         if previous is not None:   # the master has moved on to a newer attempt: the old one is unwanted
             self._discard(previous)
         try:
+            fork_server = self.fork_server if job.get("isolation", "fork") == "fork" else None
             running = executor.start_job(context, job["filename"], job["script"], job.get("args") or "",
-                                         self.work_root, timeout=job.get("timeout"))
+                                         self.work_root, timeout=job.get("timeout"), fork_server=fork_server)
         except LaunchError as exc:
             self._send_log(context.job_id, context.attempt, "stderr", f"{exc}\n".encode())
             self._send_finished(context.job_id, context.attempt, 127, str(exc))
@@ -247,6 +257,8 @@ class Worker:
         self._send({"op": "bye"})
         time.sleep(0.05)  # let the goodbye leave before the context closes
         self.ctx.destroy(linger=100)
+        if self.fork_server is not None:
+            self.fork_server.close()
         if self.owns_work_root:
             shutil.rmtree(self.work_root, ignore_errors=True)
 
@@ -272,8 +284,10 @@ def parse_args(argv=None) -> WorkerConfig:
     parser.add_argument("--heartbeat-interval", type=float, default=defaults.HEARTBEAT_INTERVAL_S)
     parser.add_argument("--master-dead-after", type=float, default=defaults.WORKER_DEAD_AFTER_S)
     parser.add_argument("--work-dir", default=None, help="where job workspaces are made (default: a temp dir)")
-    parser.add_argument("--executor", choices=["process", NULL_EXECUTOR], default="process",
-                        help="'null' is for benchmarks only: jobs are reported done without running")
+    parser.add_argument("--executor", choices=[FORK_EXECUTOR, PROCESS_EXECUTOR, NULL_EXECUTOR],
+                        default=FORK_EXECUTOR,
+                        help="fork (default): .py jobs forked from a warm Python; process: a fresh "
+                             "interpreter per job; null: benchmarks only, jobs reported done without running")
     args = parser.parse_args(argv)
     host, port = parse_master(args.master)
     caps = [c.strip() for item in args.cap for c in item.split(",") if c.strip()]

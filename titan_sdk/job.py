@@ -30,6 +30,9 @@ class TitanJob:
                    last failure is final. Every attempt's logs are kept, marked by attempt.
       timeout      seconds one attempt may run; past it its whole process tree is killed and the
                    attempt fails with reason "timeout".
+      isolation    "fork" (default): a .py job is forked from the worker's warm Python, which starts it
+                   in a few milliseconds; "process": a fresh interpreter, for jobs that need one.
+                   Other scripts always get a fresh process.
 
     Accepted and kept but not acted on yet (later work): job_type (RUN_PAYLOAD is what runs),
     port and job_type="SERVICE" (long-running services), is_archive (project archives), affinity,
@@ -42,7 +45,7 @@ class TitanJob:
                  delay: float = 0, affinity: bool = False, requirement: str = defaults.DEFAULT_REQUIREMENT,
                  hitl_message: Optional[str] = None,
                  max_wait_seconds: float = defaults.DEFAULT_MAX_WAIT_SECONDS,
-                 retries: int = 0, timeout: Optional[float] = None):
+                 retries: int = 0, timeout: Optional[float] = None, isolation: str = "fork"):
         if not isinstance(job_id, str) or not job_id.strip():
             raise ValueError(f"job_id must be a non-empty string, got {job_id!r}")
         if isinstance(parents, str):
@@ -62,6 +65,7 @@ class TitanJob:
         self.max_wait_seconds = max_wait_seconds
         self.retries = retries
         self.timeout = timeout
+        self.isolation = isolation
         self.script = _read_script(filename)
 
     def to_spec(self) -> JobSpec:
@@ -71,7 +75,7 @@ class TitanJob:
             is_archive=bool(self.is_archive), priority=int(self.priority), delay=float(self.delay),
             affinity=bool(self.affinity), requirement=self.requirement, hitl_message=self.hitl_message,
             max_wait_seconds=float(self.max_wait_seconds), retries=int(self.retries),
-            timeout=None if self.timeout is None else float(self.timeout))
+            timeout=None if self.timeout is None else float(self.timeout), isolation=self.isolation)
 
     def __repr__(self) -> str:
         parents = f", parents={self.parents}" if self.parents else ""

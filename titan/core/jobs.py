@@ -22,6 +22,8 @@ class JobState(str, enum.Enum):
         return self in FINAL_STATES
 
 
+ISOLATIONS = ("fork", "process")
+
 # What a worker reports as the error of an attempt it killed for running past its timeout.
 TIMEOUT_ERROR = "timeout"
 
@@ -71,6 +73,7 @@ class JobSpec:
     max_wait_seconds: float = defaults.DEFAULT_MAX_WAIT_SECONDS
     retries: int = 0                          # failed attempts that are run again
     timeout: Optional[float] = None           # seconds one attempt may run before it is killed
+    isolation: str = "fork"                   # "process": a .py job gets a fresh interpreter, not a fork
 
 
 @dataclass

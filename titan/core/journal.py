@@ -13,7 +13,7 @@ import dataclasses
 import os
 import sqlite3
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Tuple, Union
 
 import msgpack
 

@@ -13,7 +13,7 @@ from typing import Dict, Optional, Tuple
 import msgpack
 
 from titan import defaults
-from titan.core.jobs import JobSpec
+from titan.core.jobs import ISOLATIONS, JobSpec
 
 NoneType = type(None)
 Number = (int, float)
@@ -45,7 +45,7 @@ JOB_FIELDS = _fields(
     parents=optional(list), port=optional(int), is_archive=optional(bool), priority=optional(int),
     delay=optional(*Number), affinity=optional(bool), requirement=optional(str),
     hitl_message=optional(str), max_wait_seconds=optional(*Number), retries=optional(int),
-    timeout=optional(*Number),
+    timeout=optional(*Number), isolation=optional(str),
 )
 
 # Client ROUTER (port P): requests from the SDK, the CLI and jobs.
@@ -169,6 +169,7 @@ def job_to_wire(spec: JobSpec) -> dict:
         "priority": spec.priority, "delay": spec.delay, "affinity": spec.affinity,
         "requirement": spec.requirement, "hitl_message": spec.hitl_message,
         "max_wait_seconds": spec.max_wait_seconds, "retries": spec.retries, "timeout": spec.timeout,
+        "isolation": spec.isolation,
     }
 
 
@@ -185,6 +186,9 @@ def job_from_wire(raw, index: int = 0) -> JobSpec:
         raise ProtocolError(f"{label}: every parent must be a job id string")
     if (raw.get("retries") or 0) < 0 or (raw.get("timeout") is not None and raw["timeout"] <= 0):
         raise ProtocolError(f"{label}: retries must be >= 0 and timeout > 0 seconds")
+    if raw.get("isolation", "fork") not in (None, *ISOLATIONS):
+        raise ProtocolError(f"{label}: isolation must be one of {', '.join(ISOLATIONS)}, "
+                            f"got {raw['isolation']!r}")
     present = {k: v for k, v in raw.items() if v is not None and k != "parents"}
     return JobSpec(parents=tuple(parents), **present)
 
