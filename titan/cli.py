@@ -28,6 +28,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return args.run(args)
     except KeyboardInterrupt:
         return 130
+    except (FileNotFoundError, ValueError) as exc:   # bad input: a pipeline, a DAG, a path
+        print(f"titan {args.command}: {exc}", file=sys.stderr)
+        return 2
     except Exception as exc:  # one readable line, not a traceback
         print(f"titan {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
@@ -55,7 +58,22 @@ def build_parser() -> argparse.ArgumentParser:
                                            "exits 0 when every job completed.")
     demo.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the DAG")
     demo.set_defaults(run=run_demo)
+
+    pipeline = commands.add_parser("run", help="submit a YAML pipeline (original Titan format)",
+                                   description="Check a pipeline file and submit it as one DAG. With --wait, "
+                                               "show each job's state as it changes; exit 1 if any job "
+                                               "did not complete.")
+    pipeline.add_argument("pipeline", help="the YAML file")
+    pipeline.add_argument("--wait", action="store_true", help="follow the pipeline until it ends")
+    pipeline.add_argument("--timeout", type=float, default=None, help="with --wait: give up after this long")
+    add_master_options(pipeline)
+    pipeline.set_defaults(run=run_pipeline)
     return parser
+
+
+def add_master_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default=None, help="master host (default: TITAN_HOST, else localhost)")
+    parser.add_argument("--port", type=int, default=None, help="master base port (default: TITAN_PORT, else 9090)")
 
 
 # ----------------------------------------------------------------- titan up
@@ -140,12 +158,12 @@ def demo_jobs(TitanJob) -> list:
             TitanJob("train", script("train.py"), requirement="GPU", parents=["merge"])]
 
 
-def follow_dag(events, dag: str, started: float, timeout: float) -> dict:
-    """Print each job's state change until the DAG has finished; returns {job_id: final state}."""
+def follow_dag(events, dag: str, started: float, timeout: Optional[float]) -> dict:
+    """Print each job's state change until the DAG has finished; returns {job_id: last state}."""
     final = {}
-    deadline = started + timeout
+    deadline = None if timeout is None else started + timeout
     while True:
-        event = events.get(timeout=max(0.0, deadline - time.monotonic()))
+        event = events.get(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
         if event is None:
             raise TimeoutError(f"DAG {dag!r} did not finish within {timeout:g}s")
         if event.get("dag") != dag:
@@ -159,6 +177,27 @@ def follow_dag(events, dag: str, started: float, timeout: float) -> dict:
         print(f"  {time.monotonic() - started:7.3f}s  {event['job_id']:<9} {event['state']:<10}{where}{why}",
               flush=True)
         final[event["job_id"]] = event["state"]
+
+
+# ----------------------------------------------------------------- titan run
+
+def run_pipeline(args) -> int:
+    from titan_sdk import TitanClient, load_pipeline
+
+    pipeline = load_pipeline(args.pipeline)
+    with TitanClient(host=args.host, port=args.port) as client:
+        if not args.wait:
+            job_ids = client.submit_dag(pipeline.name, pipeline.jobs)
+            print(f"submitted pipeline {pipeline.name!r}: {len(job_ids)} jobs ({', '.join(job_ids)})")
+            return 0
+        with client.events(topics=["job.", "dag."]) as events:
+            started = time.monotonic()
+            client.submit_dag(pipeline.name, pipeline.jobs)
+            print(f"submitted pipeline {pipeline.name!r}: {len(pipeline.jobs)} jobs", flush=True)
+            final = follow_dag(events, pipeline.name, started, args.timeout)
+    completed = sum(1 for state in final.values() if state == "COMPLETED")
+    print(f"{completed} of {len(pipeline.jobs)} jobs completed in {time.monotonic() - started:.2f}s")
+    return 0 if completed == len(pipeline.jobs) else 1
 
 
 def print_logs(client, job_ids: List[str]) -> None:

@@ -4,6 +4,7 @@ from titan.core.errors import (InvalidDag, JobConflict, MasterUnreachable, Reque
                                TitanError, UnknownDag, UnknownJob)
 from titan_sdk.client import TitanClient
 from titan_sdk.job import TitanJob
+from titan_sdk.pipeline import PipelineError, load_pipeline
 
 __all__ = ["TitanClient", "TitanJob", "TitanError", "InvalidDag", "JobConflict", "UnknownJob", "UnknownDag",
-           "StoreTypeError", "RequestRejected", "MasterUnreachable"]
+           "StoreTypeError", "RequestRejected", "MasterUnreachable", "PipelineError", "load_pipeline"]

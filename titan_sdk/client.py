@@ -20,6 +20,7 @@ from titan.core.errors import MasterUnreachable, error_from_reply
 from titan.core.jobs import FINAL_STATES
 from titan.net import protocol
 from titan_sdk.job import TitanJob
+from titan_sdk.pipeline import load_pipeline
 
 FINAL_STATE_NAMES = frozenset(state.value for state in FINAL_STATES)
 
@@ -105,6 +106,15 @@ class TitanClient:
         """Submit a whole DAG, validated before anything is queued; returns its job ids, parents first."""
         result = self._ask("submit", dag=name, jobs=[protocol.job_to_wire(job.to_spec()) for job in jobs])
         return result["jobs"]
+
+    def submit_yaml(self, path: str, wait: bool = False, timeout: Optional[float] = None):
+        """Submit a pipeline file (original Titan YAML format, see titan_sdk.pipeline).
+
+        Returns the job ids; with wait=True, waits and returns {job_id: final state} instead.
+        """
+        pipeline = load_pipeline(path)
+        job_ids = self.submit_dag(pipeline.name, pipeline.jobs)
+        return self.wait(job_ids, timeout=timeout) if wait else job_ids
 
     # ----------------------------------------------------------------- watching
 

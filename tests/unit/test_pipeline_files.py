@@ -1,0 +1,77 @@
+"""YAML pipeline files: what is accepted, and errors that name the file, the job and the line."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+
+import pytest
+
+from titan_sdk import PipelineError, load_pipeline
+
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "yaml_pipelines")
+
+
+@pytest.fixture
+def pipeline_file(tmp_path):
+    (tmp_path / "step.py").write_text("print('step')\n")
+
+    def write(text: str) -> str:
+        path = tmp_path / "pipeline.yaml"
+        path.write_text(textwrap.dedent(text))
+        return str(path)
+
+    return write
+
+
+def test_example_diamond_loads_with_every_field(tmp_path):
+    pipeline = load_pipeline(os.path.join(EXAMPLES, "diamond.yaml"))
+    assert pipeline.name == "yaml_diamond"
+    assert [job.job_id for job in pipeline.jobs] == ["prepare", "left", "right", "join"]
+    join, right, prepare = pipeline.jobs[3], pipeline.jobs[2], pipeline.jobs[0]
+    assert join.parents == ["left", "right"] and prepare.priority == 5 and prepare.args == "prepare"
+    assert (right.retries, right.timeout) == (1, 60)
+    assert join.filename == os.path.join(os.path.abspath(EXAMPLES), "step.py") and join.script.startswith(b'"""')
+
+
+def test_scalars_lists_and_types(pipeline_file):
+    pipeline = load_pipeline(pipeline_file("""
+        name: p
+        jobs:
+          - {id: a, file: step.py, args: [--n, 3], type: run, delay: 0.5, requirement: GPU}
+          - {id: b, file: step.py, depends_on: a, affinity: true, port: 0, max_wait_seconds: 60}
+        """))
+    a, b = pipeline.jobs
+    assert a.args == "--n 3" and a.job_type == "RUN_PAYLOAD" and a.delay == 0.5 and a.requirement == "GPU"
+    assert b.parents == ["a"] and b.affinity is True and b.max_wait_seconds == 60
+
+
+@pytest.mark.parametrize("body, message", [
+    ("jobs: []\n", r"line 1, the pipeline: missing 'name'"),
+    ("name: p\njobs: []\n", r"line 2, the pipeline: 'jobs' is empty"),
+    ("name: p\nowner: me\njobs: [{id: a, file: step.py}]\n", r"line 2, the pipeline: unknown key 'owner'"),
+    ("name: p\njobs:\n  - id: a\n    file: step.py\n  - id: b\n    file: step.py\n    priorty: 5\n",
+     r"line 7, job 'b': unknown key 'priorty'"),
+    ("name: p\njobs:\n  - id: a\n    file: step.py\n    priority: high\n", r"line 5, job 'a': 'priority' must be int"),
+    ("name: p\njobs:\n  - id: a\n    file: step.py\n    retries: true\n", r"line 5, job 'a': 'retries' must be int"),
+    ("name: p\njobs:\n  - id: a\n", r"line 3, job 'a': missing 'file'"),
+    ("name: p\njobs:\n  - file: step.py\n", r"line 3, job #1: missing 'id'"),
+    ("name: p\njobs:\n  - id: a\n    file: nowhere.py\n", r"line 4, job 'a': script 'nowhere.py' not found"),
+    ("name: p\njobs:\n  - id: a\n    file: step.py\n    type: batch\n", r"line 5, job 'a': 'type' must be one of"),
+    ("name: p\njobs:\n  - id: a\n    file: step.py\n    depends_on: [1]\n", r"line 5, job 'a': 'depends_on' must list"),
+    ("name: p\njobs:\n  - id: a\n    file: step.py\n    type: service\n", r"line 5, job 'a': long-running services"),
+    ("name: p\nproject: true\njobs: [{id: a, file: step.py}]\n", r"line 2, the pipeline: shipping the YAML's folder"),
+    ("name: p\njobs:\n  - just a string\n", r"line 3, job #1: each job must be a mapping"),
+    ("- a\n- b\n", r"the top level must be a mapping"),
+    ("name: p\njobs: [{id: a\n", r"not valid YAML"),
+])
+def test_errors_name_the_file_the_job_and_the_line(pipeline_file, body, message):
+    path = pipeline_file(body)
+    with pytest.raises(PipelineError, match=message) as info:
+        load_pipeline(path)
+    assert str(info.value).startswith(path)
+
+
+def test_missing_pipeline_file_names_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+        load_pipeline(str(tmp_path / "nope.yaml"))

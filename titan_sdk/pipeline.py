@@ -1,0 +1,158 @@
+"""YAML pipelines in the original Titan format, checked before anything is submitted.
+
+    name: nightly
+    jobs:
+      - id: extract
+        file: etl/extract.py          # relative to this YAML file's folder
+        priority: 5
+      - id: train
+        file: ml/train.py
+        depends_on: [extract]
+        requirement: GPU
+        retries: 2
+        timeout: 600
+
+Every problem names the file, the job and the line: unknown keys, wrong types, missing fields, missing
+script files. The graph itself (cycles, unknown parents) is checked by the master before it queues any
+job of the pipeline.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
+
+import yaml
+
+from titan_sdk.job import TitanJob
+
+NUMBER = (int, float)
+TOP_LEVEL = {"name": (str,), "project": (bool,), "jobs": (list,), "description": (str,)}
+# key -> (accepted types, TitanJob argument it becomes)
+JOB_KEYS: Dict[str, Tuple[tuple, str]] = {
+    "id": ((str,), "job_id"), "file": ((str,), "filename"), "type": ((str,), "job_type"),
+    "args": ((str, list), "args"), "depends_on": ((list, str), "parents"), "requirement": ((str,), "requirement"),
+    "priority": ((int,), "priority"), "delay": (NUMBER, "delay"), "affinity": ((bool,), "affinity"),
+    "port": ((int,), "port"), "hitl_message": ((str,), "hitl_message"),
+    "max_wait_seconds": (NUMBER, "max_wait_seconds"), "retries": ((int,), "retries"),
+    "timeout": (NUMBER, "timeout"), "isolation": ((str,), "isolation"),
+}
+JOB_TYPES = {"run": "RUN_PAYLOAD", "service": "SERVICE"}
+# Parts of the original format that this Titan cannot honour yet: refused, never silently ignored.
+NOT_YET = {
+    ("project", True): "shipping the YAML's folder as a project archive (project: true)",
+    ("type", "service"): "long-running services (type: service)",
+}
+
+
+class PipelineError(ValueError):
+    """A pipeline file Titan cannot run; the message names the file, the job and the line."""
+
+
+@dataclass
+class Pipeline:
+    name: str
+    jobs: List[TitanJob]
+    path: str
+
+
+def load_pipeline(path: str) -> Pipeline:
+    """Read and check a pipeline file; returns its name and TitanJobs (scripts already read)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"pipeline file {path!r} not found")
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        raise PipelineError(f"{path}: not valid YAML: {exc}") from None
+    where = _Where(path)
+    if not isinstance(root, yaml.MappingNode):
+        raise PipelineError(f"{path}: the top level must be a mapping with 'name' and 'jobs'")
+    top = where.mapping(root, "the pipeline", TOP_LEVEL, required=("name", "jobs"))
+    _refuse_unsupported(where, top, "the pipeline")
+    if not top["jobs"][0]:
+        raise where.error(top["jobs"][1], "the pipeline", "'jobs' is empty")
+    folder = os.path.dirname(os.path.abspath(path))
+    jobs = [_job(where, node, index, folder) for index, node in enumerate(top["jobs"][1].value)]
+    return Pipeline(name=top["name"][0], jobs=jobs, path=path)
+
+
+def _job(where: "_Where", node: yaml.Node, index: int, folder: str) -> TitanJob:
+    label = f"job #{index + 1}"
+    if not isinstance(node, yaml.MappingNode):
+        raise where.error(node, label, "each job must be a mapping with at least 'id' and 'file'")
+    ids = [value.value for key, value in node.value if key.value == "id" and isinstance(value, yaml.ScalarNode)]
+    label = f"job {ids[0]!r}" if ids else label
+    fields = where.mapping(node, label, {key: types for key, (types, _) in JOB_KEYS.items()},
+                           required=("id", "file"))
+    label = f"job {fields['id'][0]!r}"
+    _refuse_unsupported(where, fields, label)
+    arguments: Dict[str, Any] = {}
+    for key, (value, value_node) in fields.items():
+        arguments[JOB_KEYS[key][1]] = _convert(where, key, value, value_node, label)
+    script = arguments["filename"]
+    arguments["filename"] = script if os.path.isabs(script) else os.path.join(folder, script)
+    if not os.path.isfile(arguments["filename"]):
+        raise where.error(fields["file"][1], label, f"script {script!r} not found (looked in {folder})")
+    return TitanJob(**arguments)
+
+
+def _convert(where: "_Where", key: str, value, node: yaml.Node, label: str):
+    if key == "type":
+        if value not in JOB_TYPES:
+            raise where.error(node, label, f"'type' must be one of {', '.join(JOB_TYPES)}, got {value!r}")
+        return JOB_TYPES[value]
+    if key == "depends_on":
+        parents = [value] if isinstance(value, str) else value
+        if not all(isinstance(parent, str) for parent in parents):
+            raise where.error(node, label, "'depends_on' must list job ids")
+        return parents
+    if key == "args" and isinstance(value, list):
+        return [str(item) for item in value]
+    return value
+
+
+def _refuse_unsupported(where: "_Where", fields: dict, label: str) -> None:
+    for (key, value), feature in NOT_YET.items():
+        if key in fields and fields[key][0] == value:
+            raise where.error(fields[key][1], label, f"{feature} is not supported by this Titan yet")
+
+
+class _Where:
+    """Turns YAML nodes into values while remembering where each came from, for error messages."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def error(self, node: yaml.Node, label: str, problem: str) -> PipelineError:
+        return PipelineError(f"{self.path}, line {node.start_mark.line + 1}, {label}: {problem}")
+
+    def mapping(self, node: yaml.MappingNode, label: str, allowed: Dict[str, tuple],
+                required: Tuple[str, ...]) -> Dict[str, Tuple[Any, yaml.Node]]:
+        fields: Dict[str, Tuple[Any, yaml.Node]] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key not in allowed:
+                raise self.error(key_node, label, f"unknown key {key!r}; known keys: {', '.join(sorted(allowed))}")
+            value = self._value(value_node)
+            if value is not None and not _is_a(value, allowed[key]):
+                expected = " or ".join(t.__name__ for t in allowed[key])
+                raise self.error(value_node, label, f"{key!r} must be {expected}, got {type(value).__name__} "
+                                                    f"{value!r}")
+            if value is not None:
+                fields[key] = (value, value_node)
+        missing = [key for key in required if key not in fields]
+        if missing:
+            raise self.error(node, label, f"missing {', '.join(map(repr, missing))}")
+        return fields
+
+    def _value(self, node: yaml.Node) -> Optional[Any]:
+        return yaml.SafeLoader("").construct_document(node)
+
+
+def _is_a(value, types: tuple) -> bool:
+    if isinstance(value, bool) and bool not in types:
+        return False
+    return isinstance(value, types)
