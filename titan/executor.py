@@ -32,11 +32,12 @@ class JobContext:
     worker_name: str
     master_host: str
     master_port: int
+    dag_dir: str = ""          # shared by the jobs of one DAG on this worker, for intermediate files
 
     def environment(self) -> Dict[str, str]:
         return {
             "TITAN_HOST": self.master_host, "TITAN_PORT": str(self.master_port),
-            "TITAN_JOB_ID": self.job_id, "TITAN_DAG_ID": self.dag or "",
+            "TITAN_JOB_ID": self.job_id, "TITAN_DAG_ID": self.dag or "", "TITAN_DAG_DIR": self.dag_dir,
             "TITAN_ATTEMPT": str(self.attempt), "TITAN_WORKER_ID": self.worker_name,
             "PYTHONUNBUFFERED": "1",
         }
@@ -83,6 +84,8 @@ def start_job(context: JobContext, filename: str, script: bytes, args: str, work
     script_path = os.path.join(workspace, os.path.basename(filename) or "job")
     stdout_read, stdout_write = os.pipe()
     stderr_read, stderr_write = os.pipe()
+    if not context.dag_dir:
+        context.dag_dir = workspace   # a job outside any DAG shares with nobody
     env = {**os.environ, **context.environment()}
     try:
         with open(script_path, "wb") as handle:
@@ -154,6 +157,15 @@ def clean_up(job: RunningJob) -> None:
         os.close(fd)
     job.process.wait()
     shutil.rmtree(job.workspace, ignore_errors=True)
+
+
+def dag_dir(work_root: str, dag: Optional[str]) -> str:
+    """The folder the jobs of `dag` share on this worker (made on first use); "" outside a DAG."""
+    if not dag:
+        return ""
+    path = os.path.join(work_root, "dags", _safe(dag))
+    os.makedirs(path, exist_ok=True)
+    return path
 
 
 def _safe(text: str) -> str:

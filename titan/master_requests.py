@@ -40,7 +40,7 @@ class RequestHandlers:
         raise ProtocolError(f"unhandled op {op!r}")
 
     def _submit(self, dag: Optional[str], raw_jobs: list, now: float) -> dict:
-        specs = [protocol.job_from_wire(raw, i) for i, raw in enumerate(raw_jobs)]
+        specs = [protocol.job_from_wire(raw, i, self._shared_script) for i, raw in enumerate(raw_jobs)]
         effects = self.scheduler.submit(dag, specs, now)
         for spec in specs:
             self.logs.reset(spec.job_id)
@@ -50,6 +50,9 @@ class RequestHandlers:
             self.journal.record_dag(dag, self.scheduler.dags[dag])
         self._apply(effects)
         return {"dag": dag, "jobs": [spec.job_id for spec in specs]}
+
+    def _shared_script(self, script: bytes) -> bytes:
+        return self._scripts.setdefault(script, script)
 
     def _states(self, job_ids: list) -> dict:
         jobs = self.scheduler.jobs

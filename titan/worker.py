@@ -184,6 +184,10 @@ class Worker:
         context = JobContext(job_id=job["job_id"], dag=message.get("dag"), attempt=message["attempt"],
                              worker_name=self.config.name, master_host=self.config.master_host,
                              master_port=self.config.master_port)
+        try:
+            context.dag_dir = executor.dag_dir(self.work_root, context.dag)
+        except OSError as exc:
+            log.warning("cannot make the DAG folder for %r: %s", context.dag, exc)
         previous = self.jobs.get(context.job_id)
         if previous is not None and previous.attempt == context.attempt:
             return   # a repeated dispatch of what already runs here
@@ -193,9 +197,12 @@ class Worker:
             fork_server = self.fork_server if job.get("isolation", "fork") == "fork" else None
             running = executor.start_job(context, job["filename"], job["script"], job.get("args") or "",
                                          self.work_root, timeout=job.get("timeout"), fork_server=fork_server)
-        except LaunchError as exc:
-            self._send_log(context.job_id, context.attempt, "stderr", f"{exc}\n".encode())
-            self._send_finished(context.job_id, context.attempt, 127, str(exc))
+        except Exception as exc:   # whatever went wrong, the job fails visibly instead of hanging RUNNING
+            problem = str(exc) if isinstance(exc, LaunchError) else f"titan worker: cannot start the job: {exc!r}"
+            if not isinstance(exc, LaunchError):
+                log.exception("starting job %s failed", context.job_id)
+            self._send_log(context.job_id, context.attempt, "stderr", f"{problem}\n".encode())
+            self._send_finished(context.job_id, context.attempt, 127, problem)
             return
         self.jobs[context.job_id] = running
         for fd in running.streams:

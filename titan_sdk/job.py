@@ -25,7 +25,11 @@ class TitanJob:
       parents      ids of jobs that must COMPLETE before this one starts.
       priority     higher runs first among ready jobs; ties go first-come-first-served.
       requirement  capability a worker must offer (GENERAL: any worker).
-      delay        seconds to wait after the job becomes ready before queueing it.
+      delay        seconds to hold the job back once it is ready (its parents completed) before
+                   queueing it. Note: the original Titan SDK took milliseconds here; Titan takes seconds.
+      affinity     True: run on the worker that ran the job's first parent (to use that parent's files,
+                   e.g. in TITAN_DAG_DIR); if that worker is gone, any capable worker runs it and
+                   job_info()["note"] says so.
       retries      how many failed attempts are run again (after a backoff doubling from 1 s); the
                    last failure is final. Every attempt's logs are kept, marked by attempt.
       timeout      seconds one attempt may run; past it its whole process tree is killed and the
@@ -35,8 +39,10 @@ class TitanJob:
                    Other scripts always get a fresh process.
 
     Accepted and kept but not acted on yet (later work): job_type (RUN_PAYLOAD is what runs),
-    port and job_type="SERVICE" (long-running services), is_archive (project archives), affinity,
+    port and job_type="SERVICE" (long-running services), is_archive (project archives),
     hitl_message and max_wait_seconds (human approval gates).
+
+    Every job sees TITAN_DAG_DIR: a folder shared by the jobs of its DAG on the same worker.
     """
 
     def __init__(self, job_id: str, filename: str, job_type: str = "RUN_PAYLOAD",

@@ -53,7 +53,7 @@ def check_transition(job_id: str, old: JobState, new: JobState) -> None:
         raise IllegalTransition(job_id, old, new)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class JobSpec:
     """What the user asked for. Fields mirror the original Titan SDK's TitanJob."""
 
@@ -76,7 +76,7 @@ class JobSpec:
     isolation: str = "fork"                   # "process": a .py job gets a fresh interpreter, not a fork
 
 
-@dataclass
+@dataclass(slots=True)
 class JobRun:
     """One run of a job on this master: its state and the facts of its latest attempt."""
 
@@ -93,6 +93,7 @@ class JobRun:
     exit_code: Optional[int] = None
     not_before: float = 0.0                   # when its delay is over
     waiting_on: set = field(default_factory=set)   # parents not yet COMPLETED
+    note: Optional[str] = None               # something about this run worth showing, e.g. lost affinity
     submitted_at: float = 0.0
     started_at: Optional[float] = None
     ended_at: Optional[float] = None
@@ -108,4 +109,5 @@ class JobRun:
             "exit_code": self.exit_code, "requirement": self.spec.requirement,
             "priority": self.spec.priority, "parents": list(self.spec.parents),
             "retries": self.spec.retries, "failures": self.failures, "timeout": self.spec.timeout,
+            "affinity": self.spec.affinity, "note": self.note,
         }

@@ -79,7 +79,7 @@ class SchedulerQueries:
                 f"{run.job_id} RUNNING on no worker"
         if run.state == JobState.QUEUED:
             in_queue = any(e[2] == run.job_id and e[1] == run.seq
-                           for e in self._queues.get(run.spec.requirement, ()))
+                           for queue in self._queues.values() for e in queue)
             assert in_queue or self._deadlines.pending(timers.BACKOFF, run.job_id), \
                 f"{run.job_id} QUEUED but neither in a queue nor backing off"
         if run.state != JobState.PENDING:

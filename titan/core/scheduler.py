@@ -21,6 +21,10 @@ from titan.core.matching import WorkerView
 from titan.core.queries import SchedulerQueries
 
 
+# Ready-queue kinds: one queue per requirement, and one per worker for jobs pinned there by affinity.
+BY_REQUIREMENT, PINNED = "requirement", "worker"
+
+
 class Scheduler(SchedulerQueries):
     def __init__(self, worker_dead_after: float = defaults.WORKER_DEAD_AFTER_S,
                  retry_backoff: float = defaults.RETRY_BACKOFF_S,
@@ -33,7 +37,7 @@ class Scheduler(SchedulerQueries):
         self.state_counts: Counter = Counter()
         self._dag_open: Counter = Counter()           # DAG name -> its jobs not yet ended
         self._children: Dict[str, set] = {}          # parent id -> ids of jobs waiting on it
-        self._queues: Dict[str, list] = {}           # requirement -> heap of (-priority, seq, job_id)
+        self._queues: Dict[tuple, list] = {}         # queue key -> heap of (-priority, seq, job_id)
         self._deadlines = timers.Deadlines()
         self._orphans: set = set()                   # RUNNING jobs whose worker has not re-registered
         self._next_seq = 0
@@ -108,8 +112,20 @@ class Scheduler(SchedulerQueries):
         self._push_ready(run)
 
     def _push_ready(self, run: JobRun) -> None:
-        queue = self._queues.setdefault(run.spec.requirement, [])
+        queue = self._queues.setdefault(self._queue_key(run), [])
         heapq.heappush(queue, (-run.spec.priority, run.seq, run.job_id))
+
+    def _queue_key(self, run: JobRun) -> Tuple[str, str]:
+        """("worker", id) for a job pinned by affinity to the worker that ran its first parent,
+        else ("requirement", tag). A pinned job whose worker is gone goes to any capable worker."""
+        if run.spec.affinity and run.spec.parents:
+            parent = self.jobs.get(run.spec.parents[0])
+            worker = self.workers.get(parent.worker_id) if parent is not None else None
+            if worker is not None and worker.can_run(run.spec.requirement):
+                return (PINNED, worker.worker_id)
+            run.note = (f"affinity: worker {parent.worker if parent else None!r} that ran parent "
+                        f"{run.spec.parents[0]!r} is gone, so any capable worker runs it")
+        return (BY_REQUIREMENT, run.spec.requirement)
 
     # ----------------------------------------------------------------- workers
 
@@ -171,6 +187,10 @@ class Scheduler(SchedulerQueries):
         for job_id in sorted(worker.running, key=lambda j: self.jobs[j].seq):
             run = self.jobs[job_id]
             self._enqueue(run, reason=f"worker {worker.name!r} lost ({reason}); queued to run again")
+        for _, _, job_id in self._queues.pop((PINNED, worker_id), []):   # jobs pinned to it go anywhere
+            run = self.jobs[job_id]
+            if run.state == JobState.QUEUED:
+                self._push_ready(run)
 
     # ----------------------------------------------------------------- job results
 
@@ -312,23 +332,30 @@ class Scheduler(SchedulerQueries):
             head = self._best_queue_head(blocked)
             if head is None:
                 return
-            requirement, job_id = head
-            worker = matching.choose_worker(requirement, self.workers.values())
+            key, job_id = head
+            worker = self._worker_for(key)
             if worker is None:
-                blocked.add(requirement)
+                blocked.add(key)
                 continue
-            heapq.heappop(self._queues[requirement])
+            heapq.heappop(self._queues[key])
             self._start(self.jobs[job_id], worker, now)
+
+    def _worker_for(self, key: Tuple[str, str]) -> Optional[WorkerView]:
+        kind, name = key
+        if kind == BY_REQUIREMENT:
+            return matching.choose_worker(name, self.workers.values())
+        worker = self.workers.get(name)
+        return worker if worker is not None and worker.free_slots > 0 else None
 
     def _best_queue_head(self, blocked: set):
         best = None
-        for requirement, queue in self._queues.items():
-            if requirement in blocked:
+        for key, queue in self._queues.items():
+            if key in blocked:
                 continue
             while queue and not self._is_live_entry(queue[0]):
                 heapq.heappop(queue)
             if queue and (best is None or queue[0] < best[0]):
-                best = (queue[0], requirement)
+                best = (queue[0], key)
         return None if best is None else (best[1], best[0][2])
 
     def _is_live_entry(self, entry) -> bool:

@@ -7,6 +7,8 @@ may retry freely. Anything malformed raises ProtocolError, whose message names w
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
@@ -132,13 +134,25 @@ def decode(frame: bytes, ops: Dict[str, Dict[str, Field]], limit: int = defaults
 
 def _unpack(frame: bytes) -> dict:
     try:
-        message = msgpack.unpackb(frame, raw=False, strict_map_key=True)
+        with _no_cyclic_gc():   # a 100,000-job DAG is millions of new objects: GC passes would dominate
+            message = msgpack.unpackb(frame, raw=False, strict_map_key=True)
     except Exception as exc:  # msgpack raises many types for bad bytes; all mean the same to the sender
         detail = str(exc) or "the bytes do not form one msgpack value"
         raise ProtocolError(f"message is not valid msgpack ({type(exc).__name__}: {detail})") from None
     if not isinstance(message, dict):
         raise ProtocolError(f"message must be a msgpack map, got {type(message).__name__}")
     return message
+
+
+@contextlib.contextmanager
+def _no_cyclic_gc():
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def check_fields(what: str, message: dict, fields: Dict[str, Field], ignore: tuple = ()) -> None:
@@ -173,7 +187,9 @@ def job_to_wire(spec: JobSpec) -> dict:
     }
 
 
-def job_from_wire(raw, index: int = 0) -> JobSpec:
+def job_from_wire(raw, index: int = 0, same_script=lambda script: script) -> JobSpec:
+    """A JobSpec from its wire form. `same_script` may return an equal script already held, so many
+    jobs of one script share one copy in memory."""
     if not isinstance(raw, dict):
         raise ProtocolError(f"job #{index} must be a map, got {type(raw).__name__}")
     label = f"job {raw.get('job_id')!r}" if isinstance(raw.get("job_id"), str) else f"job #{index}"
@@ -190,6 +206,7 @@ def job_from_wire(raw, index: int = 0) -> JobSpec:
         raise ProtocolError(f"{label}: isolation must be one of {', '.join(ISOLATIONS)}, "
                             f"got {raw['isolation']!r}")
     present = {k: v for k, v in raw.items() if v is not None and k != "parents"}
+    present["script"] = same_script(present["script"])
     return JobSpec(parents=tuple(parents), **present)
 
 
