@@ -5,7 +5,10 @@ imported what jobs use costs a few. The worker starts the server before it creat
 (forking a process that holds one is unsafe) and talks to it over a Unix socket pair:
 
   worker -> server: {"id", "argv", "cwd", "env"} with the job's stdout and stderr pipe ends attached
-  server -> worker: {"id", "pid"} once forked; {"pid", "code"} when that child exits
+  server -> worker: {"id", "pid"} once forked; {"id", "code"} when that child exits
+
+Everything is keyed by the request id, never by pid: pids are reused (pid_max is often 32768), and an
+exit reported under a pid could otherwise be taken for a later job's.
 
 Each child becomes its own session leader (so a kill reaches its whole tree), gets the pipes as fds 1
 and 2, the job's argv, cwd and environment, and runs the script with runpy as `__main__`. Exit codes,
@@ -55,16 +58,17 @@ def serve(channel: socket.socket) -> None:
     selector = selectors.DefaultSelector()
     selector.register(channel, selectors.EVENT_READ)
     selector.register(wake_read, selectors.EVENT_READ)
+    children: Dict[int, int] = {}   # pid -> request id, for the children not yet reaped
     while True:
         for key, _ in selector.select():
-            if key.fileobj is wake_read:
+            if key.fileobj == wake_read:
                 os.read(wake_read, 4096)
-            elif not _fork_job(channel, (channel, wake_read, wake_write)):
+            elif not _fork_job(channel, (channel, wake_read, wake_write), children):
                 os._exit(0)
-        _report_exits(channel)
+        _report_exits(channel, children)
 
 
-def _fork_job(channel: socket.socket, server_fds) -> bool:
+def _fork_job(channel: socket.socket, server_fds, children: Dict[int, int]) -> bool:
     try:
         payload, fds, _flags, _addr = socket.recv_fds(channel, MAX_MESSAGE, 2)
     except ConnectionError:
@@ -77,11 +81,12 @@ def _fork_job(channel: socket.socket, server_fds) -> bool:
         _run_child(request, fds, server_fds)
     for fd in fds:
         os.close(fd)
+    children[pid] = request["id"]
     _send(channel, {"id": request["id"], "pid": pid})
     return True
 
 
-def _report_exits(channel: socket.socket) -> None:
+def _report_exits(channel: socket.socket, children: Dict[int, int]) -> None:
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -89,7 +94,9 @@ def _report_exits(channel: socket.socket) -> None:
             return
         if pid == 0:
             return
-        _send(channel, {"pid": pid, "code": os.waitstatus_to_exitcode(status)})
+        request_id = children.pop(pid, None)
+        if request_id is not None:
+            _send(channel, {"id": request_id, "code": os.waitstatus_to_exitcode(status)})
 
 
 def _run_child(request: dict, fds, server_fds) -> None:
@@ -190,9 +197,9 @@ class ForkServer:
         server_end.close()
         self.channel = worker_end
         self._next_id = 0
-        self._started: Dict[int, int] = {}            # request id -> pid
-        self._processes: Dict[int, ForkedProcess] = {}
-        self._early_exits: Dict[int, int] = {}        # pid -> code, reported before we knew the pid
+        self._started: Dict[int, int] = {}            # request id -> pid, until launch() takes it
+        self._processes: Dict[int, ForkedProcess] = {}   # request id -> its running process
+        self._early_exits: Dict[int, int] = {}        # request id -> code, for exits seen inside launch()
 
     def fileno(self) -> int:
         return self.channel.fileno()
@@ -203,10 +210,11 @@ class ForkServer:
         _send(self.channel, {"id": request_id, "argv": list(argv), "cwd": cwd, "env": env}, (stdout_fd, stderr_fd))
         if not self.pump_until(lambda: request_id in self._started, timeout=10.0):
             raise OSError("the fork server did not start the job within 10s")
-        pid = self._started.pop(request_id)
-        process = ForkedProcess(self, pid)
-        self._processes[pid] = process
-        process.returncode = self._early_exits.pop(pid, None)
+        process = ForkedProcess(self, self._started.pop(request_id))
+        if request_id in self._early_exits:
+            process.returncode = self._early_exits.pop(request_id)
+        else:
+            self._processes[request_id] = process
         return process
 
     def pump(self) -> None:
@@ -233,12 +241,13 @@ class ForkServer:
         return True
 
     def _on_message(self, message: dict) -> None:
-        if "id" in message:
-            self._started[message["id"]] = message["pid"]
+        request_id = message["id"]
+        if "pid" in message:
+            self._started[request_id] = message["pid"]
             return
-        process = self._processes.pop(message["pid"], None)
-        if process is None:
-            self._early_exits[message["pid"]] = message["code"]
+        process = self._processes.pop(request_id, None)
+        if process is None:   # it ended before launch() had registered it
+            self._early_exits[request_id] = message["code"]
         else:
             process.returncode = message["code"]
 
