@@ -68,7 +68,29 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline.add_argument("--timeout", type=float, default=None, help="with --wait: give up after this long")
     add_master_options(pipeline)
     pipeline.set_defaults(run=run_pipeline)
+
+    for verb, explanation in (("approve", "let the jobs below a human-in-the-loop gate run"),
+                              ("reject", "cancel everything below a human-in-the-loop gate")):
+        gate = commands.add_parser(verb, help=explanation, description=f"{explanation[0].upper()}"
+                                   f"{explanation[1:]}. Gates are named hitl-gate-<job id>.")
+        gate.add_argument("gate", help="the gate's id, e.g. hitl-gate-train")
+        if verb == "reject":
+            gate.add_argument("--reason", default="", help="recorded as the gate's reason")
+        add_master_options(gate)
+        gate.set_defaults(run=run_gate_decision)
     return parser
+
+
+def run_gate_decision(args) -> int:
+    from titan_sdk import TitanClient
+
+    with TitanClient(host=args.host, port=args.port) as client:
+        if args.command == "approve":
+            state = client.approve(args.gate)
+        else:
+            state = client.reject(args.gate, args.reason)
+    print(f"{args.gate}: {state}")
+    return 0
 
 
 def add_master_options(parser: argparse.ArgumentParser) -> None:

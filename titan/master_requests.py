@@ -33,6 +33,12 @@ class RequestHandlers:
         if op == "cancel_dag":
             self._apply(self.scheduler.cancel_dag(message["dag"], now))
             return self.scheduler.describe_dag(message["dag"])
+        if op == "approve":
+            self._apply(self.scheduler.approve(message["gate_id"], now))
+            return self.scheduler.describe_job(message["gate_id"])
+        if op == "reject":
+            self._apply(self.scheduler.reject(message["gate_id"], message.get("reason") or "", now))
+            return self.scheduler.describe_job(message["gate_id"])
         if op == "stats":
             return {**self.scheduler.stats(), "run_id": self.run_id, "seq": self.event_seq,
                     "uptime_s": round(time.time() - self.started_at, 3), "store_keys": len(self.store),

@@ -204,6 +204,14 @@ class TitanClient:
     def cancel_dag(self, name: str) -> dict:
         return self._ask("cancel_dag", dag=name)
 
+    def approve(self, gate_id: str) -> str:
+        """Let the jobs below a human-in-the-loop gate (hitl-gate-<job id>) run; returns its state."""
+        return self._ask("approve", gate_id=gate_id)["state"]
+
+    def reject(self, gate_id: str, reason: str = "") -> str:
+        """Cancel everything below a gate; the reason becomes the gate's. Returns the gate's state."""
+        return self._ask("reject", gate_id=gate_id, reason=reason)["state"]
+
     # ----------------------------------------------------------------- TitanStore
 
     def store_put(self, key: str, value) -> str:

@@ -39,8 +39,11 @@ class TitanJob:
                    Other scripts always get a fresh process.
 
     Accepted and kept but not acted on yet (later work): job_type (RUN_PAYLOAD is what runs),
-    port and job_type="SERVICE" (long-running services), is_archive (project archives),
-    hitl_message and max_wait_seconds (human approval gates).
+    port and job_type="SERVICE" (long-running services), is_archive (project archives).
+
+    hitl_message adds a human-in-the-loop gate after the job, named hitl-gate-<job_id>: the job's children
+    wait until someone calls client.approve(gate) (or `titan approve GATE`); client.reject(gate, reason)
+    cancels them; with no decision within max_wait_seconds (default 48 h) the gate fails.
 
     Every job sees TITAN_DAG_DIR: a folder shared by the jobs of its DAG on the same worker.
     """

@@ -122,10 +122,13 @@ def notes(effects):
 # ================================================================= the transition table
 
 
+W = JobState.WAITING_APPROVAL
+
 EXPECTED_ALLOWED = {
-    (P, Q), (P, X),
+    (P, Q), (P, X), (P, W),
     (Q, R), (Q, X),
     (R, C), (R, F), (R, Q), (R, X),
+    (W, C), (W, X), (W, F),
 }
 
 
@@ -986,7 +989,7 @@ def test_stats_counts_jobs_and_queued_by_requirement():
     sim.submit(spec("a"), spec("b"), spec("g", requirement="GPU"), spec("c", ["a"]))
     stats = sim.s.stats()
     assert stats["jobs_by_state"] == {"PENDING": 1, "QUEUED": 2, "RUNNING": 1, "COMPLETED": 0, "FAILED": 0,
-                                      "CANCELLED": 0}
+                                      "CANCELLED": 0, "WAITING_APPROVAL": 0}
     assert stats["queued_by_requirement"] == {"GENERAL": 1, "GPU": 1}
     assert [w["name"] for w in stats["workers"]] == ["w1"]
     assert stats["workers"][0]["running"] == ["a"]

@@ -34,6 +34,12 @@ class StoreTypeError(TitanError):
     kind = "StoreTypeError"
 
 
+class GateError(TitanError, ValueError):
+    """approve/reject of something that is not a gate waiting for a decision."""
+
+    kind = "GateError"
+
+
 class RequestRejected(TitanError):
     """The master refused a request for a reason without a more specific type (e.g. a malformed message)."""
 
@@ -47,7 +53,7 @@ class MasterUnreachable(TitanError, TimeoutError):
 
 
 ERRORS_BY_KIND = {cls.kind: cls for cls in (InvalidDag, JobConflict, UnknownJob, UnknownDag,
-                                             StoreTypeError, RequestRejected)}
+                                             StoreTypeError, GateError, RequestRejected)}
 
 
 def error_from_reply(error: dict) -> TitanError:

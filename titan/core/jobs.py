@@ -16,6 +16,7 @@ class JobState(str, enum.Enum):
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
+    WAITING_APPROVAL = "WAITING_APPROVAL"    # a human-in-the-loop gate, waiting for approve or reject
 
     @property
     def is_final(self) -> bool:
@@ -39,7 +40,19 @@ ALLOWED_TRANSITIONS = frozenset({
     (JobState.RUNNING, JobState.FAILED),
     (JobState.RUNNING, JobState.QUEUED),     # its worker died or left: run it again elsewhere
     (JobState.RUNNING, JobState.CANCELLED),
+    (JobState.PENDING, JobState.WAITING_APPROVAL),      # a gate whose job completed
+    (JobState.WAITING_APPROVAL, JobState.COMPLETED),    # approved
+    (JobState.WAITING_APPROVAL, JobState.CANCELLED),    # rejected, or cancelled
+    (JobState.WAITING_APPROVAL, JobState.FAILED),       # no decision within max_wait_seconds
 })
+
+# A job with a hitl_message gets a gate after it: a job of this type, named gate_id(job), that
+# occupies no worker and completes only when a person approves it.
+GATE_JOB_TYPE = "HITL_GATE"
+
+
+def gate_id(job_id: str) -> str:
+    return f"hitl-gate-{job_id}"
 
 
 class IllegalTransition(RuntimeError):

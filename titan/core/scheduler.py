@@ -15,7 +15,8 @@ from titan import defaults
 from titan.core import matching, timers
 from titan.core.dag import validate_dag
 from titan.core.effects import Dispatch, Note, Publish, StopJob
-from titan.core.errors import JobConflict, UnknownDag, UnknownJob
+from titan.core.errors import GateError, JobConflict, UnknownDag, UnknownJob
+from titan.core.gates import add_gates, is_gate
 from titan.core.jobs import FINAL_STATES, TIMEOUT_ERROR, JobRun, JobSpec, JobState, check_transition
 from titan.core.matching import WorkerView
 from titan.core.queries import SchedulerQueries
@@ -47,7 +48,7 @@ class Scheduler(SchedulerQueries):
 
     def submit(self, dag: Optional[str], specs: Sequence[JobSpec], now: float) -> list:
         """Accept a whole DAG or nothing. Raises InvalidDag or JobConflict before changing any state."""
-        ordered = validate_dag(dag or "", specs, self._is_known_job)
+        ordered = validate_dag(dag or "", add_gates(specs), self._is_known_job)
         self._check_not_active(dag, ordered)
         if dag:
             self.dags[dag] = [spec.job_id for spec in ordered]
@@ -102,6 +103,9 @@ class Scheduler(SchedulerQueries):
     def _release_if_ready(self, run: JobRun, now: float) -> None:
         if run.state != JobState.PENDING or run.waiting_on:
             return
+        if is_gate(run.spec):
+            self._open_gate(run, now)
+            return
         if run.not_before > now:
             self._deadlines.add(run.not_before, timers.DELAY, run.seq, run.job_id)
             return
@@ -126,6 +130,34 @@ class Scheduler(SchedulerQueries):
             run.note = (f"affinity: worker {parent.worker if parent else None!r} that ran parent "
                         f"{run.spec.parents[0]!r} is gone, so any capable worker runs it")
         return (BY_REQUIREMENT, run.spec.requirement)
+
+    # ----------------------------------------------------------------- human-in-the-loop gates
+
+    def _open_gate(self, run: JobRun, now: float) -> None:
+        self._transition(run, JobState.WAITING_APPROVAL, run.spec.hitl_message)
+        self._deadlines.add(now + run.spec.max_wait_seconds, timers.GATE, run.seq, run.job_id)
+
+    def approve(self, gate: str, now: float) -> list:
+        run = self._waiting_gate(gate)
+        run.ended_at = now
+        self._transition(run, JobState.COMPLETED, "approved")
+        self._settle_children(run, now)
+        self._schedule(now)
+        return self._take_effects()
+
+    def reject(self, gate: str, reason: str, now: float) -> list:
+        run = self._waiting_gate(gate)
+        self._cancel_tree(run, f"rejected: {reason}" if reason else "rejected", now)
+        self._schedule(now)
+        return self._take_effects()
+
+    def _waiting_gate(self, gate: str) -> JobRun:
+        run = self.job(gate)
+        if not is_gate(run.spec):
+            raise GateError(f"{gate!r} is a job, not a gate; gates are named hitl-gate-<job id>", gate=gate)
+        if run.state != JobState.WAITING_APPROVAL:
+            raise GateError(f"gate {gate!r} is {run.state.value}, not waiting for a decision", gate=gate)
+        return run
 
     # ----------------------------------------------------------------- workers
 
@@ -279,17 +311,21 @@ class Scheduler(SchedulerQueries):
         for worker in [w for w in self.workers.values() if now - w.last_seen > self.worker_dead_after]:
             self._drop_worker(worker.worker_id, f"no heartbeat for {now - worker.last_seen:.1f}s", "worker.dead")
         for kind, seq, job_id in self._deadlines.due(now):
-            self._on_deadline(kind, self.jobs.get(job_id), seq)
+            self._on_deadline(kind, self.jobs.get(job_id), seq, now)
         self._schedule(now)
         return self._take_effects()
 
-    def _on_deadline(self, kind: str, run: Optional[JobRun], seq: int) -> None:
+    def _on_deadline(self, kind: str, run: Optional[JobRun], seq: int, now: float) -> None:
         if run is None or run.seq != seq:
             return
         if kind == timers.DELAY and run.state == JobState.PENDING and not run.waiting_on:
             self._enqueue(run, reason=None)
         elif kind == timers.BACKOFF and run.state == JobState.QUEUED:
             self._push_ready(run)
+        elif kind == timers.GATE and run.state == JobState.WAITING_APPROVAL:
+            run.ended_at = now
+            self._transition(run, JobState.FAILED, f"no decision within {run.spec.max_wait_seconds:g}s")
+            self._settle_children(run, now)
         elif kind == timers.ORPHAN and run.job_id in self._orphans:
             self._orphans.discard(run.job_id)
             self._enqueue(run, reason=f"worker {run.worker!r} did not come back after the master restarted; "
@@ -319,6 +355,8 @@ class Scheduler(SchedulerQueries):
             self._resolve_parents(run, now)
         elif run.state == JobState.QUEUED:
             self._push_ready(run)
+        elif run.state == JobState.WAITING_APPROVAL:   # the wait starts again: the restart is not the gate's fault
+            self._deadlines.add(now + run.spec.max_wait_seconds, timers.GATE, run.seq, run.job_id)
         elif run.state == JobState.RUNNING:
             self._orphans.add(run.job_id)
             self._deadlines.add(now + self.worker_dead_after, timers.ORPHAN, run.seq, run.job_id)

@@ -11,6 +11,7 @@ from typing import List, Optional, Tuple
 DELAY = "delay"        # a PENDING job's `delay` is over
 BACKOFF = "backoff"    # a failed job's retry may be queued
 ORPHAN = "orphan"      # a RUNNING job whose worker has not come back since the master restarted
+GATE = "gate"          # a human-in-the-loop gate's max_wait_seconds is over
 
 
 class Deadlines:

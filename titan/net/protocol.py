@@ -61,6 +61,8 @@ CLIENT_OPS = {
     "cancel": _fields(job_id=(str,)),
     "cancel_dag": _fields(dag=(str,)),
     "stats": _fields(),
+    "approve": _fields(gate_id=(str,)),
+    "reject": _fields(gate_id=(str,), reason=optional(str)),
 }
 
 # TitanStore REP (port P+3).
@@ -75,7 +77,7 @@ STORE_OPS = {
 }
 
 # Requests that change state: their replies are journaled, so a retry after a restart is not re-run.
-CHANGING_OPS = frozenset({"submit", "cancel", "cancel_dag", "put", "delete", "incr", "sadd"})
+CHANGING_OPS = frozenset({"submit", "cancel", "cancel_dag", "approve", "reject", "put", "delete", "incr", "sadd"})
 
 # Worker DEALER -> master ROUTER (port P+1).
 WORKER_OPS = {

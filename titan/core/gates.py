@@ -1,0 +1,30 @@
+"""Human-in-the-loop gates: a job with a `hitl_message` gets a gate after it, and its children wait for
+the gate instead of the job. The gate waits (WAITING_APPROVAL, on no worker) until someone approves or
+rejects it, or fails after the job's `max_wait_seconds`."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import List, Sequence
+
+from titan.core.jobs import GATE_JOB_TYPE, JobSpec, gate_id
+
+
+def add_gates(specs: Sequence[JobSpec]) -> List[JobSpec]:
+    """The submission with a gate after every job that has a hitl_message, its children re-wired."""
+    gated = {spec.job_id for spec in specs if spec.hitl_message and spec.job_type != GATE_JOB_TYPE}
+    if not gated:
+        return list(specs)
+    result = []
+    for spec in specs:
+        parents = tuple(gate_id(p) if p in gated else p for p in spec.parents)
+        result.append(dataclasses.replace(spec, parents=parents) if parents != spec.parents else spec)
+        if spec.job_id in gated:
+            result.append(JobSpec(job_id=gate_id(spec.job_id), filename="", job_type=GATE_JOB_TYPE,
+                                  parents=(spec.job_id,), hitl_message=spec.hitl_message,
+                                  max_wait_seconds=spec.max_wait_seconds, priority=spec.priority))
+    return result
+
+
+def is_gate(spec: JobSpec) -> bool:
+    return spec.job_type == GATE_JOB_TYPE
