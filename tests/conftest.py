@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 import textwrap
 import time
 
@@ -9,6 +12,10 @@ import psutil
 import pytest
 
 from titan.cluster import LocalCluster, WorkerSpec
+
+# The `titan` command of the Python running the tests (a venv's bin/ need not be on PATH), else PATH's.
+TITAN = next((path for path in (os.path.join(os.path.dirname(sys.executable), "titan"), shutil.which("titan"))
+              if path and os.path.exists(path)), "titan")
 
 # Short enough that dead workers are noticed within a test, long enough for a busy 2-core machine.
 FAST_HEARTBEAT_S = 0.2

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import pytest
 from titan.cluster import free_port_block
 from titan_sdk import TitanClient, TitanJob
 
-TITAN = shutil.which("titan") or os.path.join(os.path.dirname(sys.executable), "titan")
+from tests.conftest import TITAN
 
 
 def start(command, **kwargs) -> subprocess.Popen:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 import time
 
 from titan_sdk import TitanJob
 
 EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "hitl_pipeline", "pipeline.yaml")
-TITAN = shutil.which("titan") or os.path.join(os.path.dirname(sys.executable), "titan")
+from tests.conftest import TITAN
 GATE = "hitl-gate-train"
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -13,7 +11,7 @@ import pytest
 from titan_sdk import InvalidDag, UnknownJob
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "yaml_pipelines")
-TITAN = shutil.which("titan") or os.path.join(os.path.dirname(sys.executable), "titan")
+from tests.conftest import TITAN
 
 
 def test_submit_yaml_runs_the_diamond_in_order(client):
