@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
+from titan.net.protocol import is_of_type
 from titan_sdk.job import TitanJob
 
 NUMBER = (int, float)
@@ -137,7 +138,7 @@ class _Where:
             if key not in allowed:
                 raise self.error(key_node, label, f"unknown key {key!r}; known keys: {', '.join(sorted(allowed))}")
             value = self._value(value_node)
-            if value is not None and not _is_a(value, allowed[key]):
+            if value is not None and not is_of_type(value, allowed[key]):
                 expected = " or ".join(t.__name__ for t in allowed[key])
                 raise self.error(value_node, label, f"{key!r} must be {expected}, got {type(value).__name__} "
                                                     f"{value!r}")
@@ -150,9 +151,3 @@ class _Where:
 
     def _value(self, node: yaml.Node) -> Optional[Any]:
         return yaml.SafeLoader("").construct_document(node)
-
-
-def _is_a(value, types: tuple) -> bool:
-    if isinstance(value, bool) and bool not in types:
-        return False
-    return isinstance(value, types)

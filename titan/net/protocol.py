@@ -167,12 +167,13 @@ def check_fields(what: str, message: dict, fields: Dict[str, Field], ignore: tup
                 raise ProtocolError(f"{what} is missing field {name!r}")
             continue
         value = message[name]
-        if not _is_instance(value, field.types):
+        if not is_of_type(value, field.types):
             expected = " or ".join(t.__name__ for t in field.types)
             raise ProtocolError(f"{what}: field {name!r} must be {expected}, got {type(value).__name__}")
 
 
-def _is_instance(value, types: tuple) -> bool:
+def is_of_type(value, types: tuple) -> bool:
+    """isinstance, except that a bool is not taken for an int unless bool is among the types."""
     if isinstance(value, bool) and bool not in types:
         return False  # True is an int to Python, but never a priority or a port
     return isinstance(value, types)
@@ -232,7 +233,7 @@ def error_reply(rid: Optional[str], kind: str, message: str, details: Optional[d
 def job_claims(raw) -> list:
     """A registering worker's [[job_id, attempt], ...]; malformed entries are refused whole."""
     claims = raw or []
-    if not all(isinstance(c, list) and len(c) == 2 and isinstance(c[0], str) and _is_instance(c[1], (int,))
+    if not all(isinstance(c, list) and len(c) == 2 and isinstance(c[0], str) and is_of_type(c[1], (int,))
                for c in claims):
         raise ProtocolError("'register' message: 'running' must be a list of [job_id, attempt] pairs")
     return [(job_id, attempt) for job_id, attempt in claims]
