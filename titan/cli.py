@@ -103,6 +103,8 @@ def add_master_options(parser: argparse.ArgumentParser) -> None:
 def run_up(args) -> int:
     cluster = LocalCluster(workers=up_workers(args.workers, args.cap, args.slots), port=args.port,
                            data_dir=args.data_dir, log_dir=tempfile.mkdtemp(prefix="titan-up-"))
+    # Ctrl-C stops the cluster even when started where SIGINT is ignored (e.g. from `nohup ... &`).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: _interrupt())
     try:
         cluster.start()
