@@ -61,9 +61,12 @@ class RequestHandlers:
         return self._scripts.setdefault(script, script)
 
     def _states(self, job_ids: list) -> dict:
+        """The jobs' states, and the sequence number of the last event they reflect: a subscriber drops
+        events up to it (they are in this snapshot already)."""
         jobs = self.scheduler.jobs
-        return {job_id: jobs[self._job_id(job_id)].state.value if self._job_id(job_id) in jobs else None
-                for job_id in job_ids if isinstance(job_id, str)}
+        states = {job_id: jobs[self._job_id(job_id)].state.value if self._job_id(job_id) in jobs else None
+                  for job_id in job_ids if isinstance(job_id, str)}
+        return {"states": states, "seq": self.event_seq, "run_id": self.run_id}
 
     def _job_id(self, requested: str) -> str:
         """The original SDK sometimes spelled ids 'DAG-<id>'; accept that unless a job has that very id."""

@@ -82,6 +82,8 @@ class TitanClient:
         self._ctx = zmq.Context()
         self._requests = _Channel(self._ctx, self._address(defaults.CLIENT_PORT_OFFSET), envelope=False)
         self._store = _Channel(self._ctx, self._address(defaults.STORE_PORT_OFFSET), envelope=True)
+        self._per_thread = threading.local()
+        self._kept_subscriptions: List["_Subscription"] = []
 
     def _address(self, offset: int) -> str:
         return f"tcp://{self.host}:{defaults.port_for(self.port, offset)}"
@@ -150,37 +152,53 @@ class TitanClient:
         return final[job_ids] if single else final
 
     def _wait_for(self, waiting: set, timeout: Optional[float]) -> Dict[str, str]:
+        """Subscribed before looking: drop what is queued, take a snapshot, then apply only the events
+        newer than the snapshot. A fresh snapshot every second heals any event the PUB socket dropped."""
         deadline = None if timeout is None else time.monotonic() + timeout
         final: Dict[str, str] = {}
-        final_topics = [f"job.{state}" for state in sorted(FINAL_STATE_NAMES)]
-        with self._subscription(final_topics) as events:   # subscribed first, then look: no end is missed
-            next_check = 0.0
-            while waiting:
-                if time.monotonic() >= next_check:      # a snapshot also heals any event the PUB dropped
-                    self._record_final(self._ask("states", job_ids=sorted(waiting)), waiting, final)
-                    next_check = time.monotonic() + 1.0
-                if not waiting:
-                    break
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise TimeoutError(f"still not finished after {timeout:g}s: {', '.join(sorted(waiting))}")
-                self._read_events(events, waiting, final, until=min(next_check, deadline or next_check))
+        events = self._final_states_subscription()
+        events.drain()
+        next_check = 0.0
+        while waiting:
+            if time.monotonic() >= next_check:
+                floor = self._record_final(self._ask("states", job_ids=sorted(waiting)), waiting, final)
+                next_check = time.monotonic() + 1.0
+            if not waiting:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"still not finished after {timeout:g}s: {', '.join(sorted(waiting))}")
+            self._read_events(events, waiting, final, floor, until=min(next_check, deadline or next_check))
         return final
 
-    def _record_final(self, states: Dict[str, Optional[str]], waiting: set, final: Dict[str, str]) -> None:
-        for job_id, state in states.items():
+    def _final_states_subscription(self) -> "_Subscription":
+        """One live subscription per thread, kept between waits: subscribing costs a round trip."""
+        subscription = getattr(self._per_thread, "final_states", None)
+        if subscription is None:
+            topics = [f"job.{state}" for state in sorted(FINAL_STATE_NAMES)]
+            subscription = self._per_thread.final_states = self._subscription(topics)
+            self._kept_subscriptions.append(subscription)
+        return subscription
+
+    def _record_final(self, snapshot: dict, waiting: set, final: Dict[str, str]) -> tuple:
+        for job_id, state in snapshot["states"].items():
             if state is None:
                 raise error_from_reply({"kind": "UnknownJob", "message": f"no job {job_id!r} on this master"})
             if state in FINAL_STATE_NAMES and job_id in waiting:
                 waiting.discard(job_id)
                 final[job_id] = state
+        return snapshot["run_id"], snapshot["seq"]
 
-    def _read_events(self, events: "_Subscription", waiting: set, final: Dict[str, str], until: float) -> None:
+    def _read_events(self, events: "_Subscription", waiting: set, final: Dict[str, str], floor: tuple,
+                     until: float) -> None:
+        run_id, seq = floor
         while waiting:
             remaining = until - time.monotonic()
             if remaining <= 0 or not events.socket.poll(int(remaining * 1000) + 1):
                 return
             event = events.receive()
-            if event is not None and event.get("job_id") in waiting and event.get("state") in FINAL_STATE_NAMES:
+            if event is None or event.get("run_id") != run_id or event.get("seq", 0) <= seq:
+                continue   # already in the snapshot, or from another run of the master: the next snapshot decides
+            if event.get("job_id") in waiting and event.get("state") in FINAL_STATE_NAMES:
                 waiting.discard(event["job_id"])
                 final[event["job_id"]] = event["state"]
 
@@ -240,6 +258,8 @@ class TitanClient:
     def close(self) -> None:
         self._requests.close()
         self._store.close()
+        for subscription in self._kept_subscriptions:
+            subscription.close()
         self._ctx.destroy(linger=0)
 
     def __enter__(self) -> "TitanClient":
@@ -266,6 +286,11 @@ class _Subscription:
             raise MasterUnreachable(f"Titan master event stream at {address} did not answer within "
                                     f"{timeout:g}s (is the master running?)", address=address)
         self.socket.recv_multipart()
+
+    def drain(self) -> None:
+        """Drop whatever is queued."""
+        while self.socket.poll(0):
+            self.socket.recv_multipart()
 
     def receive(self) -> Optional[dict]:
         """The next event, skipping the welcome a reconnect to a restarted master brings."""

@@ -335,3 +335,21 @@ def test_events_need_a_running_master():
     with TitanClient(host="127.0.0.1", port=1, timeout=0.3) as client:
         with pytest.raises(MasterUnreachable, match="event stream at tcp://127.0.0.1:3"):
             client.events()
+
+
+def test_wait_is_not_fooled_by_an_earlier_run_of_the_same_job(client, script):
+    """The client keeps its event subscription between waits; an end of an earlier run of a job, still
+    queued there, must not end a wait on its new run."""
+    quick, slow = script("quick.py", "print('quick')"), script("slow.py", "import time; time.sleep(1.0); print('run 2')")
+    client.submit_job(TitanJob("rerun", script("half.py", "import time; time.sleep(0.3); print('run 1')")))
+    client.submit_job(TitanJob("other", quick))
+    assert client.wait("other", timeout=WAIT_S) == "COMPLETED"          # 'rerun' ends after this wait
+    deadline = time.monotonic() + WAIT_S
+    while client.get_job_status("rerun") != "COMPLETED":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    client.submit_job(TitanJob("rerun", slow))
+    started = time.monotonic()
+    assert client.wait("rerun", timeout=WAIT_S) == "COMPLETED"
+    assert time.monotonic() - started >= 0.9, "wait returned on the earlier run's end"
+    assert client.fetch_logs("rerun") == "run 2\n"
