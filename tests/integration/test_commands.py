@@ -17,8 +17,9 @@ from tests.conftest import TITAN
 
 
 def start(command, **kwargs) -> subprocess.Popen:
+    # A session of its own, so a failed test can kill what it started, children included.
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL, **kwargs)
+                            stdin=subprocess.DEVNULL, start_new_session=True, **kwargs)
 
 
 def stop(process: subprocess.Popen, sig=signal.SIGINT, timeout: float = 10):
@@ -26,7 +27,7 @@ def stop(process: subprocess.Popen, sig=signal.SIGINT, timeout: float = 10):
     try:
         return process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)
         process.communicate()
         raise
 
