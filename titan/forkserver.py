@@ -20,13 +20,16 @@ Jobs that need a pristine interpreter ask for isolation="process".
 
 from __future__ import annotations
 
+import atexit
 import io
 import os
 import runpy
+import select
 import selectors
 import signal
 import socket
 import sys
+import time
 import traceback
 from typing import Dict, Optional
 
@@ -135,7 +138,6 @@ def _become_job(request: dict, fds, server_fds) -> None:
 
 
 def _run_script(argv) -> int:
-    import atexit
     try:
         runpy.run_path(argv[0], run_name="__main__")
         code = 0
@@ -229,8 +231,6 @@ class ForkServer:
             self._on_message(msgpack.unpackb(payload, raw=False))
 
     def pump_until(self, done, timeout: float) -> bool:
-        import select
-        import time
         deadline = time.monotonic() + timeout
         while not done():
             remaining = deadline - time.monotonic()

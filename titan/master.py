@@ -206,7 +206,8 @@ class Master(RequestHandlers):
         self._outbox.append((self.store_socket, [identity, *envelope, reply]))
 
     def _answer(self, body: list, ops: dict, act, channel: str) -> bytes:
-        """Decode, act once per request id, and return the encoded reply (an error reply for bad input)."""
+        """Decode, act (a change at most once per request id), and return the encoded reply; bad input
+        gets an error reply."""
         rid = None
         replies = self.replies[channel]
         try:
@@ -214,7 +215,8 @@ class Master(RequestHandlers):
                 raise ProtocolError(f"expected a single-frame request, got {len(body)} frames")
             op, message = protocol.decode(body[0], ops, self.config.max_message_bytes, needs_rid=True)
             rid = message["rid"]
-            cached = replies.get(rid)
+            changes_state = op in protocol.CHANGING_OPS
+            cached = replies.get(rid) if changes_state else None
             if cached is not None:
                 return cached
             reply = protocol.encode(protocol.ok_reply(rid, act(op, message)))
@@ -225,9 +227,10 @@ class Master(RequestHandlers):
         except Exception as exc:
             log.error("internal error answering a request:\n%s", traceback.format_exc())
             return protocol.encode(protocol.error_reply(rid, "InternalError", f"master error: {exc!r}"))
-        replies.put(rid, reply)
-        if self.journal is not None and op in protocol.CHANGING_OPS:
-            self.journal.record_reply(channel, rid, reply)
+        if changes_state:   # a repeated read is simply answered again; only changes must not repeat
+            replies.put(rid, reply)
+            if self.journal is not None:
+                self.journal.record_reply(channel, rid, reply)
         return reply
 
     # ----------------------------------------------------------------- workers (ROUTER, port P+1)

@@ -64,8 +64,8 @@ class RequestHandlers:
         """The jobs' states, and the sequence number of the last event they reflect: a subscriber drops
         events up to it (they are in this snapshot already)."""
         jobs = self.scheduler.jobs
-        states = {job_id: jobs[self._job_id(job_id)].state.value if self._job_id(job_id) in jobs else None
-                  for job_id in job_ids if isinstance(job_id, str)}
+        runs = {job_id: jobs.get(self._job_id(job_id)) for job_id in job_ids if isinstance(job_id, str)}
+        states = {job_id: run.state.value if run is not None else None for job_id, run in runs.items()}
         return {"states": states, "seq": self.event_seq, "run_id": self.run_id}
 
     def _job_id(self, requested: str) -> str:

@@ -184,15 +184,15 @@ class Worker:
         context = JobContext(job_id=job["job_id"], dag=message.get("dag"), attempt=message["attempt"],
                              worker_name=self.config.name, master_host=self.config.master_host,
                              master_port=self.config.master_port)
-        try:
-            context.dag_dir = executor.dag_dir(self.work_root, context.dag)
-        except OSError as exc:
-            log.warning("cannot make the DAG folder for %r: %s", context.dag, exc)
         previous = self.jobs.get(context.job_id)
         if previous is not None and previous.attempt == context.attempt:
             return   # a repeated dispatch of what already runs here
         if previous is not None:   # the master has moved on to a newer attempt: the old one is unwanted
             self._discard(previous)
+        try:
+            context.dag_dir = executor.dag_dir(self.work_root, context.dag)
+        except OSError as exc:
+            log.warning("cannot make the DAG folder for %r: %s", context.dag, exc)
         try:
             fork_server = self.fork_server if job.get("isolation", "fork") == "fork" else None
             running = executor.start_job(context, job["filename"], job["script"], job.get("args") or "",

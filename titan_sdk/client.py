@@ -36,7 +36,7 @@ class _Channel:
     def request(self, message: dict, timeout: float, retry_every: float):
         rid = uuid.uuid4().hex
         payload = protocol.encode({**message, "rid": rid})
-        frames = [b"", payload] if self.envelope else [payload]  # a REP peer expects an empty delimiter
+        frames = [b"", payload] if self.envelope else [payload]  # the store speaks REQ/REP framing
         deadline = time.monotonic() + timeout
         with self.lock:
             socket = self._socket()
@@ -192,11 +192,10 @@ class TitanClient:
                      until: float) -> None:
         run_id, seq = floor
         while waiting:
-            remaining = until - time.monotonic()
-            if remaining <= 0 or not events.socket.poll(int(remaining * 1000) + 1):
+            event = events.get(max(0.0, until - time.monotonic()))
+            if event is None:
                 return
-            event = events.receive()
-            if event is None or event.get("run_id") != run_id or event.get("seq", 0) <= seq:
+            if event.get("run_id") != run_id or event.get("seq", 0) <= seq:
                 continue   # already in the snapshot, or from another run of the master: the next snapshot decides
             if event.get("job_id") in waiting and event.get("state") in FINAL_STATE_NAMES:
                 waiting.discard(event["job_id"])
@@ -292,16 +291,18 @@ class _Subscription:
         while self.socket.poll(0):
             self.socket.recv_multipart()
 
-    def receive(self) -> Optional[dict]:
-        """The next event, skipping the welcome a reconnect to a restarted master brings."""
-        frames = self.socket.recv_multipart()
-        return None if frames[0] == protocol.EVENTS_WELCOME else protocol.decode_event(frames)
-
-    def __enter__(self) -> "_Subscription":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def get(self, timeout: Optional[float]) -> Optional[dict]:
+        """The next event, or None if none comes within `timeout` seconds (None: wait for ever). Skips the
+        welcome a reconnect to a restarted master brings."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.socket.closed:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if remaining is not None and not self.socket.poll(int(remaining * 1000)):
+                return None
+            frames = self.socket.recv_multipart()
+            if frames[0] != protocol.EVENTS_WELCOME:
+                return protocol.decode_event(frames)
+        return None
 
     def close(self) -> None:
         self.socket.close(linger=0)
@@ -324,16 +325,7 @@ class EventStream:
 
     def get(self, timeout: Optional[float] = None) -> Optional[dict]:
         """The next event, or None if none comes within `timeout` seconds (None: wait for ever)."""
-        socket = self._subscription.socket
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not socket.closed:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if remaining is not None and not socket.poll(int(remaining * 1000)):
-                return None
-            event = self._subscription.receive()
-            if event is not None:
-                return event
-        return None
+        return self._subscription.get(timeout)
 
     def close(self) -> None:
         self._subscription.close()

@@ -180,16 +180,17 @@ class Scheduler(SchedulerQueries):
     def _reclaim(self, worker: WorkerView, job_id: str, attempt: int) -> None:
         """Take back a job a (re-)registering worker still runs, or tell it to stop one no longer its own."""
         run = self.jobs.get(job_id)
-        if run is not None and run.attempt == attempt and run.job_id not in worker.running:
-            if run.state == JobState.RUNNING and run.worker_id == worker.worker_id:
-                self._orphans.discard(job_id)          # the master restarted; its worker is back
-                worker.running.add(job_id)
-                return
-            if run.state == JobState.QUEUED and run.last_worker_id == worker.worker_id and worker.free_slots > 0:
-                self._assign(run, worker)              # declared dead too early: let it finish there
-                self._transition(run, JobState.RUNNING, f"worker {worker.name!r} came back still running it")
-                return
-        if run is not None and run.attempt == attempt and run.job_id in worker.running:
+        current = run is not None and run.attempt == attempt
+        if current and job_id in worker.running:
+            return                                     # a repeated registration: known already
+        if current and run.state == JobState.RUNNING and run.worker_id == worker.worker_id:
+            self._orphans.discard(job_id)              # the master restarted; its worker is back
+            worker.running.add(job_id)
+            return
+        if (current and run.state == JobState.QUEUED and run.last_worker_id == worker.worker_id
+                and worker.free_slots > 0):
+            self._assign(run, worker)                  # declared dead too early: let it finish there
+            self._transition(run, JobState.RUNNING, f"worker {worker.name!r} came back still running it")
             return
         self._effects.append(StopJob(worker.worker_id, job_id, attempt))
         self._effects.append(Note(f"worker {worker.name!r} still runs job {job_id!r} attempt {attempt}, "
@@ -293,7 +294,6 @@ class Scheduler(SchedulerQueries):
         if run.state == JobState.RUNNING:
             self._effects.append(StopJob(run.worker_id, run.job_id, run.attempt))
             self._release_slot(run)
-            self._orphans.discard(run.job_id)
         run.ended_at = now
         self._forget_parents(run)
         self._transition(run, JobState.CANCELLED, reason)
