@@ -11,7 +11,7 @@ import os
 import threading
 import time
 import uuid
-from typing import Dict, Iterable, List, Optional, Sequence, Union
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Union
 
 import zmq
 
@@ -23,6 +23,35 @@ from titan_sdk.job import TitanJob
 from titan_sdk.pipeline import load_pipeline
 
 FINAL_STATE_NAMES = frozenset(state.value for state in FINAL_STATES)
+# wait() asks for a fresh snapshot this often even when no gap was seen: a lost last event shows no gap.
+SNAPSHOT_EVERY_S = 1.0
+FOLLOW_LOGS_POLL_S = 0.2
+
+
+class EventOrder:
+    """Tells whether events were lost between the master and a subscriber of all topics.
+
+    Within one run of the master, events are numbered 1, 2, 3, ... A PUB socket drops events for a slow
+    subscriber past its high-water mark, so a number that jumps (or an event of another run: the master
+    restarted) means some are missing and only a fresh snapshot tells what they said.
+    """
+
+    OLD, NEXT, GAP = "old", "next", "gap"
+
+    def __init__(self, run_id: str, seq: int):
+        self.run_id, self.seq = run_id, seq   # the snapshot's: events up to seq are in it
+
+    def check(self, event: dict) -> str:
+        """OLD: already in the snapshot, drop it; NEXT: the one expected, apply it; GAP: events are missing."""
+        seq = event.get("seq")
+        if event.get("run_id") != self.run_id or not isinstance(seq, int):
+            return self.GAP
+        if seq <= self.seq:
+            return self.OLD
+        if seq > self.seq + 1:
+            return self.GAP
+        self.seq = seq
+        return self.NEXT
 
 
 class _Channel:
@@ -84,6 +113,7 @@ class TitanClient:
         self._store = _Channel(self._ctx, self._address(defaults.STORE_PORT_OFFSET), envelope=True)
         self._per_thread = threading.local()
         self._kept_subscriptions: List["_Subscription"] = []
+        self.event_gaps_healed = 0   # times wait() found events lost (too slow a reader) and re-snapshotted
 
     def _address(self, offset: int) -> str:
         return f"tcp://{self.host}:{defaults.port_for(self.port, offset)}"
@@ -135,71 +165,91 @@ class TitanClient:
         """The job's stdout and stderr so far, in the order they were written."""
         return self._ask("logs", job_id=job_id)
 
+    def read_logs(self, job_id: str, since: int = 0) -> dict:
+        """The output after the first `since` characters: {"text", "offset": pass it as `since` next time,
+        "state": the job's; once it is final, there is no more text to come}. Attempts after the first
+        start with a '--- attempt N ---' line."""
+        return self._ask("logs", job_id=job_id, since=since)
+
+    def follow_logs(self, job_id: str, poll: float = FOLLOW_LOGS_POLL_S) -> Iterator[str]:
+        """The job's output as it is written, piece by piece; ends, all of it given, when the job ends."""
+        offset = 0
+        while True:
+            reply = self.read_logs(job_id, offset)
+            offset = reply["offset"]
+            if reply["text"]:
+                yield reply["text"]
+            if reply["state"] in FINAL_STATE_NAMES:
+                return
+            time.sleep(poll)
+
     def stats(self) -> dict:
         return self._ask("stats")
 
     def ping(self) -> dict:
         return self._ask("ping")
 
-    def wait(self, job_ids: Union[str, Iterable[str]], timeout: Optional[float] = None):
+    def wait(self, job_ids: Union[str, Iterable[str]], timeout: Optional[float] = None,
+             on_final: Optional[Callable[[str, str], None]] = None):
         """Block until the jobs end. Returns the final state (for one id) or {job_id: state}.
 
-        Raises TimeoutError naming the jobs still running when `timeout` seconds pass.
+        Raises TimeoutError naming the jobs still running when `timeout` seconds pass. `on_final(job_id,
+        state)` is called as each job ends (e.g. to show progress).
         """
         single = isinstance(job_ids, str)
         waiting = {job_ids} if single else set(job_ids)
-        final = self._wait_for(waiting, timeout)
+        final = self._wait_for(waiting, timeout, on_final or (lambda job_id, state: None))
         return final[job_ids] if single else final
 
-    def _wait_for(self, waiting: set, timeout: Optional[float]) -> Dict[str, str]:
+    def _wait_for(self, waiting: set, timeout: Optional[float], on_final) -> Dict[str, str]:
         """Subscribed before looking: drop what is queued, take a snapshot, then apply only the events
-        newer than the snapshot. A fresh snapshot every second heals any event the PUB socket dropped."""
+        newer than the snapshot. A gap in their numbers means the PUB socket dropped some: take a fresh
+        snapshot at once. One every second anyway, in case the events lost were the last ones."""
         deadline = None if timeout is None else time.monotonic() + timeout
         final: Dict[str, str] = {}
-        events = self._final_states_subscription()
+        events = self._all_events_subscription()
         events.drain()
-        next_check = 0.0
-        while waiting:
-            if time.monotonic() >= next_check:
-                floor = self._record_final(self._ask("states", job_ids=sorted(waiting)), waiting, final)
-                next_check = time.monotonic() + 1.0
+        while True:
+            order = self._record_final(self._ask("states", job_ids=sorted(waiting)), waiting, final, on_final)
             if not waiting:
-                break
+                return final
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"still not finished after {timeout:g}s: {', '.join(sorted(waiting))}")
-            self._read_events(events, waiting, final, floor, until=min(next_check, deadline or next_check))
-        return final
+            until = time.monotonic() + SNAPSHOT_EVERY_S
+            self._read_events(events, waiting, final, order, min(until, deadline or until), on_final)
 
-    def _final_states_subscription(self) -> "_Subscription":
-        """One live subscription per thread, kept between waits: subscribing costs a round trip."""
-        subscription = getattr(self._per_thread, "final_states", None)
+    def _all_events_subscription(self) -> "_Subscription":
+        """One live subscription per thread, kept between waits: subscribing costs a round trip. All
+        topics, so that the events' numbers have no gaps unless events were lost."""
+        subscription = getattr(self._per_thread, "all_events", None)
         if subscription is None:
-            topics = [f"job.{state}" for state in sorted(FINAL_STATE_NAMES)]
-            subscription = self._per_thread.final_states = self._subscription(topics)
+            subscription = self._per_thread.all_events = self._subscription([""])
             self._kept_subscriptions.append(subscription)
         return subscription
 
-    def _record_final(self, snapshot: dict, waiting: set, final: Dict[str, str]) -> tuple:
+    def _record_final(self, snapshot: dict, waiting: set, final: Dict[str, str], on_final) -> EventOrder:
         for job_id, state in snapshot["states"].items():
             if state is None:
                 raise error_from_reply({"kind": "UnknownJob", "message": f"no job {job_id!r} on this master"})
             if state in FINAL_STATE_NAMES and job_id in waiting:
-                waiting.discard(job_id)
-                final[job_id] = state
-        return snapshot["run_id"], snapshot["seq"]
+                _settle(job_id, state, waiting, final, on_final)
+        return EventOrder(snapshot["run_id"], snapshot["seq"])
 
-    def _read_events(self, events: "_Subscription", waiting: set, final: Dict[str, str], floor: tuple,
-                     until: float) -> None:
-        run_id, seq = floor
+    def _read_events(self, events: "_Subscription", waiting: set, final: Dict[str, str], order: EventOrder,
+                     until: float, on_final) -> bool:
+        """Apply events until `until`, or until all have ended; False as soon as a gap shows (events lost)."""
         while waiting:
             event = events.get(max(0.0, until - time.monotonic()))
             if event is None:
-                return
-            if event.get("run_id") != run_id or event.get("seq", 0) <= seq:
-                continue   # already in the snapshot, or from another run of the master: the next snapshot decides
-            if event.get("job_id") in waiting and event.get("state") in FINAL_STATE_NAMES:
-                waiting.discard(event["job_id"])
-                final[event["job_id"]] = event["state"]
+                return True
+            verdict = order.check(event)
+            if verdict == EventOrder.GAP:
+                self.event_gaps_healed += 1
+                return False
+            if verdict == EventOrder.NEXT and event.get("job_id") in waiting \
+                    and event.get("state") in FINAL_STATE_NAMES:
+                _settle(event["job_id"], event["state"], waiting, final, on_final)
+        return True
 
     def events(self, topics: Optional[Iterable[str]] = None, timeout: Optional[float] = None) -> "EventStream":
         """Events (all, or those whose topic starts with one of `topics`) as dicts, in order.
@@ -335,6 +385,12 @@ class EventStream:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _settle(job_id: str, state: str, waiting: set, final: Dict[str, str], on_final) -> None:
+    waiting.discard(job_id)
+    final[job_id] = state
+    on_final(job_id, state)
 
 
 def _key(key) -> str:
