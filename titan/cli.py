@@ -1,4 +1,8 @@
-"""The `titan` command: `titan up` runs a local cluster, `titan demo` shows one at work."""
+"""The `titan` command: `titan up` runs a local cluster, `titan demo` shows one at work, and the other
+subcommands (cli_jobs, cli_watch) submit, control and watch a cluster's jobs.
+
+Exit codes: 0 done, 1 a job did not complete or the master refused or did not answer, 2 a usage error
+or bad input. Errors are one line on stderr, `titan COMMAND: what went wrong`."""
 
 from __future__ import annotations
 
@@ -11,8 +15,10 @@ import tempfile
 import time
 from typing import List, Optional
 
-from titan import defaults
+from titan import cli_jobs, cli_watch, defaults
+from titan.cli_common import CommandError, add_master_options, connect, console
 from titan.cluster import LocalCluster, WorkerSpec
+from titan.core.errors import TitanError
 
 DEMO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo")
 DEMO_SHARDS = 5
@@ -28,12 +34,19 @@ def main(argv: Optional[List[str]] = None) -> int:
         return args.run(args)
     except KeyboardInterrupt:
         return 130
-    except (FileNotFoundError, ValueError) as exc:   # bad input: a pipeline, a DAG, a path
-        print(f"titan {args.command}: {exc}", file=sys.stderr)
-        return 2
+    except CommandError as exc:
+        return _say(args, str(exc), exc.exit_code)
+    except (FileNotFoundError, ValueError) as exc:   # bad input: a pipeline, a DAG, a path, a gate
+        return _say(args, str(exc), 2)
+    except TitanError as exc:                        # the master refused, or did not answer
+        return _say(args, exc.message, 1)
     except Exception as exc:  # one readable line, not a traceback
-        print(f"titan {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        return _say(args, f"{type(exc).__name__}: {exc}", 1)
+
+
+def _say(args, message: str, exit_code: int) -> int:
+    print(f"titan {args.command}: {message}", file=sys.stderr, flush=True)
+    return exit_code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline.add_argument("pipeline", help="the YAML file")
     pipeline.add_argument("--wait", action="store_true", help="follow the pipeline until it ends")
     pipeline.add_argument("--timeout", type=float, default=None, help="with --wait: give up after this long")
-    add_master_options(pipeline)
+    add_master_options(pipeline, timeout=False)
     pipeline.set_defaults(run=run_pipeline)
 
     for verb, explanation in (("approve", "let the jobs below a human-in-the-loop gate run"),
@@ -78,24 +91,19 @@ def build_parser() -> argparse.ArgumentParser:
             gate.add_argument("--reason", default="", help="recorded as the gate's reason")
         add_master_options(gate)
         gate.set_defaults(run=run_gate_decision)
+    cli_jobs.add_commands(commands)
+    cli_watch.add_commands(commands)
     return parser
 
 
 def run_gate_decision(args) -> int:
-    from titan_sdk import TitanClient
-
-    with TitanClient(host=args.host, port=args.port) as client:
+    with connect(args) as client:
         if args.command == "approve":
             state = client.approve(args.gate)
         else:
             state = client.reject(args.gate, args.reason)
     print(f"{args.gate}: {state}")
     return 0
-
-
-def add_master_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default=None, help="master host (default: TITAN_HOST, else localhost)")
-    parser.add_argument("--port", type=int, default=None, help="master base port (default: TITAN_PORT, else 9090)")
 
 
 # ----------------------------------------------------------------- titan up
@@ -214,6 +222,9 @@ def run_pipeline(args) -> int:
             job_ids = client.submit_dag(pipeline.name, pipeline.jobs)
             print(f"submitted pipeline {pipeline.name!r}: {len(job_ids)} jobs ({', '.join(job_ids)})")
             return 0
+        if console().is_terminal:   # a progress bar; elsewhere, a line per state change (below)
+            job_ids = client.submit_dag(pipeline.name, pipeline.jobs)
+            return cli_jobs.wait_with_progress(client, job_ids, label=pipeline.name)
         with client.events(topics=["job.", "dag."]) as events:
             started = time.monotonic()
             client.submit_dag(pipeline.name, pipeline.jobs)
