@@ -224,6 +224,7 @@ def run_pipeline(args) -> int:
             return 0
         if console().is_terminal:   # a progress bar; elsewhere, a line per state change (below)
             job_ids = client.submit_dag(pipeline.name, pipeline.jobs)
+            print(f"submitted pipeline {pipeline.name!r}: {len(job_ids)} jobs", flush=True)
             return cli_jobs.wait_with_progress(client, job_ids, label=pipeline.name)
         with client.events(topics=["job.", "dag."]) as events:
             started = time.monotonic()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import pty
+import select
 import shlex
 import signal
 import subprocess
@@ -13,6 +15,7 @@ import time
 import pytest
 
 from titan.cluster import WorkerSpec, free_port_block
+from titan.core.errors import RequestRejected
 from titan_sdk import TitanJob
 
 from tests.conftest import TITAN
@@ -73,6 +76,39 @@ def test_submit_wait_exits_1_and_says_why_when_the_job_fails(cluster, script):
     assert result.returncode == 1 and no_traceback(result)
     assert "broken FAILED" in result.stdout and "0 of 1 jobs completed" in result.stdout
     assert "broken FAILED: exit code 3" in result.stderr
+
+
+def run_in_terminal(cluster, *args, timeout: float = 60) -> tuple:
+    """(exit code, what it wrote) for the command run with a pseudo-terminal as its output, as rich sees
+    a person's terminal."""
+    controller, terminal = pty.openpty()
+    env = {**cluster_env(cluster), "COLUMNS": "100", "LINES": "40", "TERM": "xterm"}
+    process = subprocess.Popen([TITAN, *args], stdout=terminal, stderr=terminal, stdin=subprocess.DEVNULL,
+                               env=env, start_new_session=True)
+    os.close(terminal)
+    output, deadline = b"", time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if select.select([controller], [], [], 0.1)[0]:
+                try:
+                    output += os.read(controller, 65536)
+                except OSError:          # the terminal closed: the command ended
+                    break
+            elif process.poll() is not None:
+                break
+        return process.wait(timeout=max(1.0, deadline - time.monotonic())), output.decode(errors="replace")
+    finally:
+        os.close(controller)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def test_submit_wait_on_a_terminal_shows_a_progress_bar(cluster, script):
+    code, output = run_in_terminal(cluster, "submit", script("ok.py", "print('ok')"), "--id", "shown", "--wait")
+    assert code == 0, output
+    assert "━" in output and "1/1" in output and "COMPLETED 1" in output, output
+    assert "1 of 1 jobs completed" in output
 
 
 def test_submit_routes_by_requirement_and_returns_at_once_without_wait(cluster, client, script):
@@ -159,6 +195,16 @@ def test_logs_follow_exits_1_for_a_job_that_did_not_complete(cluster, client, sc
     assert result.stderr == "titan logs: job doomed FAILED: exit code 4\n"
 
 
+def test_reading_logs_by_offset_refuses_a_negative_offset(client, script):
+    client.submit_job(TitanJob("said", script("said.py", "print('a'); print('b')")))
+    assert client.wait("said", timeout=30) == "COMPLETED"
+    assert client.read_logs("said") == {"text": "a\nb\n", "offset": 4, "state": "COMPLETED"}
+    assert client.read_logs("said", since=2) == {"text": "b\n", "offset": 4, "state": "COMPLETED"}
+    assert client.fetch_logs("said") == "a\nb\n", "the original reply is unchanged"
+    with pytest.raises(RequestRejected, match="'since' must be >= 0"):
+        client.read_logs("said", since=-1)
+
+
 def test_logs_of_an_unknown_job_is_one_line(cluster):
     result = titan(cluster, "logs", "-f", "ghost")
     assert result.returncode == 1 and result.stderr == "titan logs: no job 'ghost' on this master\n"
@@ -241,6 +287,13 @@ def test_top_once_renders_workers_and_queues(cluster, client, script):
     assert {"cpu-1", "gpu-1"} <= {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
 
 
+def test_top_on_a_terminal_draws_tables(cluster):
+    code, output = run_in_terminal(cluster, "top", "--once")
+    assert code == 0, output
+    assert "jobs by state:" in output and "─" in output, output
+    assert "cpu-1" in output and "GENERAL,GPU" in output
+
+
 def test_top_refreshes_from_events(cluster, client, script):
     viewer = start([TITAN, "top", "--iterations", "3", "--interval", "20"], cluster_env(cluster))
     try:
@@ -261,6 +314,13 @@ def test_top_refreshes_from_events(cluster, client, script):
 def test_usage_errors_exit_2(argv):
     result = subprocess.run([TITAN, *argv], capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "usage: titan" in result.stderr and no_traceback(result)
+
+
+def test_a_missing_script_is_one_line_and_exit_2(tmp_path):
+    missing = tmp_path / "nowhere.py"
+    result = subprocess.run([TITAN, "submit", str(missing)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("titan submit: ") and str(missing) in result.stderr
 
 
 def test_an_unreachable_master_is_one_line_and_exit_1():
