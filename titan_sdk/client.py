@@ -209,14 +209,15 @@ class TitanClient:
         final: Dict[str, str] = {}
         events = self._all_events_subscription()
         events.drain()
-        while True:
+        while waiting:
             order = self._record_final(self._ask("states", job_ids=sorted(waiting)), waiting, final, on_final)
             if not waiting:
-                return final
+                break
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"still not finished after {timeout:g}s: {', '.join(sorted(waiting))}")
             until = time.monotonic() + SNAPSHOT_EVERY_S
             self._read_events(events, waiting, final, order, min(until, deadline or until), on_final)
+        return final
 
     def _all_events_subscription(self) -> "_Subscription":
         """One live subscription per thread, kept between waits: subscribing costs a round trip. All
@@ -346,10 +347,13 @@ class _Subscription:
         welcome a reconnect to a restarted master brings."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.socket.closed:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if remaining is not None and not self.socket.poll(int(remaining * 1000)):
-                return None
-            frames = self.socket.recv_multipart()
+            try:   # events usually come in bursts: take a queued one without a poll's system call
+                frames = self.socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                if remaining is not None and not self.socket.poll(int(remaining * 1000)):
+                    return None
+                frames = self.socket.recv_multipart()
             if frames[0] != protocol.EVENTS_WELCOME:
                 return protocol.decode_event(frames)
         return None
