@@ -15,14 +15,14 @@ import sys
 import time
 import traceback
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import zmq
 
 from titan import defaults
-from titan.core.effects import Dispatch, Note, Publish, StopJob
+from titan.core.effects import Admitted, Dispatch, Note, Publish, StopJob
 from titan.core.errors import TitanError
 from titan.core.journal import Journal, JournalCorrupt
 from titan.core.logs import JobLogs
@@ -296,8 +296,15 @@ class Master(RequestHandlers):
             elif isinstance(effect, StopJob):
                 self._send_worker(effect.worker_id, {"op": "stop", "job_id": effect.job_id,
                                                      "attempt": effect.attempt, "reason": "cancelled"})
+            elif isinstance(effect, Admitted):
+                self._admit(effect)
             elif isinstance(effect, Note):
                 log.warning(effect.message)
+
+    def _admit(self, effect: Admitted) -> None:
+        self.logs.reset(effect.job_id)
+        if self.journal is not None:
+            self.journal.record_submission(self.scheduler.jobs[effect.job_id], effect.replaces_earlier_run)
 
     def _dispatch(self, effect: Dispatch) -> None:
         run = self.scheduler.jobs[effect.job_id]

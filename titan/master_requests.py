@@ -48,10 +48,6 @@ class RequestHandlers:
     def _submit(self, dag: Optional[str], raw_jobs: list, now: float) -> dict:
         specs = [protocol.job_from_wire(raw, i, self._shared_script) for i, raw in enumerate(raw_jobs)]
         effects = self.scheduler.submit(dag, specs, now)
-        for spec in specs:
-            self.logs.reset(spec.job_id)
-            if self.journal is not None:
-                self.journal.record_submission(self.scheduler.jobs[spec.job_id])
         if dag and self.journal is not None:
             self.journal.record_dag(dag, self.scheduler.dags[dag])
         self._apply(effects)

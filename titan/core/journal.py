@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS replies (id INTEGER PRIMARY KEY AUTOINCREMENT, channe
 """
 
 StoreValue = Union[str, set, None]
+SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(JobSpec))
 
 
 class JournalCorrupt(Exception):
@@ -95,6 +96,7 @@ class Journal:
 
     def _clear_pending(self) -> None:
         self._specs: List[tuple] = []
+        self._replaced: List[tuple] = []   # (job id, seq of its new run)
         self._states: Dict[str, tuple] = {}
         self._dags: Dict[str, bytes] = {}
         self._logs: List[tuple] = []
@@ -103,9 +105,12 @@ class Journal:
 
     # ----------------------------------------------------------------- recording (buffered until commit)
 
-    def record_submission(self, run: JobRun) -> None:
-        spec = {f.name: getattr(run.spec, f.name) for f in dataclasses.fields(run.spec)}
+    def record_submission(self, run: JobRun, replaces_earlier_run: bool) -> None:
+        """A new run of a job; when the id ran before, that run's spec and logs go at commit."""
+        spec = {name: getattr(run.spec, name) for name in SPEC_FIELDS}
         self._specs.append((run.seq, run.job_id, run.dag, _pack(spec)))
+        if replaces_earlier_run:
+            self._replaced.append((run.job_id, run.seq))
         self.record_state(run)
 
     def record_state(self, run: JobRun) -> None:
@@ -148,9 +153,8 @@ class Journal:
         self._clear_pending()
 
     def _write_jobs(self, db: sqlite3.Connection) -> None:
-        replaced = [(job_id, seq) for seq, job_id, _dag, _spec in self._specs]   # a new run's old spec and logs
-        db.executemany("DELETE FROM job_specs WHERE job_id = ? AND seq < ?", replaced)
-        db.executemany("DELETE FROM logs WHERE job_id = ? AND seq < ?", replaced)
+        db.executemany("DELETE FROM job_specs WHERE job_id = ? AND seq < ?", self._replaced)
+        db.executemany("DELETE FROM logs WHERE job_id = ? AND seq < ?", self._replaced)
         db.executemany("INSERT OR REPLACE INTO job_specs VALUES (?, ?, ?, ?)", self._specs)
         db.executemany("INSERT OR REPLACE INTO job_states VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        self._states.values())
