@@ -77,6 +77,9 @@ class Master(RequestHandlers):
         self.replies = {"client": ReplyCache(), "store": ReplyCache()}
         self.run_id = uuid.uuid4().hex[:12]
         self.event_seq = 0
+        self._topic_seq: Counter = Counter()   # per topic, so a subscriber to some topics can see a gap
+        self._subscribed: set = set()          # topic prefixes someone subscribes to, as the XPUB reports
+        self._wanted: Dict[str, bool] = {}     # topic -> does any subscription match it
         self.started_at = time.time()
         self._running = False
         self._outbox: List[tuple] = []    # (socket, frames) held until the journal has committed
@@ -127,8 +130,9 @@ class Master(RequestHandlers):
 
     def serve_forever(self) -> None:
         poller = zmq.Poller()
-        handlers = {self.clients: self._on_client, self.workers: self._on_worker,
-                    self.store_socket: self._on_store, self.events: self._on_subscription}
+        # Subscriptions first: a subscriber confirmed by the welcome message must get what follows.
+        handlers = {self.events: self._on_subscription, self.clients: self._on_client,
+                    self.workers: self._on_worker, self.store_socket: self._on_store}
         for socket in handlers:
             poller.register(socket, zmq.POLLIN)
         self._running = True
@@ -191,9 +195,24 @@ class Master(RequestHandlers):
     # ----------------------------------------------------------------- requests (clients P, store P+3)
 
     def _on_subscription(self, frames: list) -> None:
-        """The event socket is an XPUB only so it can welcome subscribers; (un)subscriptions need nothing."""
+        """The XPUB reports a topic prefix when its first subscriber arrives (byte 1, then the prefix) and
+        when its last one leaves (byte 0), so the master need not encode events nobody would receive."""
+        message = frames[0]
+        if message[:1] == b"\x01":
+            self._subscribed.add(message[1:])
+        elif message[:1] == b"\x00":
+            self._subscribed.discard(message[1:])
+        self._wanted.clear()
+
+    def _is_wanted(self, topic: str) -> bool:
+        wanted = self._wanted.get(topic)
+        if wanted is None:
+            encoded = topic.encode()
+            wanted = self._wanted[topic] = any(encoded.startswith(prefix) for prefix in self._subscribed)
+        return wanted
 
     def _on_client(self, frames: list) -> None:
+        self._drain(self.events, self._on_subscription)   # a request may follow a subscription closely
         identity, body = frames[0], frames[1:]
         reply = self._answer(body, protocol.CLIENT_OPS, self._client_request, "client")
         self._outbox.append((self.clients, [identity, reply]))
@@ -315,7 +334,11 @@ class Master(RequestHandlers):
         if self.journal is not None and "job_id" in body and body["job_id"] in self.scheduler.jobs:
             self.journal.record_state(self.scheduler.jobs[body["job_id"]])
         self.event_seq += 1
-        event = {**body, "topic": topic, "seq": self.event_seq, "run_id": self.run_id, "ts": time.time()}
+        self._topic_seq[topic] += 1
+        if not self._is_wanted(topic):
+            return
+        event = {**body, "topic": topic, "seq": self.event_seq, "topic_seq": self._topic_seq[topic],
+                 "run_id": self.run_id, "ts": time.time()}
         self._outbox.append((self.events, protocol.encode_event(topic, event)))
 
 
