@@ -9,7 +9,7 @@ not acted on twice).
 
 from __future__ import annotations
 
-import dataclasses
+import hashlib
 import os
 import sqlite3
 from dataclasses import dataclass, field
@@ -18,7 +18,7 @@ from typing import Dict, List, Tuple, Union
 import msgpack
 
 from titan import defaults
-from titan.core.jobs import JobRun, JobSpec, JobState
+from titan.core.jobs import JobRun, JobSpec, JobState, spec_to_dict
 
 SCHEMA_VERSION = 1
 FILE_NAME = "titan.db"
@@ -32,6 +32,7 @@ CREATE INDEX IF NOT EXISTS job_specs_by_job ON job_specs (job_id);
 CREATE TABLE IF NOT EXISTS job_states (
     job_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, state TEXT NOT NULL, attempt INTEGER NOT NULL,
     failures INTEGER NOT NULL, worker_id TEXT, worker TEXT, last_worker_id TEXT, reason TEXT, exit_code INTEGER);
+CREATE TABLE IF NOT EXISTS scripts (sha256 TEXT PRIMARY KEY, script BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS dags (name TEXT PRIMARY KEY, job_ids BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS logs (id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL, seq INTEGER NOT NULL,
     attempt INTEGER NOT NULL, stream TEXT NOT NULL, text TEXT NOT NULL);
@@ -42,7 +43,6 @@ CREATE TABLE IF NOT EXISTS replies (id INTEGER PRIMARY KEY AUTOINCREMENT, channe
 """
 
 StoreValue = Union[str, set, None]
-SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(JobSpec))
 
 
 class JournalCorrupt(Exception):
@@ -76,6 +76,7 @@ class Journal:
         except sqlite3.DatabaseError as exc:
             raise JournalCorrupt(f"journal {self.path} cannot be read ({exc}); the master will not start on it. "
                                  "Restore it from a backup, or move it away to start with an empty state.") from None
+        self._script_hashes: Dict[bytes, str] = {}   # scripts already in the journal (or pending)
         self._clear_pending()
         self._replies_since_prune = 0
 
@@ -96,6 +97,7 @@ class Journal:
 
     def _clear_pending(self) -> None:
         self._specs: List[tuple] = []
+        self._scripts: List[tuple] = []
         self._replaced: List[tuple] = []   # (job id, seq of its new run)
         self._states: Dict[str, tuple] = {}
         self._dags: Dict[str, bytes] = {}
@@ -107,11 +109,20 @@ class Journal:
 
     def record_submission(self, run: JobRun, replaces_earlier_run: bool) -> None:
         """A new run of a job; when the id ran before, that run's spec and logs go at commit."""
-        spec = {name: getattr(run.spec, name) for name in SPEC_FIELDS}
+        spec = spec_to_dict(run.spec)
+        spec["script_sha256"] = self._script_hash(spec.pop("script"))
         self._specs.append((run.seq, run.job_id, run.dag, _pack(spec)))
         if replaces_earlier_run:
             self._replaced.append((run.job_id, run.seq))
         self.record_state(run)
+
+    def _script_hash(self, script: bytes) -> str:
+        """Each distinct script is written once; specs name it by hash (10,000 jobs of one script are common)."""
+        digest = self._script_hashes.get(script)
+        if digest is None:
+            digest = self._script_hashes[script] = hashlib.sha256(script).hexdigest()
+            self._scripts.append((digest, script))
+        return digest
 
     def record_state(self, run: JobRun) -> None:
         self._states[run.job_id] = (run.job_id, run.seq, run.state.value, run.attempt, run.failures,
@@ -155,6 +166,7 @@ class Journal:
     def _write_jobs(self, db: sqlite3.Connection) -> None:
         db.executemany("DELETE FROM job_specs WHERE job_id = ? AND seq < ?", self._replaced)
         db.executemany("DELETE FROM logs WHERE job_id = ? AND seq < ?", self._replaced)
+        db.executemany("INSERT OR IGNORE INTO scripts VALUES (?, ?)", self._scripts)
         db.executemany("INSERT OR REPLACE INTO job_specs VALUES (?, ?, ?, ?)", self._specs)
         db.executemany("INSERT OR REPLACE INTO job_states VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        self._states.values())
@@ -195,9 +207,13 @@ class Journal:
             "SELECT s.seq, s.dag, s.spec, j.state, j.attempt, j.failures, j.worker_id, j.worker, "
             "j.last_worker_id, j.reason, j.exit_code FROM job_states j JOIN job_specs s ON s.seq = j.seq "
             "ORDER BY s.seq")
+        scripts = dict(self.db.execute("SELECT sha256, script FROM scripts"))
+        self._script_hashes = {script: digest for digest, script in scripts.items()}
         runs = []
         for seq, dag, spec, state, attempt, failures, worker_id, worker, last_worker_id, reason, code in rows:
             fields = _unpack(spec)
+            if "script_sha256" in fields:   # journals before scripts were kept once hold them inline
+                fields["script"] = scripts[fields.pop("script_sha256")]
             fields["parents"] = tuple(fields.get("parents") or ())
             runs.append(JobRun(spec=JobSpec(**fields), dag=dag, seq=seq, state=JobState(state), attempt=attempt,
                                failures=failures, worker_id=worker_id, worker=worker,

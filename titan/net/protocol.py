@@ -8,6 +8,7 @@ may retry freely. Anything malformed raises ProtocolError, whose message names w
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
@@ -15,7 +16,7 @@ from typing import Dict, Optional, Tuple
 import msgpack
 
 from titan import defaults
-from titan.core.jobs import ISOLATIONS, JobSpec
+from titan.core.jobs import ISOLATIONS, JobSpec, spec_to_dict
 
 NoneType = type(None)
 Number = (int, float)
@@ -180,14 +181,11 @@ def is_of_type(value, types: tuple) -> bool:
 
 
 def job_to_wire(spec: JobSpec) -> dict:
-    return {
-        "job_id": spec.job_id, "filename": spec.filename, "script": spec.script, "job_type": spec.job_type,
-        "args": spec.args, "parents": list(spec.parents), "port": spec.port, "is_archive": spec.is_archive,
-        "priority": spec.priority, "delay": spec.delay, "affinity": spec.affinity,
-        "requirement": spec.requirement, "hitl_message": spec.hitl_message,
-        "max_wait_seconds": spec.max_wait_seconds, "retries": spec.retries, "timeout": spec.timeout,
-        "isolation": spec.isolation,
-    }
+    """A job as it travels: default values are left out, the receiver fills them in."""
+    return spec_to_dict(spec)
+
+
+_JOB_FIELD_TYPES = {name: field.types for name, field in JOB_FIELDS.items()}
 
 
 def job_from_wire(raw, index: int = 0, same_script=lambda script: script) -> JobSpec:
@@ -195,31 +193,49 @@ def job_from_wire(raw, index: int = 0, same_script=lambda script: script) -> Job
     jobs of one script share one copy in memory."""
     if not isinstance(raw, dict):
         raise ProtocolError(f"job #{index} must be a map, got {type(raw).__name__}")
-    label = f"job {raw.get('job_id')!r}" if isinstance(raw.get("job_id"), str) else f"job #{index}"
-    check_fields(label, raw, JOB_FIELDS)
+    if not _has_plain_job_fields(raw):   # the exact check, for its message (and the rare subclass)
+        check_fields(_job_label(raw, index), raw, JOB_FIELDS)
     if not raw["job_id"].strip():
         raise ProtocolError(f"job #{index} has an empty job_id")
-    _check_filename(label, raw["filename"])
+    problem = _filename_problem(raw["filename"])
+    if problem:
+        raise ProtocolError(f"{_job_label(raw, index)}: {problem}")
     parents = raw.get("parents") or []
     if not all(isinstance(p, str) for p in parents):
-        raise ProtocolError(f"{label}: every parent must be a job id string")
+        raise ProtocolError(f"{_job_label(raw, index)}: every parent must be a job id string")
     if (raw.get("retries") or 0) < 0 or (raw.get("timeout") is not None and raw["timeout"] <= 0):
-        raise ProtocolError(f"{label}: retries must be >= 0 and timeout > 0 seconds")
+        raise ProtocolError(f"{_job_label(raw, index)}: retries must be >= 0 and timeout > 0 seconds")
     if raw.get("isolation", "fork") not in (None, *ISOLATIONS):
-        raise ProtocolError(f"{label}: isolation must be one of {', '.join(ISOLATIONS)}, "
+        raise ProtocolError(f"{_job_label(raw, index)}: isolation must be one of {', '.join(ISOLATIONS)}, "
                             f"got {raw['isolation']!r}")
     present = {k: v for k, v in raw.items() if v is not None and k != "parents"}
     present["script"] = same_script(present["script"])
     return JobSpec(parents=tuple(parents), **present)
 
 
-def _check_filename(label: str, filename: str) -> None:
-    """The worker saves the script under the last part of this name, so that part must be a file name."""
+def _has_plain_job_fields(raw: dict) -> bool:
+    """True when every field is known and of exactly an allowed type, and none required is missing:
+    the common case, checked in one pass without building messages."""
+    for name, value in raw.items():
+        types = _JOB_FIELD_TYPES.get(name)
+        if types is None or type(value) not in types:
+            return False
+    return "job_id" in raw and "filename" in raw and "script" in raw
+
+
+def _job_label(raw: dict, index: int) -> str:
+    return f"job {raw.get('job_id')!r}" if isinstance(raw.get("job_id"), str) else f"job #{index}"
+
+
+@functools.lru_cache(maxsize=1024)   # many jobs share a file name
+def _filename_problem(filename: str) -> Optional[str]:
+    """Why the worker could not save the script under the last part of this name, or None."""
     name = filename.replace("\\", "/").rsplit("/", 1)[-1]
     if name in ("", ".", "..") or "\0" in filename:
-        raise ProtocolError(f"{label}: filename {filename!r} does not end in a usable file name")
+        return f"filename {filename!r} does not end in a usable file name"
     if len(name.encode("utf-8", "surrogatepass")) > MAX_FILE_NAME_BYTES:
-        raise ProtocolError(f"{label}: filename {name[:40]!r}... is longer than {MAX_FILE_NAME_BYTES} bytes")
+        return f"filename {name[:40]!r}... is longer than {MAX_FILE_NAME_BYTES} bytes"
+    return None
 
 
 def ok_reply(rid: Optional[str], result=None) -> dict:
