@@ -8,6 +8,7 @@ const SINGLE_JOBS = "";          // the model's key for jobs submitted without a
 const NODE = { width: 168, height: 44, gapX: 56, gapY: 14, pad: 10 };
 const SVG_NS = "http://www.w3.org/2000/svg";
 const LOG_POLL_MS = 700;
+const MIN_SCALE = 0.7;
 
 const model = { stats: {}, master: {}, dags: new Map() };   // dag name -> {dag, finished, jobs: Map}
 const dirty = { all: true, dags: new Set() };
@@ -206,7 +207,7 @@ function dagCard(dag) {
   for (const job of jobs) counts[job.state] = (counts[job.state] || 0) + 1;
   const failed = (counts.FAILED || 0) + (counts.CANCELLED || 0) > 0;
   const title = dag.dag === SINGLE_JOBS ? "Jobs without a DAG" : dag.dag;
-  const badge = dag.dag === SINGLE_JOBS ? `${jobs.length} jobs` : dag.finished ? (failed ? "finished with failures" : "finished") : "running";
+  const badge = dag.dag === SINGLE_JOBS ? `${jobs.length} job${jobs.length === 1 ? "" : "s"}` : dag.finished ? (failed ? "finished with failures" : "finished") : "running";
   const progress = el("div", { class: "progress" });
   for (const state of STATE_ORDER) {
     if (counts[state]) progress.append(el("span", { "data-state": state, style: `flex:${counts[state]}` }));
@@ -254,7 +255,9 @@ function layout(dag) {
 
 function dagSvg(dag) {
   const { position, width, height } = layout(dag);
-  const svg = svgEl("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": `DAG ${dag.dag}` });
+  // Wide DAGs shrink to the card down to MIN_SCALE, then scroll sideways.
+  const svg = svgEl("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": `DAG ${dag.dag}`,
+    style: `width:100%;max-width:${width}px;min-width:${Math.round(width * MIN_SCALE)}px` });
   for (const job of dag.jobs.values()) {
     for (const parent of job.parents || []) {
       if (position.has(parent)) svg.append(edge(position.get(parent), position.get(job.job_id), parent, job.job_id));
