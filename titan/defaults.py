@@ -43,7 +43,8 @@ def port_for(base_port: int, offset: int) -> int:
 DASHBOARD_PORT = 8080
 DASHBOARD_CLIENT_TIMEOUT_S = 5.0        # a page request must not hang for the SDK's 30 s when the master is gone
 DASHBOARD_STATS_REFRESH_S = 2.0         # workers' load and heartbeats change without events
-DASHBOARD_STATS_AFTER_EVENTS_S = 0.25   # after events, fresh stats at most this often
+DASHBOARD_STATS_AFTER_EVENTS_S = 0.25   # during a burst of events, fresh stats at most this often
+DASHBOARD_BURST_END_S = 0.02            # no event for this long ends a burst: fresh stats then
 DASHBOARD_MASTER_RETRY_S = 1.0
 DASHBOARD_KEPT_DAGS = 100               # the page shows the newest DAGs; older finished ones are dropped
 DASHBOARD_KEPT_SINGLE_JOBS = 200

@@ -53,9 +53,13 @@ def run_dashboard(args) -> int:
         print(f"titan dashboard: warning: serving on {args.host}; anyone who reaches it can approve or reject "
               "gates", file=sys.stderr)
     signal.signal(signal.SIGTERM, _exit_on_signal)
+    server.start_feed()
+    # Say where it serves once it follows the master, so what happens after that line is on the page.
+    if not server.feed.following.wait(defaults.DASHBOARD_CLIENT_TIMEOUT_S + 1):
+        print(f"titan dashboard: the master at {client.host}:{client.port} does not answer yet; the page says "
+              "so until it does", file=sys.stderr, flush=True)
     print(f"Titan dashboard on http://{_url_host(args.host)}:{server.port}/ (metrics at /metrics), following "
           f"the master at {client.host}:{client.port}; Ctrl-C stops it", flush=True)
-    server.start_feed()
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

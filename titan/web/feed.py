@@ -73,6 +73,7 @@ class EventFeed(threading.Thread):
         super().__init__(name="titan-dashboard-feed", daemon=True)
         self.client, self.hub, self.timings = client, hub, timings
         self.stopping = threading.Event()
+        self.following = threading.Event()     # set once subscribed and snapshotted
         self._stats_due = self._last_stats = 0.0
         self._events_since_stats = False
 
@@ -98,10 +99,10 @@ class EventFeed(threading.Thread):
         with self.client.events() as events:
             self._resync()
             while not self.stopping.is_set():
-                event = events.get(min(0.5, max(0.0, self._next_stats_at() - time.monotonic())))
+                event = events.get(self._idle_wait())
                 if event is not None:
                     self._handle(event)
-                self._refresh_stats_if_due()
+                self._refresh_stats_if_due(idle=event is None)
 
     def _handle(self, event: dict) -> None:
         placement = self.hub.read(lambda view: view.place(event))
@@ -135,9 +136,18 @@ class EventFeed(threading.Thread):
         self.timings.forget_pending()
         self.hub.change(lambda view: _reset(view, stats, descriptions))
         self._schedule_stats()
+        self.following.set()
 
-    def _refresh_stats_if_due(self) -> None:
-        if time.monotonic() < self._next_stats_at():
+    def _idle_wait(self) -> float:
+        if self._events_since_stats:
+            return defaults.DASHBOARD_BURST_END_S
+        return min(0.5, max(0.0, self._next_stats_at() - time.monotonic()))
+
+    def _refresh_stats_if_due(self, idle: bool) -> None:
+        """Fresh stats when a burst of events ends (so counts settle at once), at most every
+        DASHBOARD_STATS_AFTER_EVENTS_S during one, and every DASHBOARD_STATS_REFRESH_S anyway."""
+        burst_ended = idle and self._events_since_stats
+        if not burst_ended and time.monotonic() < self._next_stats_at():
             return
         stats = self.client.stats()
         if stats["run_id"] != self.hub.read(lambda view: view.run_id):

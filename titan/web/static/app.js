@@ -106,7 +106,7 @@ function setStreamStatus(connected) {
 }
 
 function renderWorkers() {
-  const workers = model.stats.workers || [];
+  const workers = [...(model.stats.workers || [])].sort((a, b) => a.name.localeCompare(b.name));
   document.getElementById("worker-count").textContent = String(workers.length);
   const box = document.getElementById("workers");
   box.replaceChildren();
@@ -195,7 +195,8 @@ function renderDags(names) {
     if (!dag || !dag.jobs.size) { if (old) old.remove(); continue; }
     const card = dagCard(dag);
     if (old) old.replaceWith(card);
-    else box.prepend(card);          // newest on top
+    else if (name === SINGLE_JOBS) box.append(card);
+    else box.prepend(card);          // newest on top, jobs without a DAG at the bottom
   }
   const anyCard = box.querySelector(".dag-card");
   if (placeholder && anyCard) placeholder.remove();
