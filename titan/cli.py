@@ -13,6 +13,7 @@ from typing import List, Optional
 
 from titan import defaults
 from titan.cluster import LocalCluster, WorkerSpec
+from titan.web import add_commands as add_dashboard_commands
 
 DEMO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo")
 DEMO_SHARDS = 5
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
             gate.add_argument("--reason", default="", help="recorded as the gate's reason")
         add_master_options(gate)
         gate.set_defaults(run=run_gate_decision)
+    add_dashboard_commands(commands)
     return parser
 
 
