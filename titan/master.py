@@ -24,6 +24,7 @@ import zmq
 from titan import defaults
 from titan.core.effects import Admitted, Dispatch, Note, Publish, StopJob
 from titan.core.errors import TitanError
+from titan.core.jobs import JobState
 from titan.core.journal import Journal, JournalCorrupt
 from titan.core.logs import JobLogs
 from titan.core.scheduler import Scheduler
@@ -34,6 +35,7 @@ from titan.net.protocol import ProtocolError
 
 log = logging.getLogger("titan.master")
 
+WORKER_GONE_TOPICS = frozenset({"worker.left", "worker.dead"})
 # How many messages one socket may hand the loop per turn, so one busy peer cannot starve the others.
 BATCH_PER_SOCKET = 256
 
@@ -74,6 +76,8 @@ class Master(RequestHandlers):
         self.store = Store()
         self.logs = JobLogs()
         self._scripts: dict = {}          # one copy of each distinct script, shared by its jobs
+        self._script_digests: Dict[bytes, str] = {}
+        self._scripts_sent: Dict[str, set] = {}   # worker id -> digests of the scripts it has been sent
         self.replies = {"client": ReplyCache(), "store": ReplyCache()}
         self.run_id = uuid.uuid4().hex[:12]
         self.event_seq = 0
@@ -278,6 +282,9 @@ class Master(RequestHandlers):
             self._apply(self.scheduler.job_finished(worker_id, message["job_id"], message["attempt"],
                                                     message["exit_code"], now, message.get("error")))
             self._send_worker(worker_id, {"op": "ack", "job_id": message["job_id"], "attempt": message["attempt"]})
+        elif op == "missing_script":
+            log.warning("worker %s lacks the script of job %s; sending it again", worker_id, message["job_id"])
+            self._resend_dispatch(worker_id, message["job_id"], message["attempt"])
         elif op == "bye":
             self._apply(self.scheduler.worker_left(worker_id, "it shut down", now))
 
@@ -286,6 +293,7 @@ class Master(RequestHandlers):
             log.warning("refused worker %r: it offers %d slots", message["name"], message["slots"])
             return
         capabilities = [c for c in message["capabilities"] if isinstance(c, str) and c]
+        self._scripts_sent.pop(worker_id, None)   # a worker that registers again may have restarted
         self._send_worker(worker_id, {"op": "welcome"})
         self._apply(self.scheduler.worker_joined(worker_id, message["name"], capabilities, message["slots"],
                                                  message.get("info") or {}, now, running=claims))
@@ -310,6 +318,8 @@ class Master(RequestHandlers):
         for effect in effects:
             if isinstance(effect, Publish):
                 self._publish(effect.topic, effect.body)
+                if effect.topic in WORKER_GONE_TOPICS:
+                    self._scripts_sent.pop(effect.body["worker_id"], None)
             elif isinstance(effect, Dispatch):
                 self._dispatch(effect)
             elif isinstance(effect, StopJob):
@@ -326,9 +336,27 @@ class Master(RequestHandlers):
             self.journal.record_submission(self.scheduler.jobs[effect.job_id], effect.replaces_earlier_run)
 
     def _dispatch(self, effect: Dispatch) -> None:
+        """A worker gets each script once; later dispatches of it name it by hash."""
         run = self.scheduler.jobs[effect.job_id]
-        self._send_worker(effect.worker_id, {"op": "dispatch", "job": protocol.job_to_wire(run.spec),
-                                             "attempt": effect.attempt, "dag": run.dag})
+        job = protocol.job_to_wire(run.spec)
+        digest = self._script_digests.get(run.spec.script)
+        if digest is None:
+            digest = self._script_digests[run.spec.script] = protocol.script_digest(run.spec.script)
+        job["script_sha256"] = digest
+        sent = self._scripts_sent.setdefault(effect.worker_id, set())
+        if digest in sent:
+            del job["script"]
+        else:
+            sent.add(digest)
+        self._send_worker(effect.worker_id, {"op": "dispatch", "job": job, "attempt": effect.attempt,
+                                             "dag": run.dag})
+
+    def _resend_dispatch(self, worker_id: str, job_id: str, attempt: int) -> None:
+        run = self.scheduler.jobs.get(job_id)
+        if run is None or run.state != JobState.RUNNING or run.worker_id != worker_id or run.attempt != attempt:
+            return   # no longer its job: the worker will be told (or has been) to stop it
+        self._scripts_sent.pop(worker_id, None)
+        self._dispatch(Dispatch(worker_id, job_id, attempt))
 
     def _publish(self, topic: str, body: dict) -> None:
         if self.journal is not None and "job_id" in body and body["job_id"] in self.scheduler.jobs:

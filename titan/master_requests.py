@@ -17,7 +17,7 @@ class RequestHandlers:
         if op == "ping":
             return {"run_id": self.run_id, "seq": self.event_seq}
         if op == "submit":
-            return self._submit(message.get("dag"), message["jobs"], now)
+            return self._submit(message.get("dag"), message["jobs"], protocol.submitted_scripts(message.get("scripts")), now)
         if op == "status":
             return self.scheduler.describe_job(self._job_id(message["job_id"]))
         if op == "states":
@@ -45,8 +45,8 @@ class RequestHandlers:
                     "journal": self.journal.path if self.journal else None}
         raise ProtocolError(f"unhandled op {op!r}")
 
-    def _submit(self, dag: Optional[str], raw_jobs: list, now: float) -> dict:
-        specs = [protocol.job_from_wire(raw, i, self._shared_script) for i, raw in enumerate(raw_jobs)]
+    def _submit(self, dag: Optional[str], raw_jobs: list, scripts: dict, now: float) -> dict:
+        specs = [protocol.job_from_wire(raw, i, self._shared_script, scripts) for i, raw in enumerate(raw_jobs)]
         effects = self.scheduler.submit(dag, specs, now)
         if dag and self.journal is not None:
             self.journal.record_dag(dag, self.scheduler.dags[dag])

@@ -59,6 +59,7 @@ class Worker:
         self.config = config
         self.jobs: Dict[str, RunningJob] = {}
         self.unacked: Dict[tuple, dict] = {}   # (job_id, attempt) -> its "finished" message, until acked
+        self.scripts: Dict[str, bytes] = {}    # sha256 -> script, as the master sent them (each once)
         self.registered = False
         self._running = False
         self._last_register = float("-inf")
@@ -176,8 +177,24 @@ class Worker:
         elif op == "stop":
             self._stop_job(message["job_id"], message["attempt"])
 
+    def _script(self, job: dict, attempt: int) -> Optional[bytes]:
+        """The job's script: sent with it the first time, named by hash after that."""
+        script, digest = job.get("script"), job.get("script_sha256")
+        if script is not None:
+            if digest:
+                self.scripts[digest] = script
+            return script
+        script = self.scripts.get(digest)
+        if script is None:
+            log.warning("dispatch of %s named a script this worker was never sent; asking again", job["job_id"])
+            self._send({"op": "missing_script", "job_id": job["job_id"], "attempt": attempt})
+        return script
+
     def _start(self, message: dict) -> None:
         job = message["job"]
+        script = self._script(job, message["attempt"])
+        if script is None:
+            return
         if self.config.executor == NULL_EXECUTOR:
             self._send_finished(job["job_id"], message["attempt"], 0, None)
             return
@@ -195,7 +212,7 @@ class Worker:
             log.warning("cannot make the DAG folder for %r: %s", context.dag, exc)
         try:
             fork_server = self.fork_server if job.get("isolation", "fork") == "fork" else None
-            running = executor.start_job(context, job["filename"], job["script"], job.get("args") or "",
+            running = executor.start_job(context, job["filename"], script, job.get("args") or "",
                                          self.work_root, timeout=job.get("timeout"), fork_server=fork_server)
         except Exception as exc:   # whatever went wrong, the job fails visibly instead of hanging RUNNING
             problem = str(exc) if isinstance(exc, LaunchError) else f"titan worker: cannot start the job: {exc!r}"

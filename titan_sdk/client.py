@@ -101,12 +101,12 @@ class TitanClient:
 
     def submit_job(self, job: TitanJob) -> str:
         """Submit one job; returns its id. Its parents may be jobs submitted earlier."""
-        self._ask("submit", dag=None, jobs=[protocol.job_to_wire(job.to_spec())])
+        self._ask("submit", dag=None, **protocol.submission([job.to_spec()]))
         return job.job_id
 
     def submit_dag(self, name: str, jobs: Sequence[TitanJob]) -> List[str]:
         """Submit a whole DAG, validated before anything is queued; returns its job ids, parents first."""
-        result = self._ask("submit", dag=name, jobs=[protocol.job_to_wire(job.to_spec()) for job in jobs])
+        result = self._ask("submit", dag=name, **protocol.submission([job.to_spec() for job in jobs]))
         return result["jobs"]
 
     def submit_yaml(self, path: str, wait: bool = False, timeout: Optional[float] = None):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import hashlib
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
@@ -44,7 +45,7 @@ def optional(*types) -> Field:
 
 
 JOB_FIELDS = _fields(
-    job_id=(str,), filename=(str,), script=(bytes,), job_type=optional(str), args=optional(str),
+    job_id=(str,), filename=(str,), script=optional(bytes), script_sha256=optional(str), job_type=optional(str), args=optional(str),
     parents=optional(list), port=optional(int), is_archive=optional(bool), priority=optional(int),
     delay=optional(*Number), affinity=optional(bool), requirement=optional(str),
     hitl_message=optional(str), max_wait_seconds=optional(*Number), retries=optional(int),
@@ -54,7 +55,9 @@ JOB_FIELDS = _fields(
 # Client ROUTER (port P): requests from the SDK, the CLI and jobs.
 CLIENT_OPS = {
     "ping": _fields(),
-    "submit": _fields(dag=optional(str), jobs=(list,)),
+    # Each distinct script once, in "scripts" by sha256; each job names its own with "script_sha256"
+    # (or carries it inline in "script").
+    "submit": _fields(dag=optional(str), jobs=(list,), scripts=optional(dict)),
     "status": _fields(job_id=(str,)),
     "states": _fields(job_ids=(list,)),
     "dag_status": _fields(dag=(str,)),
@@ -87,6 +90,8 @@ WORKER_OPS = {
     "heartbeat": _fields(running=optional(list)),
     "log": _fields(job_id=(str,), attempt=(int,), stream=(str,), data=(bytes,)),
     "finished": _fields(job_id=(str,), attempt=(int,), exit_code=(int,), error=optional(str)),
+    # a dispatch named a script by hash that this worker was never sent: send the dispatch again, in full
+    "missing_script": _fields(job_id=(str,), attempt=(int,)),
     # the master acknowledges every "finished"; the worker re-sends results until then
     "bye": _fields(),
 }
@@ -185,12 +190,45 @@ def job_to_wire(spec: JobSpec) -> dict:
     return spec_to_dict(spec)
 
 
+def submission(specs) -> dict:
+    """The fields of a "submit" request: the jobs, naming their scripts by hash, and each script once."""
+    scripts: Dict[str, bytes] = {}
+    digests: Dict[bytes, str] = {}
+    jobs = []
+    for spec in specs:
+        wire = spec_to_dict(spec)
+        script = wire.pop("script")
+        digest = digests.get(script)
+        if digest is None:
+            digest = digests[script] = script_digest(script)
+            scripts[digest] = script
+        wire["script_sha256"] = digest
+        jobs.append(wire)
+    return {"jobs": jobs, "scripts": scripts}
+
+
+def script_digest(script: bytes) -> str:
+    return hashlib.sha256(script).hexdigest()
+
+
+def submitted_scripts(raw) -> Dict[str, bytes]:
+    """A submission's "scripts" map, checked: each key must be the sha256 of its script."""
+    scripts = raw or {}
+    for digest, script in scripts.items():
+        if not isinstance(digest, str) or not isinstance(script, bytes):
+            raise ProtocolError("'submit' message: 'scripts' must map sha256 hex strings to script bytes")
+        if script_digest(script) != digest:
+            raise ProtocolError(f"'submit' message: script {digest[:16]}... does not have that sha256")
+    return scripts
+
+
 _JOB_FIELD_TYPES = {name: field.types for name, field in JOB_FIELDS.items()}
 
 
-def job_from_wire(raw, index: int = 0, same_script=lambda script: script) -> JobSpec:
-    """A JobSpec from its wire form. `same_script` may return an equal script already held, so many
-    jobs of one script share one copy in memory."""
+def job_from_wire(raw, index: int = 0, same_script=lambda script: script,
+                  scripts: Optional[Dict[str, bytes]] = None) -> JobSpec:
+    """A JobSpec from its wire form, its script inline or named by hash from `scripts`. `same_script`
+    may return an equal script already held, so many jobs of one script share one copy in memory."""
     if not isinstance(raw, dict):
         raise ProtocolError(f"job #{index} must be a map, got {type(raw).__name__}")
     if not _has_plain_job_fields(raw):   # the exact check, for its message (and the rare subclass)
@@ -208,9 +246,22 @@ def job_from_wire(raw, index: int = 0, same_script=lambda script: script) -> Job
     if raw.get("isolation", "fork") not in (None, *ISOLATIONS):
         raise ProtocolError(f"{_job_label(raw, index)}: isolation must be one of {', '.join(ISOLATIONS)}, "
                             f"got {raw['isolation']!r}")
-    present = {k: v for k, v in raw.items() if v is not None and k != "parents"}
-    present["script"] = same_script(present["script"])
+    present = {k: v for k, v in raw.items() if v is not None and k != "parents" and k != "script_sha256"}
+    present["script"] = same_script(_job_script(raw, index, scripts))
     return JobSpec(parents=tuple(parents), **present)
+
+
+def _job_script(raw: dict, index: int, scripts: Optional[Dict[str, bytes]]) -> bytes:
+    digest, script = raw.get("script_sha256"), raw.get("script")
+    if (digest is None) == (script is None):
+        raise ProtocolError(f"{_job_label(raw, index)} must carry either 'script' or 'script_sha256'")
+    if script is not None:
+        return script
+    found = (scripts or {}).get(digest)
+    if found is None:
+        raise ProtocolError(f"{_job_label(raw, index)}: script_sha256 {digest[:16]}... is not among the "
+                            "submission's scripts")
+    return found
 
 
 def _has_plain_job_fields(raw: dict) -> bool:
@@ -220,7 +271,7 @@ def _has_plain_job_fields(raw: dict) -> bool:
         types = _JOB_FIELD_TYPES.get(name)
         if types is None or type(value) not in types:
             return False
-    return "job_id" in raw and "filename" in raw and "script" in raw
+    return "job_id" in raw and "filename" in raw
 
 
 def _job_label(raw: dict, index: int) -> str:
