@@ -17,7 +17,8 @@ class RequestHandlers:
         if op == "ping":
             return {"run_id": self.run_id, "seq": self.event_seq}
         if op == "submit":
-            return self._submit(message.get("dag"), message["jobs"], protocol.submitted_scripts(message.get("scripts")), now)
+            scripts = protocol.submitted_scripts(message.get("scripts"))
+            return self._submit(message.get("dag"), message["jobs"], scripts, now)
         if op == "status":
             return self.scheduler.describe_job(self._job_id(message["job_id"]))
         if op == "states":

@@ -45,8 +45,8 @@ def optional(*types) -> Field:
 
 
 JOB_FIELDS = _fields(
-    job_id=(str,), filename=(str,), script=optional(bytes), script_sha256=optional(str), job_type=optional(str), args=optional(str),
-    parents=optional(list), port=optional(int), is_archive=optional(bool), priority=optional(int),
+    job_id=(str,), filename=(str,), script=optional(bytes), script_sha256=optional(str), job_type=optional(str),
+    args=optional(str),    parents=optional(list), port=optional(int), is_archive=optional(bool), priority=optional(int),
     delay=optional(*Number), affinity=optional(bool), requirement=optional(str),
     hitl_message=optional(str), max_wait_seconds=optional(*Number), retries=optional(int),
     timeout=optional(*Number), isolation=optional(str),
