@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import signal
 import sys
 import time
@@ -22,6 +23,7 @@ from typing import Dict, List, Optional
 import zmq
 
 from titan import defaults
+from titan.artifacts import ArtifactStore
 from titan.core.effects import Admitted, Dispatch, Note, Publish, StopJob
 from titan.core.errors import TitanError
 from titan.core.journal import Journal, JournalCorrupt
@@ -84,6 +86,8 @@ class Master(RequestHandlers):
         self._running = False
         self._outbox: List[tuple] = []    # (socket, frames) held until the journal has committed
         self.journal = Journal(config.data_dir) if config.data_dir else None
+        self.artifacts = ArtifactStore(os.path.join(config.data_dir, "artifacts") if config.data_dir else None)
+        self.dag_agent_run: Dict[str, str] = {}
         self.ctx = zmq.Context()
         self.ctx.linger = 0
         self.clients = self._bind(zmq.ROUTER, defaults.CLIENT_PORT_OFFSET)
@@ -121,6 +125,7 @@ class Master(RequestHandlers):
         for channel, replies in recovered.replies.items():
             for rid, reply in replies:
                 self.replies[channel].put(rid, reply)
+        self.dag_agent_run.update(recovered.agent_runs)
         self._apply(self.scheduler.restore(recovered.runs, recovered.dags, time.monotonic()))
         unfinished = sum(1 for run in recovered.runs if not run.state.is_final)
         return (f"recovered {len(recovered.runs)} jobs, {unfinished} unfinished, "
@@ -151,6 +156,7 @@ class Master(RequestHandlers):
     def close(self) -> None:
         if self.journal is not None:
             self.journal.close()
+        self.artifacts.close()
         self.ctx.destroy(linger=0)
 
     def _poll_timeout_ms(self) -> int:
@@ -278,6 +284,8 @@ class Master(RequestHandlers):
             self._apply(self.scheduler.job_finished(worker_id, message["job_id"], message["attempt"],
                                                     message["exit_code"], now, message.get("error")))
             self._send_worker(worker_id, {"op": "ack", "job_id": message["job_id"], "attempt": message["attempt"]})
+        elif op == "fetch_archive":
+            self._serve_archive(worker_id, message)
         elif op == "bye":
             self._apply(self.scheduler.worker_left(worker_id, "it shut down", now))
 
@@ -328,7 +336,8 @@ class Master(RequestHandlers):
     def _dispatch(self, effect: Dispatch) -> None:
         run = self.scheduler.jobs[effect.job_id]
         self._send_worker(effect.worker_id, {"op": "dispatch", "job": protocol.job_to_wire(run.spec),
-                                             "attempt": effect.attempt, "dag": run.dag})
+                                             "attempt": effect.attempt, "dag": run.dag,
+                                             "agent_run_id": self.dag_agent_run.get(run.dag)})
 
     def _publish(self, topic: str, body: dict) -> None:
         if self.journal is not None and "job_id" in body and body["job_id"] in self.scheduler.jobs:
