@@ -7,8 +7,6 @@ After the client's timeout the call raises MasterUnreachable naming the address 
 
 from __future__ import annotations
 
-import hashlib
-import io
 import os
 import threading
 import time
@@ -18,12 +16,12 @@ from typing import Dict, Iterable, List, Optional, Sequence, Union
 import zmq
 
 from titan import defaults
-from titan.archives import zip_folder
 from titan.core.errors import MasterUnreachable, error_from_reply
 from titan.core.jobs import FINAL_STATES
 from titan.net import protocol
+from titan_sdk.files import FileTransfers
 from titan_sdk.job import TitanJob
-from titan_sdk.pipeline import load_pipeline
+from titan_sdk.pipeline import Pipeline, load_pipeline
 
 FINAL_STATE_NAMES = frozenset(state.value for state in FINAL_STATES)
 
@@ -75,7 +73,7 @@ class _Channel:
             self.socket = None
 
 
-class TitanClient:
+class TitanClient(FileTransfers):
     def __init__(self, host: Optional[str] = None, port: Optional[int] = None,
                  timeout: float = defaults.CLIENT_TIMEOUT_S):
         self.host = host or os.environ.get("TITAN_HOST") or defaults.DEFAULT_HOST
@@ -126,13 +124,17 @@ class TitanClient:
 
         Returns the job ids; with wait=True, waits and returns {job_id: final state} instead.
         """
-        pipeline = load_pipeline(path)
+        job_ids = self.submit_pipeline(load_pipeline(path), agent_run_id=agent_run_id)
+        return self.wait(job_ids, timeout=timeout) if wait else job_ids
+
+    def submit_pipeline(self, pipeline: Pipeline, agent_run_id: Optional[str] = None) -> List[str]:
+        """Submit a loaded pipeline (titan_sdk.load_pipeline) as one DAG, uploading its project folder
+        first when it has `project: true`; returns the job ids."""
         if pipeline.project_folder is not None:
             _, sha256 = self._upload_project(pipeline.project_folder, pipeline.archive_name)
             for job in pipeline.jobs:
-                job.archive = sha256
-        job_ids = self.submit_dag(pipeline.name, pipeline.jobs, agent_run_id=agent_run_id)
-        return self.wait(job_ids, timeout=timeout) if wait else job_ids
+                job.archive = sha256   # exactly this content, even if the name is re-uploaded meanwhile
+        return self.submit_dag(pipeline.name, pipeline.jobs, agent_run_id=agent_run_id)
 
     def agent_run(self, run_id: str) -> dict:
         """The DAGs submitted under an agent run, oldest first: {"run_id", "finished", "dags": [{"dag",
@@ -250,93 +252,6 @@ class TitanClient:
         """Cancel everything below a gate; the reason becomes the gate's. Returns the gate's state."""
         return self._ask("reject", gate_id=gate_id, reason=reason)["state"]
 
-    # ----------------------------------------------------------------- files: artifacts and project archives
-
-    def upload_project_folder(self, path: str, name: Optional[str] = None) -> str:
-        """Zip a project folder (skipping __pycache__, .git, .venv, *.pyc and other caches) and store it on
-        the master under `name` (default: the folder's name + ".zip"). Returns the name, for jobs that run
-        from it: TitanJob(id, "<name>/src/step.py", is_archive=True). The same content is sent only once."""
-        return self._upload_project(path, name)[0]
-
-    def _upload_project(self, path: str, name: Optional[str]) -> tuple:
-        name = name or os.path.basename(os.path.abspath(path)) + ".zip"
-        if not name.endswith(".zip") or "/" in name:
-            raise ValueError(f"a project archive name ends in '.zip' and has no '/', got {name!r}")
-        data = zip_folder(path)
-        entry = self._upload(lambda: io.BytesIO(data), name, "archive")
-        return name, entry["sha256"]
-
-    def upload_file(self, path: str, name: Optional[str] = None) -> str:
-        """Store a file on the master as an artifact named `name` (default: its base name); returns the name.
-        Large files travel in chunks; content the master already holds is not sent again."""
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"file to upload {path!r} not found")
-        name = name or os.path.basename(path)
-        self._upload(lambda: open(path, "rb"), name, "file")
-        return name
-
-    def publish_artifact(self, key: str, path: str) -> dict:
-        """Store a job's output file under `key`, for other jobs or the user (get_artifact). Returns
-        {"name", "sha256", "size", "kind"}."""
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"artifact file {path!r} not found")
-        return self._upload(lambda: open(path, "rb"), key, "file")
-
-    def fetch_artifact(self, name: str, save_path: str) -> str:
-        """Download an artifact (or a project archive's zip) to save_path (a folder: saved in it under the
-        artifact's name); byte-identical, written whole or not at all. Returns the path written.
-        UnknownArtifact names the artifact if the master has none of that name."""
-        entry = self._ask("artifact_info", name=name)
-        if os.path.isdir(save_path):
-            save_path = os.path.join(save_path, os.path.basename(name) or "artifact")
-        folder = os.path.dirname(os.path.abspath(save_path))
-        os.makedirs(folder, exist_ok=True)
-        partial = f"{save_path}.part-{uuid.uuid4().hex[:8]}"
-        try:
-            digest = self._download(entry, partial)
-            if digest != entry["sha256"]:
-                raise IOError(f"artifact {name!r} arrived damaged (sha256 {digest[:16]}... instead of "
-                              f"{entry['sha256'][:16]}...); try again")
-            os.replace(partial, save_path)
-        finally:
-            if os.path.exists(partial):
-                os.unlink(partial)
-        return save_path
-
-    def get_artifact(self, key: str, save_path: str) -> str:
-        """What publish_artifact(key, ...) stored, saved to save_path; see fetch_artifact."""
-        return self.fetch_artifact(key, save_path)
-
-    def _upload(self, open_source, name: str, kind: str) -> dict:
-        with open_source() as source:
-            sha256 = _sha256_of(source)
-        upload_id = None
-        if not self._ask("has_blob", sha256=sha256):
-            upload_id = uuid.uuid4().hex
-            offset = 0
-            with open_source() as source:
-                while True:
-                    chunk = source.read(defaults.TRANSFER_CHUNK_BYTES)
-                    if not chunk and offset > 0:
-                        break
-                    offset = self._ask("upload_chunk", upload_id=upload_id, offset=offset, data=chunk)
-                    if not chunk:
-                        break
-        return self._ask("upload_finish", upload_id=upload_id, sha256=sha256, name=name, kind=kind)
-
-    def _download(self, entry: dict, path: str) -> str:
-        hasher = hashlib.sha256()
-        offset = 0
-        with open(path, "wb") as sink:
-            while offset < entry["size"]:
-                chunk = self._ask("read_blob", sha256=entry["sha256"], offset=offset)["data"]
-                if not chunk:
-                    raise IOError(f"artifact {entry['name']!r} ended early at byte {offset} of {entry['size']}")
-                sink.write(chunk)
-                hasher.update(chunk)
-                offset += len(chunk)
-        return hasher.hexdigest()
-
     # ----------------------------------------------------------------- TitanStore
 
     def store_put(self, key: str, value) -> str:
@@ -443,13 +358,6 @@ class EventStream:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _sha256_of(source) -> str:
-    hasher = hashlib.sha256()
-    for chunk in iter(lambda: source.read(defaults.TRANSFER_CHUNK_BYTES), b""):
-        hasher.update(chunk)
-    return hasher.hexdigest()
 
 
 def _key(key) -> str:
