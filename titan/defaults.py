@@ -59,5 +59,7 @@ TRANSFER_CHUNK_BYTES = 1024 * 1024
 MAX_ARCHIVE_EXTRACTED_BYTES = 4 * 1024 ** 3
 # A worker asks the master for an archive chunk again if none came for this long (a lost message).
 ARCHIVE_FETCH_RETRY_S = 5.0
+# ... and gives up (failing the jobs that wait for it) when none came for this long.
+ARCHIVE_FETCH_GIVE_UP_S = 120.0
 # Artifact names (and archive names) are at most this long.
 MAX_ARTIFACT_NAME_CHARS = 200

@@ -102,9 +102,7 @@ class Worker:
                     self._read_job_output(target)
             self._enforce_timeouts(time.monotonic())
             self._report_exits()
-            if self.registered:
-                for request in self.archives.stale_requests(time.monotonic()):
-                    self._send(request)
+            self._tend_archive_fetches(time.monotonic())
         self._shut_down()
 
     def stop(self) -> None:
@@ -228,12 +226,22 @@ class Worker:
         for fd in running.streams:
             self.poller.register(fd, zmq.POLLIN)
 
+    def _tend_archive_fetches(self, now: float) -> None:
+        if self.registered:
+            for request in self.archives.stale_requests(now):
+                self._send(request)
+        for outcome in self.archives.given_up(now):
+            self._start_or_fail(outcome)
+
     def _on_archive_chunk(self, message: dict) -> None:
         request, outcome = self.archives.on_chunk(message, time.monotonic())
         if request is not None:
             self._send(request)
-        if outcome is None:
-            return
+        if outcome is not None:
+            self._start_or_fail(outcome)
+
+    def _start_or_fail(self, outcome: tuple) -> None:
+        """The jobs that waited for an archive start now, or fail with the reason it did not come."""
         dispatches, project_dir, error = outcome
         for dispatch in dispatches:
             if project_dir is not None:

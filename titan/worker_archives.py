@@ -24,6 +24,7 @@ class _Fetch:
     part_path: str
     received: int = 0
     last_request: float = float("-inf")
+    last_progress: float = 0.0
     hasher: "hashlib._Hash" = field(default_factory=hashlib.sha256)
     waiting: List[dict] = field(default_factory=list)   # dispatch messages of the jobs that need it
 
@@ -48,7 +49,8 @@ class ArchiveCache:
         """Hold the dispatch until the archive is here; returns the request to send if a fetch starts."""
         fetch = self.fetches.get(sha256)
         if fetch is None:
-            fetch = self.fetches[sha256] = _Fetch(sha256, os.path.join(self.root, f"{sha256}.zip.part"))
+            fetch = self.fetches[sha256] = _Fetch(sha256, os.path.join(self.root, f"{sha256}.zip.part"),
+                                                  last_progress=now)
             open(fetch.part_path, "wb").close()
             self.fetches_started += 1
         key = _job_key(dispatch)
@@ -75,10 +77,14 @@ class ArchiveCache:
         if message.get("error"):
             return None, self._end(fetch, None, message["error"])
         data = message["data"]
-        with open(fetch.part_path, "ab") as handle:
-            handle.write(data)
+        try:
+            with open(fetch.part_path, "ab") as handle:
+                handle.write(data)
+        except OSError as exc:
+            return None, self._end(fetch, None, f"project archive could not be saved on this worker: {exc}")
         fetch.hasher.update(data)
         fetch.received += len(data)
+        fetch.last_progress = now
         if fetch.received < message["size"] and data:
             return self._request(fetch, now), None
         return None, self._finish(fetch)
@@ -87,6 +93,13 @@ class ArchiveCache:
         """Requests to send again: their answer is overdue (lost, or the master restarted)."""
         return [self._request(fetch, now) for fetch in self.fetches.values()
                 if force or now - fetch.last_request > defaults.ARCHIVE_FETCH_RETRY_S]
+
+    def given_up(self, now: float) -> List[Outcome]:
+        """Fetches that made no progress for too long: their jobs fail rather than wait for ever."""
+        stalled = [fetch for fetch in self.fetches.values()
+                   if now - fetch.last_progress > defaults.ARCHIVE_FETCH_GIVE_UP_S]
+        return [self._end(fetch, None, f"no part of project archive {fetch.sha256[:16]}... arrived from the "
+                                       f"master for {defaults.ARCHIVE_FETCH_GIVE_UP_S:g}s") for fetch in stalled]
 
     def _request(self, fetch: _Fetch, now: float) -> dict:
         fetch.last_request = now

@@ -10,6 +10,7 @@ import zipfile
 
 import pytest
 
+from titan import defaults
 from titan.archives import ArchiveError, safe_extract, sha256_hex, zip_folder
 from titan.artifacts import ArtifactStore
 from titan.core.errors import RequestRejected, UnknownArtifact
@@ -170,3 +171,16 @@ def test_worker_cache_fails_the_waiting_jobs_of_a_malicious_archive(tmp_path):
     _, (waiting, folder, error) = cache.on_chunk({"sha256": sha, "offset": 0, "size": len(data), "data": data}, 1)
     assert folder is None and "'../evil.py'" in error and len(waiting) == 1
     assert cache.ready(sha) is None
+
+
+def test_worker_cache_asks_again_when_an_answer_is_overdue_and_gives_up_in_the_end(tmp_path):
+    sha = "ab" * 32
+    cache = ArchiveCache(str(tmp_path / "cache"))
+    cache.wait_for(sha, dispatch("a", sha), now=0.0)
+    assert cache.stale_requests(now=1.0) == []
+    assert cache.stale_requests(now=defaults.ARCHIVE_FETCH_RETRY_S + 1) == [
+        {"op": "fetch_archive", "sha256": sha, "offset": 0}]
+    assert cache.given_up(now=defaults.ARCHIVE_FETCH_GIVE_UP_S - 1) == []
+    [(waiting, folder, error)] = cache.given_up(now=defaults.ARCHIVE_FETCH_GIVE_UP_S + 1)
+    assert folder is None and "arrived from the master" in error and waiting[0]["job"]["job_id"] == "a"
+    assert cache.waiting_jobs() == [] and not os.listdir(tmp_path / "cache")
