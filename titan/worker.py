@@ -198,6 +198,7 @@ class Worker:
             return   # a repeated dispatch of what already runs here
         if previous is not None:   # the master has moved on to a newer attempt: the old one is unwanted
             self._discard(previous)
+        self.archives.drop_other_attempts(context.job_id, context.attempt)
         project_dir = None
         if job.get("archive"):
             project_dir = self.archives.ready(job["archive"])

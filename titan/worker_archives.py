@@ -62,12 +62,20 @@ class ArchiveCache:
         return [_job_key(d) for fetch in self.fetches.values() for d in fetch.waiting]
 
     def drop_job(self, job_id: str, attempt: int) -> bool:
+        """Forget a waiting dispatch (it was stopped); True if there was one."""
+        return self._drop(lambda key: key == (job_id, attempt))
+
+    def drop_other_attempts(self, job_id: str, attempt: int) -> None:
+        """The master has moved on to `attempt`: an older one still waiting must never start."""
+        self._drop(lambda key: key[0] == job_id and key[1] != attempt)
+
+    def _drop(self, matches) -> bool:
+        dropped = False
         for fetch in self.fetches.values():
-            before = len(fetch.waiting)
-            fetch.waiting = [d for d in fetch.waiting if _job_key(d) != (job_id, attempt)]
-            if len(fetch.waiting) != before:
-                return True
-        return False
+            kept = [d for d in fetch.waiting if not matches(_job_key(d))]
+            dropped = dropped or len(kept) != len(fetch.waiting)
+            fetch.waiting = kept
+        return dropped
 
     def on_chunk(self, message: dict, now: float) -> Tuple[Optional[dict], Optional[Outcome]]:
         """Take one chunk: returns the next request to send, or the outcome once the fetch is over."""

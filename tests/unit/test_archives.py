@@ -184,3 +184,15 @@ def test_worker_cache_asks_again_when_an_answer_is_overdue_and_gives_up_in_the_e
     [(waiting, folder, error)] = cache.given_up(now=defaults.ARCHIVE_FETCH_GIVE_UP_S + 1)
     assert folder is None and "arrived from the master" in error and waiting[0]["job"]["job_id"] == "a"
     assert cache.waiting_jobs() == [] and not os.listdir(tmp_path / "cache")
+
+
+def test_worker_cache_keeps_only_the_newest_attempt_of_a_waiting_job(tmp_path):
+    sha = "cd" * 32
+    cache = ArchiveCache(str(tmp_path / "cache"))
+    cache.wait_for(sha, dispatch("a", sha), now=0.0)
+    cache.wait_for(sha, dispatch("a", sha), now=0.0)            # a repeated dispatch is held once
+    newer = {**dispatch("a", sha), "attempt": 2}
+    cache.drop_other_attempts("a", 2)
+    cache.wait_for(sha, newer, now=0.0)
+    assert cache.waiting_jobs() == [("a", 2)]
+    assert cache.drop_job("a", 2) and not cache.drop_job("a", 2)
