@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import signal
 import sys
 import time
@@ -22,6 +23,7 @@ from typing import Dict, List, Optional
 import zmq
 
 from titan import defaults
+from titan.artifacts import ArtifactStore
 from titan.core.effects import Admitted, Dispatch, Note, Publish, StopJob
 from titan.core.errors import TitanError
 from titan.core.jobs import JobState
@@ -88,6 +90,8 @@ class Master(RequestHandlers):
         self._running = False
         self._outbox: List[tuple] = []    # (socket, frames) held until the journal has committed
         self.journal = Journal(config.data_dir) if config.data_dir else None
+        self.artifacts = ArtifactStore(os.path.join(config.data_dir, "artifacts") if config.data_dir else None)
+        self.dag_agent_run: Dict[str, str] = {}
         self.ctx = zmq.Context()
         self.ctx.linger = 0
         self.clients = self._bind(zmq.ROUTER, defaults.CLIENT_PORT_OFFSET)
@@ -125,6 +129,7 @@ class Master(RequestHandlers):
         for channel, replies in recovered.replies.items():
             for rid, reply in replies:
                 self.replies[channel].put(rid, reply)
+        self.dag_agent_run.update(recovered.agent_runs)
         self._apply(self.scheduler.restore(recovered.runs, recovered.dags, time.monotonic()))
         unfinished = sum(1 for run in recovered.runs if not run.state.is_final)
         return (f"recovered {len(recovered.runs)} jobs, {unfinished} unfinished, "
@@ -155,6 +160,7 @@ class Master(RequestHandlers):
     def close(self) -> None:
         if self.journal is not None:
             self.journal.close()
+        self.artifacts.close()
         self.ctx.destroy(linger=0)
 
     def _poll_timeout_ms(self) -> int:
@@ -285,6 +291,8 @@ class Master(RequestHandlers):
         elif op == "missing_script":
             log.warning("worker %s lacks the script of job %s; sending it again", worker_id, message["job_id"])
             self._resend_dispatch(worker_id, message["job_id"], message["attempt"])
+        elif op == "fetch_archive":
+            self._serve_archive(worker_id, message)
         elif op == "bye":
             self._apply(self.scheduler.worker_left(worker_id, "it shut down", now))
 
@@ -349,7 +357,7 @@ class Master(RequestHandlers):
         else:
             sent.add(digest)
         self._send_worker(effect.worker_id, {"op": "dispatch", "job": job, "attempt": effect.attempt,
-                                             "dag": run.dag})
+                                             "dag": run.dag, "agent_run_id": self.dag_agent_run.get(run.dag)})
 
     def _resend_dispatch(self, worker_id: str, job_id: str, attempt: int) -> None:
         run = self.scheduler.jobs.get(job_id)

@@ -87,6 +87,7 @@ class JobSpec:
     retries: int = 0                          # failed attempts that are run again
     timeout: Optional[float] = None           # seconds one attempt may run before it is killed
     isolation: str = "fork"                   # "process": a .py job gets a fresh interpreter, not a fork
+    archive: Optional[str] = None             # sha256 of the project archive an is_archive job runs from
 
 
 # Fields every spec states; the others are left out of its compact form when they hold their default.

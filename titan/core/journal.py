@@ -13,7 +13,7 @@ import hashlib
 import os
 import sqlite3
 from dataclasses import dataclass, field
-from typing import Dict, List, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import msgpack
 
@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS job_states (
     failures INTEGER NOT NULL, worker_id TEXT, worker TEXT, last_worker_id TEXT, reason TEXT, exit_code INTEGER);
 CREATE TABLE IF NOT EXISTS scripts (sha256 TEXT PRIMARY KEY, script BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS dags (name TEXT PRIMARY KEY, job_ids BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS agent_runs (dag TEXT PRIMARY KEY, run_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS logs (id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL, seq INTEGER NOT NULL,
     attempt INTEGER NOT NULL, stream TEXT NOT NULL, text TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS logs_by_job ON logs (job_id, seq);
@@ -56,6 +57,7 @@ class Recovered:
     logs: List[Tuple[str, int, str, str]] = field(default_factory=list)   # job_id, attempt, stream, text
     store: Dict[str, Union[str, set]] = field(default_factory=dict)
     replies: Dict[str, List[Tuple[str, bytes]]] = field(default_factory=dict)
+    agent_runs: Dict[str, str] = field(default_factory=dict)   # DAG name -> agent run id, oldest first
 
 
 class Journal:
@@ -101,6 +103,7 @@ class Journal:
         self._replaced: List[tuple] = []   # (job id, seq of its new run)
         self._states: Dict[str, tuple] = {}
         self._dags: Dict[str, bytes] = {}
+        self._agent_runs: Dict[str, Optional[str]] = {}
         self._logs: List[tuple] = []
         self._store: Dict[str, StoreValue] = {}
         self._replies: List[tuple] = []
@@ -131,6 +134,11 @@ class Journal:
     def record_dag(self, name: str, job_ids: List[str]) -> None:
         self._dags[name] = _pack(list(job_ids))
 
+    def record_agent_run(self, dag: str, run_id: Optional[str]) -> None:
+        """The agent run the DAG was last submitted under; None when it was submitted under none."""
+        self._agent_runs.pop(dag, None)
+        self._agent_runs[dag] = run_id
+
     def record_log(self, job_id: str, seq: int, attempt: int, stream: str, text: str) -> None:
         self._logs.append((job_id, seq, attempt, stream, text))
 
@@ -143,7 +151,8 @@ class Journal:
 
     @property
     def has_pending(self) -> bool:
-        return bool(self._specs or self._states or self._dags or self._logs or self._store or self._replies)
+        return bool(self._specs or self._states or self._dags or self._logs or self._store or self._replies
+                    or self._agent_runs)
 
     def commit(self) -> None:
         """Write everything recorded since the last commit in one transaction."""
@@ -154,6 +163,7 @@ class Journal:
         try:
             self._write_jobs(db)
             db.executemany("INSERT OR REPLACE INTO dags VALUES (?, ?)", self._dags.items())
+            self._write_agent_runs(db)
             db.executemany("INSERT INTO logs (job_id, seq, attempt, stream, text) VALUES (?, ?, ?, ?, ?)", self._logs)
             self._write_store(db)
             self._write_replies(db)
@@ -170,6 +180,12 @@ class Journal:
         db.executemany("INSERT OR REPLACE INTO job_specs VALUES (?, ?, ?, ?)", self._specs)
         db.executemany("INSERT OR REPLACE INTO job_states VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        self._states.values())
+
+    def _write_agent_runs(self, db: sqlite3.Connection) -> None:
+        # delete, then insert: a re-submitted DAG moves to the end of its run's list
+        db.executemany("DELETE FROM agent_runs WHERE dag = ?", [(dag,) for dag in self._agent_runs])
+        db.executemany("INSERT INTO agent_runs VALUES (?, ?)",
+                       [(dag, run_id) for dag, run_id in self._agent_runs.items() if run_id is not None])
 
     def _write_store(self, db: sqlite3.Connection) -> None:
         deleted = [(key,) for key, value in self._store.items() if value is None]
@@ -198,6 +214,7 @@ class Journal:
             "ON logs.job_id = job_states.job_id AND logs.seq = job_states.seq ORDER BY logs.id"))
         for key, kind, value in self.db.execute("SELECT key, kind, value FROM store"):
             recovered.store[key] = set(_unpack(value)) if kind == "set" else _unpack(value)
+        recovered.agent_runs = dict(self.db.execute("SELECT dag, run_id FROM agent_runs ORDER BY rowid"))
         for channel, rid, reply in self.db.execute("SELECT channel, rid, reply FROM replies ORDER BY id"):
             recovered.replies.setdefault(channel, []).append((rid, reply))
         return recovered

@@ -50,6 +50,7 @@ JOB_FIELDS = _fields(
     delay=optional(*Number), affinity=optional(bool), requirement=optional(str),
     hitl_message=optional(str), max_wait_seconds=optional(*Number), retries=optional(int),
     timeout=optional(*Number), isolation=optional(str),
+    archive=optional(str),   # sha256 of the project archive; the master fills it in from the archive's name
 )
 
 # Client ROUTER (port P): requests from the SDK, the CLI and jobs.
@@ -57,7 +58,7 @@ CLIENT_OPS = {
     "ping": _fields(),
     # Each distinct script once, in "scripts" by sha256; each job names its own with "script_sha256"
     # (or carries it inline in "script").
-    "submit": _fields(dag=optional(str), jobs=(list,), scripts=optional(dict)),
+    "submit": _fields(dag=optional(str), jobs=(list,), scripts=optional(dict), agent_run_id=optional(str)),
     "status": _fields(job_id=(str,)),
     "states": _fields(job_ids=(list,)),
     "dag_status": _fields(dag=(str,)),
@@ -67,7 +68,15 @@ CLIENT_OPS = {
     "stats": _fields(),
     "approve": _fields(gate_id=(str,)),
     "reject": _fields(gate_id=(str,), reason=optional(str)),
+    "agent_run": _fields(run_id=(str,)),
+    # Files (artifacts and project archives), stored by content hash and named; moved in chunks.
+    "has_blob": _fields(sha256=(str,)),
+    "upload_chunk": _fields(upload_id=(str,), offset=(int,), data=(bytes,)),
+    "upload_finish": _fields(upload_id=optional(str), sha256=(str,), name=(str,), kind=(str,)),
+    "artifact_info": _fields(name=(str,)),
+    "read_blob": _fields(sha256=(str,), offset=(int,)),
 }
+ARTIFACT_KINDS = ("file", "archive")
 
 # TitanStore REP (port P+3).
 STORE_OPS = {
@@ -81,7 +90,8 @@ STORE_OPS = {
 }
 
 # Requests that change state: their replies are journaled, so a retry after a restart is not re-run.
-CHANGING_OPS = frozenset({"submit", "cancel", "cancel_dag", "approve", "reject", "put", "delete", "incr", "sadd"})
+CHANGING_OPS = frozenset({"submit", "cancel", "cancel_dag", "approve", "reject", "put", "delete", "incr", "sadd",
+                          "upload_finish"})
 
 # Worker DEALER -> master ROUTER (port P+1).
 WORKER_OPS = {
@@ -94,6 +104,8 @@ WORKER_OPS = {
     "missing_script": _fields(job_id=(str,), attempt=(int,)),
     # the master acknowledges every "finished"; the worker re-sends results until then
     "bye": _fields(),
+    # a worker lacking a dispatched job's project archive pulls it, one chunk per request
+    "fetch_archive": _fields(sha256=(str,), offset=(int,)),
 }
 
 # Master -> worker.
@@ -101,9 +113,10 @@ MASTER_TO_WORKER_OPS = {
     "welcome": _fields(),
     "heartbeat": _fields(),
     "reregister": _fields(reason=optional(str)),
-    "dispatch": _fields(job=(dict,), attempt=(int,), dag=optional(str)),
+    "dispatch": _fields(job=(dict,), attempt=(int,), dag=optional(str), agent_run_id=optional(str)),
     "stop": _fields(job_id=(str,), attempt=(int,), reason=optional(str)),
     "ack": _fields(job_id=(str,), attempt=(int,)),
+    "archive_chunk": _fields(sha256=(str,), offset=(int,), size=(int,), data=(bytes,), error=optional(str)),
 }
 
 LOG_STREAMS = ("stdout", "stderr")
@@ -238,6 +251,10 @@ def job_from_wire(raw, index: int = 0, same_script=lambda script: script,
     problem = _filename_problem(raw["filename"])
     if problem:
         raise ProtocolError(f"{_job_label(raw, index)}: {problem}")
+    if raw.get("is_archive"):
+        _check_archive_filename(_job_label(raw, index), raw["filename"])
+    if raw.get("archive") is not None and not is_sha256(raw["archive"]):
+        raise ProtocolError(f"{_job_label(raw, index)}: archive must be a sha256 in hex, got {raw['archive'][:80]!r}")
     parents = raw.get("parents") or []
     if not all(isinstance(p, str) for p in parents):
         raise ProtocolError(f"{_job_label(raw, index)}: every parent must be a job id string")
@@ -287,6 +304,31 @@ def _filename_problem(filename: str) -> Optional[str]:
     if len(name.encode("utf-8", "surrogatepass")) > MAX_FILE_NAME_BYTES:
         return f"filename {name[:40]!r}... is longer than {MAX_FILE_NAME_BYTES} bytes"
     return None
+
+
+def split_archive_filename(filename: str) -> Tuple[str, str]:
+    """'project.zip/src/step.py' -> ('project.zip', 'src/step.py'): the archive is named by everything up to
+    the first path component ending in '.zip'. Raises ValueError saying what is wrong."""
+    parts = filename.replace("\\", "/").split("/")
+    ends = [i for i, part in enumerate(parts[:-1]) if part.endswith(".zip")]
+    if not ends:
+        raise ValueError(f"filename {filename!r} of an archive job must be '<archive>.zip/<path in it>'")
+    archive, inner = "/".join(parts[:ends[0] + 1]), [p for p in parts[ends[0] + 1:] if p not in ("", ".")]
+    if not inner or ".." in inner:
+        raise ValueError(f"filename {filename!r}: the path inside archive {archive!r} must be relative "
+                         "and stay inside it (no '..')")
+    return archive, "/".join(inner)
+
+
+def _check_archive_filename(label: str, filename: str) -> None:
+    try:
+        split_archive_filename(filename)
+    except ValueError as exc:
+        raise ProtocolError(f"{label}: {exc}") from None
+
+
+def is_sha256(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
 
 
 def ok_reply(rid: Optional[str], result=None) -> dict:
