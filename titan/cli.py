@@ -19,6 +19,7 @@ from titan import cli_jobs, cli_watch, defaults
 from titan.cli_common import CommandError, add_master_options, connect, console
 from titan.cluster import LocalCluster, WorkerSpec
 from titan.core.errors import TitanError
+from titan.web import add_commands as add_dashboard_commands
 
 DEMO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo")
 DEMO_SHARDS = 5
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         gate.set_defaults(run=run_gate_decision)
     cli_jobs.add_commands(commands)
     cli_watch.add_commands(commands)
+    add_dashboard_commands(commands)
     return parser
 
 

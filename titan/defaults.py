@@ -38,3 +38,28 @@ POLL_INTERVAL_S = 0.1
 
 def port_for(base_port: int, offset: int) -> int:
     return base_port + offset
+
+# The web dashboard (titan/web): its own process, following the master's event stream.
+DASHBOARD_PORT = 8080
+DASHBOARD_CLIENT_TIMEOUT_S = 5.0        # a page request must not hang for the SDK's 30 s when the master is gone
+DASHBOARD_STATS_REFRESH_S = 2.0         # workers' load and heartbeats change without events
+DASHBOARD_STATS_AFTER_EVENTS_S = 0.25   # during a burst of events, fresh stats at most this often
+DASHBOARD_BURST_END_S = 0.02            # no event for this long ends a burst: fresh stats then
+DASHBOARD_MASTER_RETRY_S = 1.0
+DASHBOARD_KEPT_DAGS = 100               # the page shows the newest DAGs; older finished ones are dropped
+DASHBOARD_KEPT_SINGLE_JOBS = 200
+DASHBOARD_BROWSER_BACKLOG = 5000        # events queued for one slow browser before it must resnapshot
+DASHBOARD_KEEPALIVE_S = 15.0
+DASHBOARD_LOG_CHUNK_CHARS = 1_000_000   # the most log text one poll returns
+
+# Files (artifacts, project archives) move in chunks of this size, so no message is huge and the master's
+# loop is never held long by one transfer.
+TRANSFER_CHUNK_BYTES = 1024 * 1024
+# A project archive that would extract to more than this is refused (a zip bomb, or not a project).
+MAX_ARCHIVE_EXTRACTED_BYTES = 4 * 1024 ** 3
+# A worker asks the master for an archive chunk again if none came for this long (a lost message).
+ARCHIVE_FETCH_RETRY_S = 5.0
+# ... and gives up (failing the jobs that wait for it) when none came for this long.
+ARCHIVE_FETCH_GIVE_UP_S = 120.0
+# Artifact names (and archive names) are at most this long.
+MAX_ARTIFACT_NAME_CHARS = 200

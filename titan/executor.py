@@ -19,6 +19,8 @@ from typing import Dict, List, Optional, Tuple
 
 import psutil
 
+from titan.net.protocol import split_archive_filename
+
 READ_CHUNK_BYTES = 64 * 1024
 
 
@@ -33,12 +35,14 @@ class JobContext:
     master_host: str
     master_port: int
     dag_dir: str = ""          # shared by the jobs of one DAG on this worker, for intermediate files
+    agent_run_id: Optional[str] = None   # the agent run its DAG was submitted under, passed on to what it submits
 
     def environment(self) -> Dict[str, str]:
         return {
             "TITAN_HOST": self.master_host, "TITAN_PORT": str(self.master_port),
             "TITAN_JOB_ID": self.job_id, "TITAN_DAG_ID": self.dag or "", "TITAN_DAG_DIR": self.dag_dir,
             "TITAN_ATTEMPT": str(self.attempt), "TITAN_WORKER_ID": self.worker_name,
+            "TITAN_AGENT_RUN_ID": self.agent_run_id or "",
             "PYTHONUNBUFFERED": "1",
         }
 
@@ -77,20 +81,27 @@ def command_for(script_path: str, args: str) -> List[str]:
 
 
 def start_job(context: JobContext, filename: str, script: bytes, args: str, work_root: str,
-              timeout: Optional[float] = None, fork_server=None) -> RunningJob:
+              timeout: Optional[float] = None, fork_server=None, project_dir: Optional[str] = None) -> RunningJob:
     """Start the job in a fresh workspace. With a fork server, a `.py` job is forked from a warm Python
-    instead of starting a new interpreter."""
+    instead of starting a new interpreter. With a project_dir (an extracted archive), the workspace is a
+    copy of the project and `filename` is '<archive>.zip/<path of the script in it>'."""
     workspace = tempfile.mkdtemp(prefix=f"titan-{_safe(context.job_id)}-{context.attempt}-", dir=work_root)
-    script_path = os.path.join(workspace, os.path.basename(filename) or "job")
+    if project_dir is not None:
+        script_path = _project_script(workspace, project_dir, filename)
+    else:
+        script_path = os.path.join(workspace, os.path.basename(filename) or "job")
     stdout_read, stdout_write = os.pipe()
     stderr_read, stderr_write = os.pipe()
     if not context.dag_dir:
         context.dag_dir = workspace   # a job outside any DAG shares with nobody
     env = {**os.environ, **context.environment()}
+    if project_dir is not None:   # the project's top-level modules import from anywhere in it
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [workspace, env.get("PYTHONPATH")]))
     try:
-        with open(script_path, "wb") as handle:
-            handle.write(script)
-        os.chmod(script_path, 0o755)
+        if project_dir is None:
+            with open(script_path, "wb") as handle:
+                handle.write(script)
+            os.chmod(script_path, 0o755)
         if fork_server is not None and script_path.endswith(".py"):
             process = fork_server.launch([script_path, *shlex.split(args or "")], workspace, env,
                                          stdout_write, stderr_write)
@@ -113,6 +124,21 @@ def start_job(context: JobContext, filename: str, script: bytes, args: str, work
         os.set_blocking(fd, False)
         job.streams[fd] = name
     return job
+
+
+def _project_script(workspace: str, project_dir: str, filename: str) -> str:
+    """Copy the project into the workspace (jobs never write into the shared cache); the script's path."""
+    archive, inner = split_archive_filename(filename)
+    try:
+        shutil.copytree(project_dir, workspace, symlinks=True, dirs_exist_ok=True)
+    except (OSError, shutil.Error) as exc:
+        shutil.rmtree(workspace, ignore_errors=True)
+        raise LaunchError(f"titan worker: cannot copy project archive {archive!r} into the workspace: {exc}") from exc
+    script_path = os.path.join(workspace, *inner.split("/"))
+    if not os.path.isfile(script_path):
+        shutil.rmtree(workspace, ignore_errors=True)
+        raise LaunchError(f"titan worker: project archive {archive!r} has no file {inner!r}")
+    return script_path
 
 
 def read_output(job: RunningJob, fd: int) -> Tuple[str, Optional[bytes]]:

@@ -135,6 +135,9 @@ def _become_job(request: dict, fds, server_fds) -> None:
     os.environ.update(request["env"])
     sys.argv = list(request["argv"])
     sys.path[0] = os.path.dirname(os.path.abspath(request["argv"][0]))
+    # A fresh interpreter would put the job's own PYTHONPATH (e.g. its project folder) right after that.
+    extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p not in sys.path]
+    sys.path[1:1] = extra
 
 
 def _run_script(argv) -> int:

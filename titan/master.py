@@ -10,20 +10,23 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import signal
 import sys
 import time
 import traceback
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import zmq
 
 from titan import defaults
-from titan.core.effects import Dispatch, Note, Publish, StopJob
+from titan.artifacts import ArtifactStore
+from titan.core.effects import Admitted, Dispatch, Note, Publish, StopJob
 from titan.core.errors import TitanError
+from titan.core.jobs import JobState
 from titan.core.journal import Journal, JournalCorrupt
 from titan.core.logs import JobLogs
 from titan.core.scheduler import Scheduler
@@ -34,6 +37,7 @@ from titan.net.protocol import ProtocolError
 
 log = logging.getLogger("titan.master")
 
+WORKER_GONE_TOPICS = frozenset({"worker.left", "worker.dead"})
 # How many messages one socket may hand the loop per turn, so one busy peer cannot starve the others.
 BATCH_PER_SOCKET = 256
 
@@ -74,13 +78,20 @@ class Master(RequestHandlers):
         self.store = Store()
         self.logs = JobLogs()
         self._scripts: dict = {}          # one copy of each distinct script, shared by its jobs
+        self._script_digests: Dict[bytes, str] = {}
+        self._scripts_sent: Dict[str, set] = {}   # worker id -> digests of the scripts it has been sent
         self.replies = {"client": ReplyCache(), "store": ReplyCache()}
         self.run_id = uuid.uuid4().hex[:12]
         self.event_seq = 0
+        self._topic_seq: Counter = Counter()   # per topic, so a subscriber to some topics can see a gap
+        self._subscribed: set = set()          # topic prefixes someone subscribes to, as the XPUB reports
+        self._wanted: Dict[str, bool] = {}     # topic -> does any subscription match it
         self.started_at = time.time()
         self._running = False
         self._outbox: List[tuple] = []    # (socket, frames) held until the journal has committed
         self.journal = Journal(config.data_dir) if config.data_dir else None
+        self.artifacts = ArtifactStore(os.path.join(config.data_dir, "artifacts") if config.data_dir else None)
+        self.dag_agent_run: Dict[str, str] = {}
         self.ctx = zmq.Context()
         self.ctx.linger = 0
         self.clients = self._bind(zmq.ROUTER, defaults.CLIENT_PORT_OFFSET)
@@ -118,6 +129,7 @@ class Master(RequestHandlers):
         for channel, replies in recovered.replies.items():
             for rid, reply in replies:
                 self.replies[channel].put(rid, reply)
+        self.dag_agent_run.update(recovered.agent_runs)
         self._apply(self.scheduler.restore(recovered.runs, recovered.dags, time.monotonic()))
         unfinished = sum(1 for run in recovered.runs if not run.state.is_final)
         return (f"recovered {len(recovered.runs)} jobs, {unfinished} unfinished, "
@@ -127,8 +139,9 @@ class Master(RequestHandlers):
 
     def serve_forever(self) -> None:
         poller = zmq.Poller()
-        handlers = {self.clients: self._on_client, self.workers: self._on_worker,
-                    self.store_socket: self._on_store, self.events: self._on_subscription}
+        # Subscriptions first: a subscriber confirmed by the welcome message must get what follows.
+        handlers = {self.events: self._on_subscription, self.clients: self._on_client,
+                    self.workers: self._on_worker, self.store_socket: self._on_store}
         for socket in handlers:
             poller.register(socket, zmq.POLLIN)
         self._running = True
@@ -147,6 +160,7 @@ class Master(RequestHandlers):
     def close(self) -> None:
         if self.journal is not None:
             self.journal.close()
+        self.artifacts.close()
         self.ctx.destroy(linger=0)
 
     def _poll_timeout_ms(self) -> int:
@@ -191,9 +205,24 @@ class Master(RequestHandlers):
     # ----------------------------------------------------------------- requests (clients P, store P+3)
 
     def _on_subscription(self, frames: list) -> None:
-        """The event socket is an XPUB only so it can welcome subscribers; (un)subscriptions need nothing."""
+        """The XPUB reports a topic prefix when its first subscriber arrives (byte 1, then the prefix) and
+        when its last one leaves (byte 0), so the master need not encode events nobody would receive."""
+        message = frames[0]
+        if message[:1] == b"\x01":
+            self._subscribed.add(message[1:])
+        elif message[:1] == b"\x00":
+            self._subscribed.discard(message[1:])
+        self._wanted.clear()
+
+    def _is_wanted(self, topic: str) -> bool:
+        wanted = self._wanted.get(topic)
+        if wanted is None:
+            encoded = topic.encode()
+            wanted = self._wanted[topic] = any(encoded.startswith(prefix) for prefix in self._subscribed)
+        return wanted
 
     def _on_client(self, frames: list) -> None:
+        self._drain(self.events, self._on_subscription)   # a request may follow a subscription closely
         identity, body = frames[0], frames[1:]
         reply = self._answer(body, protocol.CLIENT_OPS, self._client_request, "client")
         self._outbox.append((self.clients, [identity, reply]))
@@ -259,6 +288,11 @@ class Master(RequestHandlers):
             self._apply(self.scheduler.job_finished(worker_id, message["job_id"], message["attempt"],
                                                     message["exit_code"], now, message.get("error")))
             self._send_worker(worker_id, {"op": "ack", "job_id": message["job_id"], "attempt": message["attempt"]})
+        elif op == "missing_script":
+            log.warning("worker %s lacks the script of job %s; sending it again", worker_id, message["job_id"])
+            self._resend_dispatch(worker_id, message["job_id"], message["attempt"])
+        elif op == "fetch_archive":
+            self._serve_archive(worker_id, message)
         elif op == "bye":
             self._apply(self.scheduler.worker_left(worker_id, "it shut down", now))
 
@@ -267,6 +301,7 @@ class Master(RequestHandlers):
             log.warning("refused worker %r: it offers %d slots", message["name"], message["slots"])
             return
         capabilities = [c for c in message["capabilities"] if isinstance(c, str) and c]
+        self._scripts_sent.pop(worker_id, None)   # a worker that registers again may have restarted
         self._send_worker(worker_id, {"op": "welcome"})
         self._apply(self.scheduler.worker_joined(worker_id, message["name"], capabilities, message["slots"],
                                                  message.get("info") or {}, now, running=claims))
@@ -291,24 +326,55 @@ class Master(RequestHandlers):
         for effect in effects:
             if isinstance(effect, Publish):
                 self._publish(effect.topic, effect.body)
+                if effect.topic in WORKER_GONE_TOPICS:
+                    self._scripts_sent.pop(effect.body["worker_id"], None)
             elif isinstance(effect, Dispatch):
                 self._dispatch(effect)
             elif isinstance(effect, StopJob):
                 self._send_worker(effect.worker_id, {"op": "stop", "job_id": effect.job_id,
                                                      "attempt": effect.attempt, "reason": "cancelled"})
+            elif isinstance(effect, Admitted):
+                self._admit(effect)
             elif isinstance(effect, Note):
                 log.warning(effect.message)
 
+    def _admit(self, effect: Admitted) -> None:
+        self.logs.reset(effect.job_id)
+        if self.journal is not None:
+            self.journal.record_submission(self.scheduler.jobs[effect.job_id], effect.replaces_earlier_run)
+
     def _dispatch(self, effect: Dispatch) -> None:
+        """A worker gets each script once; later dispatches of it name it by hash."""
         run = self.scheduler.jobs[effect.job_id]
-        self._send_worker(effect.worker_id, {"op": "dispatch", "job": protocol.job_to_wire(run.spec),
-                                             "attempt": effect.attempt, "dag": run.dag})
+        job = protocol.job_to_wire(run.spec)
+        digest = self._script_digests.get(run.spec.script)
+        if digest is None:
+            digest = self._script_digests[run.spec.script] = protocol.script_digest(run.spec.script)
+        job["script_sha256"] = digest
+        sent = self._scripts_sent.setdefault(effect.worker_id, set())
+        if digest in sent:
+            del job["script"]
+        else:
+            sent.add(digest)
+        self._send_worker(effect.worker_id, {"op": "dispatch", "job": job, "attempt": effect.attempt,
+                                             "dag": run.dag, "agent_run_id": self.dag_agent_run.get(run.dag)})
+
+    def _resend_dispatch(self, worker_id: str, job_id: str, attempt: int) -> None:
+        run = self.scheduler.jobs.get(job_id)
+        if run is None or run.state != JobState.RUNNING or run.worker_id != worker_id or run.attempt != attempt:
+            return   # no longer its job: the worker will be told (or has been) to stop it
+        self._scripts_sent.pop(worker_id, None)
+        self._dispatch(Dispatch(worker_id, job_id, attempt))
 
     def _publish(self, topic: str, body: dict) -> None:
         if self.journal is not None and "job_id" in body and body["job_id"] in self.scheduler.jobs:
             self.journal.record_state(self.scheduler.jobs[body["job_id"]])
         self.event_seq += 1
-        event = {**body, "topic": topic, "seq": self.event_seq, "run_id": self.run_id, "ts": time.time()}
+        self._topic_seq[topic] += 1
+        if not self._is_wanted(topic):
+            return
+        event = {**body, "topic": topic, "seq": self.event_seq, "topic_seq": self._topic_seq[topic],
+                 "run_id": self.run_id, "ts": time.time()}
         self._outbox.append((self.events, protocol.encode_event(topic, event)))
 
 

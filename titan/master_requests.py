@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Optional
 
+from titan import defaults
+from titan.core.errors import RequestRejected, UnknownAgentRun, UnknownArtifact
+from titan.core.jobs import JobSpec
 from titan.net import protocol
 from titan.net.protocol import ProtocolError
 
+ARTIFACT_OPS = frozenset({"has_blob", "upload_chunk", "upload_finish", "artifact_info", "read_blob"})
+
 
 class RequestHandlers:
-    """Needs: self.scheduler, self.store, self.logs, self.journal, self._apply, run and event facts."""
+    """Needs: self.scheduler, self.store, self.logs, self.journal, self._apply, run and event facts,
+    self.artifacts (titan.artifacts.ArtifactStore) and self.dag_agent_run (DAG name -> agent run id)."""
 
     def _client_request(self, op: str, message: dict):
         now = time.monotonic()
         if op == "ping":
             return {"run_id": self.run_id, "seq": self.event_seq}
         if op == "submit":
-            return self._submit(message.get("dag"), message["jobs"], now)
+            scripts = protocol.submitted_scripts(message.get("scripts"))
+            return self._submit(message.get("dag"), message["jobs"], scripts, now, message.get("agent_run_id"))
         if op == "status":
             return self.scheduler.describe_job(self._job_id(message["job_id"]))
         if op == "states":
@@ -39,19 +47,28 @@ class RequestHandlers:
         if op == "reject":
             self._apply(self.scheduler.reject(message["gate_id"], message.get("reason") or "", now))
             return self.scheduler.describe_job(message["gate_id"])
+        if op == "agent_run":
+            return self._agent_run(message["run_id"])
+        if op in ARTIFACT_OPS:
+            return self._artifact_request(op, message)
         if op == "stats":
             return {**self.scheduler.stats(now), "run_id": self.run_id, "seq": self.event_seq,
+                    "artifacts": self.artifacts.stats(),
                     "uptime_s": round(time.time() - self.started_at, 3), "store_keys": len(self.store),
                     "journal": self.journal.path if self.journal else None}
         raise ProtocolError(f"unhandled op {op!r}")
 
-    def _submit(self, dag: Optional[str], raw_jobs: list, now: float) -> dict:
-        specs = [protocol.job_from_wire(raw, i, self._shared_script) for i, raw in enumerate(raw_jobs)]
+    def _submit(self, dag: Optional[str], raw_jobs: list, scripts: dict, now: float,
+                agent_run_id: Optional[str] = None) -> dict:
+        specs = [protocol.job_from_wire(raw, i, self._shared_script, scripts) for i, raw in enumerate(raw_jobs)]
+        specs = [self._with_archive(spec) for spec in specs]
+        if agent_run_id is not None and not dag:
+            raise RequestRejected("agent_run_id groups DAGs: submit the jobs as a DAG (submit_dag) to use it")
+        if agent_run_id is not None and not 0 < len(agent_run_id) <= defaults.MAX_ARTIFACT_NAME_CHARS:
+            raise RequestRejected(f"agent_run_id must be 1 to {defaults.MAX_ARTIFACT_NAME_CHARS} characters")
         effects = self.scheduler.submit(dag, specs, now)
-        for spec in specs:
-            self.logs.reset(spec.job_id)
-            if self.journal is not None:
-                self.journal.record_submission(self.scheduler.jobs[spec.job_id])
+        if dag:
+            self._record_agent_run(dag, agent_run_id)
         if dag and self.journal is not None:
             self.journal.record_dag(dag, self.scheduler.dags[dag])
         self._apply(effects)
@@ -66,6 +83,65 @@ class RequestHandlers:
             raise ProtocolError(f"'logs' message: 'since' must be >= 0 (characters already read), got {since}")
         text, offset = self.logs.text_since(run.job_id, since)
         return {"text": text, "offset": offset, "state": run.state.value}
+
+    def _with_archive(self, spec: JobSpec) -> JobSpec:
+        """An archive job names its archive ('project.zip/src/step.py'); pin the content it names now, so
+        a later upload under the same name does not change what this job runs."""
+        if not spec.is_archive:
+            return spec
+        if spec.archive is not None:
+            if not self.artifacts.has(spec.archive):
+                raise UnknownArtifact(f"job {spec.job_id!r}: the master holds no archive with sha256 "
+                                      f"{spec.archive[:16]}...; upload it first", sha256=spec.archive)
+            return spec
+        name, _ = protocol.split_archive_filename(spec.filename)
+        try:
+            entry = self.artifacts.info(name)
+        except UnknownArtifact:
+            raise UnknownArtifact(f"job {spec.job_id!r} runs from project archive {name!r}, which was never "
+                                  "uploaded (client.upload_project_folder(folder, name=...))", name=name) from None
+        return dataclasses.replace(spec, archive=entry["sha256"])
+
+    def _record_agent_run(self, dag: str, agent_run_id: Optional[str]) -> None:
+        """A DAG belongs to the agent run it was last submitted under, or to none."""
+        self.dag_agent_run.pop(dag, None)   # re-inserted last: a run lists its DAGs in submission order
+        if agent_run_id is not None:
+            self.dag_agent_run[dag] = agent_run_id
+        if self.journal is not None:
+            self.journal.record_agent_run(dag, agent_run_id)
+
+    def _agent_run(self, run_id: str) -> dict:
+        dags = [dag for dag, run in self.dag_agent_run.items() if run == run_id]
+        if not dags:
+            raise UnknownAgentRun(f"no DAG was submitted under agent run {run_id!r}", run_id=run_id)
+        described = [self.scheduler.describe_dag(dag) for dag in dags if dag in self.scheduler.dags]
+        return {"run_id": run_id, "dags": described, "finished": all(d["finished"] for d in described)}
+
+    def _artifact_request(self, op: str, message: dict):
+        artifacts = self.artifacts
+        if op == "has_blob":
+            return artifacts.has(message["sha256"])
+        if op == "upload_chunk":
+            return artifacts.receive_chunk(message["upload_id"], message["offset"], message["data"])
+        if op == "upload_finish":
+            return artifacts.finish(message.get("upload_id"), message["sha256"], message["name"], message["kind"])
+        if op == "artifact_info":
+            return artifacts.info(message["name"])
+        data, size = artifacts.read(message["sha256"], message["offset"])
+        return {"data": data, "size": size}
+
+    def _serve_archive(self, worker_id: str, message: dict) -> None:
+        """One chunk of a project archive to a worker that asked (it asks for the next when this arrives)."""
+        sha256, offset = message["sha256"], message["offset"]
+        reply = {"op": "archive_chunk", "sha256": sha256, "offset": offset, "size": 0, "data": b"", "error": None}
+        try:
+            reply["data"], reply["size"] = self.artifacts.read(sha256, offset)
+        except UnknownArtifact as exc:
+            reply["error"] = str(exc)
+        if offset == 0 and reply["error"] is None:
+            self.artifacts.archive_fetches += 1
+        self.artifacts.bytes_sent_to_workers += len(reply["data"])
+        self._send_worker(worker_id, reply)
 
     def _shared_script(self, script: bytes) -> bytes:
         return self._scripts.setdefault(script, script)

@@ -28,6 +28,7 @@ from titan.forkserver import ForkServer
 from titan.net import protocol
 from titan.core.jobs import TIMEOUT_ERROR
 from titan.net.protocol import ProtocolError
+from titan.worker_archives import ArchiveCache
 
 log = logging.getLogger("titan.worker")
 
@@ -59,6 +60,7 @@ class Worker:
         self.config = config
         self.jobs: Dict[str, RunningJob] = {}
         self.unacked: Dict[tuple, dict] = {}   # (job_id, attempt) -> its "finished" message, until acked
+        self.scripts: Dict[str, bytes] = {}    # sha256 -> script, as the master sent them (each once)
         self.registered = False
         self._running = False
         self._last_register = float("-inf")
@@ -67,6 +69,7 @@ class Worker:
         self.owns_work_root = not config.work_dir
         self.work_root = config.work_dir or tempfile.mkdtemp(prefix=f"titan-worker-{os.getpid()}-")
         os.makedirs(self.work_root, exist_ok=True)
+        self.archives = ArchiveCache(os.path.join(self.work_root, "archives"))
         # Forked before the ZeroMQ context exists: a process holding one must not fork.
         self.fork_server = ForkServer() if config.executor == FORK_EXECUTOR else None
         self.ctx = zmq.Context()
@@ -100,6 +103,7 @@ class Worker:
                     self._read_job_output(target)
             self._enforce_timeouts(time.monotonic())
             self._report_exits()
+            self._tend_archive_fetches(time.monotonic())
         self._shut_down()
 
     def stop(self) -> None:
@@ -123,12 +127,14 @@ class Worker:
             self._send(self._registration())
             self._last_register = now
         elif self.registered and now - self._last_heartbeat >= self.config.heartbeat_interval:
-            self._send({"op": "heartbeat", "running": sorted(self.jobs)})
+            self._send({"op": "heartbeat", "running": sorted(self.jobs)
+                        + sorted(job_id for job_id, _ in self.archives.waiting_jobs())})
             self._last_heartbeat = now
 
     def _registration(self) -> dict:
         memory = psutil.virtual_memory()
         running = [[job_id, job.attempt] for job_id, job in sorted(self.jobs.items())]
+        running += [[job_id, attempt] for job_id, attempt in self.archives.waiting_jobs()]   # RUNNING to the master
         return {"op": "register", "name": self.config.name, "capabilities": self.config.capabilities,
                 "slots": self.config.slots, "running": running,
                 "info": {"host": host_socket.gethostname(), "pid": os.getpid(),
@@ -166,6 +172,8 @@ class Worker:
             log.info("registered with master %s:%s", self.config.master_host, self.config.master_port)
             for result in list(self.unacked.values()):   # results the master may not have received
                 self._send(result)
+            for request in self.archives.stale_requests(time.monotonic(), force=True):
+                self._send(request)
         elif op == "ack":
             self.unacked.pop((message["job_id"], message["attempt"]), None)
         elif op == "reregister":
@@ -175,28 +183,56 @@ class Worker:
             self._start(message)
         elif op == "stop":
             self._stop_job(message["job_id"], message["attempt"])
+        elif op == "archive_chunk":
+            self._on_archive_chunk(message)
+
+    def _script(self, job: dict, attempt: int) -> Optional[bytes]:
+        """The job's script: sent with it the first time, named by hash after that."""
+        script, digest = job.get("script"), job.get("script_sha256")
+        if script is not None:
+            if digest:
+                self.scripts[digest] = script
+            return script
+        script = self.scripts.get(digest)
+        if script is None:
+            log.warning("dispatch of %s named a script this worker was never sent; asking again", job["job_id"])
+            self._send({"op": "missing_script", "job_id": job["job_id"], "attempt": attempt})
+        return script
 
     def _start(self, message: dict) -> None:
         job = message["job"]
+        script = self._script(job, message["attempt"])
+        if script is None:
+            return
         if self.config.executor == NULL_EXECUTOR:
             self._send_finished(job["job_id"], message["attempt"], 0, None)
             return
         context = JobContext(job_id=job["job_id"], dag=message.get("dag"), attempt=message["attempt"],
                              worker_name=self.config.name, master_host=self.config.master_host,
-                             master_port=self.config.master_port)
+                             master_port=self.config.master_port, agent_run_id=message.get("agent_run_id"))
         previous = self.jobs.get(context.job_id)
         if previous is not None and previous.attempt == context.attempt:
             return   # a repeated dispatch of what already runs here
         if previous is not None:   # the master has moved on to a newer attempt: the old one is unwanted
             self._discard(previous)
+        self.archives.drop_other_attempts(context.job_id, context.attempt)
+        project_dir = None
+        if job.get("archive"):
+            project_dir = self.archives.ready(job["archive"])
+            if project_dir is None:   # fetched first; the job starts when it is here (_on_archive_chunk)
+                request = self.archives.wait_for(job["archive"], message, time.monotonic())
+                if request is not None:
+                    self._send(request)
+                return
         try:
             context.dag_dir = executor.dag_dir(self.work_root, context.dag)
         except OSError as exc:
             log.warning("cannot make the DAG folder for %r: %s", context.dag, exc)
         try:
             fork_server = self.fork_server if job.get("isolation", "fork") == "fork" else None
-            running = executor.start_job(context, job["filename"], job["script"], job.get("args") or "",
-                                         self.work_root, timeout=job.get("timeout"), fork_server=fork_server)
+            running = executor.start_job(context, job["filename"], script, job.get("args") or "",
+                                         self.work_root, timeout=job.get("timeout"), fork_server=fork_server,
+                                         project_dir=project_dir)
         except Exception as exc:   # whatever went wrong, the job fails visibly instead of hanging RUNNING
             problem = str(exc) if isinstance(exc, LaunchError) else f"titan worker: cannot start the job: {exc!r}"
             if not isinstance(exc, LaunchError):
@@ -207,6 +243,32 @@ class Worker:
         self.jobs[context.job_id] = running
         for fd in running.streams:
             self.poller.register(fd, zmq.POLLIN)
+
+    def _tend_archive_fetches(self, now: float) -> None:
+        if self.registered:
+            for request in self.archives.stale_requests(now):
+                self._send(request)
+        for outcome in self.archives.given_up(now):
+            self._start_or_fail(outcome)
+
+    def _on_archive_chunk(self, message: dict) -> None:
+        request, outcome = self.archives.on_chunk(message, time.monotonic())
+        if request is not None:
+            self._send(request)
+        if outcome is not None:
+            self._start_or_fail(outcome)
+
+    def _start_or_fail(self, outcome: tuple) -> None:
+        """The jobs that waited for an archive start now, or fail with the reason it did not come."""
+        dispatches, project_dir, error = outcome
+        for dispatch in dispatches:
+            if project_dir is not None:
+                self._start(dispatch)
+            else:
+                job_id, attempt = dispatch["job"]["job_id"], dispatch["attempt"]
+                log.warning("job %s cannot run: %s", job_id, error)
+                self._send_log(job_id, attempt, "stderr", f"titan worker: {error}\n".encode())
+                self._send_finished(job_id, attempt, 127, error)
 
     def _discard(self, running: RunningJob) -> None:
         executor.kill_tree(running)
@@ -220,6 +282,8 @@ class Worker:
         running = self.jobs.get(job_id)
         if running is not None and running.attempt == attempt:
             executor.kill_tree(running)
+        elif self.archives.drop_job(job_id, attempt):   # stopped before its archive arrived
+            self._send_finished(job_id, attempt, -9, "stopped while its project archive was being fetched")
 
     # ----------------------------------------------------------------- job output and exits
 

@@ -19,8 +19,9 @@ from titan import defaults
 from titan.core.errors import MasterUnreachable, error_from_reply
 from titan.core.jobs import FINAL_STATES
 from titan.net import protocol
+from titan_sdk.files import FileTransfers
 from titan_sdk.job import TitanJob
-from titan_sdk.pipeline import load_pipeline
+from titan_sdk.pipeline import Pipeline, load_pipeline
 
 FINAL_STATE_NAMES = frozenset(state.value for state in FINAL_STATES)
 # wait() asks for a fresh snapshot this often even when no gap was seen: a lost last event shows no gap.
@@ -101,7 +102,7 @@ class _Channel:
             self.socket = None
 
 
-class TitanClient:
+class TitanClient(FileTransfers):
     def __init__(self, host: Optional[str] = None, port: Optional[int] = None,
                  timeout: float = defaults.CLIENT_TIMEOUT_S):
         self.host = host or os.environ.get("TITAN_HOST") or defaults.DEFAULT_HOST
@@ -131,22 +132,44 @@ class TitanClient:
 
     def submit_job(self, job: TitanJob) -> str:
         """Submit one job; returns its id. Its parents may be jobs submitted earlier."""
-        self._ask("submit", dag=None, jobs=[protocol.job_to_wire(job.to_spec())])
+        self._ask("submit", dag=None, **protocol.submission([job.to_spec()]))
         return job.job_id
 
-    def submit_dag(self, name: str, jobs: Sequence[TitanJob]) -> List[str]:
-        """Submit a whole DAG, validated before anything is queued; returns its job ids, parents first."""
-        result = self._ask("submit", dag=name, jobs=[protocol.job_to_wire(job.to_spec()) for job in jobs])
+    def submit_dag(self, name: str, jobs: Sequence[TitanJob], agent_run_id: Optional[str] = None) -> List[str]:
+        """Submit a whole DAG, validated before anything is queued; returns its job ids, parents first.
+
+        Parents may also be jobs already on the master, e.g. the running job that submits this DAG: the
+        new jobs wait for them. `agent_run_id` groups DAGs into one agent run (see agent_run); inside a
+        job it defaults to the run the job's own DAG was submitted under (TITAN_AGENT_RUN_ID).
+        """
+        run_id = agent_run_id if agent_run_id is not None else (os.environ.get("TITAN_AGENT_RUN_ID") or None)
+        result = self._ask("submit", dag=name, **protocol.submission([job.to_spec() for job in jobs]),
+                           agent_run_id=run_id)
         return result["jobs"]
 
-    def submit_yaml(self, path: str, wait: bool = False, timeout: Optional[float] = None):
-        """Submit a pipeline file (original Titan YAML format, see titan_sdk.pipeline).
+    def submit_yaml(self, path: str, wait: bool = False, timeout: Optional[float] = None,
+                    agent_run_id: Optional[str] = None):
+        """Submit a pipeline file (original Titan YAML format, see titan_sdk.pipeline). With `project:
+        true` the YAML's folder is uploaded first as a project archive (once per content).
 
         Returns the job ids; with wait=True, waits and returns {job_id: final state} instead.
         """
-        pipeline = load_pipeline(path)
-        job_ids = self.submit_dag(pipeline.name, pipeline.jobs)
+        job_ids = self.submit_pipeline(load_pipeline(path), agent_run_id=agent_run_id)
         return self.wait(job_ids, timeout=timeout) if wait else job_ids
+
+    def submit_pipeline(self, pipeline: Pipeline, agent_run_id: Optional[str] = None) -> List[str]:
+        """Submit a loaded pipeline (titan_sdk.load_pipeline) as one DAG, uploading its project folder
+        first when it has `project: true`; returns the job ids."""
+        if pipeline.project_folder is not None:
+            _, sha256 = self._upload_project(pipeline.project_folder, pipeline.archive_name)
+            for job in pipeline.jobs:
+                job.archive = sha256   # exactly this content, even if the name is re-uploaded meanwhile
+        return self.submit_dag(pipeline.name, pipeline.jobs, agent_run_id=agent_run_id)
+
+    def agent_run(self, run_id: str) -> dict:
+        """The DAGs submitted under an agent run, oldest first: {"run_id", "finished", "dags": [{"dag",
+        "finished", "jobs": [job info, ...]}, ...]}. UnknownAgentRun if none was."""
+        return self._ask("agent_run", run_id=run_id)
 
     # ----------------------------------------------------------------- watching
 

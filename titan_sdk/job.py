@@ -9,6 +9,7 @@ from typing import Iterable, List, Optional, Union
 
 from titan import defaults
 from titan.core.jobs import JobSpec
+from titan.net.protocol import split_archive_filename
 
 
 class TitanJob:
@@ -38,8 +39,15 @@ class TitanJob:
                    in a few milliseconds; "process": a fresh interpreter, for jobs that need one.
                    Other scripts always get a fresh process.
 
+      is_archive   True: `filename` is '<archive>.zip/<path in it>', naming a project folder uploaded with
+                   client.upload_project_folder(folder, name='<archive>.zip'). The job runs with (a copy
+                   of) the extracted project as its working directory, the project on PYTHONPATH, and
+                   the script at that path; nothing is read locally. The master pins the archive's
+                   content when the job is submitted, so re-uploading under the same name later does not
+                   change what this job runs.
+
     Accepted and kept but not acted on yet (later work): job_type (RUN_PAYLOAD is what runs),
-    port and job_type="SERVICE" (long-running services), is_archive (project archives).
+    port and job_type="SERVICE" (long-running services).
 
     hitl_message adds a human-in-the-loop gate after the job, named hitl-gate-<job_id>: the job's children
     wait until someone calls client.approve(gate) (or `titan approve GATE`); client.reject(gate, reason)
@@ -75,16 +83,23 @@ class TitanJob:
         self.retries = retries
         self.timeout = timeout
         self.isolation = isolation
-        self.script = _read_script(filename)
+        self.archive: Optional[str] = None   # sha256 of the archive, when the submitter already knows it
+        if is_archive:
+            split_archive_filename(filename)   # ValueError now, rather than a refusal at submit
+            self.script = b""
+        else:
+            self.script = _read_script(filename)
 
     def to_spec(self) -> JobSpec:
         return JobSpec(
-            job_id=self.job_id, filename=os.path.basename(self.filename), script=self.script,
+            job_id=self.job_id, script=self.script,
+            filename=self.filename if self.is_archive else os.path.basename(self.filename),
             job_type=self.job_type, args=self.args, parents=tuple(self.parents), port=int(self.port),
             is_archive=bool(self.is_archive), priority=int(self.priority), delay=float(self.delay),
             affinity=bool(self.affinity), requirement=self.requirement, hitl_message=self.hitl_message,
             max_wait_seconds=float(self.max_wait_seconds), retries=int(self.retries),
-            timeout=None if self.timeout is None else float(self.timeout), isolation=self.isolation)
+            timeout=None if self.timeout is None else float(self.timeout), isolation=self.isolation,
+            archive=self.archive)
 
     def __repr__(self) -> str:
         parents = f", parents={self.parents}" if self.parents else ""

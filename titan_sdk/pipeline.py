@@ -12,6 +12,10 @@
         retries: 2
         timeout: 600
 
+With `project: true` the YAML's folder is shipped as a project archive (uploaded once per content, named
+"<pipeline name>.zip"); each job's `file:` is a path inside that folder, and the job runs with the
+extracted folder as its working directory, so it can import its sibling modules and read its data files.
+
 Every problem names the file, the job and the line: unknown keys, wrong types, missing fields, missing
 script files. The graph itself (cycles, unknown parents) is checked by the master before it queues any
 job of the pipeline.
@@ -42,7 +46,6 @@ JOB_KEYS: Dict[str, Tuple[tuple, str]] = {
 JOB_TYPES = {"run": "RUN_PAYLOAD", "service": "SERVICE"}
 # Parts of the original format that this Titan cannot honour yet: refused, never silently ignored.
 NOT_YET = {
-    ("project", True): "shipping the YAML's folder as a project archive (project: true)",
     ("type", "service"): "long-running services (type: service)",
 }
 
@@ -56,6 +59,8 @@ class Pipeline:
     name: str
     jobs: List[TitanJob]
     path: str
+    project_folder: Optional[str] = None   # project: true -> the folder to ship as archive `archive_name`
+    archive_name: Optional[str] = None
 
 
 def load_pipeline(path: str) -> Pipeline:
@@ -76,11 +81,17 @@ def load_pipeline(path: str) -> Pipeline:
     if not top["jobs"][0]:
         raise where.error(top["jobs"][1], "the pipeline", "'jobs' is empty")
     folder = os.path.dirname(os.path.abspath(path))
-    jobs = [_job(where, node, index, folder) for index, node in enumerate(top["jobs"][1].value)]
-    return Pipeline(name=top["name"][0], jobs=jobs, path=path)
+    archive = _archive_name(top["name"][0]) if top.get("project", (False,))[0] else None
+    jobs = [_job(where, node, index, folder, archive) for index, node in enumerate(top["jobs"][1].value)]
+    return Pipeline(name=top["name"][0], jobs=jobs, path=path, project_folder=folder if archive else None,
+                    archive_name=archive)
 
 
-def _job(where: "_Where", node: yaml.Node, index: int, folder: str) -> TitanJob:
+def _archive_name(pipeline_name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in pipeline_name) + ".zip"
+
+
+def _job(where: "_Where", node: yaml.Node, index: int, folder: str, archive: Optional[str]) -> TitanJob:
     label = f"job #{index + 1}"
     if not isinstance(node, yaml.MappingNode):
         raise where.error(node, label, "each job must be a mapping with at least 'id' and 'file'")
@@ -97,6 +108,12 @@ def _job(where: "_Where", node: yaml.Node, index: int, folder: str) -> TitanJob:
     arguments["filename"] = script if os.path.isabs(script) else os.path.join(folder, script)
     if not os.path.isfile(arguments["filename"]):
         raise where.error(fields["file"][1], label, f"script {script!r} not found (looked in {folder})")
+    if archive is not None:
+        inside = os.path.relpath(os.path.realpath(arguments["filename"]), os.path.realpath(folder))
+        if os.path.isabs(script) or inside.split(os.sep)[0] == "..":
+            raise where.error(fields["file"][1], label, f"with 'project: true', 'file' must be a path inside "
+                                                        f"the pipeline's folder {folder}, got {script!r}")
+        arguments.update(filename=f"{archive}/{inside.replace(os.sep, '/')}", is_archive=True)
     return TitanJob(**arguments)
 
 

@@ -603,3 +603,22 @@ def raw_request(port: int, request: bytes, envelope: bool = False) -> dict:
         return protocol.decode_reply(dealer.recv_multipart()[-1])
     finally:
         ctx.destroy(linger=0)
+
+
+# ----------------------------------------------------------------------------- 10. gates across a restart
+
+def test_waiting_gate_and_its_children_survive_a_master_sigkill(chaos_cluster, script, tmp_path):
+    """A gate is a run the master adds itself; it must be journaled like the jobs around it."""
+    cluster = chaos_cluster(WorkerSpec("w1", slots=2), data_dir=str(tmp_path / "data"))
+    ok = script("ok.py", "print('ok')")
+    jobs = [TitanJob("train", ok, hitl_message="look at the loss first"), TitanJob("deploy", ok, parents=["train"])]
+    with cluster.client(timeout=15) as client:
+        client.submit_dag("gated", jobs)
+        wait_until(lambda: client.get_job_status("hitl-gate-train") == "WAITING_APPROVAL", 30, "the gate to wait")
+    kill9(cluster.master)
+    cluster.start_master()
+    with cluster.client(timeout=15) as client:
+        assert client.job_info("hitl-gate-train")["state"] == "WAITING_APPROVAL"
+        assert client.get_job_status("deploy") == "PENDING"
+        assert client.approve("hitl-gate-train") == "COMPLETED"
+        assert client.wait("deploy", timeout=30) == "COMPLETED"

@@ -221,7 +221,12 @@ def job_wire(job_id: str, **changes) -> dict:
 SUBMIT_CASES = {
     "jobs not a list": (lambda j: {"jobs": {"job_id": j}}, ["'jobs'", "list"]),
     "job not a map": (lambda j: {"jobs": [5]}, ["job #0 must be a map", "int"]),
-    "job missing script": (lambda j: {"jobs": [job_wire(j, script=...)]}, ["missing field 'script'"]),
+    "job missing script": (lambda j: {"jobs": [job_wire(j, script=...)]}, ["either 'script' or 'script_sha256'"]),
+    "script named by an unknown hash": (lambda j: {"jobs": [job_wire(j, script=..., script_sha256="ab" * 32)]},
+                                        ["script_sha256 abababab", "not among the submission's scripts"]),
+    "script not matching its hash": (lambda j: {"jobs": [job_wire(j, script=..., script_sha256="ab" * 32)],
+                                                "scripts": {"ab" * 32: b"print(1)"}},
+                                     ["script abababab", "does not have that sha256"]),
     "job script not bytes": (lambda j: {"jobs": [job_wire(j, script="print(1)")]}, ["'script'", "bytes", "str"]),
     "job id not a string": (lambda j: {"jobs": [job_wire(7)]}, ["'job_id'", "str", "int"]),
     "job id blank": (lambda j: {"jobs": [job_wire("   ")]}, ["empty job_id"]),

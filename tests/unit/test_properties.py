@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import given
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from titan.core.effects import Dispatch, Note, Publish, StopJob
+from titan.core.effects import Admitted, Dispatch, Note, Publish, StopJob
 from titan.core.errors import InvalidDag, JobConflict, UnknownDag, UnknownJob
 from titan.core.jobs import ALLOWED_TRANSITIONS, JobSpec, JobState
 from titan.core.matching import choose_worker
@@ -55,6 +55,7 @@ class EffectChecker:
         self.dispatched = {}         # job id -> (worker id, attempt) the world believes is running
         self.dag_finished = Counter()   # dag -> dag.finished events since its last dag.submitted
         self.attempt = {}            # job id -> attempt of its latest job.RUNNING event in this run
+        self.admitted = set()        # runs made durable (Admitted) whose job.PENDING event is still due
 
     def apply(self, scheduler: Scheduler, effects: list) -> None:
         for effect in effects:
@@ -67,6 +68,9 @@ class EffectChecker:
                 assert self.dispatched.pop(effect.job_id) == (effect.worker_id, effect.attempt), effect
             elif isinstance(effect, Publish):
                 self._event(effect)
+            elif isinstance(effect, Admitted):
+                assert effect.replaces_earlier_run == (effect.job_id in self.last_state), effect
+                self.admitted.add(effect.job_id)
             else:
                 assert isinstance(effect, Note), effect
         self._check_against(scheduler)
@@ -79,6 +83,8 @@ class EffectChecker:
             old = self.last_state.get(job_id)
             if new == JobState.PENDING:
                 assert old is None or old.is_final, f"{job_id}: a new run while {old} (allowed only after an end)"
+                assert job_id in self.admitted, f"{job_id}: announced before it was made durable (Admitted)"
+                self.admitted.discard(job_id)
             else:
                 assert (old, new) in ALLOWED_TRANSITIONS, f"{job_id}: published {old} -> {new}"
             if old == JobState.RUNNING and new in (JobState.COMPLETED, JobState.FAILED):

@@ -12,7 +12,8 @@ from titan.net.protocol import (CLIENT_OPS, MASTER_TO_WORKER_OPS, STORE_OPS, WOR
 
 
 def spec(job_id: str, parents=(), **fields) -> JobSpec:
-    return JobSpec(job_id=job_id, filename=f"{job_id}.py", parents=tuple(parents), **fields)
+    fields.setdefault("filename", f"{job_id}.py")
+    return JobSpec(job_id=job_id, parents=tuple(parents), **fields)
 
 
 def wire_job(**overrides) -> dict:
@@ -218,7 +219,8 @@ def test_decode_reply_and_events_round_trip():
 def test_job_round_trip_with_every_field_set():
     original = spec("train", parents=["prep", "fetch"], script=b"\x00\xffbinary", job_type="RUN_ARCHIVE",
                     args="--lr 0.1 ü", port=8080, is_archive=True, priority=7, delay=2.5, affinity=True,
-                    requirement="GPU", hitl_message="approve?", max_wait_seconds=60.0)
+                    requirement="GPU", hitl_message="approve?", max_wait_seconds=60.0,
+                    filename="project.zip/src/train.py", archive="ab" * 32)
     wire = job_to_wire(original)
     assert job_from_wire(wire) == original
     # ...and through real bytes, as it travels between master and worker.
@@ -277,7 +279,7 @@ def test_job_from_wire_rejects_bool_priority_and_int_archive_flag():
         job_from_wire(wire_job(priority=True))
     with pytest.raises(ProtocolError, match="'is_archive'"):
         job_from_wire(wire_job(is_archive=1))
-    assert job_from_wire(wire_job(is_archive=True)).is_archive is True
+    assert job_from_wire(wire_job(is_archive=True, filename="p.zip/j.py")).is_archive is True
 
 
 def test_job_from_wire_delay_may_be_int_or_float():

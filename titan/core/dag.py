@@ -23,9 +23,12 @@ def validate_dag(name: str, specs: Sequence[JobSpec], is_known_job: Callable[[st
     _check_duplicates(label, specs)
     _check_parents(label, specs, is_known_job)
     graph = _build_graph(specs)
-    _check_cycles(label, graph)
+    try:
+        order = list(nx.topological_sort(graph))
+    except nx.NetworkXUnfeasible:   # only then is a cycle searched for, to name it
+        _raise_cycle(label, graph)
     by_id = {spec.job_id: spec for spec in specs}
-    return [by_id[job_id] for job_id in nx.topological_sort(graph) if job_id in by_id]
+    return [by_id[job_id] for job_id in order if job_id in by_id]
 
 
 def _check_duplicates(label: str, specs: Iterable[JobSpec]) -> None:
@@ -50,17 +53,13 @@ def _check_parents(label: str, specs: Sequence[JobSpec], is_known_job: Callable[
 
 def _build_graph(specs: Sequence[JobSpec]) -> nx.DiGraph:
     graph = nx.DiGraph()
-    for spec in specs:
-        graph.add_node(spec.job_id)
-        graph.add_edges_from((parent, spec.job_id) for parent in spec.parents)
+    graph.add_nodes_from(spec.job_id for spec in specs)
+    graph.add_edges_from((parent, spec.job_id) for spec in specs for parent in spec.parents)
     return graph
 
 
-def _check_cycles(label: str, graph: nx.DiGraph) -> None:
-    try:
-        cycle = nx.find_cycle(graph)
-    except nx.NetworkXNoCycle:
-        return
+def _raise_cycle(label: str, graph: nx.DiGraph) -> None:
+    cycle = nx.find_cycle(graph)
     members = [edge[0] for edge in cycle]
     path = " -> ".join(members + [members[0]])
     raise InvalidDag(f"{label} has a cycle: {path}", jobs=members)

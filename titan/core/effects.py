@@ -6,6 +6,14 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class Admitted:
+    """A new run of a job (a gate included) was accepted: make it durable before anything is said of it."""
+
+    job_id: str
+    replaces_earlier_run: bool   # the id ran before: that run's records give way to this one
+
+
+@dataclass(frozen=True)
 class Dispatch:
     """Send this job run to this worker."""
 

@@ -46,6 +46,16 @@ class RequestRejected(TitanError):
     kind = "RequestRejected"
 
 
+class UnknownArtifact(TitanError, LookupError):
+    """No artifact or project archive of that name (or content hash) on the master."""
+
+    kind = "UnknownArtifact"
+
+
+class UnknownAgentRun(TitanError, LookupError):
+    kind = "UnknownAgentRun"
+
+
 class MasterUnreachable(TitanError, TimeoutError):
     """No answer from the master within the client's timeout."""
 
@@ -53,7 +63,8 @@ class MasterUnreachable(TitanError, TimeoutError):
 
 
 ERRORS_BY_KIND = {cls.kind: cls for cls in (InvalidDag, JobConflict, UnknownJob, UnknownDag,
-                                             StoreTypeError, GateError, RequestRejected)}
+                                             StoreTypeError, GateError, RequestRejected,
+                                             UnknownArtifact, UnknownAgentRun)}
 
 
 def error_from_reply(error: dict) -> TitanError:

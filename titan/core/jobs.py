@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Optional
 
 from titan import defaults
@@ -87,6 +87,23 @@ class JobSpec:
     retries: int = 0                          # failed attempts that are run again
     timeout: Optional[float] = None           # seconds one attempt may run before it is killed
     isolation: str = "fork"                   # "process": a .py job gets a fresh interpreter, not a fork
+    archive: Optional[str] = None             # sha256 of the project archive an is_archive job runs from
+
+
+# Fields every spec states; the others are left out of its compact form when they hold their default.
+ESSENTIAL_SPEC_FIELDS = ("job_id", "filename", "script")
+_SPEC_DEFAULTS = tuple((f.name, f.default) for f in fields(JobSpec) if f.name not in ESSENTIAL_SPEC_FIELDS)
+
+
+def spec_to_dict(spec: JobSpec) -> dict:
+    """The spec as a plain dict without its default values: most jobs set only a few fields, and
+    100,000-job DAGs are packed and unpacked field by field (wire and journal)."""
+    compact = {name: getattr(spec, name) for name in ESSENTIAL_SPEC_FIELDS}
+    for name, default in _SPEC_DEFAULTS:
+        value = getattr(spec, name)
+        if value != default:
+            compact[name] = list(value) if name == "parents" else value
+    return compact
 
 
 @dataclass(slots=True)

@@ -9,16 +9,16 @@ not acted on twice).
 
 from __future__ import annotations
 
-import dataclasses
+import hashlib
 import os
 import sqlite3
 from dataclasses import dataclass, field
-from typing import Dict, List, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import msgpack
 
 from titan import defaults
-from titan.core.jobs import JobRun, JobSpec, JobState
+from titan.core.jobs import JobRun, JobSpec, JobState, spec_to_dict
 
 SCHEMA_VERSION = 1
 FILE_NAME = "titan.db"
@@ -32,7 +32,9 @@ CREATE INDEX IF NOT EXISTS job_specs_by_job ON job_specs (job_id);
 CREATE TABLE IF NOT EXISTS job_states (
     job_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, state TEXT NOT NULL, attempt INTEGER NOT NULL,
     failures INTEGER NOT NULL, worker_id TEXT, worker TEXT, last_worker_id TEXT, reason TEXT, exit_code INTEGER);
+CREATE TABLE IF NOT EXISTS scripts (sha256 TEXT PRIMARY KEY, script BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS dags (name TEXT PRIMARY KEY, job_ids BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS agent_runs (dag TEXT PRIMARY KEY, run_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS logs (id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL, seq INTEGER NOT NULL,
     attempt INTEGER NOT NULL, stream TEXT NOT NULL, text TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS logs_by_job ON logs (job_id, seq);
@@ -55,6 +57,7 @@ class Recovered:
     logs: List[Tuple[str, int, str, str]] = field(default_factory=list)   # job_id, attempt, stream, text
     store: Dict[str, Union[str, set]] = field(default_factory=dict)
     replies: Dict[str, List[Tuple[str, bytes]]] = field(default_factory=dict)
+    agent_runs: Dict[str, str] = field(default_factory=dict)   # DAG name -> agent run id, oldest first
 
 
 class Journal:
@@ -75,6 +78,7 @@ class Journal:
         except sqlite3.DatabaseError as exc:
             raise JournalCorrupt(f"journal {self.path} cannot be read ({exc}); the master will not start on it. "
                                  "Restore it from a backup, or move it away to start with an empty state.") from None
+        self._script_hashes: Dict[bytes, str] = {}   # scripts already in the journal (or pending)
         self._clear_pending()
         self._replies_since_prune = 0
 
@@ -95,18 +99,33 @@ class Journal:
 
     def _clear_pending(self) -> None:
         self._specs: List[tuple] = []
+        self._scripts: List[tuple] = []
+        self._replaced: List[tuple] = []   # (job id, seq of its new run)
         self._states: Dict[str, tuple] = {}
         self._dags: Dict[str, bytes] = {}
+        self._agent_runs: Dict[str, Optional[str]] = {}
         self._logs: List[tuple] = []
         self._store: Dict[str, StoreValue] = {}
         self._replies: List[tuple] = []
 
     # ----------------------------------------------------------------- recording (buffered until commit)
 
-    def record_submission(self, run: JobRun) -> None:
-        spec = {f.name: getattr(run.spec, f.name) for f in dataclasses.fields(run.spec)}
+    def record_submission(self, run: JobRun, replaces_earlier_run: bool) -> None:
+        """A new run of a job; when the id ran before, that run's spec and logs go at commit."""
+        spec = spec_to_dict(run.spec)
+        spec["script_sha256"] = self._script_hash(spec.pop("script"))
         self._specs.append((run.seq, run.job_id, run.dag, _pack(spec)))
+        if replaces_earlier_run:
+            self._replaced.append((run.job_id, run.seq))
         self.record_state(run)
+
+    def _script_hash(self, script: bytes) -> str:
+        """Each distinct script is written once; specs name it by hash (10,000 jobs of one script are common)."""
+        digest = self._script_hashes.get(script)
+        if digest is None:
+            digest = self._script_hashes[script] = hashlib.sha256(script).hexdigest()
+            self._scripts.append((digest, script))
+        return digest
 
     def record_state(self, run: JobRun) -> None:
         self._states[run.job_id] = (run.job_id, run.seq, run.state.value, run.attempt, run.failures,
@@ -114,6 +133,11 @@ class Journal:
 
     def record_dag(self, name: str, job_ids: List[str]) -> None:
         self._dags[name] = _pack(list(job_ids))
+
+    def record_agent_run(self, dag: str, run_id: Optional[str]) -> None:
+        """The agent run the DAG was last submitted under; None when it was submitted under none."""
+        self._agent_runs.pop(dag, None)
+        self._agent_runs[dag] = run_id
 
     def record_log(self, job_id: str, seq: int, attempt: int, stream: str, text: str) -> None:
         self._logs.append((job_id, seq, attempt, stream, text))
@@ -127,7 +151,8 @@ class Journal:
 
     @property
     def has_pending(self) -> bool:
-        return bool(self._specs or self._states or self._dags or self._logs or self._store or self._replies)
+        return bool(self._specs or self._states or self._dags or self._logs or self._store or self._replies
+                    or self._agent_runs)
 
     def commit(self) -> None:
         """Write everything recorded since the last commit in one transaction."""
@@ -138,6 +163,7 @@ class Journal:
         try:
             self._write_jobs(db)
             db.executemany("INSERT OR REPLACE INTO dags VALUES (?, ?)", self._dags.items())
+            self._write_agent_runs(db)
             db.executemany("INSERT INTO logs (job_id, seq, attempt, stream, text) VALUES (?, ?, ?, ?, ?)", self._logs)
             self._write_store(db)
             self._write_replies(db)
@@ -148,12 +174,18 @@ class Journal:
         self._clear_pending()
 
     def _write_jobs(self, db: sqlite3.Connection) -> None:
-        replaced = [(job_id, seq) for seq, job_id, _dag, _spec in self._specs]   # a new run's old spec and logs
-        db.executemany("DELETE FROM job_specs WHERE job_id = ? AND seq < ?", replaced)
-        db.executemany("DELETE FROM logs WHERE job_id = ? AND seq < ?", replaced)
+        db.executemany("DELETE FROM job_specs WHERE job_id = ? AND seq < ?", self._replaced)
+        db.executemany("DELETE FROM logs WHERE job_id = ? AND seq < ?", self._replaced)
+        db.executemany("INSERT OR IGNORE INTO scripts VALUES (?, ?)", self._scripts)
         db.executemany("INSERT OR REPLACE INTO job_specs VALUES (?, ?, ?, ?)", self._specs)
         db.executemany("INSERT OR REPLACE INTO job_states VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        self._states.values())
+
+    def _write_agent_runs(self, db: sqlite3.Connection) -> None:
+        # delete, then insert: a re-submitted DAG moves to the end of its run's list
+        db.executemany("DELETE FROM agent_runs WHERE dag = ?", [(dag,) for dag in self._agent_runs])
+        db.executemany("INSERT INTO agent_runs VALUES (?, ?)",
+                       [(dag, run_id) for dag, run_id in self._agent_runs.items() if run_id is not None])
 
     def _write_store(self, db: sqlite3.Connection) -> None:
         deleted = [(key,) for key, value in self._store.items() if value is None]
@@ -182,6 +214,7 @@ class Journal:
             "ON logs.job_id = job_states.job_id AND logs.seq = job_states.seq ORDER BY logs.id"))
         for key, kind, value in self.db.execute("SELECT key, kind, value FROM store"):
             recovered.store[key] = set(_unpack(value)) if kind == "set" else _unpack(value)
+        recovered.agent_runs = dict(self.db.execute("SELECT dag, run_id FROM agent_runs ORDER BY rowid"))
         for channel, rid, reply in self.db.execute("SELECT channel, rid, reply FROM replies ORDER BY id"):
             recovered.replies.setdefault(channel, []).append((rid, reply))
         return recovered
@@ -191,9 +224,13 @@ class Journal:
             "SELECT s.seq, s.dag, s.spec, j.state, j.attempt, j.failures, j.worker_id, j.worker, "
             "j.last_worker_id, j.reason, j.exit_code FROM job_states j JOIN job_specs s ON s.seq = j.seq "
             "ORDER BY s.seq")
+        scripts = dict(self.db.execute("SELECT sha256, script FROM scripts"))
+        self._script_hashes = {script: digest for digest, script in scripts.items()}
         runs = []
         for seq, dag, spec, state, attempt, failures, worker_id, worker, last_worker_id, reason, code in rows:
             fields = _unpack(spec)
+            if "script_sha256" in fields:   # journals before scripts were kept once hold them inline
+                fields["script"] = scripts[fields.pop("script_sha256")]
             fields["parents"] = tuple(fields.get("parents") or ())
             runs.append(JobRun(spec=JobSpec(**fields), dag=dag, seq=seq, state=JobState(state), attempt=attempt,
                                failures=failures, worker_id=worker_id, worker=worker,

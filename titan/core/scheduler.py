@@ -14,7 +14,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from titan import defaults
 from titan.core import matching, timers
 from titan.core.dag import validate_dag
-from titan.core.effects import Dispatch, Note, Publish, StopJob
+from titan.core.effects import Admitted, Dispatch, Note, Publish, StopJob
 from titan.core.errors import GateError, JobConflict, UnknownDag, UnknownJob
 from titan.core.gates import add_gates, is_gate
 from titan.core.jobs import FINAL_STATES, TIMEOUT_ERROR, JobRun, JobSpec, JobState, check_transition
@@ -75,6 +75,7 @@ class Scheduler(SchedulerQueries):
         self._next_seq += 1
         run = JobRun(spec=spec, dag=dag, seq=self._next_seq, submitted_at=now,
                      not_before=now + max(0.0, spec.delay))
+        self._effects.append(Admitted(run.job_id, replaces_earlier_run=run.job_id in self.jobs))
         self._add_run(run)
         self._publish_job(run)
         return run

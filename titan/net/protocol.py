@@ -8,14 +8,16 @@ may retry freely. Anything malformed raises ProtocolError, whose message names w
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
+import hashlib
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
 import msgpack
 
 from titan import defaults
-from titan.core.jobs import ISOLATIONS, JobSpec
+from titan.core.jobs import ISOLATIONS, JobSpec, spec_to_dict
 
 NoneType = type(None)
 Number = (int, float)
@@ -43,17 +45,20 @@ def optional(*types) -> Field:
 
 
 JOB_FIELDS = _fields(
-    job_id=(str,), filename=(str,), script=(bytes,), job_type=optional(str), args=optional(str),
-    parents=optional(list), port=optional(int), is_archive=optional(bool), priority=optional(int),
+    job_id=(str,), filename=(str,), script=optional(bytes), script_sha256=optional(str), job_type=optional(str),
+    args=optional(str),    parents=optional(list), port=optional(int), is_archive=optional(bool), priority=optional(int),
     delay=optional(*Number), affinity=optional(bool), requirement=optional(str),
     hitl_message=optional(str), max_wait_seconds=optional(*Number), retries=optional(int),
     timeout=optional(*Number), isolation=optional(str),
+    archive=optional(str),   # sha256 of the project archive; the master fills it in from the archive's name
 )
 
 # Client ROUTER (port P): requests from the SDK, the CLI and jobs.
 CLIENT_OPS = {
     "ping": _fields(),
-    "submit": _fields(dag=optional(str), jobs=(list,)),
+    # Each distinct script once, in "scripts" by sha256; each job names its own with "script_sha256"
+    # (or carries it inline in "script").
+    "submit": _fields(dag=optional(str), jobs=(list,), scripts=optional(dict), agent_run_id=optional(str)),
     "status": _fields(job_id=(str,)),
     "states": _fields(job_ids=(list,)),
     "dag_status": _fields(dag=(str,)),
@@ -64,7 +69,15 @@ CLIENT_OPS = {
     "stats": _fields(),
     "approve": _fields(gate_id=(str,)),
     "reject": _fields(gate_id=(str,), reason=optional(str)),
+    "agent_run": _fields(run_id=(str,)),
+    # Files (artifacts and project archives), stored by content hash and named; moved in chunks.
+    "has_blob": _fields(sha256=(str,)),
+    "upload_chunk": _fields(upload_id=(str,), offset=(int,), data=(bytes,)),
+    "upload_finish": _fields(upload_id=optional(str), sha256=(str,), name=(str,), kind=(str,)),
+    "artifact_info": _fields(name=(str,)),
+    "read_blob": _fields(sha256=(str,), offset=(int,)),
 }
+ARTIFACT_KINDS = ("file", "archive")
 
 # TitanStore REP (port P+3).
 STORE_OPS = {
@@ -78,7 +91,8 @@ STORE_OPS = {
 }
 
 # Requests that change state: their replies are journaled, so a retry after a restart is not re-run.
-CHANGING_OPS = frozenset({"submit", "cancel", "cancel_dag", "approve", "reject", "put", "delete", "incr", "sadd"})
+CHANGING_OPS = frozenset({"submit", "cancel", "cancel_dag", "approve", "reject", "put", "delete", "incr", "sadd",
+                          "upload_finish"})
 
 # Worker DEALER -> master ROUTER (port P+1).
 WORKER_OPS = {
@@ -87,8 +101,12 @@ WORKER_OPS = {
     "heartbeat": _fields(running=optional(list)),
     "log": _fields(job_id=(str,), attempt=(int,), stream=(str,), data=(bytes,)),
     "finished": _fields(job_id=(str,), attempt=(int,), exit_code=(int,), error=optional(str)),
+    # a dispatch named a script by hash that this worker was never sent: send the dispatch again, in full
+    "missing_script": _fields(job_id=(str,), attempt=(int,)),
     # the master acknowledges every "finished"; the worker re-sends results until then
     "bye": _fields(),
+    # a worker lacking a dispatched job's project archive pulls it, one chunk per request
+    "fetch_archive": _fields(sha256=(str,), offset=(int,)),
 }
 
 # Master -> worker.
@@ -96,9 +114,10 @@ MASTER_TO_WORKER_OPS = {
     "welcome": _fields(),
     "heartbeat": _fields(),
     "reregister": _fields(reason=optional(str)),
-    "dispatch": _fields(job=(dict,), attempt=(int,), dag=optional(str)),
+    "dispatch": _fields(job=(dict,), attempt=(int,), dag=optional(str), agent_run_id=optional(str)),
     "stop": _fields(job_id=(str,), attempt=(int,), reason=optional(str)),
     "ack": _fields(job_id=(str,), attempt=(int,)),
+    "archive_chunk": _fields(sha256=(str,), offset=(int,), size=(int,), data=(bytes,), error=optional(str)),
 }
 
 LOG_STREAMS = ("stdout", "stderr")
@@ -181,46 +200,136 @@ def is_of_type(value, types: tuple) -> bool:
 
 
 def job_to_wire(spec: JobSpec) -> dict:
-    return {
-        "job_id": spec.job_id, "filename": spec.filename, "script": spec.script, "job_type": spec.job_type,
-        "args": spec.args, "parents": list(spec.parents), "port": spec.port, "is_archive": spec.is_archive,
-        "priority": spec.priority, "delay": spec.delay, "affinity": spec.affinity,
-        "requirement": spec.requirement, "hitl_message": spec.hitl_message,
-        "max_wait_seconds": spec.max_wait_seconds, "retries": spec.retries, "timeout": spec.timeout,
-        "isolation": spec.isolation,
-    }
+    """A job as it travels: default values are left out, the receiver fills them in."""
+    return spec_to_dict(spec)
 
 
-def job_from_wire(raw, index: int = 0, same_script=lambda script: script) -> JobSpec:
-    """A JobSpec from its wire form. `same_script` may return an equal script already held, so many
-    jobs of one script share one copy in memory."""
+def submission(specs) -> dict:
+    """The fields of a "submit" request: the jobs, naming their scripts by hash, and each script once."""
+    scripts: Dict[str, bytes] = {}
+    digests: Dict[bytes, str] = {}
+    jobs = []
+    for spec in specs:
+        wire = spec_to_dict(spec)
+        script = wire.pop("script")
+        digest = digests.get(script)
+        if digest is None:
+            digest = digests[script] = script_digest(script)
+            scripts[digest] = script
+        wire["script_sha256"] = digest
+        jobs.append(wire)
+    return {"jobs": jobs, "scripts": scripts}
+
+
+def script_digest(script: bytes) -> str:
+    return hashlib.sha256(script).hexdigest()
+
+
+def submitted_scripts(raw) -> Dict[str, bytes]:
+    """A submission's "scripts" map, checked: each key must be the sha256 of its script."""
+    scripts = raw or {}
+    for digest, script in scripts.items():
+        if not isinstance(digest, str) or not isinstance(script, bytes):
+            raise ProtocolError("'submit' message: 'scripts' must map sha256 hex strings to script bytes")
+        if script_digest(script) != digest:
+            raise ProtocolError(f"'submit' message: script {digest[:16]}... does not have that sha256")
+    return scripts
+
+
+_JOB_FIELD_TYPES = {name: field.types for name, field in JOB_FIELDS.items()}
+
+
+def job_from_wire(raw, index: int = 0, same_script=lambda script: script,
+                  scripts: Optional[Dict[str, bytes]] = None) -> JobSpec:
+    """A JobSpec from its wire form, its script inline or named by hash from `scripts`. `same_script`
+    may return an equal script already held, so many jobs of one script share one copy in memory."""
     if not isinstance(raw, dict):
         raise ProtocolError(f"job #{index} must be a map, got {type(raw).__name__}")
-    label = f"job {raw.get('job_id')!r}" if isinstance(raw.get("job_id"), str) else f"job #{index}"
-    check_fields(label, raw, JOB_FIELDS)
+    if not _has_plain_job_fields(raw):   # the exact check, for its message (and the rare subclass)
+        check_fields(_job_label(raw, index), raw, JOB_FIELDS)
     if not raw["job_id"].strip():
         raise ProtocolError(f"job #{index} has an empty job_id")
-    _check_filename(label, raw["filename"])
+    problem = _filename_problem(raw["filename"])
+    if problem:
+        raise ProtocolError(f"{_job_label(raw, index)}: {problem}")
+    if raw.get("is_archive"):
+        _check_archive_filename(_job_label(raw, index), raw["filename"])
+    if raw.get("archive") is not None and not is_sha256(raw["archive"]):
+        raise ProtocolError(f"{_job_label(raw, index)}: archive must be a sha256 in hex, got {raw['archive'][:80]!r}")
     parents = raw.get("parents") or []
     if not all(isinstance(p, str) for p in parents):
-        raise ProtocolError(f"{label}: every parent must be a job id string")
+        raise ProtocolError(f"{_job_label(raw, index)}: every parent must be a job id string")
     if (raw.get("retries") or 0) < 0 or (raw.get("timeout") is not None and raw["timeout"] <= 0):
-        raise ProtocolError(f"{label}: retries must be >= 0 and timeout > 0 seconds")
+        raise ProtocolError(f"{_job_label(raw, index)}: retries must be >= 0 and timeout > 0 seconds")
     if raw.get("isolation", "fork") not in (None, *ISOLATIONS):
-        raise ProtocolError(f"{label}: isolation must be one of {', '.join(ISOLATIONS)}, "
+        raise ProtocolError(f"{_job_label(raw, index)}: isolation must be one of {', '.join(ISOLATIONS)}, "
                             f"got {raw['isolation']!r}")
-    present = {k: v for k, v in raw.items() if v is not None and k != "parents"}
-    present["script"] = same_script(present["script"])
+    present = {k: v for k, v in raw.items() if v is not None and k != "parents" and k != "script_sha256"}
+    present["script"] = same_script(_job_script(raw, index, scripts))
     return JobSpec(parents=tuple(parents), **present)
 
 
-def _check_filename(label: str, filename: str) -> None:
-    """The worker saves the script under the last part of this name, so that part must be a file name."""
+def _job_script(raw: dict, index: int, scripts: Optional[Dict[str, bytes]]) -> bytes:
+    digest, script = raw.get("script_sha256"), raw.get("script")
+    if (digest is None) == (script is None):
+        raise ProtocolError(f"{_job_label(raw, index)} must carry either 'script' or 'script_sha256'")
+    if script is not None:
+        return script
+    found = (scripts or {}).get(digest)
+    if found is None:
+        raise ProtocolError(f"{_job_label(raw, index)}: script_sha256 {digest[:16]}... is not among the "
+                            "submission's scripts")
+    return found
+
+
+def _has_plain_job_fields(raw: dict) -> bool:
+    """True when every field is known and of exactly an allowed type, and none required is missing:
+    the common case, checked in one pass without building messages."""
+    for name, value in raw.items():
+        types = _JOB_FIELD_TYPES.get(name)
+        if types is None or type(value) not in types:
+            return False
+    return "job_id" in raw and "filename" in raw
+
+
+def _job_label(raw: dict, index: int) -> str:
+    return f"job {raw.get('job_id')!r}" if isinstance(raw.get("job_id"), str) else f"job #{index}"
+
+
+@functools.lru_cache(maxsize=1024)   # many jobs share a file name
+def _filename_problem(filename: str) -> Optional[str]:
+    """Why the worker could not save the script under the last part of this name, or None."""
     name = filename.replace("\\", "/").rsplit("/", 1)[-1]
     if name in ("", ".", "..") or "\0" in filename:
-        raise ProtocolError(f"{label}: filename {filename!r} does not end in a usable file name")
+        return f"filename {filename!r} does not end in a usable file name"
     if len(name.encode("utf-8", "surrogatepass")) > MAX_FILE_NAME_BYTES:
-        raise ProtocolError(f"{label}: filename {name[:40]!r}... is longer than {MAX_FILE_NAME_BYTES} bytes")
+        return f"filename {name[:40]!r}... is longer than {MAX_FILE_NAME_BYTES} bytes"
+    return None
+
+
+def split_archive_filename(filename: str) -> Tuple[str, str]:
+    """'project.zip/src/step.py' -> ('project.zip', 'src/step.py'): the archive is named by everything up to
+    the first path component ending in '.zip'. Raises ValueError saying what is wrong."""
+    parts = filename.replace("\\", "/").split("/")
+    ends = [i for i, part in enumerate(parts[:-1]) if part.endswith(".zip")]
+    if not ends:
+        raise ValueError(f"filename {filename!r} of an archive job must be '<archive>.zip/<path in it>'")
+    archive, inner = "/".join(parts[:ends[0] + 1]), [p for p in parts[ends[0] + 1:] if p not in ("", ".")]
+    if not inner or ".." in inner:
+        raise ValueError(f"filename {filename!r}: the path inside archive {archive!r} must be relative "
+                         "and stay inside it (no '..')")
+    return archive, "/".join(inner)
+
+
+def _check_archive_filename(label: str, filename: str) -> None:
+    try:
+        split_archive_filename(filename)
+    except ValueError as exc:
+        raise ProtocolError(f"{label}: {exc}") from None
+
+
+def is_sha256(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
 
 
 def ok_reply(rid: Optional[str], result=None) -> dict:

@@ -1,0 +1,172 @@
+"""The master's files: artifacts and project archives, stored once by content hash (sha256) and named.
+
+Layout under the root (<data dir>/artifacts, or a temp folder when the master has no data dir):
+
+    blobs/<sha256>          the bytes, written whole (temp file + rename), never changed after
+    names/<sha256 of name>  {"name", "sha256", "size", "kind"}: which content a name points at now
+    uploads/<upload id>     bytes of an upload still arriving (dropped at start: a client starts again)
+
+Everything is a file, so it survives a master restart when the root is in the data dir. Uploads arrive in
+chunks appended in order; the hash is computed as they arrive, so finishing one costs no re-read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+from titan import defaults
+from titan.core.errors import RequestRejected, UnknownArtifact
+from titan.net.protocol import ARTIFACT_KINDS, is_sha256
+
+# Uploads begun and never finished are forgotten (and their bytes deleted) past this many.
+MAX_OPEN_UPLOADS = 256
+UPLOAD_ID_CHARS = frozenset("0123456789abcdef-")
+
+
+@dataclass
+class _Upload:
+    path: str
+    size: int = 0
+    last_chunk: bytes = b""
+    hasher: "hashlib._Hash" = field(default_factory=hashlib.sha256)
+
+
+class ArtifactStore:
+    def __init__(self, root: Optional[str]):
+        self.owns_root = root is None
+        self.root = root or tempfile.mkdtemp(prefix="titan-artifacts-")
+        for folder in ("blobs", "names", "uploads"):
+            os.makedirs(os.path.join(self.root, folder), exist_ok=True)
+        shutil.rmtree(os.path.join(self.root, "uploads"), ignore_errors=True)
+        os.makedirs(os.path.join(self.root, "uploads"))
+        self._uploads: "OrderedDict[str, _Upload]" = OrderedDict()
+        self.bytes_received = 0          # upload bytes taken in, for stats (a repeat upload adds none)
+        self.bytes_sent_to_workers = 0
+        self.archive_fetches = 0         # archive transfers to workers begun (first chunks sent)
+
+    # ----------------------------------------------------------------- receiving
+
+    def has(self, sha256: str) -> bool:
+        return is_sha256(sha256) and os.path.isfile(self._blob(sha256))
+
+    def receive_chunk(self, upload_id: str, offset: int, data: bytes) -> int:
+        """Append one chunk; a repeat of the last chunk (a client retry) is accepted and ignored."""
+        upload = self._upload(upload_id, create=offset == 0)
+        if offset + len(data) == upload.size and data == upload.last_chunk:
+            return upload.size
+        if offset != upload.size:
+            raise RequestRejected(f"upload {upload_id!r} expected the chunk at offset {upload.size}, got {offset}",
+                                  expected=upload.size)
+        with open(upload.path, "ab") as handle:
+            handle.write(data)
+        upload.hasher.update(data)
+        upload.size += len(data)
+        upload.last_chunk = data
+        self.bytes_received += len(data)
+        return upload.size
+
+    def finish(self, upload_id: Optional[str], sha256: str, name: str, kind: str) -> dict:
+        """Name the content `sha256`: from the upload just completed, or already held (upload_id None)."""
+        check_name(name)
+        if kind not in ARTIFACT_KINDS:
+            raise RequestRejected(f"artifact kind must be one of {', '.join(ARTIFACT_KINDS)}, got {kind!r}")
+        if upload_id is not None and not self.has(sha256):
+            self._keep_upload(upload_id, sha256)
+        if not self.has(sha256):
+            raise UnknownArtifact(f"the master holds no content with sha256 {sha256[:16]}...; upload it first",
+                                  sha256=sha256)
+        entry = {"name": name, "sha256": sha256, "size": os.path.getsize(self._blob(sha256)), "kind": kind}
+        _write_atomically(self._name_file(name), json.dumps(entry).encode())
+        return entry
+
+    def _keep_upload(self, upload_id: str, sha256: str) -> None:
+        upload = self._upload(upload_id, create=False)
+        actual = upload.hasher.hexdigest()
+        if actual != sha256:
+            self._drop_upload(upload_id)
+            raise RequestRejected(f"upload {upload_id!r} has sha256 {actual[:16]}..., not the announced "
+                                  f"{sha256[:16]}...; the bytes were damaged, upload again")
+        _fsync_file(upload.path)
+        os.replace(upload.path, self._blob(sha256))
+        del self._uploads[upload_id]
+
+    def _upload(self, upload_id: str, create: bool) -> _Upload:
+        if not upload_id or len(upload_id) > 64 or not set(upload_id) <= UPLOAD_ID_CHARS:
+            raise RequestRejected(f"upload id must be up to 64 lowercase hex digits or '-', got {upload_id[:80]!r}")
+        upload = self._uploads.get(upload_id)
+        if upload is None:
+            if not create:
+                raise RequestRejected(f"no upload {upload_id!r} in progress (the master may have restarted); "
+                                      "upload the file again")
+            upload = self._uploads[upload_id] = _Upload(os.path.join(self.root, "uploads", upload_id))
+            open(upload.path, "wb").close()
+            while len(self._uploads) > MAX_OPEN_UPLOADS:
+                self._drop_upload(next(iter(self._uploads)))
+        return upload
+
+    def _drop_upload(self, upload_id: str) -> None:
+        upload = self._uploads.pop(upload_id)
+        try:
+            os.unlink(upload.path)
+        except FileNotFoundError:
+            pass
+
+    # ----------------------------------------------------------------- serving
+
+    def info(self, name: str) -> dict:
+        check_name(name)
+        try:
+            with open(self._name_file(name), "rb") as handle:
+                return json.loads(handle.read())
+        except FileNotFoundError:
+            raise UnknownArtifact(f"no artifact named {name!r} on the master", name=name) from None
+
+    def read(self, sha256: str, offset: int, limit: int = defaults.TRANSFER_CHUNK_BYTES) -> Tuple[bytes, int]:
+        """Up to `limit` bytes from `offset`, and the blob's whole size."""
+        if not self.has(sha256):
+            raise UnknownArtifact(f"the master holds no content with sha256 {sha256[:16]}...", sha256=sha256)
+        path = self._blob(sha256)
+        with open(path, "rb") as handle:
+            handle.seek(max(0, offset))
+            return handle.read(limit), os.fstat(handle.fileno()).st_size
+
+    def stats(self) -> dict:
+        return {"bytes_received": self.bytes_received, "bytes_sent_to_workers": self.bytes_sent_to_workers,
+                "archive_fetches": self.archive_fetches, "root": self.root}
+
+    def close(self) -> None:
+        if self.owns_root:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def _blob(self, sha256: str) -> str:
+        return os.path.join(self.root, "blobs", sha256)
+
+    def _name_file(self, name: str) -> str:
+        return os.path.join(self.root, "names", hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest())
+
+
+def check_name(name: str) -> None:
+    if not name or len(name) > defaults.MAX_ARTIFACT_NAME_CHARS or any(ord(c) < 32 for c in name):
+        raise RequestRejected(f"artifact name must be 1 to {defaults.MAX_ARTIFACT_NAME_CHARS} printable "
+                              f"characters, got {name[:80]!r}")
+
+
+def _write_atomically(path: str, data: bytes) -> None:
+    temporary = f"{path}.tmp"
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def _fsync_file(path: str) -> None:
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())

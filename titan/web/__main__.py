@@ -1,0 +1,5 @@
+import sys
+
+from titan.web.command import main
+
+sys.exit(main())

@@ -1,0 +1,112 @@
+"""TitanClient's file methods: project archives and artifacts, moved in chunks and stored by content hash.
+
+The master keeps one copy of each content (sha256) and names point at contents. An upload first asks
+whether the master already holds the content, so sending the same file or folder again moves no bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import uuid
+from typing import Optional
+
+from titan import defaults
+from titan.archives import zip_folder
+
+
+class FileTransfers:
+    """Mixed into TitanClient; needs its `_ask(op, **fields)`."""
+
+    def upload_project_folder(self, path: str, name: Optional[str] = None) -> str:
+        """Zip a project folder (skipping __pycache__, .git, .venv, *.pyc and other caches) and store it on
+        the master under `name` (default: the folder's name + ".zip"). Returns the name, for jobs that run
+        from it: TitanJob(id, "<name>/src/step.py", is_archive=True). The same content is sent only once."""
+        return self._upload_project(path, name)[0]
+
+    def _upload_project(self, path: str, name: Optional[str]) -> tuple:
+        name = name or os.path.basename(os.path.abspath(path)) + ".zip"
+        if not name.endswith(".zip") or "/" in name:
+            raise ValueError(f"a project archive name ends in '.zip' and has no '/', got {name!r}")
+        data = zip_folder(path)
+        entry = self._upload(lambda: io.BytesIO(data), name, "archive")
+        return name, entry["sha256"]
+
+    def upload_file(self, path: str, name: Optional[str] = None) -> str:
+        """Store a file on the master as an artifact named `name` (default: its base name); returns the name.
+        Large files travel in chunks; content the master already holds is not sent again."""
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"file to upload {path!r} not found")
+        name = name or os.path.basename(path)
+        self._upload(lambda: open(path, "rb"), name, "file")
+        return name
+
+    def publish_artifact(self, key: str, path: str) -> dict:
+        """Store a job's output file under `key`, for other jobs or the user (get_artifact). Returns
+        {"name", "sha256", "size", "kind"}."""
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"artifact file {path!r} not found")
+        return self._upload(lambda: open(path, "rb"), key, "file")
+
+    def fetch_artifact(self, name: str, save_path: str) -> str:
+        """Download an artifact (or a project archive's zip) to save_path (a folder: saved in it under the
+        artifact's name); byte-identical, written whole or not at all. Returns the path written.
+        UnknownArtifact names the artifact if the master has none of that name."""
+        entry = self._ask("artifact_info", name=name)
+        if os.path.isdir(save_path):
+            save_path = os.path.join(save_path, os.path.basename(name) or "artifact")
+        folder = os.path.dirname(os.path.abspath(save_path))
+        os.makedirs(folder, exist_ok=True)
+        partial = f"{save_path}.part-{uuid.uuid4().hex[:8]}"
+        try:
+            digest = self._download(entry, partial)
+            if digest != entry["sha256"]:
+                raise IOError(f"artifact {name!r} arrived damaged (sha256 {digest[:16]}... instead of "
+                              f"{entry['sha256'][:16]}...); try again")
+            os.replace(partial, save_path)
+        finally:
+            if os.path.exists(partial):
+                os.unlink(partial)
+        return save_path
+
+    def get_artifact(self, key: str, save_path: str) -> str:
+        """What publish_artifact(key, ...) stored, saved to save_path; see fetch_artifact."""
+        return self.fetch_artifact(key, save_path)
+
+    def _upload(self, open_source, name: str, kind: str) -> dict:
+        with open_source() as source:
+            sha256 = _sha256_of(source)
+        upload_id = None
+        if not self._ask("has_blob", sha256=sha256):
+            upload_id = uuid.uuid4().hex
+            offset = 0
+            with open_source() as source:
+                while True:
+                    chunk = source.read(defaults.TRANSFER_CHUNK_BYTES)
+                    if not chunk and offset > 0:
+                        break
+                    offset = self._ask("upload_chunk", upload_id=upload_id, offset=offset, data=chunk)
+                    if not chunk:
+                        break
+        return self._ask("upload_finish", upload_id=upload_id, sha256=sha256, name=name, kind=kind)
+
+    def _download(self, entry: dict, path: str) -> str:
+        hasher = hashlib.sha256()
+        offset = 0
+        with open(path, "wb") as sink:
+            while offset < entry["size"]:
+                chunk = self._ask("read_blob", sha256=entry["sha256"], offset=offset)["data"]
+                if not chunk:
+                    raise IOError(f"artifact {entry['name']!r} ended early at byte {offset} of {entry['size']}")
+                sink.write(chunk)
+                hasher.update(chunk)
+                offset += len(chunk)
+        return hasher.hexdigest()
+
+
+def _sha256_of(source) -> str:
+    hasher = hashlib.sha256()
+    for chunk in iter(lambda: source.read(defaults.TRANSFER_CHUNK_BYTES), b""):
+        hasher.update(chunk)
+    return hasher.hexdigest()
