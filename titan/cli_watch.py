@@ -15,7 +15,6 @@ from rich.text import Text
 from titan.cli_common import Section, add_master_options, connect, console, fields_line, note, \
     positive_float, positive_int, show
 from titan.core.jobs import JobState
-from titan_sdk.client import EventOrder
 
 EVENT_FIELDS = ("job_id", "dag", "state", "worker", "attempt", "exit_code", "reason", "jobs", "counts")
 TOP_INTERVAL_S = 2.0          # a stats snapshot at least this often, events or not (heartbeat ages move)
@@ -61,31 +60,21 @@ def add_commands(commands) -> None:
 def run_events(args) -> int:
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     printed = 0
-    order: Optional[EventOrder] = None
-    with connect(args) as client, client.events() as events:   # all topics, so gaps in numbering show
+    with connect(args) as client, client.events(topics=args.topic or None) as events:
         try:
             while args.count is None or printed < args.count:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 event = events.get(None if remaining is None else max(0.0, remaining))
                 if event is None:
                     return 0
-                order = _check_order(order, event)
-                if any(event["topic"].startswith(prefix) for prefix in args.topic or [""]):
-                    print(event_line(event), flush=True)
-                    printed += 1
+                gap = events.take_gap()
+                if gap is not None:
+                    note("events", f"{gap} (this reader was too slow)" if gap.missing else str(gap))
+                print(event_line(event), flush=True)
+                printed += 1
         except KeyboardInterrupt:   # the usual way to stop it, not an error
             return 0
     return 0
-
-
-def _check_order(order: Optional[EventOrder], event: dict) -> EventOrder:
-    if order is not None and order.check(event) == EventOrder.GAP:
-        if event.get("run_id") == order.run_id:
-            note("events", f"events {order.seq + 1}..{event['seq'] - 1} were lost (this reader was too slow)")
-        else:
-            note("events", f"the master restarted (run {event.get('run_id')}); events may have been lost")
-        order = None
-    return order or EventOrder(event.get("run_id"), event.get("seq", 0))
 
 
 def event_line(event: dict) -> str:
@@ -180,7 +169,7 @@ def run_top(args) -> int:
 def _top_loop(client, events, view: TopView, args, render) -> int:
     """Render, then re-snapshot when events came (at most every TOP_EVENT_REFRESH_S), when events were
     lost, or every interval; until Ctrl-C or --iterations renders."""
-    frames, order, changed = 0, None, False
+    frames, changed = 0, False
     snapshot_due = time.monotonic() + args.interval
     try:
         while True:
@@ -192,10 +181,8 @@ def _top_loop(client, events, view: TopView, args, render) -> int:
                 event = events.get(max(0.0, snapshot_due - time.monotonic()))
                 if event is None:
                     break
-                lost = order is not None and order.check(event) == EventOrder.GAP
-                order = None if lost else order or EventOrder(event.get("run_id"), event.get("seq", 0))
                 view.add_event(event)
-                if lost:
+                if events.take_gap() is not None:   # counts are off until a fresh snapshot
                     break
                 if not changed:
                     changed = True

@@ -11,6 +11,7 @@ import os
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Union
 
 import zmq
@@ -29,30 +30,46 @@ SNAPSHOT_EVERY_S = 1.0
 FOLLOW_LOGS_POLL_S = 0.2
 
 
-class EventOrder:
-    """Tells whether events were lost between the master and a subscriber of all topics.
+@dataclass(frozen=True)
+class EventGap:
+    """Events lost just before one that arrived: `missing` of its topic, or None when it comes from another
+    run of the master (it restarted: what was lost is unknown)."""
 
-    Within one run of the master, events are numbered 1, 2, 3, ... A PUB socket drops events for a slow
-    subscriber past its high-water mark, so a number that jumps (or an event of another run: the master
-    restarted) means some are missing and only a fresh snapshot tells what they said.
+    topic: str
+    missing: Optional[int]
+
+    def __str__(self) -> str:
+        if self.missing is None:
+            return "the master restarted; events of its earlier run may have been lost"
+        return f"{self.missing} {self.topic} event{'s' if self.missing != 1 else ''} lost"
+
+
+class EventOrder:
+    """Notices events lost between the master and one subscriber.
+
+    Within one run of the master, the events of each topic are numbered 1, 2, 3, ... (topic_seq), so a
+    subscriber to some topics can tell an event it did not ask for from one it lost: a PUB socket drops
+    events for a slow subscriber past its high-water mark. Feed it every event the subscription receives.
     """
 
-    OLD, NEXT, GAP = "old", "next", "gap"
+    def __init__(self) -> None:
+        self.run_id: Optional[str] = None
+        self._last: Dict[str, int] = {}    # topic -> number of the last event of it seen
 
-    def __init__(self, run_id: str, seq: int):
-        self.run_id, self.seq = run_id, seq   # the snapshot's: events up to seq are in it
-
-    def check(self, event: dict) -> str:
-        """OLD: already in the snapshot, drop it; NEXT: the one expected, apply it; GAP: events are missing."""
-        seq = event.get("seq")
-        if event.get("run_id") != self.run_id or not isinstance(seq, int):
-            return self.GAP
-        if seq <= self.seq:
-            return self.OLD
-        if seq > self.seq + 1:
-            return self.GAP
-        self.seq = seq
-        return self.NEXT
+    def check(self, event: dict) -> Optional[EventGap]:
+        """The gap just before this event, or None if none shows."""
+        topic, number = event.get("topic", ""), event.get("topic_seq")
+        restarted = event.get("run_id") != self.run_id and self.run_id is not None
+        if event.get("run_id") != self.run_id:
+            self.run_id, self._last = event.get("run_id"), {}
+        if not isinstance(number, int):
+            return EventGap(topic, None) if restarted else None
+        previous, self._last[topic] = self._last.get(topic), number
+        if restarted:
+            return EventGap(topic, None)
+        if previous is not None and number > previous + 1:
+            return EventGap(topic, number - previous - 1)
+        return None
 
 
 class _Channel:
@@ -226,54 +243,56 @@ class TitanClient(FileTransfers):
 
     def _wait_for(self, waiting: set, timeout: Optional[float], on_final) -> Dict[str, str]:
         """Subscribed before looking: drop what is queued, take a snapshot, then apply only the events
-        newer than the snapshot. A gap in their numbers means the PUB socket dropped some: take a fresh
-        snapshot at once. One every second anyway, in case the events lost were the last ones."""
+        newer than the snapshot. When the events' numbers show some were lost (a PUB socket drops them
+        for a slow reader), take a fresh snapshot at once; and one every second anyway, in case the
+        events lost were the last ones (no later event shows that gap)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         final: Dict[str, str] = {}
-        events = self._all_events_subscription()
+        events = self._final_states_subscription()
         events.drain()
         while waiting:
-            order = self._record_final(self._ask("states", job_ids=sorted(waiting)), waiting, final, on_final)
+            floor = self._record_final(self._ask("states", job_ids=sorted(waiting)), waiting, final, on_final)
             if not waiting:
                 break
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"still not finished after {timeout:g}s: {', '.join(sorted(waiting))}")
             until = time.monotonic() + SNAPSHOT_EVERY_S
-            self._read_events(events, waiting, final, order, min(until, deadline or until), on_final)
+            self._read_events(events, waiting, final, floor, min(until, deadline or until), on_final)
         return final
 
-    def _all_events_subscription(self) -> "_Subscription":
-        """One live subscription per thread, kept between waits: subscribing costs a round trip. All
-        topics, so that the events' numbers have no gaps unless events were lost."""
-        subscription = getattr(self._per_thread, "all_events", None)
+    def _final_states_subscription(self) -> "_Subscription":
+        """One live subscription per thread, kept between waits: subscribing costs a round trip."""
+        subscription = getattr(self._per_thread, "final_states", None)
         if subscription is None:
-            subscription = self._per_thread.all_events = self._subscription([""])
+            topics = [f"job.{state}" for state in sorted(FINAL_STATE_NAMES)]
+            subscription = self._per_thread.final_states = self._subscription(topics)
             self._kept_subscriptions.append(subscription)
         return subscription
 
-    def _record_final(self, snapshot: dict, waiting: set, final: Dict[str, str], on_final) -> EventOrder:
+    def _record_final(self, snapshot: dict, waiting: set, final: Dict[str, str], on_final) -> tuple:
         for job_id, state in snapshot["states"].items():
             if state is None:
                 raise error_from_reply({"kind": "UnknownJob", "message": f"no job {job_id!r} on this master"})
             if state in FINAL_STATE_NAMES and job_id in waiting:
                 _settle(job_id, state, waiting, final, on_final)
-        return EventOrder(snapshot["run_id"], snapshot["seq"])
+        return snapshot["run_id"], snapshot["seq"]
 
-    def _read_events(self, events: "_Subscription", waiting: set, final: Dict[str, str], order: EventOrder,
-                     until: float, on_final) -> bool:
-        """Apply events until `until`, or until all have ended; False as soon as a gap shows (events lost)."""
+    def _read_events(self, events: "_Subscription", waiting: set, final: Dict[str, str], floor: tuple,
+                     until: float, on_final) -> None:
+        """Apply events newer than the snapshot until `until` or until all have ended; return at once
+        when events were lost, for a fresh snapshot (it covers the event that showed the gap)."""
+        run_id, seq = floor
         while waiting:
             event = events.get(max(0.0, until - time.monotonic()))
             if event is None:
-                return True
-            verdict = order.check(event)
-            if verdict == EventOrder.GAP:
+                return
+            if events.take_gap() is not None:
                 self.event_gaps_healed += 1
-                return False
-            if verdict == EventOrder.NEXT and event.get("job_id") in waiting \
-                    and event.get("state") in FINAL_STATE_NAMES:
+                return
+            if event.get("run_id") != run_id or event.get("seq", 0) <= seq:
+                continue   # already in the snapshot
+            if event.get("job_id") in waiting and event.get("state") in FINAL_STATE_NAMES:
                 _settle(event["job_id"], event["state"], waiting, final, on_final)
-        return True
 
     def events(self, topics: Optional[Iterable[str]] = None, timeout: Optional[float] = None) -> "EventStream":
         """Events (all, or those whose topic starts with one of `topics`) as dicts, in order.
@@ -359,15 +378,20 @@ class _Subscription:
             raise MasterUnreachable(f"Titan master event stream at {address} did not answer within "
                                     f"{timeout:g}s (is the master running?)", address=address)
         self.socket.recv_multipart()
+        self.order = EventOrder()
+        self.gap: Optional[EventGap] = None
 
     def drain(self) -> None:
-        """Drop whatever is queued."""
+        """Drop whatever is queued (its numbers still count, and a snapshot must follow)."""
         while self.socket.poll(0):
-            self.socket.recv_multipart()
+            frames = self.socket.recv_multipart()
+            if frames[0] != protocol.EVENTS_WELCOME:
+                self.order.check(protocol.decode_event(frames))
+        self.gap = None
 
     def get(self, timeout: Optional[float]) -> Optional[dict]:
         """The next event, or None if none comes within `timeout` seconds (None: wait for ever). Skips the
-        welcome a reconnect to a restarted master brings."""
+        welcome a reconnect to a restarted master brings. A gap before it is kept for take_gap()."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.socket.closed:
             try:   # events usually come in bursts: take a queued one without a poll's system call
@@ -378,8 +402,15 @@ class _Subscription:
                     return None
                 frames = self.socket.recv_multipart()
             if frames[0] != protocol.EVENTS_WELCOME:
-                return protocol.decode_event(frames)
+                event = protocol.decode_event(frames)
+                self.gap = self.order.check(event) or self.gap
+                return event
         return None
+
+    def take_gap(self) -> Optional[EventGap]:
+        """The events lost (by their numbers) before the last one returned, if any; asked once."""
+        gap, self.gap = self.gap, None
+        return gap
 
     def close(self) -> None:
         self.socket.close(linger=0)
@@ -403,6 +434,11 @@ class EventStream:
     def get(self, timeout: Optional[float] = None) -> Optional[dict]:
         """The next event, or None if none comes within `timeout` seconds (None: wait for ever)."""
         return self._subscription.get(timeout)
+
+    def take_gap(self) -> Optional[EventGap]:
+        """Events lost (their numbers jumped) just before the last one returned, if any: a slow reader's
+        loss, as an EventGap naming the topic and how many; None if nothing was lost. Asked once."""
+        return self._subscription.take_gap()
 
     def close(self) -> None:
         self._subscription.close()

@@ -6,7 +6,7 @@ from hypothesis import given, strategies as st
 
 from titan.cli_common import Section
 from titan.core.logs import JobLogs
-from titan_sdk.client import EventOrder
+from titan_sdk.client import EventGap, EventOrder
 
 from tests.unit.test_scheduler import Sim, spec
 
@@ -91,31 +91,38 @@ def test_stats_count_a_job_waiting_out_its_retry_backoff_and_skip_cancelled_queu
 
 # ----------------------------------------------------------------- lost events
 
-def event(seq: int, run_id: str = "run1") -> dict:
-    return {"seq": seq, "run_id": run_id, "topic": "job.RUNNING"}
+def event(topic: str, number, run_id: str = "run1") -> dict:
+    return {"topic": topic, "topic_seq": number, "run_id": run_id}
 
 
-def test_event_order_drops_what_the_snapshot_has_and_accepts_the_next():
-    order = EventOrder("run1", 10)
-    assert order.check(event(9)) == EventOrder.OLD
-    assert order.check(event(10)) == EventOrder.OLD
-    assert order.check(event(11)) == EventOrder.NEXT
-    assert order.check(event(12)) == EventOrder.NEXT
-    assert order.check(event(11)) == EventOrder.OLD
+def test_event_order_follows_each_topic_on_its_own():
+    order = EventOrder()
+    assert order.check(event("job.COMPLETED", 7)) is None, "the first event of a topic sets where it is"
+    assert order.check(event("job.FAILED", 2)) is None
+    assert order.check(event("job.COMPLETED", 8)) is None
+    assert order.check(event("job.FAILED", 3)) is None, "other topics' events in between are not losses"
 
 
-def test_event_order_sees_a_jump_in_numbers_as_lost_events():
-    order = EventOrder("run1", 10)
-    assert order.check(event(11)) == EventOrder.NEXT
-    assert order.check(event(14)) == EventOrder.GAP
-    assert order.seq == 11, "a gap does not move the expected number: only a fresh snapshot can"
-    assert order.check(event(12)) == EventOrder.NEXT
+def test_event_order_sees_a_jump_in_a_topic_as_lost_events():
+    order = EventOrder()
+    order.check(event("job.COMPLETED", 7))
+    assert order.check(event("job.COMPLETED", 11)) == EventGap("job.COMPLETED", 3)
+    assert str(EventGap("job.COMPLETED", 3)) == "3 job.COMPLETED events lost"
+    assert order.check(event("job.COMPLETED", 12)) is None, "counting goes on from the event that came"
 
 
 def test_event_order_sees_another_run_of_the_master_as_lost_events():
-    order = EventOrder("run1", 10)
-    assert order.check(event(1, run_id="run2")) == EventOrder.GAP
-    assert order.check({"run_id": "run1", "topic": "job.RUNNING"}) == EventOrder.GAP, "no number: cannot tell"
+    order = EventOrder()
+    order.check(event("job.COMPLETED", 7))
+    assert order.check(event("job.COMPLETED", 1, run_id="run2")) == EventGap("job.COMPLETED", None)
+    assert order.check(event("job.COMPLETED", 2, run_id="run2")) is None
+    assert order.check(event("job.FAILED", 5, run_id="run2")) is None
+
+
+def test_event_order_cannot_tell_without_numbers():
+    order = EventOrder()
+    assert order.check(event("job.COMPLETED", None)) is None
+    assert order.check(event("job.COMPLETED", None)) is None
 
 
 # ----------------------------------------------------------------- plain tables
