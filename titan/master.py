@@ -278,6 +278,8 @@ class Master(RequestHandlers):
             self._apply(self.scheduler.job_finished(worker_id, message["job_id"], message["attempt"],
                                                     message["exit_code"], now, message.get("error")))
             self._send_worker(worker_id, {"op": "ack", "job_id": message["job_id"], "attempt": message["attempt"]})
+        elif op == "service_up":
+            self._apply(self.scheduler.service_up(worker_id, message["job_id"], message["attempt"], now))
         elif op == "bye":
             self._apply(self.scheduler.worker_left(worker_id, "it shut down", now))
 

@@ -39,6 +39,10 @@ class RequestHandlers:
         if op == "reject":
             self._apply(self.scheduler.reject(message["gate_id"], message.get("reason") or "", now))
             return self.scheduler.describe_job(message["gate_id"])
+        if op == "stop_service":
+            job_id = self._job_id(message["job_id"])
+            self._apply(self.scheduler.stop_service(job_id, now))
+            return self.scheduler.describe_job(job_id)
         if op == "stats":
             return {**self.scheduler.stats(), "run_id": self.run_id, "seq": self.event_seq,
                     "uptime_s": round(time.time() - self.started_at, 3), "store_keys": len(self.store),

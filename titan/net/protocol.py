@@ -16,7 +16,7 @@ from typing import Dict, Optional, Tuple
 import msgpack
 
 from titan import defaults
-from titan.core.jobs import ISOLATIONS, JobSpec, spec_to_dict
+from titan.core.jobs import ISOLATIONS, SERVICE_JOB_TYPE, JobSpec, spec_to_dict
 
 NoneType = type(None)
 Number = (int, float)
@@ -64,6 +64,7 @@ CLIENT_OPS = {
     "stats": _fields(),
     "approve": _fields(gate_id=(str,)),
     "reject": _fields(gate_id=(str,), reason=optional(str)),
+    "stop_service": _fields(job_id=(str,)),
 }
 
 # TitanStore REP (port P+3).
@@ -78,7 +79,8 @@ STORE_OPS = {
 }
 
 # Requests that change state: their replies are journaled, so a retry after a restart is not re-run.
-CHANGING_OPS = frozenset({"submit", "cancel", "cancel_dag", "approve", "reject", "put", "delete", "incr", "sadd"})
+CHANGING_OPS = frozenset({"submit", "cancel", "cancel_dag", "approve", "reject", "stop_service",
+                          "put", "delete", "incr", "sadd"})
 
 # Worker DEALER -> master ROUTER (port P+1).
 WORKER_OPS = {
@@ -88,6 +90,8 @@ WORKER_OPS = {
     "log": _fields(job_id=(str,), attempt=(int,), stream=(str,), data=(bytes,)),
     "finished": _fields(job_id=(str,), attempt=(int,), exit_code=(int,), error=optional(str)),
     # the master acknowledges every "finished"; the worker re-sends results until then
+    "service_up": _fields(job_id=(str,), attempt=(int,)),
+    # a service's port accepts connections; re-sent after every welcome while it stays up
     "bye": _fields(),
 }
 
@@ -106,6 +110,7 @@ LOG_STREAMS = ("stdout", "stderr")
 # so a client knows from when on it misses nothing.
 EVENTS_WELCOME = b"titan.welcome"
 MAX_FILE_NAME_BYTES = 255   # what common file systems allow for one path component
+MAX_PORT = 65535
 
 
 def encode(message: dict) -> bytes:
@@ -205,12 +210,24 @@ def job_from_wire(raw, index: int = 0, same_script=lambda script: script) -> Job
         raise ProtocolError(f"{_job_label(raw, index)}: every parent must be a job id string")
     if (raw.get("retries") or 0) < 0 or (raw.get("timeout") is not None and raw["timeout"] <= 0):
         raise ProtocolError(f"{_job_label(raw, index)}: retries must be >= 0 and timeout > 0 seconds")
+    problem = _port_problem(raw)
+    if problem:
+        raise ProtocolError(f"{_job_label(raw, index)}: {problem}")
     if raw.get("isolation", "fork") not in (None, *ISOLATIONS):
         raise ProtocolError(f"{_job_label(raw, index)}: isolation must be one of {', '.join(ISOLATIONS)}, "
                             f"got {raw['isolation']!r}")
     present = {k: v for k, v in raw.items() if v is not None and k != "parents"}
     present["script"] = same_script(present["script"])
     return JobSpec(parents=tuple(parents), **present)
+
+
+def _port_problem(raw: dict) -> Optional[str]:
+    port = raw.get("port") or 0
+    if not 0 <= port <= MAX_PORT:
+        return f"port must be between 1 and {MAX_PORT} (0: none), got {port}"
+    if raw.get("job_type") == SERVICE_JOB_TYPE and not port:
+        return f"a {SERVICE_JOB_TYPE} job needs the port it listens on (port=...)"
+    return None
 
 
 def _has_plain_job_fields(raw: dict) -> bool:
