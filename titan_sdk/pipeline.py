@@ -11,6 +11,10 @@
         requirement: GPU
         retries: 2
         timeout: 600
+      - id: api                       # a long-running service; its children start once the port is up
+        type: service
+        file: api.py
+        port: 8080
 
 Every problem names the file, the job and the line: unknown keys, wrong types, missing fields, missing
 script files. The graph itself (cycles, unknown parents) is checked by the master before it queues any
@@ -43,7 +47,6 @@ JOB_TYPES = {"run": "RUN_PAYLOAD", "service": "SERVICE"}
 # Parts of the original format that this Titan cannot honour yet: refused, never silently ignored.
 NOT_YET = {
     ("project", True): "shipping the YAML's folder as a project archive (project: true)",
-    ("type", "service"): "long-running services (type: service)",
 }
 
 
@@ -90,6 +93,8 @@ def _job(where: "_Where", node: yaml.Node, index: int, folder: str) -> TitanJob:
                            required=("id", "file"))
     label = f"job {fields['id'][0]!r}"
     _refuse_unsupported(where, fields, label)
+    if fields.get("type", (None,))[0] == "service" and not fields.get("port", (0,))[0]:
+        raise where.error(fields["type"][1], label, "'type: service' needs the 'port' it listens on")
     arguments: Dict[str, Any] = {}
     for key, (value, value_node) in fields.items():
         arguments[JOB_KEYS[key][1]] = _convert(where, key, value, value_node, label)
