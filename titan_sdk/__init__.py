@@ -1,10 +1,11 @@
 """What user scripts import: `from titan_sdk import TitanClient, TitanJob`."""
 
 from titan.core.errors import (GateError, InvalidDag, JobConflict, MasterUnreachable, RequestRejected,
-                               StoreTypeError, TitanError, UnknownDag, UnknownJob)
+                               ServiceError, StoreTypeError, TitanError, UnknownDag, UnknownJob)
 from titan_sdk.client import TitanClient
 from titan_sdk.job import TitanJob
 from titan_sdk.pipeline import PipelineError, load_pipeline
 
 __all__ = ["TitanClient", "TitanJob", "TitanError", "InvalidDag", "JobConflict", "UnknownJob", "UnknownDag",
-           "StoreTypeError", "RequestRejected", "MasterUnreachable", "PipelineError", "load_pipeline", "GateError"]
+           "StoreTypeError", "RequestRejected", "MasterUnreachable", "PipelineError", "load_pipeline", "GateError",
+           "ServiceError"]

@@ -38,8 +38,12 @@ class TitanJob:
                    in a few milliseconds; "process": a fresh interpreter, for jobs that need one.
                    Other scripts always get a fresh process.
 
-    Accepted and kept but not acted on yet (later work): job_type (RUN_PAYLOAD is what runs),
-    port and job_type="SERVICE" (long-running services), is_archive (project archives).
+    Accepted and kept but not acted on yet (later work): is_archive (project archives).
+
+    job_type="SERVICE" with a `port` makes a long-running service: it stays RUNNING, and its children
+    start once 127.0.0.1:port accepts connections (while it keeps running). Any exit restarts it after
+    the retry backoff, without limit unless `retries` is set; a port already in use fails it at once.
+    client.stop_service(job_id) ends it for good (COMPLETED, "stopped by request").
 
     hitl_message adds a human-in-the-loop gate after the job, named hitl-gate-<job_id>: the job's children
     wait until someone calls client.approve(gate) (or `titan approve GATE`); client.reject(gate, reason)
