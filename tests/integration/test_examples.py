@@ -56,13 +56,38 @@ def test_dynamic_pipeline_chooses_its_graph(seed_cluster, traffic, expected_jobs
             assert len(workers) >= 2, f"ten parallel jobs all ran on {workers}"
 
 
-def test_self_healing_agent_submits_a_fix_with_another_requirement(seed_cluster):
-    result = run_example(seed_cluster, "self_healing/run.py")
+@pytest.mark.parametrize("failure, root_cause, requirement, worker", [
+    ("ram", "the run ran out of memory", "HIGH_MEMORY", "himem-1"),
+    ("cuda", "the GPU ran out of memory", "GENERAL", "cpu-1"),
+])
+def test_self_healing_agent_submits_a_fix_with_another_requirement(seed_cluster, failure, root_cause,
+                                                                   requirement, worker):
+    result = run_example(seed_cluster, "self_healing/run.py", FAILURE=failure)
     assert "flaky_training_run: FAILED" in result.stdout
-    assert "Root cause: the run ran out of memory" in result.stdout
+    assert f"Root cause: {root_cause}" in result.stdout and "decided by rules" in result.stdout
     with seed_cluster.client() as client:
         fix = client.job_info("flaky_training_run_fix")
-        assert (fix["state"], fix["requirement"], fix["worker"]) == ("COMPLETED", "HIGH_MEMORY", "himem-1")
+        assert (fix["state"], fix["requirement"], fix["worker"]) == ("COMPLETED", requirement, worker)
+
+
+def test_self_healing_agent_escalates_what_no_rerun_can_fix(seed_cluster):
+    result = run_example(seed_cluster, "self_healing/run.py", FAILURE="module")
+    assert "Escalating to a person: module 'flash_attn' is not installed" in result.stdout
+    assert "no fix job was submitted" in result.stdout
+
+
+def test_self_healing_agent_asks_a_configured_llm(seed_cluster, tmp_path):
+    """A stand-in model: a command that reads the prompt on stdin and answers like a chat model would."""
+    model = tmp_path / "model.py"
+    model.write_text("import sys\nprompt = sys.stdin.read()\n"
+                     "gpu = 'CUDA out of memory' in prompt\n"
+                     "print('Sure. {\"action\": \"RERUN\", \"reason\": \"model says: ' + "
+                     "('GPU' if gpu else 'RAM') + ' exhausted\", \"requirement\": \"HIGH_MEMORY\"}')\n")
+    result = run_example(seed_cluster, "self_healing/run.py", FAILURE="cuda",
+                         TITAN_LLM_COMMAND=f"{sys.executable} {model}")
+    assert "decided by llm" in result.stdout and "Root cause: model says: GPU exhausted" in result.stdout
+    with seed_cluster.client() as client:
+        assert client.job_info("flaky_training_run_fix")["worker"] == "himem-1"
 
 
 def test_recursive_agent_keeps_memory_in_titanstore(seed_cluster):
