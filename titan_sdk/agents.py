@@ -52,8 +52,8 @@ class Decider(Protocol):
 
 @dataclass(frozen=True)
 class Rule:
-    """`pattern` (a regex) searched in the logs; `remedy(match, context)` builds the remedy, or returns
-    None when the rule cannot help after all (then later rules are tried)."""
+    """`pattern` (a regex) searched in the logs; `remedy(match, context)` builds the remedy (the logs are
+    `match.string`), or returns None when the rule cannot help after all (then later rules are tried)."""
 
     pattern: str
     remedy: Callable[[re.Match, Mapping[str, str]], Optional[Remedy]]

@@ -1,8 +1,9 @@
-"""The seed document's four modes, run unchanged as plain scripts against a real cluster."""
+"""Every example, run as a plain script against a real cluster, then checked through the cluster itself."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -19,10 +20,10 @@ def seed_cluster(make_cluster):
                         WorkerSpec("himem-1", ["HIGH_MEMORY"], slots=1))
 
 
-def run_example(cluster, relative_path: str, **env) -> subprocess.CompletedProcess:
+def run_example(cluster, relative_path: str, *args: str, **env) -> subprocess.CompletedProcess:
     path = os.path.abspath(os.path.join(EXAMPLES, relative_path))
     environment = {**os.environ, "TITAN_HOST": cluster.host, "TITAN_PORT": str(cluster.port), **env}
-    result = subprocess.run([sys.executable, path], cwd=os.path.dirname(path), env=environment,
+    result = subprocess.run([sys.executable, path, *args], cwd=os.path.dirname(path), env=environment,
                             capture_output=True, text=True, timeout=90)
     assert result.returncode == 0, f"{relative_path} failed:\n{result.stdout}\n{result.stderr}"
     return result
@@ -115,3 +116,21 @@ def _exists(client, job_id: str) -> bool:
         return True
     except LookupError:
         return False
+
+
+def test_code_healer_loops_until_the_tests_pass(seed_cluster, tmp_path):
+    original = open(os.path.join(EXAMPLES, "code_healer", "project", "stats.py")).read()
+    result = run_example(seed_cluster, "code_healer/submit.py", str(tmp_path))
+    assert "tests pass after 4 round(s)" in result.stdout, result.stdout
+    healed = (tmp_path / "stats.py").read_text()
+    assert healed != original and "reslt" not in healed and ".apend(" not in healed
+    assert "if len(values) else 0.0" in healed
+    shutil.copy(os.path.join(EXAMPLES, "code_healer", "project", "test_stats.py"), tmp_path)
+    check = "import test_stats as t; [getattr(t, n)() for n in dir(t) if n.startswith('test_')]; print('ok')"
+    ran = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert ran.stdout.strip() == "ok", ran.stderr
+    with seed_cluster.client() as client:
+        states = [client.get_job_status(f"code_healer_tests_{n}") for n in range(1, 5)]
+        assert states == ["FAILED", "FAILED", "FAILED", "COMPLETED"]
+        assert len(client.store_smembers("code_healer/patches")) == 3
+        assert "decided by rules: PATCH" in client.fetch_logs("code_healer_fix_1")
