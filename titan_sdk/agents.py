@@ -78,35 +78,17 @@ class LLMError(RuntimeError):
     """The model could not be asked, or its answer holds no usable remedy."""
 
 
-class LLMDecider:
-    """Asks a language model (see the module docstring); falls back to `fallback` when that fails."""
+class LLM:
+    """A language model asked through a command (prompt on stdin) or an OpenAI-compatible URL."""
 
-    def __init__(self, instructions: str, fallback: Decider, command: Optional[str] = None,
-                 url: Optional[str] = None, model: Optional[str] = None, api_key: Optional[str] = None):
-        self.instructions, self.fallback = instructions, fallback
+    def __init__(self, command: Optional[str] = None, url: Optional[str] = None, model: Optional[str] = None,
+                 api_key: Optional[str] = None):
+        if not command and not url:
+            raise ValueError("an LLM needs a command or a URL")
         self.command, self.url, self.model, self.api_key = command, url, model, api_key
 
-    def decide(self, logs: str, context: Optional[Mapping[str, str]] = None) -> Remedy:
-        try:
-            return parse_remedy(self.ask(self.prompt(logs, context or {})))
-        except LLMError as exc:
-            remedy = self.fallback.decide(logs, context)
-            return Remedy(**{**asdict(remedy), "source": f"rules (llm failed: {exc})"})
-
-    def prompt(self, logs: str, context: Mapping[str, str]) -> str:
-        parts = [self.instructions, 'Answer with one JSON object: {"action": one of '
-                 f'{list(ACTIONS)}, "reason": "...", "requirement": "..." or null, '
-                 '"patch": ["old text", "new text"] or null}.']
-        parts += [f"--- {name} ---\n{text}" for name, text in context.items()]
-        parts.append(f"--- logs ---\n{logs}")
-        return "\n\n".join(parts)
-
     def ask(self, prompt: str) -> str:
-        if self.command:
-            return self._ask_command(prompt)
-        if self.url:
-            return self._ask_url(prompt)
-        raise LLMError("no model configured (set TITAN_LLM_COMMAND or TITAN_LLM_URL)")
+        return self._ask_command(prompt) if self.command else self._ask_url(prompt)
 
     def _ask_command(self, prompt: str) -> str:
         try:
@@ -127,8 +109,39 @@ class LLMDecider:
         try:
             with urllib.request.urlopen(request, timeout=LLM_TIMEOUT_S) as response:
                 return json.load(response)["choices"][0]["message"]["content"]
-        except (OSError, ValueError, KeyError, IndexError) as exc:
+        except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
             raise LLMError(f"{self.url} did not answer usably: {exc}") from None
+
+
+def configured_llm(environ: Mapping[str, str] = os.environ) -> Optional[LLM]:
+    """The model TITAN_LLM_COMMAND or TITAN_LLM_URL (+ TITAN_LLM_MODEL, TITAN_LLM_API_KEY) names, if any."""
+    command, url = environ.get("TITAN_LLM_COMMAND"), environ.get("TITAN_LLM_URL")
+    if not command and not url:
+        return None
+    return LLM(command=command, url=url, model=environ.get("TITAN_LLM_MODEL"),
+               api_key=environ.get("TITAN_LLM_API_KEY"))
+
+
+class LLMDecider:
+    """Asks a language model for the remedy; falls back to `fallback` when that fails."""
+
+    def __init__(self, instructions: str, llm: LLM, fallback: Decider):
+        self.instructions, self.llm, self.fallback = instructions, llm, fallback
+
+    def decide(self, logs: str, context: Optional[Mapping[str, str]] = None) -> Remedy:
+        try:
+            return parse_remedy(self.llm.ask(self.prompt(logs, context or {})))
+        except LLMError as exc:
+            remedy = self.fallback.decide(logs, context)
+            return Remedy(**{**asdict(remedy), "source": f"rules (llm failed: {exc})"})
+
+    def prompt(self, logs: str, context: Mapping[str, str]) -> str:
+        parts = [self.instructions, 'Answer with one JSON object: {"action": one of '
+                 f'{list(ACTIONS)}, "reason": "...", "requirement": "..." or null, '
+                 '"patch": ["old text", "new text"] or null}.']
+        parts += [f"--- {name} ---\n{text}" for name, text in context.items()]
+        parts.append(f"--- logs ---\n{logs}")
+        return "\n\n".join(parts)
 
 
 def parse_remedy(answer: str) -> Remedy:
@@ -152,11 +165,6 @@ def parse_remedy(answer: str) -> Remedy:
 
 def configured_decider(instructions: str, rules: Sequence[Rule],
                        environ: Mapping[str, str] = os.environ) -> Decider:
-    """An LLMDecider (falling back to the rules) when TITAN_LLM_COMMAND or TITAN_LLM_URL is set,
-    else a RuleDecider."""
-    rule_decider = RuleDecider(rules)
-    command, url = environ.get("TITAN_LLM_COMMAND"), environ.get("TITAN_LLM_URL")
-    if not command and not url:
-        return rule_decider
-    return LLMDecider(instructions, rule_decider, command=command, url=url,
-                      model=environ.get("TITAN_LLM_MODEL"), api_key=environ.get("TITAN_LLM_API_KEY"))
+    """An LLMDecider (falling back to the rules) when a model is configured, else a RuleDecider."""
+    llm = configured_llm(environ)
+    return RuleDecider(rules) if llm is None else LLMDecider(instructions, llm, RuleDecider(rules))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -134,3 +135,25 @@ def test_code_healer_loops_until_the_tests_pass(seed_cluster, tmp_path):
         assert states == ["FAILED", "FAILED", "FAILED", "COMPLETED"]
         assert len(client.store_smembers("code_healer/patches")) == 3
         assert "decided by rules: PATCH" in client.fetch_logs("code_healer_fix_1")
+
+
+def test_doc_dispatcher_documents_every_function_of_every_file(seed_cluster, tmp_path):
+    sources = os.path.join(EXAMPLES, "doc_dispatcher", "sample_src")
+    output = tmp_path / "DOCS.md"
+    result = run_example(seed_cluster, "doc_dispatcher/dispatcher.py", sources, str(output))
+    assert "2 of 2 files documented" in result.stdout
+    docs = output.read_text()
+    for name in ("geometry.py", "inventory.py"):
+        tree = ast.parse(open(os.path.join(sources, name)).read())
+        assert f"## `{name}`" in docs and ast.get_docstring(tree) in docs
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                assert f"{node.name}(" in docs, f"{name}: function {node.name} is not documented"
+            if isinstance(node, ast.ClassDef):
+                assert f"class {node.name}" in docs, f"{name}: class {node.name} is not documented"
+    assert "### `def circle_area(radius: float) -> float`" in docs
+    assert "`async def restock(item: Item, amount: int, *, supplier: str='default') -> Item`" in docs
+    assert "#### `def Rectangle.area(self) -> float`\n\nWidth times height." in docs
+    with seed_cluster.client() as client:
+        dag = client.dag_status("doc_dispatcher")
+        assert [job["state"] for job in dag["jobs"]] == ["COMPLETED", "COMPLETED"]
