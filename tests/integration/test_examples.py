@@ -157,3 +157,14 @@ def test_doc_dispatcher_documents_every_function_of_every_file(seed_cluster, tmp
     with seed_cluster.client() as client:
         dag = client.dag_status("doc_dispatcher")
         assert [job["state"] for job in dag["jobs"]] == ["COMPLETED", "COMPLETED"]
+
+
+def test_service_pipeline_calls_the_service_and_stops_it(seed_cluster):
+    result = run_example(seed_cluster, "service_pipeline/submit.py")
+    assert "predict(1) = 3\npredict(2) = 5\npredict(3) = 7" in result.stdout
+    assert "up: True" in result.stdout and "after stop_service: COMPLETED" in result.stdout
+    with seed_cluster.client() as client:
+        server = client.job_info("model_server")
+        assert (server["state"], server["reason"]) == ("COMPLETED", "stopped by request")
+        assert "served" in client.fetch_logs("model_server")
+        assert all(worker["services"] == [] for worker in client.stats()["workers"])
