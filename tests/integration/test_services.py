@@ -155,3 +155,28 @@ def test_stop_service_refuses_a_plain_job(svc_client, script):
     svc_client.wait("plain", timeout=WAIT_S)
     with pytest.raises(ValueError, match="'plain' is not a service"):
         svc_client.stop_service("plain")
+
+
+@pytest.mark.timeout(120)
+def test_a_restarted_master_learns_again_that_the_service_is_up(make_cluster, script, tmp_path):
+    cluster = make_cluster(WorkerSpec("w1", slots=2), data_dir=str(tmp_path / "data"))
+    port, pid_file = free_port(), tmp_path / "pids"
+    service = TitanJob("api", script("api.py", SERVICE), job_type="SERVICE", port=port,
+                       args=[str(port), str(pid_file)])
+    with cluster.client(timeout=15) as client:
+        with client.events(["service.up"]) as events:
+            client.submit_job(service)
+            next_event(events, lambda e: e["job_id"] == "api")
+    cluster.master.kill()
+    cluster.master.wait(10)
+    cluster.start_master()
+    with cluster.client(timeout=15) as client:
+        deadline = time.monotonic() + WAIT_S
+        while not client.job_info("api")["service_up"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        info = client.job_info("api")
+        assert (info["state"], info["service_up"], info["attempt"]) == ("RUNNING", True, 1)
+        client.submit_job(TitanJob("caller", script("caller.py", CALLER), args=str(port), parents=["api"]))
+        assert client.wait("caller", timeout=WAIT_S) == "COMPLETED"
+        assert client.stop_service("api") == "COMPLETED"
+    assert len(service_pids(pid_file)) == 1, "the service was started again instead of being claimed back"
