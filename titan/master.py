@@ -293,6 +293,8 @@ class Master(RequestHandlers):
             self._resend_dispatch(worker_id, message["job_id"], message["attempt"])
         elif op == "fetch_archive":
             self._serve_archive(worker_id, message)
+        elif op == "service_up":
+            self._apply(self.scheduler.service_up(worker_id, message["job_id"], message["attempt"], now))
         elif op == "bye":
             self._apply(self.scheduler.worker_left(worker_id, "it shut down", now))
 

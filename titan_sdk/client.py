@@ -252,6 +252,12 @@ class TitanClient(FileTransfers):
         """Cancel everything below a gate; the reason becomes the gate's. Returns the gate's state."""
         return self._ask("reject", gate_id=gate_id, reason=reason)["state"]
 
+    def stop_service(self, job_id: str) -> str:
+        """Stop a service (job_type="SERVICE") for good: its process tree is killed and it is not
+        restarted. Returns its state after: COMPLETED ("stopped by request"), or CANCELLED if it had
+        never come up (its waiting children are cancelled too)."""
+        return self._ask("stop_service", job_id=job_id)["state"]
+
     # ----------------------------------------------------------------- TitanStore
 
     def store_put(self, key: str, value) -> str:

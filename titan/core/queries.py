@@ -40,7 +40,8 @@ class SchedulerQueries:
         queued_by_requirement = Counter(run.spec.requirement for run in self.jobs.values()
                                         if run.state == JobState.QUEUED)
         return {
-            "workers": [w.describe() for w in self.workers.values()],
+            "workers": [{**w.describe(), "services": self.services_on(w.worker_id)}
+                        for w in self.workers.values()],
             "jobs_by_state": {state.value: self.state_counts[state] for state in JobState},
             "queued_by_requirement": dict(queued_by_requirement),
         }
@@ -82,6 +83,8 @@ class SchedulerQueries:
                            for queue in self._queues.values() for e in queue)
             assert in_queue or self._deadlines.pending(timers.BACKOFF, run.job_id), \
                 f"{run.job_id} QUEUED but neither in a queue nor backing off"
+        if run.service_up:
+            assert run.state == JobState.RUNNING and run.times_up > 0, f"{run.job_id} up but not running"
         if run.state != JobState.PENDING:
             assert not run.waiting_on, f"{run.job_id} is {run.state.value} but still waits on parents"
         if run.job_id in self._orphans:

@@ -17,7 +17,7 @@ from typing import Dict, Optional, Tuple
 import msgpack
 
 from titan import defaults
-from titan.core.jobs import ISOLATIONS, JobSpec, spec_to_dict
+from titan.core.jobs import ISOLATIONS, SERVICE_JOB_TYPE, JobSpec, spec_to_dict
 
 NoneType = type(None)
 Number = (int, float)
@@ -75,6 +75,7 @@ CLIENT_OPS = {
     "upload_finish": _fields(upload_id=optional(str), sha256=(str,), name=(str,), kind=(str,)),
     "artifact_info": _fields(name=(str,)),
     "read_blob": _fields(sha256=(str,), offset=(int,)),
+    "stop_service": _fields(job_id=(str,)),
 }
 ARTIFACT_KINDS = ("file", "archive")
 
@@ -90,8 +91,8 @@ STORE_OPS = {
 }
 
 # Requests that change state: their replies are journaled, so a retry after a restart is not re-run.
-CHANGING_OPS = frozenset({"submit", "cancel", "cancel_dag", "approve", "reject", "put", "delete", "incr", "sadd",
-                          "upload_finish"})
+CHANGING_OPS = frozenset({"submit", "cancel", "cancel_dag", "approve", "reject", "stop_service",
+                          "put", "delete", "incr", "sadd", "upload_finish"})
 
 # Worker DEALER -> master ROUTER (port P+1).
 WORKER_OPS = {
@@ -103,6 +104,8 @@ WORKER_OPS = {
     # a dispatch named a script by hash that this worker was never sent: send the dispatch again, in full
     "missing_script": _fields(job_id=(str,), attempt=(int,)),
     # the master acknowledges every "finished"; the worker re-sends results until then
+    "service_up": _fields(job_id=(str,), attempt=(int,)),
+    # a service's port accepts connections; re-sent after every welcome while it stays up
     "bye": _fields(),
     # a worker lacking a dispatched job's project archive pulls it, one chunk per request
     "fetch_archive": _fields(sha256=(str,), offset=(int,)),
@@ -124,6 +127,7 @@ LOG_STREAMS = ("stdout", "stderr")
 # so a client knows from when on it misses nothing.
 EVENTS_WELCOME = b"titan.welcome"
 MAX_FILE_NAME_BYTES = 255   # what common file systems allow for one path component
+MAX_PORT = 65535
 
 
 def encode(message: dict) -> bytes:
@@ -260,6 +264,9 @@ def job_from_wire(raw, index: int = 0, same_script=lambda script: script,
         raise ProtocolError(f"{_job_label(raw, index)}: every parent must be a job id string")
     if (raw.get("retries") or 0) < 0 or (raw.get("timeout") is not None and raw["timeout"] <= 0):
         raise ProtocolError(f"{_job_label(raw, index)}: retries must be >= 0 and timeout > 0 seconds")
+    problem = _port_problem(raw)
+    if problem:
+        raise ProtocolError(f"{_job_label(raw, index)}: {problem}")
     if raw.get("isolation", "fork") not in (None, *ISOLATIONS):
         raise ProtocolError(f"{_job_label(raw, index)}: isolation must be one of {', '.join(ISOLATIONS)}, "
                             f"got {raw['isolation']!r}")
@@ -279,6 +286,15 @@ def _job_script(raw: dict, index: int, scripts: Optional[Dict[str, bytes]]) -> b
         raise ProtocolError(f"{_job_label(raw, index)}: script_sha256 {digest[:16]}... is not among the "
                             "submission's scripts")
     return found
+
+
+def _port_problem(raw: dict) -> Optional[str]:
+    port = raw.get("port") or 0
+    if not 0 <= port <= MAX_PORT:
+        return f"port must be between 1 and {MAX_PORT} (0: none), got {port}"
+    if raw.get("job_type") == SERVICE_JOB_TYPE and not port:
+        return f"a {SERVICE_JOB_TYPE} job needs the port it listens on (port=...)"
+    return None
 
 
 def _has_plain_job_fields(raw: dict) -> bool:
