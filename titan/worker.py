@@ -61,6 +61,7 @@ class Worker:
         self.jobs: Dict[str, RunningJob] = {}
         self.unacked: Dict[tuple, dict] = {}   # (job_id, attempt) -> its "finished" message, until acked
         self.scripts: Dict[str, bytes] = {}    # sha256 -> script, as the master sent them (each once)
+        self._outgoing: List[dict] = []        # this loop turn's messages to the master
         self.registered = False
         self._running = False
         self._last_register = float("-inf")
@@ -94,6 +95,7 @@ class Worker:
         while self._running:
             now = time.monotonic()
             self._keep_in_touch(now)
+            self._flush()
             for target, _ in self.poller.poll(self._poll_timeout_ms()):
                 if target is self.dealer:
                     self._drain_master()
@@ -144,11 +146,19 @@ class Worker:
                          "cpus": psutil.cpu_count() or 1, "memory_mb": memory.total // (1024 * 1024)}}
 
     def _send(self, message: dict) -> None:
+        """Queued for the end of this loop turn, when everything the turn produced leaves as one frame."""
+        self._outgoing.append(message)
+
+    def _flush(self) -> None:
+        if not self._outgoing:
+            return
+        messages, self._outgoing = self._outgoing, []
         try:
-            self.dealer.send(protocol.encode(message), zmq.NOBLOCK)
+            self.dealer.send(protocol.encode_batch(messages), zmq.NOBLOCK)
         except zmq.Again:
-            level = logging.DEBUG if message["op"] in ("register", "heartbeat") else logging.WARNING
-            log.log(level, "master not reachable; %s message dropped", message["op"])
+            ops = sorted({message["op"] for message in messages})
+            level = logging.DEBUG if set(ops) <= {"register", "heartbeat"} else logging.WARNING
+            log.log(level, "master not reachable; dropped %d message(s): %s", len(messages), ", ".join(ops))
 
     # ----------------------------------------------------------------- messages from the master
 
@@ -160,14 +170,17 @@ class Worker:
                 return
             self._last_from_master = time.monotonic()
             try:
-                op, message = protocol.decode(frame, protocol.MASTER_TO_WORKER_OPS)
+                carried = protocol.decode_batch(frame, protocol.MASTER_TO_WORKER_OPS)
             except ProtocolError as exc:
-                log.warning("ignored a malformed message from the master: %s", exc)
-                continue
-            try:
-                self._on_master(op, message)
-            except Exception:  # a worker never dies from a message either
-                log.exception("error handling %r from the master", op)
+                carried = [exc]
+            for item in carried:
+                if isinstance(item, ProtocolError):
+                    log.warning("ignored a malformed message from the master: %s", item)
+                    continue
+                try:
+                    self._on_master(*item)
+                except Exception:  # a worker never dies from a message either
+                    log.exception("error handling %r from the master", item[0])
 
     def _on_master(self, op: str, message: dict) -> None:
         if op == "welcome":
@@ -358,6 +371,7 @@ class Worker:
             executor.kill_tree(running)
             executor.clean_up(running)
         self._send({"op": "bye"})
+        self._flush()
         time.sleep(0.05)  # let the goodbye leave before the context closes
         self.ctx.destroy(linger=100)
         if self.fork_server is not None:

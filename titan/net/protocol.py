@@ -12,7 +12,7 @@ import functools
 import gc
 import hashlib
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 import msgpack
 
@@ -94,8 +94,12 @@ STORE_OPS = {
 CHANGING_OPS = frozenset({"submit", "cancel", "cancel_dag", "approve", "reject", "stop_service",
                           "put", "delete", "incr", "sadd", "upload_finish"})
 
+# Master and worker send each other, per loop turn, one frame: a single message or a batch of them.
+BATCH = "batch"
+
 # Worker DEALER -> master ROUTER (port P+1).
 WORKER_OPS = {
+    BATCH: _fields(messages=(list,)),
     "register": _fields(name=(str,), capabilities=(list,), slots=(int,), info=optional(dict),
                         running=optional(list)),
     "heartbeat": _fields(running=optional(list)),
@@ -113,6 +117,7 @@ WORKER_OPS = {
 
 # Master -> worker.
 MASTER_TO_WORKER_OPS = {
+    BATCH: _fields(messages=(list,)),
     "welcome": _fields(),
     "heartbeat": _fields(),
     "reregister": _fields(reason=optional(str)),
@@ -141,6 +146,11 @@ def decode(frame: bytes, ops: Dict[str, Dict[str, Field]], limit: int = defaults
         raise ProtocolError(f"message of {len(frame):,} bytes is over the {limit:,}-byte limit "
                             "(start the master with a larger --max-message-bytes if this is intended)")
     message = _unpack(frame)
+    return check_message(message, ops, needs_rid), message
+
+
+def check_message(message: dict, ops: Dict[str, Dict[str, Field]], needs_rid: bool = False) -> str:
+    """Check an unpacked message against the table of ops; returns its op."""
     rid = message.get("rid")
     try:
         op = message.get("op")
@@ -154,7 +164,30 @@ def decode(frame: bytes, ops: Dict[str, Dict[str, Field]], limit: int = defaults
     except ProtocolError as exc:
         exc.rid = rid if isinstance(rid, str) else None   # so the error reply reaches the caller
         raise
-    return op, message
+    return op
+
+
+def decode_batch(frame: bytes, ops: Dict[str, Dict[str, Field]],
+                 limit: int = defaults.MAX_MESSAGE_BYTES) -> List[Union[Tuple[str, dict], ProtocolError]]:
+    """The messages one frame carries: itself, or each message of a batch. A malformed message inside a
+    batch comes back as its ProtocolError, so the rest of the batch still counts."""
+    op, message = decode(frame, ops, limit)
+    if op != BATCH:
+        return [(op, message)]
+    carried: List[Union[Tuple[str, dict], ProtocolError]] = []
+    for index, inner in enumerate(message["messages"]):
+        try:
+            if not isinstance(inner, dict) or inner.get("op") == BATCH:
+                raise ProtocolError(f"message #{index} of a batch must be a map and not a batch")
+            carried.append((check_message(inner, ops), inner))
+        except ProtocolError as exc:
+            carried.append(exc)
+    return carried
+
+
+def encode_batch(messages: List[dict]) -> bytes:
+    """One frame for the messages a peer gets in one loop turn."""
+    return encode(messages[0] if len(messages) == 1 else {"op": BATCH, "messages": messages})
 
 
 def _unpack(frame: bytes) -> dict:
