@@ -132,6 +132,8 @@ LOG_STREAMS = ("stdout", "stderr")
 # so a client knows from when on it misses nothing.
 EVENTS_WELCOME = b"titan.welcome"
 MAX_FILE_NAME_BYTES = 255   # what common file systems allow for one path component
+# Below this size a message unpacks into a few objects: no point pausing the garbage collector for it.
+GC_PAUSE_FROM_BYTES = 64 * 1024
 MAX_PORT = 65535
 
 
@@ -192,8 +194,11 @@ def encode_batch(messages: List[dict]) -> bytes:
 
 def _unpack(frame: bytes) -> dict:
     try:
-        with _no_cyclic_gc():   # a 100,000-job DAG is millions of new objects: GC passes would dominate
+        if len(frame) < GC_PAUSE_FROM_BYTES:
             message = msgpack.unpackb(frame, raw=False, strict_map_key=True)
+        else:
+            with _no_cyclic_gc():   # a 100,000-job DAG is millions of new objects: GC passes would dominate
+                message = msgpack.unpackb(frame, raw=False, strict_map_key=True)
     except Exception as exc:  # msgpack raises many types for bad bytes; all mean the same to the sender
         detail = str(exc) or "the bytes do not form one msgpack value"
         raise ProtocolError(f"message is not valid msgpack ({type(exc).__name__}: {detail})") from None
