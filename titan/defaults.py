@@ -32,6 +32,11 @@ DEFAULT_REQUIREMENT = "GENERAL"
 DEFAULT_PRIORITY = 1
 DEFAULT_MAX_WAIT_SECONDS = 172_800
 
+# A worker checks whether a starting service's port accepts connections this often, each check a
+# connect to 127.0.0.1 that gives up after PROBE_TIMEOUT (on loopback an answer is immediate).
+SERVICE_PROBE_INTERVAL_S = 0.1
+SERVICE_PROBE_TIMEOUT_S = 0.05
+
 # How long the master lets one poll wait when nothing is due; bounds how late a delayed job starts.
 POLL_INTERVAL_S = 0.1
 

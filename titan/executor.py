@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -19,6 +20,7 @@ from typing import Dict, List, Optional, Tuple
 
 import psutil
 
+from titan import defaults
 from titan.net.protocol import split_archive_filename
 
 READ_CHUNK_BYTES = 64 * 1024
@@ -56,6 +58,9 @@ class RunningJob:
     deadline: Optional[float] = None                         # time.monotonic() past which it is killed
     timed_out: bool = False
     pipes: Tuple[int, ...] = ()                              # our read ends, closed in clean_up
+    service_port: int = 0                                    # a service: the port it listens on
+    service_up: bool = False                                 # a service whose port accepted a connection
+    next_probe: float = 0.0                                  # when to look at a service's port again
 
     @property
     def job_id(self) -> str:
@@ -183,6 +188,27 @@ def clean_up(job: RunningJob) -> None:
         os.close(fd)
     job.process.wait()
     shutil.rmtree(job.workspace, ignore_errors=True)
+
+
+def port_in_use(port: int) -> bool:
+    """Whether something listens on 127.0.0.1:port already: a bind test, with SO_REUSEADDR as servers
+    use it, so connections of an earlier run lingering in TIME_WAIT do not count."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def port_accepts(port: int) -> bool:
+    """Whether 127.0.0.1:port accepts a TCP connection now (closed again at once)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=defaults.SERVICE_PROBE_TIMEOUT_S):
+            return True
+    except OSError:
+        return False
 
 
 def dag_dir(work_root: str, dag: Optional[str]) -> str:

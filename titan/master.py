@@ -89,6 +89,7 @@ class Master(RequestHandlers):
         self.started_at = time.time()
         self._running = False
         self._outbox: List[tuple] = []    # (socket, frames) held until the journal has committed
+        self._to_workers: Dict[str, List[dict]] = {}   # worker id -> this turn's messages, sent as one frame
         self.journal = Journal(config.data_dir) if config.data_dir else None
         self.artifacts = ArtifactStore(os.path.join(config.data_dir, "artifacts") if config.data_dir else None)
         self.dag_agent_run: Dict[str, str] = {}
@@ -184,12 +185,15 @@ class Master(RequestHandlers):
     def _end_turn(self) -> None:
         """Commit what this turn changed, then say it. Sending can fail (a vanished worker) and cause
         more changes, so repeat until nothing is left."""
-        while self._outbox or (self.journal is not None and self.journal.has_pending):
+        while self._outbox or self._to_workers or (self.journal is not None and self.journal.has_pending):
             if self.journal is not None:
                 self.journal.commit()
             outbox, self._outbox = self._outbox, []
+            to_workers, self._to_workers = self._to_workers, {}
             for socket, frames in outbox:
                 self._send_now(socket, frames)
+            for worker_id, messages in to_workers.items():
+                self._send_now(self.workers, [bytes.fromhex(worker_id), protocol.encode_batch(messages)])
 
     def _send_now(self, socket: zmq.Socket, frames: list) -> None:
         if socket is not self.workers:
@@ -269,12 +273,23 @@ class Master(RequestHandlers):
         try:
             if len(frames) != 2:
                 raise ProtocolError(f"expected a single-frame message, got {len(frames) - 1} frames")
-            op, message = protocol.decode(frames[1], protocol.WORKER_OPS, self.config.max_message_bytes)
-            if op == "register":
-                claims = protocol.job_claims(message.get("running"))
+            carried = protocol.decode_batch(frames[1], protocol.WORKER_OPS, self.config.max_message_bytes)
         except ProtocolError as exc:
             log.warning("dropped a malformed message from worker connection %s: %s", worker_id, exc)
             return
+        for item in carried:
+            if isinstance(item, ProtocolError):
+                log.warning("dropped a malformed message from worker connection %s: %s", worker_id, item)
+            else:
+                self._on_worker_message(worker_id, *item)
+
+    def _on_worker_message(self, worker_id: str, op: str, message: dict) -> None:
+        if op == "register":
+            try:
+                claims = protocol.job_claims(message.get("running"))
+            except ProtocolError as exc:
+                log.warning("dropped a malformed message from worker connection %s: %s", worker_id, exc)
+                return
         now = time.monotonic()
         if op == "register":
             self._register_worker(worker_id, message, claims, now)
@@ -293,6 +308,8 @@ class Master(RequestHandlers):
             self._resend_dispatch(worker_id, message["job_id"], message["attempt"])
         elif op == "fetch_archive":
             self._serve_archive(worker_id, message)
+        elif op == "service_up":
+            self._apply(self.scheduler.service_up(worker_id, message["job_id"], message["attempt"], now))
         elif op == "bye":
             self._apply(self.scheduler.worker_left(worker_id, "it shut down", now))
 
@@ -318,7 +335,7 @@ class Master(RequestHandlers):
             self.journal.record_log(run.job_id, run.seq, message["attempt"], message["stream"], text)
 
     def _send_worker(self, worker_id: str, message: dict) -> None:
-        self._outbox.append((self.workers, [bytes.fromhex(worker_id), protocol.encode(message)]))
+        self._to_workers.setdefault(worker_id, []).append(message)
 
     # ----------------------------------------------------------------- effects
 

@@ -51,6 +51,10 @@ class RequestHandlers:
             return self._agent_run(message["run_id"])
         if op in ARTIFACT_OPS:
             return self._artifact_request(op, message)
+        if op == "stop_service":
+            job_id = self._job_id(message["job_id"])
+            self._apply(self.scheduler.stop_service(job_id, now))
+            return self.scheduler.describe_job(job_id)
         if op == "stats":
             return {**self.scheduler.stats(now), "run_id": self.run_id, "seq": self.event_seq,
                     "artifacts": self.artifacts.stats(),

@@ -26,7 +26,7 @@ from titan import defaults, executor
 from titan.executor import JobContext, LaunchError, RunningJob
 from titan.forkserver import ForkServer
 from titan.net import protocol
-from titan.core.jobs import TIMEOUT_ERROR
+from titan.core.jobs import PORT_IN_USE_ERROR, SERVICE_JOB_TYPE, TIMEOUT_ERROR
 from titan.net.protocol import ProtocolError
 from titan.worker_archives import ArchiveCache
 
@@ -61,6 +61,7 @@ class Worker:
         self.jobs: Dict[str, RunningJob] = {}
         self.unacked: Dict[tuple, dict] = {}   # (job_id, attempt) -> its "finished" message, until acked
         self.scripts: Dict[str, bytes] = {}    # sha256 -> script, as the master sent them (each once)
+        self._outgoing: List[dict] = []        # this loop turn's messages to the master
         self.registered = False
         self._running = False
         self._last_register = float("-inf")
@@ -94,6 +95,7 @@ class Worker:
         while self._running:
             now = time.monotonic()
             self._keep_in_touch(now)
+            self._flush()
             for target, _ in self.poller.poll(self._poll_timeout_ms()):
                 if target is self.dealer:
                     self._drain_master()
@@ -104,6 +106,7 @@ class Worker:
             self._enforce_timeouts(time.monotonic())
             self._report_exits()
             self._tend_archive_fetches(time.monotonic())
+            self._probe_services(time.monotonic())
         self._shut_down()
 
     def stop(self) -> None:
@@ -113,6 +116,8 @@ class Worker:
         if any(not running.streams for running in self.jobs.values()):
             return 5  # its output is closed and its exit is moments away: look again soon
         interval = self.config.heartbeat_interval if self.registered else min(0.5, self.config.heartbeat_interval)
+        if any(job.service_port and not job.service_up for job in self.jobs.values()):
+            interval = min(interval, defaults.SERVICE_PROBE_INTERVAL_S)
         deadlines = [job.deadline for job in self.jobs.values() if job.deadline is not None and not job.timed_out]
         if deadlines:
             interval = max(0.0, min(interval, min(deadlines) - time.monotonic()))
@@ -141,11 +146,19 @@ class Worker:
                          "cpus": psutil.cpu_count() or 1, "memory_mb": memory.total // (1024 * 1024)}}
 
     def _send(self, message: dict) -> None:
+        """Queued for the end of this loop turn, when everything the turn produced leaves as one frame."""
+        self._outgoing.append(message)
+
+    def _flush(self) -> None:
+        if not self._outgoing:
+            return
+        messages, self._outgoing = self._outgoing, []
         try:
-            self.dealer.send(protocol.encode(message), zmq.NOBLOCK)
+            self.dealer.send(protocol.encode_batch(messages), zmq.NOBLOCK)
         except zmq.Again:
-            level = logging.DEBUG if message["op"] in ("register", "heartbeat") else logging.WARNING
-            log.log(level, "master not reachable; %s message dropped", message["op"])
+            ops = sorted({message["op"] for message in messages})
+            level = logging.DEBUG if set(ops) <= {"register", "heartbeat"} else logging.WARNING
+            log.log(level, "master not reachable; dropped %d message(s): %s", len(messages), ", ".join(ops))
 
     # ----------------------------------------------------------------- messages from the master
 
@@ -157,14 +170,17 @@ class Worker:
                 return
             self._last_from_master = time.monotonic()
             try:
-                op, message = protocol.decode(frame, protocol.MASTER_TO_WORKER_OPS)
+                carried = protocol.decode_batch(frame, protocol.MASTER_TO_WORKER_OPS)
             except ProtocolError as exc:
-                log.warning("ignored a malformed message from the master: %s", exc)
-                continue
-            try:
-                self._on_master(op, message)
-            except Exception:  # a worker never dies from a message either
-                log.exception("error handling %r from the master", op)
+                carried = [exc]
+            for item in carried:
+                if isinstance(item, ProtocolError):
+                    log.warning("ignored a malformed message from the master: %s", item)
+                    continue
+                try:
+                    self._on_master(*item)
+                except Exception:  # a worker never dies from a message either
+                    log.exception("error handling %r from the master", item[0])
 
     def _on_master(self, op: str, message: dict) -> None:
         if op == "welcome":
@@ -174,6 +190,9 @@ class Worker:
                 self._send(result)
             for request in self.archives.stale_requests(time.monotonic(), force=True):
                 self._send(request)
+            for running in self.jobs.values():           # a restarted master forgot which services are up
+                if running.service_up:
+                    self._send_service_up(running)
         elif op == "ack":
             self.unacked.pop((message["job_id"], message["attempt"]), None)
         elif op == "reregister":
@@ -224,6 +243,9 @@ class Worker:
                 if request is not None:
                     self._send(request)
                 return
+        port = (job.get("port") or 0) if job.get("job_type") == SERVICE_JOB_TYPE else 0
+        if port and self._port_taken(context, port):
+            return
         try:
             context.dag_dir = executor.dag_dir(self.work_root, context.dag)
         except OSError as exc:
@@ -240,6 +262,7 @@ class Worker:
             self._send_log(context.job_id, context.attempt, "stderr", f"{problem}\n".encode())
             self._send_finished(context.job_id, context.attempt, 127, problem)
             return
+        running.service_port = port
         self.jobs[context.job_id] = running
         for fd in running.streams:
             self.poller.register(fd, zmq.POLLIN)
@@ -269,6 +292,14 @@ class Worker:
                 log.warning("job %s cannot run: %s", job_id, error)
                 self._send_log(job_id, attempt, "stderr", f"titan worker: {error}\n".encode())
                 self._send_finished(job_id, attempt, 127, error)
+    def _port_taken(self, context: JobContext, port: int) -> bool:
+        """A service whose port is taken fails at once: restarting it would not free the port."""
+        if not executor.port_in_use(port):
+            return False
+        problem = f"titan worker: port {port} already in use on 127.0.0.1; service not started"
+        self._send_log(context.job_id, context.attempt, "stderr", f"{problem}\n".encode())
+        self._send_finished(context.job_id, context.attempt, 1, PORT_IN_USE_ERROR)
+        return True
 
     def _discard(self, running: RunningJob) -> None:
         executor.kill_tree(running)
@@ -306,6 +337,20 @@ class Worker:
             executor.clean_up(running)
             self._send_finished(job_id, running.attempt, code, TIMEOUT_ERROR if running.timed_out else None)
 
+    def _probe_services(self, now: float) -> None:
+        """Tell the master once a starting service's port accepts connections: its children may start."""
+        for running in self.jobs.values():
+            if not running.service_port or running.service_up or now < running.next_probe:
+                continue
+            running.next_probe = now + defaults.SERVICE_PROBE_INTERVAL_S
+            if executor.port_accepts(running.service_port):
+                running.service_up = True
+                log.info("service %s is up on port %d", running.job_id, running.service_port)
+                self._send_service_up(running)
+
+    def _send_service_up(self, running: RunningJob) -> None:
+        self._send({"op": "service_up", "job_id": running.job_id, "attempt": running.attempt})
+
     def _send_log(self, job_id: str, attempt: int, stream: str, data: bytes) -> None:
         self._send({"op": "log", "job_id": job_id, "attempt": attempt, "stream": stream, "data": data})
 
@@ -326,6 +371,7 @@ class Worker:
             executor.kill_tree(running)
             executor.clean_up(running)
         self._send({"op": "bye"})
+        self._flush()
         time.sleep(0.05)  # let the goodbye leave before the context closes
         self.ctx.destroy(linger=100)
         if self.fork_server is not None:

@@ -7,6 +7,7 @@ After the client's timeout the call raises MasterUnreachable naming the address 
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -79,9 +80,12 @@ class _Channel:
         self.ctx, self.address, self.envelope = ctx, address, envelope
         self.lock = threading.Lock()
         self.socket: Optional[zmq.Socket] = None
+        self.poller: Optional[zmq.Poller] = None
+        # Request ids: a random prefix per channel and a counter (uuid4 per request costs a syscall).
+        self._rid_prefix, self._rid_numbers = uuid.uuid4().hex[:16], itertools.count()
 
     def request(self, message: dict, timeout: float, retry_every: float):
-        rid = uuid.uuid4().hex
+        rid = f"{self._rid_prefix}-{next(self._rid_numbers)}"
         payload = protocol.encode({**message, "rid": rid})
         frames = [b"", payload] if self.envelope else [payload]  # the store speaks REQ/REP framing
         deadline = time.monotonic() + timeout
@@ -100,7 +104,7 @@ class _Channel:
     def _await(self, socket: zmq.Socket, rid: str, until: float) -> Optional[dict]:
         while True:
             remaining = until - time.monotonic()
-            if remaining <= 0 or not socket.poll(int(remaining * 1000) + 1):
+            if remaining <= 0 or not self.poller.poll(int(remaining * 1000) + 1):
                 return None
             reply = protocol.decode_reply(socket.recv_multipart()[-1])
             if reply.get("rid") == rid:   # anything else is a late answer to an earlier attempt
@@ -111,6 +115,8 @@ class _Channel:
             self.socket = self.ctx.socket(zmq.DEALER)
             self.socket.linger = 0
             self.socket.connect(self.address)
+            self.poller = zmq.Poller()
+            self.poller.register(self.socket, zmq.POLLIN)
         return self.socket
 
     def close(self) -> None:
@@ -321,6 +327,12 @@ class TitanClient(FileTransfers):
     def reject(self, gate_id: str, reason: str = "") -> str:
         """Cancel everything below a gate; the reason becomes the gate's. Returns the gate's state."""
         return self._ask("reject", gate_id=gate_id, reason=reason)["state"]
+
+    def stop_service(self, job_id: str) -> str:
+        """Stop a service (job_type="SERVICE") for good: its process tree is killed and it is not
+        restarted. Returns its state after: COMPLETED ("stopped by request"), or CANCELLED if it had
+        never come up (its waiting children are cancelled too)."""
+        return self._ask("stop_service", job_id=job_id)["state"]
 
     # ----------------------------------------------------------------- TitanStore
 

@@ -46,8 +46,10 @@ class TitanJob:
                    content when the job is submitted, so re-uploading under the same name later does not
                    change what this job runs.
 
-    Accepted and kept but not acted on yet (later work): job_type (RUN_PAYLOAD is what runs),
-    port and job_type="SERVICE" (long-running services).
+    job_type="SERVICE" with a `port` makes a long-running service: it stays RUNNING, and its children
+    start once 127.0.0.1:port accepts connections (while it keeps running). Any exit restarts it after
+    the retry backoff, without limit unless `retries` is set; a port already in use fails it at once.
+    client.stop_service(job_id) ends it for good (COMPLETED, "stopped by request").
 
     hitl_message adds a human-in-the-loop gate after the job, named hitl-gate-<job_id>: the job's children
     wait until someone calls client.approve(gate) (or `titan approve GATE`); client.reject(gate, reason)

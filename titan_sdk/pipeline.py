@@ -11,6 +11,10 @@
         requirement: GPU
         retries: 2
         timeout: 600
+      - id: api                       # a long-running service; its children start once the port is up
+        type: service
+        file: api.py
+        port: 8080
 
 With `project: true` the YAML's folder is shipped as a project archive (uploaded once per content, named
 "<pipeline name>.zip"); each job's `file:` is a path inside that folder, and the job runs with the
@@ -44,10 +48,6 @@ JOB_KEYS: Dict[str, Tuple[tuple, str]] = {
     "timeout": (NUMBER, "timeout"), "isolation": ((str,), "isolation"),
 }
 JOB_TYPES = {"run": "RUN_PAYLOAD", "service": "SERVICE"}
-# Parts of the original format that this Titan cannot honour yet: refused, never silently ignored.
-NOT_YET = {
-    ("type", "service"): "long-running services (type: service)",
-}
 
 
 class PipelineError(ValueError):
@@ -77,7 +77,6 @@ def load_pipeline(path: str) -> Pipeline:
     if not isinstance(root, yaml.MappingNode):
         raise PipelineError(f"{path}: the top level must be a mapping with 'name' and 'jobs'")
     top = where.mapping(root, "the pipeline", TOP_LEVEL, required=("name", "jobs"))
-    _refuse_unsupported(where, top, "the pipeline")
     if not top["jobs"][0]:
         raise where.error(top["jobs"][1], "the pipeline", "'jobs' is empty")
     folder = os.path.dirname(os.path.abspath(path))
@@ -100,7 +99,8 @@ def _job(where: "_Where", node: yaml.Node, index: int, folder: str, archive: Opt
     fields = where.mapping(node, label, {key: types for key, (types, _) in JOB_KEYS.items()},
                            required=("id", "file"))
     label = f"job {fields['id'][0]!r}"
-    _refuse_unsupported(where, fields, label)
+    if fields.get("type", (None,))[0] == "service" and not fields.get("port", (0,))[0]:
+        raise where.error(fields["type"][1], label, "'type: service' needs the 'port' it listens on")
     arguments: Dict[str, Any] = {}
     for key, (value, value_node) in fields.items():
         arguments[JOB_KEYS[key][1]] = _convert(where, key, value, value_node, label)
@@ -130,12 +130,6 @@ def _convert(where: "_Where", key: str, value, node: yaml.Node, label: str):
     if key == "args" and isinstance(value, list):
         return [str(item) for item in value]
     return value
-
-
-def _refuse_unsupported(where: "_Where", fields: dict, label: str) -> None:
-    for (key, value), feature in NOT_YET.items():
-        if key in fields and fields[key][0] == value:
-            raise where.error(fields[key][1], label, f"{feature} is not supported by this Titan yet")
 
 
 class _Where:

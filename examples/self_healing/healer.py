@@ -1,52 +1,41 @@
-"""Mode 2, the self-healing loop (the seed's third example): read a job's logs, decide, remediate.
+"""The self-healing step: read a failed job's logs, decide, remediate.
 
-`llm_agent` here is a small rule-based analyzer; put an LLM call behind the same `analyze_failure`.
+The decision goes through titan_sdk.agents: an LLM when TITAN_LLM_COMMAND or TITAN_LLM_URL is set,
+otherwise the rules below, which read the logs for known failure signatures.
+
+    python healer.py JOB_ID
 """
 
-from dataclasses import dataclass
+import sys
 
 from titan_sdk import TitanClient, TitanJob
+from titan_sdk.agents import ESCALATE, RERUN, Remedy, Rule, configured_decider
 
+INSTRUCTIONS = ("You look after training jobs on a Titan cluster whose workers offer GENERAL (CPU), GPU and "
+                "HIGH_MEMORY. Read the failed job's logs and say whether to RERUN it on another "
+                "requirement, ESCALATE to a person, or do NONE.")
 
-@dataclass
-class Decision:
-    action: str
-    reason: str
-    recommended_hardware: str = "GENERAL"
+# Order matters: "CUDA out of memory" errors are also *MemoryError*s by name.
+RULES = [
+    Rule(r"CUDA out of memory",
+         lambda match, context: Remedy(RERUN, "the GPU ran out of memory; safe mode on CPU", "GENERAL")),
+    Rule(r"MemoryError|Cannot allocate memory",
+         lambda match, context: Remedy(RERUN, "the run ran out of memory", "HIGH_MEMORY")),
+    Rule(r"No module named '([\w.]+)'",
+         lambda match, context: Remedy(ESCALATE, f"module {match[1]!r} is not installed on the worker; "
+                                                 f"install it there (pip install {match[1].split('.')[0]})")),
+]
 
-
-class RuleBasedAnalyzer:
-    RULES = [
-        ("MemoryError", "the run ran out of memory", "HIGH_MEMORY"),
-        ("CUDA out of memory", "the GPU ran out of memory", "GPU"),
-    ]
-
-    def analyze_failure(self, logs: str) -> Decision:
-        for needle, reason, hardware in self.RULES:
-            if needle in logs:
-                return Decision("DEPLOY_PATCH", reason, hardware)
-        return Decision("NONE", "no known failure signature")
-
-
-llm_agent = RuleBasedAnalyzer()
-
+job_id = sys.argv[1] if len(sys.argv) > 1 else "flaky_training_run"
 client = TitanClient()
-job_id = "flaky_training_run"
-# 1. Fetch remote execution logs via Titan's protocol
-logs = client.fetch_logs(job_id)
-# 2. AI Evaluation: An LLM Agent analyzes the physical execution logs
-decision = llm_agent.analyze_failure(logs)
-# 3. Act on the LLM's dynamic decision
-if decision.action == "DEPLOY_PATCH":
-    print(f"[AGENT] Root cause: {decision.reason}. Deploying patch...")
-    # Programmatically create a remediation job on the fly
-    fix_job = TitanJob(
-        job_id=f"{job_id}_fix",
-        filename="scripts/safe_mode_patch.py",
-        # The agent dynamically requests specific capabilities based on the failure!
-        requirement=decision.recommended_hardware  # e.g., "HIGH_MEMORY"
-    )
-    # 4. Dispatch the new task to the cluster
-    client.submit_job(fix_job)
+decider = configured_decider(INSTRUCTIONS, RULES)
+remedy = decider.decide(client.fetch_logs(job_id))
+print(f"[AGENT] decided by {remedy.source}: {remedy.action}")
+if remedy.action == RERUN:
+    print(f"[AGENT] Root cause: {remedy.reason}. Deploying patch on {remedy.requirement}...")
+    client.submit_job(TitanJob(job_id=f"{job_id}_fix", filename="scripts/safe_mode_patch.py",
+                               requirement=remedy.requirement))
+elif remedy.action == ESCALATE:
+    print(f"[AGENT] Escalating to a person: {remedy.reason}")
 else:
-    print("[AGENT] Run healthy or failure is non-critical. Sequence complete.")
+    print(f"[AGENT] Nothing to do: {remedy.reason}")

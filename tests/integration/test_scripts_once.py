@@ -23,6 +23,7 @@ class HandMadeWorker:
         self.socket = self.ctx.socket(zmq.DEALER)
         self.socket.linger = 0
         self.socket.connect(f"tcp://{cluster.host}:{cluster.port + 1}")
+        self.received: list = []   # messages of a batch not looked at yet
         self.send({"op": "register", "name": "by-hand", "capabilities": [capability], "slots": 1})
         assert self.next_message()["op"] == "welcome"
 
@@ -32,11 +33,15 @@ class HandMadeWorker:
     def next_message(self, wanted=("welcome", "dispatch", "ack"), timeout: float = 20.0) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.socket.poll(int(FAST_HEARTBEAT_S * 1000)):
-                message = msgpack.unpackb(self.socket.recv(), raw=False)
+            while self.received:
+                message = self.received.pop(0)
                 if message["op"] in wanted:
                     return message
-            self.send({"op": "heartbeat"})
+            if self.socket.poll(int(FAST_HEARTBEAT_S * 1000)):
+                message = msgpack.unpackb(self.socket.recv(), raw=False)
+                self.received += message["messages"] if message["op"] == "batch" else [message]
+            else:
+                self.send({"op": "heartbeat"})
         raise AssertionError(f"no {wanted} message from the master within {timeout}s")
 
     def finish(self, dispatch: dict) -> None:

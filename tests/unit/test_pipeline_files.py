@@ -59,7 +59,8 @@ def test_scalars_lists_and_types(pipeline_file):
     ("name: p\njobs:\n  - id: a\n    file: nowhere.py\n", r"line 4, job 'a': script 'nowhere.py' not found"),
     ("name: p\njobs:\n  - id: a\n    file: step.py\n    type: batch\n", r"line 5, job 'a': 'type' must be one of"),
     ("name: p\njobs:\n  - id: a\n    file: step.py\n    depends_on: [1]\n", r"line 5, job 'a': 'depends_on' must list"),
-    ("name: p\njobs:\n  - id: a\n    file: step.py\n    type: service\n", r"line 5, job 'a': long-running services"),
+    ("name: p\njobs:\n  - id: a\n    file: step.py\n    type: service\n",
+     r"line 5, job 'a': 'type: service' needs the 'port'"),
     ("name: p\nproject: true\njobs: [{id: a, file: /etc/passwd}]\n",
      r"line 3, job 'a': with 'project: true', 'file' must be a path inside"),
     ("name: p\njobs:\n  - just a string\n", r"line 3, job #1: each job must be a mapping"),
@@ -71,6 +72,17 @@ def test_errors_name_the_file_the_job_and_the_line(pipeline_file, body, message)
     with pytest.raises(PipelineError, match=message) as info:
         load_pipeline(path)
     assert str(info.value).startswith(path)
+
+
+def test_a_service_job_with_its_port(pipeline_file):
+    pipeline = load_pipeline(pipeline_file("""
+        name: p
+        jobs:
+          - {id: api, file: step.py, type: service, port: 8080}
+          - {id: call, file: step.py, depends_on: api}
+        """))
+    api = pipeline.jobs[0]
+    assert (api.job_type, api.port) == ("SERVICE", 8080)
 
 
 def test_missing_pipeline_file_names_it(tmp_path):

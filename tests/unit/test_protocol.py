@@ -303,3 +303,30 @@ def test_job_from_wire_rejects_non_string_parents():
 def test_script_must_be_bytes_not_text():
     with pytest.raises(ProtocolError, match="'script'.*bytes.*str"):
         job_from_wire(wire_job(script="print(1)"))
+
+
+# ----------------------------------------------------------------------------- batches (one frame per turn)
+
+def test_a_single_message_is_sent_as_itself_and_several_as_one_batch():
+    heartbeat, bye = {"op": "heartbeat"}, {"op": "bye"}
+    assert protocol.decode_batch(protocol.encode_batch([heartbeat]), WORKER_OPS) == [("heartbeat", heartbeat)]
+    frame = protocol.encode_batch([heartbeat, bye])
+    assert msgpack.unpackb(frame, raw=False)["op"] == "batch"
+    assert protocol.decode_batch(frame, WORKER_OPS) == [("heartbeat", heartbeat), ("bye", bye)]
+
+
+def test_a_malformed_message_in_a_batch_spares_the_others():
+    finished = {"op": "finished", "job_id": "a", "attempt": 1, "exit_code": 0}
+    frame = encode({"op": "batch", "messages": [finished, {"op": "finished", "job_id": 5}, 7,
+                                                {"op": "batch", "messages": []}, {"op": "bye"}]})
+    carried = protocol.decode_batch(frame, WORKER_OPS)
+    assert carried[0] == ("finished", finished) and carried[-1] == ("bye", {"op": "bye"})
+    problems = [str(item) for item in carried[1:4]]
+    assert all(isinstance(item, ProtocolError) for item in carried[1:4])
+    assert "'job_id' must be str" in problems[0]
+    assert "#2 of a batch must be a map" in problems[1] and "#3 of a batch" in problems[2]
+
+
+def test_a_batch_that_is_not_a_list_is_refused_whole():
+    with pytest.raises(ProtocolError, match="'messages' must be list"):
+        protocol.decode_batch(encode({"op": "batch", "messages": {"op": "bye"}}), MASTER_TO_WORKER_OPS)

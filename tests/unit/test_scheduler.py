@@ -126,7 +126,7 @@ W = JobState.WAITING_APPROVAL
 
 EXPECTED_ALLOWED = {
     (P, Q), (P, X), (P, W),
-    (Q, R), (Q, X),
+    (Q, R), (Q, X), (Q, C),   # Q -> C: a service stopped while it waits to restart
     (R, C), (R, F), (R, Q), (R, X),
     (W, C), (W, X), (W, F),
 }

@@ -40,6 +40,12 @@ class GateError(TitanError, ValueError):
     kind = "GateError"
 
 
+class ServiceError(TitanError, ValueError):
+    """stop_service of a job that is not a service."""
+
+    kind = "ServiceError"
+
+
 class RequestRejected(TitanError):
     """The master refused a request for a reason without a more specific type (e.g. a malformed message)."""
 
@@ -63,7 +69,7 @@ class MasterUnreachable(TitanError, TimeoutError):
 
 
 ERRORS_BY_KIND = {cls.kind: cls for cls in (InvalidDag, JobConflict, UnknownJob, UnknownDag,
-                                             StoreTypeError, GateError, RequestRejected,
+                                             StoreTypeError, GateError, ServiceError, RequestRejected,
                                              UnknownArtifact, UnknownAgentRun)}
 
 

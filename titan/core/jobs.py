@@ -44,6 +44,7 @@ ALLOWED_TRANSITIONS = frozenset({
     (JobState.WAITING_APPROVAL, JobState.COMPLETED),    # approved
     (JobState.WAITING_APPROVAL, JobState.CANCELLED),    # rejected, or cancelled
     (JobState.WAITING_APPROVAL, JobState.FAILED),       # no decision within max_wait_seconds
+    (JobState.QUEUED, JobState.COMPLETED),              # a service stopped while it waits to restart
 })
 
 # A job with a hitl_message gets a gate after it: a job of this type, named gate_id(job), that
@@ -53,6 +54,13 @@ GATE_JOB_TYPE = "HITL_GATE"
 
 def gate_id(job_id: str) -> str:
     return f"hitl-gate-{job_id}"
+
+
+# A long-running process that listens on `port`. It stays RUNNING while it lives; once its port accepts
+# connections it is "up" and its children start. Any exit restarts it after a backoff (see services.py).
+SERVICE_JOB_TYPE = "SERVICE"
+# What a worker reports as the error of a service it did not start because its port was taken.
+PORT_IN_USE_ERROR = "port in use"
 
 
 class IllegalTransition(RuntimeError):
@@ -66,9 +74,9 @@ def check_transition(job_id: str, old: JobState, new: JobState) -> None:
         raise IllegalTransition(job_id, old, new)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)   # not frozen: a frozen init costs 5x, and 100,000-job DAGs build one per job
 class JobSpec:
-    """What the user asked for. Fields mirror the original Titan SDK's TitanJob."""
+    """What the user asked for. Fields mirror the original Titan SDK's TitanJob. Never changed once made."""
 
     job_id: str
     filename: str
@@ -124,6 +132,8 @@ class JobRun:
     not_before: float = 0.0                   # when its delay is over
     waiting_on: set = field(default_factory=set)   # parents not yet COMPLETED
     note: Optional[str] = None               # something about this run worth showing, e.g. lost affinity
+    service_up: bool = False                  # a service whose current attempt accepts connections
+    times_up: int = 0                         # how often a service came up (0: its children never ran)
     submitted_at: float = 0.0
     started_at: Optional[float] = None
     ended_at: Optional[float] = None
@@ -139,5 +149,6 @@ class JobRun:
             "exit_code": self.exit_code, "requirement": self.spec.requirement,
             "priority": self.spec.priority, "parents": list(self.spec.parents),
             "retries": self.spec.retries, "failures": self.failures, "timeout": self.spec.timeout,
-            "affinity": self.spec.affinity, "note": self.note,
+            "affinity": self.spec.affinity, "note": self.note, "job_type": self.spec.job_type,
+            "port": self.spec.port, "service_up": self.service_up,
         }

@@ -46,7 +46,8 @@ class SchedulerQueries:
         ready = self._ready_by_requirement()
         waiting = {state.value: self.state_counts[state] for state in WAITING_STATES}
         return {
-            "workers": [w.describe(now) for w in self.workers.values()],
+            "workers": [{**w.describe(now), "services": self.services_on(w.worker_id)}
+                        for w in self.workers.values()],
             "jobs_by_state": {state.value: self.state_counts[state] for state in JobState},
             "queued_by_requirement": ready,
             # QUEUED jobs not in a ready queue are waiting out a retry backoff
@@ -96,6 +97,8 @@ class SchedulerQueries:
                            for queue in self._queues.values() for e in queue)
             assert in_queue or self._deadlines.pending(timers.BACKOFF, run.job_id), \
                 f"{run.job_id} QUEUED but neither in a queue nor backing off"
+        if run.service_up:
+            assert run.state == JobState.RUNNING and run.times_up > 0, f"{run.job_id} up but not running"
         if run.state != JobState.PENDING:
             assert not run.waiting_on, f"{run.job_id} is {run.state.value} but still waits on parents"
         if run.job_id in self._orphans:

@@ -20,13 +20,14 @@ from titan.core.gates import add_gates, is_gate
 from titan.core.jobs import FINAL_STATES, TIMEOUT_ERROR, JobRun, JobSpec, JobState, check_transition
 from titan.core.matching import WorkerView
 from titan.core.queries import SchedulerQueries
+from titan.core.services import SchedulerServices, is_service
 
 
 # Ready-queue kinds: one queue per requirement, and one per worker for jobs pinned there by affinity.
 BY_REQUIREMENT, PINNED = "requirement", "worker"
 
 
-class Scheduler(SchedulerQueries):
+class Scheduler(SchedulerQueries, SchedulerServices):
     def __init__(self, worker_dead_after: float = defaults.WORKER_DEAD_AFTER_S,
                  retry_backoff: float = defaults.RETRY_BACKOFF_S,
                  retry_backoff_max: float = defaults.RETRY_BACKOFF_MAX_S):
@@ -92,7 +93,7 @@ class Scheduler(SchedulerQueries):
     def _resolve_parents(self, run: JobRun, now: float) -> None:
         for parent_id in run.spec.parents:
             parent = self.jobs[parent_id]
-            if parent.state == JobState.COMPLETED:
+            if self._parent_done(parent):
                 continue
             if parent.state in FINAL_STATES:
                 self._cancel_tree(run, f"parent {parent_id!r} {parent.state.value}", now)
@@ -239,7 +240,9 @@ class Scheduler(SchedulerQueries):
             return self._take_effects()
         self._release_slot(run)
         run.exit_code, run.ended_at = exit_code, now
-        if exit_code == 0:
+        if is_service(run.spec):
+            self._service_exited(run, exit_code, error, now)
+        elif exit_code == 0:
             self._transition(run, JobState.COMPLETED, None)
         else:
             self._fail_attempt(run, _failure_reason(exit_code, error), now)
@@ -253,16 +256,19 @@ class Scheduler(SchedulerQueries):
         if run.failures > run.spec.retries:
             self._transition(run, JobState.FAILED, reason)
             return
-        backoff = min(self.retry_backoff * 2 ** (run.failures - 1), self.retry_backoff_max)
+        backoff = self._backoff(run.failures)
         self._transition(run, JobState.QUEUED, f"attempt {run.attempt} failed ({reason}); "
                                                f"retry {run.failures} of {run.spec.retries} in {backoff:g}s")
         run.last_worker_id = None   # that attempt has ended: no worker may claim it back
         self._deadlines.add(now + backoff, timers.BACKOFF, run.seq, run.job_id)
 
+    def _backoff(self, failures: int) -> float:
+        return min(self.retry_backoff * 2 ** (failures - 1), self.retry_backoff_max)
+
     def _settle_children(self, parent: JobRun, now: float) -> None:
         for child_id in sorted(self._children.pop(parent.job_id, ()), key=lambda j: self.jobs[j].seq):
             child = self.jobs[child_id]
-            if parent.state == JobState.COMPLETED:
+            if self._parent_done(parent):
                 child.waiting_on.discard(parent.job_id)
                 self._release_if_ready(child, now)
             else:
@@ -425,6 +431,8 @@ class Scheduler(SchedulerQueries):
         self.state_counts[run.state] -= 1
         self.state_counts[new] += 1
         run.state, run.reason = new, reason
+        if new != JobState.RUNNING:
+            run.service_up = False
         if new == JobState.QUEUED:
             run.last_worker_id, run.worker_id, run.worker = run.worker_id, None, None
         self._publish_job(run)

@@ -12,12 +12,12 @@ import functools
 import gc
 import hashlib
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 import msgpack
 
 from titan import defaults
-from titan.core.jobs import ISOLATIONS, JobSpec, spec_to_dict
+from titan.core.jobs import ISOLATIONS, SERVICE_JOB_TYPE, JobSpec, spec_to_dict
 
 NoneType = type(None)
 Number = (int, float)
@@ -76,6 +76,7 @@ CLIENT_OPS = {
     "upload_finish": _fields(upload_id=optional(str), sha256=(str,), name=(str,), kind=(str,)),
     "artifact_info": _fields(name=(str,)),
     "read_blob": _fields(sha256=(str,), offset=(int,)),
+    "stop_service": _fields(job_id=(str,)),
 }
 ARTIFACT_KINDS = ("file", "archive")
 
@@ -91,11 +92,15 @@ STORE_OPS = {
 }
 
 # Requests that change state: their replies are journaled, so a retry after a restart is not re-run.
-CHANGING_OPS = frozenset({"submit", "cancel", "cancel_dag", "approve", "reject", "put", "delete", "incr", "sadd",
-                          "upload_finish"})
+CHANGING_OPS = frozenset({"submit", "cancel", "cancel_dag", "approve", "reject", "stop_service",
+                          "put", "delete", "incr", "sadd", "upload_finish"})
+
+# Master and worker send each other, per loop turn, one frame: a single message or a batch of them.
+BATCH = "batch"
 
 # Worker DEALER -> master ROUTER (port P+1).
 WORKER_OPS = {
+    BATCH: _fields(messages=(list,)),
     "register": _fields(name=(str,), capabilities=(list,), slots=(int,), info=optional(dict),
                         running=optional(list)),
     "heartbeat": _fields(running=optional(list)),
@@ -104,6 +109,8 @@ WORKER_OPS = {
     # a dispatch named a script by hash that this worker was never sent: send the dispatch again, in full
     "missing_script": _fields(job_id=(str,), attempt=(int,)),
     # the master acknowledges every "finished"; the worker re-sends results until then
+    "service_up": _fields(job_id=(str,), attempt=(int,)),
+    # a service's port accepts connections; re-sent after every welcome while it stays up
     "bye": _fields(),
     # a worker lacking a dispatched job's project archive pulls it, one chunk per request
     "fetch_archive": _fields(sha256=(str,), offset=(int,)),
@@ -111,6 +118,7 @@ WORKER_OPS = {
 
 # Master -> worker.
 MASTER_TO_WORKER_OPS = {
+    BATCH: _fields(messages=(list,)),
     "welcome": _fields(),
     "heartbeat": _fields(),
     "reregister": _fields(reason=optional(str)),
@@ -125,6 +133,9 @@ LOG_STREAMS = ("stdout", "stderr")
 # so a client knows from when on it misses nothing.
 EVENTS_WELCOME = b"titan.welcome"
 MAX_FILE_NAME_BYTES = 255   # what common file systems allow for one path component
+# Below this size a message unpacks into a few objects: no point pausing the garbage collector for it.
+GC_PAUSE_FROM_BYTES = 64 * 1024
+MAX_PORT = 65535
 
 
 def encode(message: dict) -> bytes:
@@ -138,6 +149,11 @@ def decode(frame: bytes, ops: Dict[str, Dict[str, Field]], limit: int = defaults
         raise ProtocolError(f"message of {len(frame):,} bytes is over the {limit:,}-byte limit "
                             "(start the master with a larger --max-message-bytes if this is intended)")
     message = _unpack(frame)
+    return check_message(message, ops, needs_rid), message
+
+
+def check_message(message: dict, ops: Dict[str, Dict[str, Field]], needs_rid: bool = False) -> str:
+    """Check an unpacked message against the table of ops; returns its op."""
     rid = message.get("rid")
     try:
         op = message.get("op")
@@ -151,13 +167,39 @@ def decode(frame: bytes, ops: Dict[str, Dict[str, Field]], limit: int = defaults
     except ProtocolError as exc:
         exc.rid = rid if isinstance(rid, str) else None   # so the error reply reaches the caller
         raise
-    return op, message
+    return op
+
+
+def decode_batch(frame: bytes, ops: Dict[str, Dict[str, Field]],
+                 limit: int = defaults.MAX_MESSAGE_BYTES) -> List[Union[Tuple[str, dict], ProtocolError]]:
+    """The messages one frame carries: itself, or each message of a batch. A malformed message inside a
+    batch comes back as its ProtocolError, so the rest of the batch still counts."""
+    op, message = decode(frame, ops, limit)
+    if op != BATCH:
+        return [(op, message)]
+    carried: List[Union[Tuple[str, dict], ProtocolError]] = []
+    for index, inner in enumerate(message["messages"]):
+        try:
+            if not isinstance(inner, dict) or inner.get("op") == BATCH:
+                raise ProtocolError(f"message #{index} of a batch must be a map and not a batch")
+            carried.append((check_message(inner, ops), inner))
+        except ProtocolError as exc:
+            carried.append(exc)
+    return carried
+
+
+def encode_batch(messages: List[dict]) -> bytes:
+    """One frame for the messages a peer gets in one loop turn."""
+    return encode(messages[0] if len(messages) == 1 else {"op": BATCH, "messages": messages})
 
 
 def _unpack(frame: bytes) -> dict:
     try:
-        with _no_cyclic_gc():   # a 100,000-job DAG is millions of new objects: GC passes would dominate
+        if len(frame) < GC_PAUSE_FROM_BYTES:
             message = msgpack.unpackb(frame, raw=False, strict_map_key=True)
+        else:
+            with _no_cyclic_gc():   # a 100,000-job DAG is millions of new objects: GC passes would dominate
+                message = msgpack.unpackb(frame, raw=False, strict_map_key=True)
     except Exception as exc:  # msgpack raises many types for bad bytes; all mean the same to the sender
         detail = str(exc) or "the bytes do not form one msgpack value"
         raise ProtocolError(f"message is not valid msgpack ({type(exc).__name__}: {detail})") from None
@@ -261,6 +303,9 @@ def job_from_wire(raw, index: int = 0, same_script=lambda script: script,
         raise ProtocolError(f"{_job_label(raw, index)}: every parent must be a job id string")
     if (raw.get("retries") or 0) < 0 or (raw.get("timeout") is not None and raw["timeout"] <= 0):
         raise ProtocolError(f"{_job_label(raw, index)}: retries must be >= 0 and timeout > 0 seconds")
+    problem = _port_problem(raw)
+    if problem:
+        raise ProtocolError(f"{_job_label(raw, index)}: {problem}")
     if raw.get("isolation", "fork") not in (None, *ISOLATIONS):
         raise ProtocolError(f"{_job_label(raw, index)}: isolation must be one of {', '.join(ISOLATIONS)}, "
                             f"got {raw['isolation']!r}")
@@ -280,6 +325,15 @@ def _job_script(raw: dict, index: int, scripts: Optional[Dict[str, bytes]]) -> b
         raise ProtocolError(f"{_job_label(raw, index)}: script_sha256 {digest[:16]}... is not among the "
                             "submission's scripts")
     return found
+
+
+def _port_problem(raw: dict) -> Optional[str]:
+    port = raw.get("port") or 0
+    if not 0 <= port <= MAX_PORT:
+        return f"port must be between 1 and {MAX_PORT} (0: none), got {port}"
+    if raw.get("job_type") == SERVICE_JOB_TYPE and not port:
+        return f"a {SERVICE_JOB_TYPE} job needs the port it listens on (port=...)"
+    return None
 
 
 def _has_plain_job_fields(raw: dict) -> bool:
