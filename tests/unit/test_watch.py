@@ -6,7 +6,7 @@ from hypothesis import given, strategies as st
 
 from titan.cli_common import Section
 from titan.core.logs import JobLogs
-from titan_sdk.client import EventGap, EventOrder
+from titan_sdk.event_order import EventGap, EventOrder
 
 from tests.unit.test_scheduler import Sim, spec
 
