@@ -23,6 +23,7 @@ from titan.web import add_commands as add_dashboard_commands
 
 DEMO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo")
 DEMO_SHARDS = 5
+FOLLOW_QUIET_S = 1.0   # with no event for this long, ask the master whether the DAG has finished
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -169,7 +170,7 @@ def run_demo(args) -> int:
                   "train (needs GPU)\n")
             started = time.monotonic()
             client.submit_dag("demo", jobs)
-            final = follow_dag(events, "demo", started, args.timeout)
+            final = follow_dag(client, events, "demo", started, args.timeout)
             elapsed = time.monotonic() - started
             print_logs(client, [job.job_id for job in jobs])
     completed = sum(1 for state in final.values() if state == "COMPLETED")
@@ -192,25 +193,34 @@ def demo_jobs(TitanJob) -> list:
             TitanJob("train", script("train.py"), requirement="GPU", parents=["merge"])]
 
 
-def follow_dag(events, dag: str, started: float, timeout: Optional[float]) -> dict:
-    """Print each job's state change until the DAG has finished; returns {job_id: last state}."""
+def follow_dag(client, events, dag: str, started: float, timeout: Optional[float]) -> dict:
+    """Print each job's state change until the DAG has finished; returns {job_id: last state}. When events
+    were lost, or none came for a while (the lost one may have been the last), the master's view of the
+    DAG settles it."""
     final = {}
     deadline = None if timeout is None else started + timeout
     while True:
-        event = events.get(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
-        if event is None:
-            raise TimeoutError(f"DAG {dag!r} did not finish within {timeout:g}s")
-        if event.get("dag") != dag:
-            continue
-        if event["topic"] == "dag.finished":
-            return final
-        if not event["topic"].startswith("job."):
-            continue
-        where = f" on {event['worker']}" if event.get("worker") else ""
-        why = f"  ({event['reason']})" if event.get("reason") else ""
-        print(f"  {time.monotonic() - started:7.3f}s  {event['job_id']:<9} {event['state']:<10}{where}{why}",
-              flush=True)
-        final[event["job_id"]] = event["state"]
+        quiet = FOLLOW_QUIET_S if deadline is None else min(FOLLOW_QUIET_S, max(0.0, deadline - time.monotonic()))
+        event = events.get(timeout=quiet)
+        if event is not None and event.get("dag") == dag:
+            if event["topic"] == "dag.finished":
+                return final
+            if event["topic"].startswith("job."):
+                print_state_change(event, started)
+                final[event["job_id"]] = event["state"]
+        if event is None or events.take_gap() is not None:
+            described = client.dag_status(dag)
+            if described["finished"]:
+                return {**final, **{job["job_id"]: job["state"] for job in described["jobs"]}}
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"DAG {dag!r} did not finish within {timeout:g}s")
+
+
+def print_state_change(event: dict, started: float) -> None:
+    where = f" on {event['worker']}" if event.get("worker") else ""
+    why = f"  ({event['reason']})" if event.get("reason") else ""
+    print(f"  {time.monotonic() - started:7.3f}s  {event['job_id']:<9} {event['state']:<10}{where}{why}",
+          flush=True)
 
 
 # ----------------------------------------------------------------- titan run
@@ -232,7 +242,7 @@ def run_pipeline(args) -> int:
             started = time.monotonic()
             client.submit_dag(pipeline.name, pipeline.jobs)
             print(f"submitted pipeline {pipeline.name!r}: {len(pipeline.jobs)} jobs", flush=True)
-            final = follow_dag(events, pipeline.name, started, args.timeout)
+            final = follow_dag(client, events, pipeline.name, started, args.timeout)
     completed = sum(1 for state in final.values() if state == "COMPLETED")
     print(f"{completed} of {len(pipeline.jobs)} jobs completed in {time.monotonic() - started:.2f}s")
     return 0 if completed == len(pipeline.jobs) else 1

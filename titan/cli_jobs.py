@@ -137,9 +137,9 @@ def run_status(args) -> int:
             except UnknownDag:
                 raise CommandError(f"no job or DAG named {args.name!r} on this master") from None
             return 0
-    for name in JOB_FIELDS:
-        if info.get(name) not in (None, "", []):
-            value = ",".join(info[name]) if isinstance(info[name], list) else info[name]
+    for name in [*JOB_FIELDS, *sorted(set(info) - set(JOB_FIELDS))]:   # the usual first, then any other
+        if info.get(name) not in (None, "", [], {}):
+            value = ",".join(map(str, info[name])) if isinstance(info[name], list) else info[name]
             print(f"{name}: {value}")
     return 0
 
