@@ -16,7 +16,7 @@ import time
 import traceback
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import List, Optional
 
 import zmq
@@ -25,11 +25,13 @@ from titan import defaults
 from titan.core.effects import Dispatch, Note, Publish, StopJob
 from titan.core.errors import TitanError
 from titan.core.journal import Journal, JournalCorrupt
+from titan.core.limits import Limits, RateLimiter
 from titan.core.logs import JobLogs
 from titan.core.scheduler import Scheduler
 from titan.core.store import Store
 from titan.master_requests import RequestHandlers
-from titan.net import protocol
+from titan.master_security import Gatekeeper
+from titan.net import protocol, security
 from titan.net.protocol import ProtocolError
 
 log = logging.getLogger("titan.master")
@@ -48,6 +50,12 @@ class MasterConfig:
     worker_dead_after: float = defaults.WORKER_DEAD_AFTER_S
     retry_backoff: float = defaults.RETRY_BACKOFF_S
     retry_backoff_max: float = defaults.RETRY_BACKOFF_MAX_S
+    keys: Optional[str] = None          # key directory (titan keys init): CURVE on every socket
+    insecure: bool = False              # allow a non-loopback address without keys
+    limits: Limits = field(default_factory=Limits)
+    max_store_value_bytes: int = defaults.MAX_STORE_VALUE_BYTES
+    max_store_keys: int = defaults.MAX_STORE_KEYS
+    max_log_bytes: int = defaults.MAX_LOG_BYTES_PER_JOB
 
 
 class ReplyCache:
@@ -71,8 +79,11 @@ class Master(RequestHandlers):
         self.config = config
         self.scheduler = Scheduler(worker_dead_after=config.worker_dead_after, retry_backoff=config.retry_backoff,
                                    retry_backoff_max=config.retry_backoff_max)
-        self.store = Store()
-        self.logs = JobLogs()
+        self.store = Store(config.max_store_value_bytes, config.max_store_keys)
+        self.logs = JobLogs(config.max_log_bytes)
+        self.limits = config.limits
+        self.submit_rate = RateLimiter(config.limits.submits_per_second, "submissions",
+                                       "--max-submits-per-second")
         self._scripts: dict = {}          # one copy of each distinct script, shared by its jobs
         self.replies = {"client": ReplyCache(), "store": ReplyCache()}
         self.run_id = uuid.uuid4().hex[:12]
@@ -81,18 +92,23 @@ class Master(RequestHandlers):
         self._running = False
         self._outbox: List[tuple] = []    # (socket, frames) held until the journal has committed
         self.journal = Journal(config.data_dir) if config.data_dir else None
+        self.guard = Gatekeeper(config.keys) if config.keys else None
         self.ctx = zmq.Context()
         self.ctx.linger = 0
-        self.clients = self._bind(zmq.ROUTER, defaults.CLIENT_PORT_OFFSET)
-        self.workers = self._bind(zmq.ROUTER, defaults.WORKER_PORT_OFFSET, {zmq.ROUTER_MANDATORY: 1})
-        self.events = self._bind(zmq.XPUB, defaults.EVENTS_PORT_OFFSET,
+        if self.guard is not None:
+            self.guard.start(self.ctx)
+        self.clients = self._bind(zmq.ROUTER, defaults.CLIENT_PORT_OFFSET, "clients")
+        self.workers = self._bind(zmq.ROUTER, defaults.WORKER_PORT_OFFSET, "workers", {zmq.ROUTER_MANDATORY: 1})
+        self.events = self._bind(zmq.XPUB, defaults.EVENTS_PORT_OFFSET, "events",
                                  {zmq.XPUB_WELCOME_MSG: protocol.EVENTS_WELCOME})
         # A ROUTER, not a REP, so store replies can wait for the turn's commit; REQ clients work unchanged.
-        self.store_socket = self._bind(zmq.ROUTER, defaults.STORE_PORT_OFFSET)
+        self.store_socket = self._bind(zmq.ROUTER, defaults.STORE_PORT_OFFSET, "store")
         self.recovered = self._recover() if self.journal else None
 
-    def _bind(self, kind: int, offset: int, options: Optional[dict] = None) -> zmq.Socket:
+    def _bind(self, kind: int, offset: int, domain: str, options: Optional[dict] = None) -> zmq.Socket:
         socket = self.ctx.socket(kind)
+        if self.guard is not None:
+            self.guard.secure(socket, domain)
         for option, value in (options or {}).items():
             socket.setsockopt(option, value)
         # Messages over the limit get an error reply; only absurd ones (16x) make libzmq drop the peer
@@ -107,8 +123,10 @@ class Master(RequestHandlers):
             durability = "state in memory only (no --data-dir: a restart forgets every job)"
         else:
             durability = f"journal {self.journal.path}" + (f" ({self.recovered})" if self.recovered else "")
+        access = (f"CURVE keys from {self.config.keys}" if self.guard is not None
+                  else "no keys: unauthenticated and unencrypted")
         return (f"Titan master listening on {host}: clients {port}, workers {port + 1}, "
-                f"events {port + 2}, store {port + 3}; {durability}")
+                f"events {port + 2}, store {port + 3}; {durability}; {access}")
 
     def _recover(self) -> str:
         recovered = self.journal.load()
@@ -139,6 +157,8 @@ class Master(RequestHandlers):
                 if socket in ready:
                     self._drain(socket, handler)
             self._apply(self.scheduler.tick(time.monotonic()))
+            if self.guard is not None:
+                self._drop_revoked_workers(time.monotonic())
             self._end_turn()
 
     def stop(self) -> None:
@@ -147,6 +167,8 @@ class Master(RequestHandlers):
     def close(self) -> None:
         if self.journal is not None:
             self.journal.close()
+        if self.guard is not None:
+            self.guard.stop()
         self.ctx.destroy(linger=0)
 
     def _poll_timeout_ms(self) -> int:
@@ -159,13 +181,21 @@ class Master(RequestHandlers):
     def _drain(self, socket: zmq.Socket, handler) -> None:
         for _ in range(BATCH_PER_SOCKET):
             try:
-                frames = socket.recv_multipart(zmq.NOBLOCK)
+                frames, user = self._receive(socket)
             except zmq.Again:
                 return
             try:
-                handler(frames)
+                handler(frames, user)
             except Exception:  # the master never dies from a message; the operator sees why
                 log.error("internal error while handling a message:\n%s", traceback.format_exc())
+
+    def _receive(self, socket: zmq.Socket) -> tuple:
+        """The frames of one message, and with keys, who sent it ("client:NAME", "worker:NAME"), which the
+        authenticator attached to the connection (only readable from a zmq.Frame, hence copy=False)."""
+        if self.guard is None:
+            return socket.recv_multipart(zmq.NOBLOCK), None
+        frames = socket.recv_multipart(zmq.NOBLOCK, copy=False)
+        return [frame.bytes for frame in frames], frames[-1].get("User-Id")
 
     def _end_turn(self) -> None:
         """Commit what this turn changed, then say it. Sending can fail (a vanished worker) and cause
@@ -190,24 +220,26 @@ class Master(RequestHandlers):
 
     # ----------------------------------------------------------------- requests (clients P, store P+3)
 
-    def _on_subscription(self, frames: list) -> None:
+    def _on_subscription(self, frames: list, user: Optional[str]) -> None:
         """The event socket is an XPUB only so it can welcome subscribers; (un)subscriptions need nothing."""
 
-    def _on_client(self, frames: list) -> None:
+    def _on_client(self, frames: list, user: Optional[str]) -> None:
         identity, body = frames[0], frames[1:]
-        reply = self._answer(body, protocol.CLIENT_OPS, self._client_request, "client")
+        reply = self._answer(body, protocol.CLIENT_OPS, self._client_request, "client", user or identity)
         self._outbox.append((self.clients, [identity, reply]))
 
-    def _on_store(self, frames: list) -> None:
+    def _on_store(self, frames: list, user: Optional[str]) -> None:
         # REQ peers put an empty delimiter before the request; answer in the shape that was asked.
         identity, body = frames[0], frames[1:]
         envelope = [b""] if body and body[0] == b"" else []
-        reply = self._answer(body[len(envelope):], protocol.STORE_OPS, self._store_request, "store")
+        reply = self._answer(body[len(envelope):], protocol.STORE_OPS, self._store_request, "store",
+                             user or identity)
         self._outbox.append((self.store_socket, [identity, *envelope, reply]))
 
-    def _answer(self, body: list, ops: dict, act, channel: str) -> bytes:
-        """Decode, act (a change at most once per request id), and return the encoded reply; bad input
-        gets an error reply."""
+    def _answer(self, body: list, ops: dict, act, channel: str, sender) -> bytes:
+        """Decode, check the sender may ask it, act (a change at most once per request id), and return
+        the encoded reply; bad input gets an error reply. `sender` is the key's user with keys, else the
+        connection's identity."""
         rid = None
         replies = self.replies[channel]
         try:
@@ -219,6 +251,7 @@ class Master(RequestHandlers):
             cached = replies.get(rid) if changes_state else None
             if cached is not None:
                 return cached
+            self._admit(op, message, sender)
             reply = protocol.encode(protocol.ok_reply(rid, act(op, message)))
         except (ProtocolError, TitanError) as exc:
             rid = rid or getattr(exc, "rid", None)
@@ -233,9 +266,16 @@ class Master(RequestHandlers):
                 self.journal.record_reply(channel, rid, reply)
         return reply
 
+    def _admit(self, op: str, message: dict, sender) -> None:
+        """Raise AccessDenied or LimitExceeded unless this request may go ahead."""
+        if self.guard is not None:
+            self.guard.check_request(sender, message.get("token"), self.scheduler.jobs)
+        if op == "submit":   # a worker key's jobs each count on their own
+            self.submit_rate.take((sender, message.get("token")), time.monotonic())
+
     # ----------------------------------------------------------------- workers (ROUTER, port P+1)
 
-    def _on_worker(self, frames: list) -> None:
+    def _on_worker(self, frames: list, user: Optional[str]) -> None:
         worker_id = frames[0].hex()
         try:
             if len(frames) != 2:
@@ -248,7 +288,8 @@ class Master(RequestHandlers):
             return
         now = time.monotonic()
         if op == "register":
-            self._register_worker(worker_id, message, claims, now)
+            if self.guard is None or self.guard.admit_worker(worker_id, user):
+                self._register_worker(worker_id, message, claims, now)
         elif not self.scheduler.worker_seen(worker_id, now):
             self._send_worker(worker_id, {"op": "reregister", "reason": "this master does not know you"})
         elif op == "heartbeat":
@@ -282,6 +323,12 @@ class Master(RequestHandlers):
         if self.journal is not None:
             self.journal.record_log(run.job_id, run.seq, message["attempt"], message["stream"], text)
 
+    def _drop_revoked_workers(self, now: float) -> None:
+        for worker_id in self.guard.revoked_workers(now, self.scheduler.workers):
+            log.warning("worker connection %s: its key %s was revoked", worker_id, self.guard.worker_users[worker_id])
+            self._apply(self.scheduler.worker_left(worker_id, "its key was revoked", now))
+            self._send_worker(worker_id, {"op": "reregister", "reason": "its key was revoked"})
+
     def _send_worker(self, worker_id: str, message: dict) -> None:
         self._outbox.append((self.workers, [bytes.fromhex(worker_id), protocol.encode(message)]))
 
@@ -301,8 +348,11 @@ class Master(RequestHandlers):
 
     def _dispatch(self, effect: Dispatch) -> None:
         run = self.scheduler.jobs[effect.job_id]
-        self._send_worker(effect.worker_id, {"op": "dispatch", "job": protocol.job_to_wire(run.spec),
-                                             "attempt": effect.attempt, "dag": run.dag})
+        dispatch = {"op": "dispatch", "job": protocol.job_to_wire(run.spec), "attempt": effect.attempt,
+                    "dag": run.dag}
+        if self.guard is not None:   # what lets the job, and only while it runs, act as a client
+            dispatch["token"] = self.guard.token_for(effect.job_id, effect.attempt)
+        self._send_worker(effect.worker_id, dispatch)
 
     def _publish(self, topic: str, body: dict) -> None:
         if self.journal is not None and "job_id" in body and body["job_id"] in self.scheduler.jobs:
@@ -327,11 +377,34 @@ def parse_args(argv=None) -> MasterConfig:
     parser.add_argument("--retry-backoff", type=float, default=defaults.RETRY_BACKOFF_S,
                         help="seconds before a failed job's first retry, doubling after (default %(default)s)")
     parser.add_argument("--retry-backoff-max", type=float, default=defaults.RETRY_BACKOFF_MAX_S)
+    parser.add_argument("--keys", default=None, metavar="DIR",
+                        help="key directory made by `titan keys init`: CURVE encryption and authentication "
+                             "on every socket, only known keys let in")
+    parser.add_argument("--insecure", action="store_true",
+                        help="allow listening on a non-loopback address without --keys (trusted networks only)")
+    add_limit_options(parser)
     args = parser.parse_args(argv)
+    limits = Limits(jobs_per_dag=args.max_jobs_per_dag, script_bytes=args.max_script_bytes,
+                    submits_per_second=args.max_submits_per_second)
     return MasterConfig(host=args.host, port=args.port, data_dir=args.data_dir,
                         max_message_bytes=args.max_message_bytes, heartbeat_interval=args.heartbeat_interval,
                         worker_dead_after=args.worker_dead_after, retry_backoff=args.retry_backoff,
-                        retry_backoff_max=args.retry_backoff_max)
+                        retry_backoff_max=args.retry_backoff_max, keys=args.keys, insecure=args.insecure,
+                        limits=limits, max_store_value_bytes=args.max_store_value_bytes,
+                        max_store_keys=args.max_store_keys, max_log_bytes=args.max_log_bytes)
+
+
+def add_limit_options(parser: argparse.ArgumentParser) -> None:
+    for flag, kind, default, what in (
+            ("--max-jobs-per-dag", int, defaults.MAX_JOBS_PER_DAG, "jobs in one submission"),
+            ("--max-script-bytes", int, defaults.MAX_SCRIPT_BYTES, "bytes of one job's script or archive"),
+            ("--max-store-value-bytes", int, defaults.MAX_STORE_VALUE_BYTES, "bytes of one TitanStore value"),
+            ("--max-store-keys", int, defaults.MAX_STORE_KEYS, "keys in TitanStore"),
+            ("--max-log-bytes", int, defaults.MAX_LOG_BYTES_PER_JOB,
+             "bytes of output kept per job (older output is dropped, with a marker)"),
+            ("--max-submits-per-second", float, defaults.MAX_SUBMITS_PER_SECOND,
+             "submissions a second from one client (one key, or one connection without keys)")):
+        parser.add_argument(flag, type=kind, default=default, help=f"at most this many {what} (default %(default)s)")
 
 
 def main(argv=None) -> int:
@@ -340,12 +413,18 @@ def main(argv=None) -> int:
     # all every few thousand allocations. Collect young objects less often; nothing here is cyclic-heavy.
     gc.set_threshold(100_000, 50, 100)
     config = parse_args(argv)
+    if not (config.keys or config.insecure or security.is_loopback(config.host)):
+        print(security.refusal_to_bind(config.host), file=sys.stderr)   # before any socket exists
+        return 2
+    if config.insecure and not config.keys and not security.is_loopback(config.host):
+        log.warning("listening on %s WITHOUT keys (--insecure): anyone who reaches it can run code on the "
+                    "workers", config.host)
     try:
         master = Master(config)
     except zmq.ZMQError as exc:
         print(f"titan master: cannot bind {config.host}:{config.port}-{config.port + 3}: {exc}", file=sys.stderr)
         return 1
-    except JournalCorrupt as exc:
+    except (JournalCorrupt, security.KeyFileError) as exc:
         print(f"titan master: {exc}", file=sys.stderr)
         return 1
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -46,7 +46,10 @@ class RequestHandlers:
         raise ProtocolError(f"unhandled op {op!r}")
 
     def _submit(self, dag: Optional[str], raw_jobs: list, now: float) -> dict:
+        self.limits.check_job_count(len(raw_jobs))
         specs = [protocol.job_from_wire(raw, i, self._shared_script) for i, raw in enumerate(raw_jobs)]
+        for spec in specs:
+            self.limits.check_script(spec.job_id, len(spec.script))
         effects = self.scheduler.submit(dag, specs, now)
         for spec in specs:
             self.logs.reset(spec.job_id)

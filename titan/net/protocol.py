@@ -95,7 +95,7 @@ MASTER_TO_WORKER_OPS = {
     "welcome": _fields(),
     "heartbeat": _fields(),
     "reregister": _fields(reason=optional(str)),
-    "dispatch": _fields(job=(dict,), attempt=(int,), dag=optional(str)),
+    "dispatch": _fields(job=(dict,), attempt=(int,), dag=optional(str), token=optional(str)),
     "stop": _fields(job_id=(str,), attempt=(int,), reason=optional(str)),
     "ack": _fields(job_id=(str,), attempt=(int,)),
 }
@@ -127,7 +127,8 @@ def decode(frame: bytes, ops: Dict[str, Dict[str, Field]], limit: int = defaults
             raise ProtocolError(f"unknown message type {op!r}; expected one of: {', '.join(sorted(ops))}")
         if needs_rid and not isinstance(rid, str):
             raise ProtocolError(f"{op!r} request has no 'rid' string (request id)")
-        check_fields(f"{op!r} message", message, ops[op], ignore=("op", "rid"))
+        # "token": a job's proof, with its worker's key, that it runs now (see titan.net.security)
+        check_fields(f"{op!r} message", message, ops[op], ignore=("op", "rid", "token"))
     except ProtocolError as exc:
         exc.rid = rid if isinstance(rid, str) else None   # so the error reply reaches the caller
         raise
