@@ -195,7 +195,11 @@ class Master(RequestHandlers):
         if self.guard is None:
             return socket.recv_multipart(zmq.NOBLOCK), None
         frames = socket.recv_multipart(zmq.NOBLOCK, copy=False)
-        return [frame.bytes for frame in frames], frames[-1].get("User-Id")
+        try:
+            user = frames[-1].get("User-Id")
+        except zmq.ZMQError:   # a message without connection metadata (e.g. an XPUB subscription)
+            user = None
+        return [frame.bytes for frame in frames], user
 
     def _end_turn(self) -> None:
         """Commit what this turn changed, then say it. Sending can fail (a vanished worker) and cause

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import io
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
@@ -115,8 +116,10 @@ def decode(frame: bytes, ops: Dict[str, Dict[str, Field]], limit: int = defaults
            needs_rid: bool = False) -> Tuple[str, dict]:
     """Unpack one frame and check it against the table of ops; returns (op, message)."""
     if len(frame) > limit:
-        raise ProtocolError(f"message of {len(frame):,} bytes is over the {limit:,}-byte limit "
-                            "(start the master with a larger --max-message-bytes if this is intended)")
+        error = ProtocolError(f"message of {len(frame):,} bytes is over the {limit:,}-byte limit "
+                              "(start the master with a larger --max-message-bytes if this is intended)")
+        error.rid = _rid_only(frame)   # so the refusal reaches the caller instead of leaving it to retry
+        raise error
     message = _unpack(frame)
     rid = message.get("rid")
     try:
@@ -133,6 +136,20 @@ def decode(frame: bytes, ops: Dict[str, Dict[str, Field]], limit: int = defaults
         exc.rid = rid if isinstance(rid, str) else None   # so the error reply reaches the caller
         raise
     return op, message
+
+
+def _rid_only(frame: bytes) -> Optional[str]:
+    """The request id of a message too big to unpack, found by skipping every other value unbuilt."""
+    unpacker = msgpack.Unpacker(io.BytesIO(frame), raw=False)
+    try:
+        for _ in range(unpacker.read_map_header()):
+            if unpacker.unpack() == "rid":
+                rid = unpacker.unpack()
+                return rid if isinstance(rid, str) else None
+            unpacker.skip()
+    except Exception:  # not a well-formed map: there is no rid to answer
+        return None
+    return None
 
 
 def _unpack(frame: bytes) -> dict:
