@@ -21,6 +21,7 @@ from typing import Dict, List, Optional
 
 import psutil
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from titan import defaults, executor
 from titan.executor import JobContext, LaunchError, RunningJob
@@ -30,6 +31,9 @@ from titan.core.jobs import TIMEOUT_ERROR
 from titan.net.protocol import ProtocolError
 
 log = logging.getLogger("titan.worker")
+
+HANDSHAKE_EVENTS = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 
 FORK_EXECUTOR = "fork"        # .py jobs forked from a warm fork server; other jobs in new processes
 PROCESS_EXECUTOR = "process"  # every job in a new process (a fresh interpreter for .py)
@@ -84,6 +88,10 @@ class Worker:
         self.dealer.connect(f"tcp://{config.master_host}:{port}")
         self.poller = zmq.Poller()
         self.poller.register(self.dealer, zmq.POLLIN)
+        # Without this a refused handshake (wrong or missing keys) looks like a master that is not there.
+        self.handshakes = self.dealer.get_monitor_socket(HANDSHAKE_EVENTS)
+        self.poller.register(self.handshakes, zmq.POLLIN)
+        self._handshake_failed = False
         if self.fork_server is not None:
             self.poller.register(self.fork_server.fileno(), zmq.POLLIN)
 
@@ -107,6 +115,8 @@ class Worker:
             for target, _ in self.poller.poll(self._poll_timeout_ms()):
                 if target is self.dealer:
                     self._drain_master()
+                elif target is self.handshakes:
+                    self._on_handshake()
                 elif self.fork_server is not None and target == self.fork_server.fileno():
                     self.fork_server.pump()
                 else:
@@ -117,6 +127,20 @@ class Worker:
 
     def stop(self) -> None:
         self._running = False
+
+    def _on_handshake(self) -> None:
+        event = recv_monitor_message(self.handshakes)["event"]
+        if event == zmq.EVENT_HANDSHAKE_SUCCEEDED or self._handshake_failed:
+            self._handshake_failed = event != zmq.EVENT_HANDSHAKE_SUCCEEDED
+            return   # one warning per run of failures, not one per reconnect
+        self._handshake_failed = True
+        if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            log.warning("the master refused this worker's key: is its public key in the master's workers/ "
+                        "folder (a client key cannot register as a worker)? Still trying.")
+        else:
+            log.warning("no secure handshake with the master: %s. Still trying.",
+                        "check that --keys names this master's key" if self.identity
+                        else "the master may require keys (--keys / TITAN_KEYS)")
 
     def _poll_timeout_ms(self) -> int:
         if any(not running.streams for running in self.jobs.values()):

@@ -52,7 +52,8 @@ class _Channel:
                 if time.monotonic() >= deadline:
                     raise MasterUnreachable(
                         f"Titan master at {self.address} did not answer {message['op']!r} within {timeout:g}s "
-                        "(is it running? check TITAN_HOST/TITAN_PORT)", address=self.address)
+                        "(is it running? check TITAN_HOST/TITAN_PORT; a master with keys answers only trusted "
+                        "keys: check TITAN_KEYS)", address=self.address)
 
     def _await(self, socket: zmq.Socket, rid: str, until: float) -> Optional[dict]:
         while True:

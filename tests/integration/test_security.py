@@ -125,6 +125,8 @@ def test_a_client_key_cannot_register_as_a_worker(make_cluster, key_dir):
         time.sleep(1.0)   # the impostor has had many reconnects by now
         assert [w["name"] for w in client.stats()["workers"]] == ["w1"]
         assert client.get_job_status("lure") == "QUEUED"
+    with open(os.path.join(cluster.log_dir, "impostor.log")) as impostor_log:
+        assert "the master refused this worker's key" in impostor_log.read()
 
 
 def test_a_worker_key_acts_as_a_client_only_inside_its_running_job(make_cluster, key_dir):
