@@ -9,9 +9,12 @@ job that is running on that very worker right now, proven by the job token sent 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Dict, Optional
 
 import zmq
+from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils import z85
 
 from titan import defaults
 from titan.core.errors import AccessDenied
@@ -19,6 +22,48 @@ from titan.core.jobs import JobState
 from titan.net import security
 
 log = logging.getLogger("titan.master")
+
+# The same refused key knocks again every reconnect interval; say so once a minute, not ten times a second.
+REFUSAL_LOG_EVERY_S = 60.0
+
+
+class MasterAuthenticator(ThreadAuthenticator):
+    """Lets in only keys in the key ring, and only in the roles each socket allows; names each connection
+    "role:NAME" (its ZAP User-Id)."""
+
+    def __init__(self, ctx: zmq.Context, ring: security.KeyRing):
+        super().__init__(ctx)
+        self.ring = ring
+        self._last_refusal: Dict[tuple, float] = {}
+
+    def start(self) -> None:
+        super().start()
+        for domain in security.SOCKET_ROLES:   # zmq.auth looks the domain up exactly: "*" would not cover these
+            self.configure_curve_callback(domain, self)
+
+    def callback(self, domain: str, z85_key: bytes) -> bool:
+        user = self.ring.user(z85_key)
+        allowed = security.SOCKET_ROLES.get(domain, set())
+        if user is not None and user.split(":", 1)[0] in allowed:
+            return True
+        if user is None:
+            self._refused(domain, z85_key, f"refused an unknown key {z85_key[:8].decode()}... on the {domain} "
+                                           "socket (not in the key directory, or revoked)")
+        else:
+            self._refused(domain, z85_key, f"refused {user} on the {domain} socket: only "
+                                           f"{' or '.join(sorted(allowed))} keys may connect there")
+        return False
+
+    def curve_user_id(self, client_public_key: bytes) -> str:
+        return self.ring.user(z85.encode(client_public_key)) or "unknown"
+
+    def _refused(self, domain: str, z85_key: bytes, message: str) -> None:
+        now = time.monotonic()
+        if now - self._last_refusal.get((domain, z85_key), float("-inf")) >= REFUSAL_LOG_EVERY_S:
+            if len(self._last_refusal) > 10_000:
+                self._last_refusal.clear()
+            self._last_refusal[(domain, z85_key)] = now
+            log.warning(message)
 
 
 class Gatekeeper:
@@ -28,13 +73,13 @@ class Gatekeeper:
         self.ring = security.KeyRing(root)
         self.token_key = self.keys.token_key()
         self.worker_users: Dict[str, str] = {}    # worker connection id -> "worker:NAME"
-        self.authenticator: Optional[security.MasterAuthenticator] = None
+        self.authenticator: Optional[MasterAuthenticator] = None
         self._next_refresh = 0.0
         self._generation_seen = self.ring.generation
 
     def start(self, ctx: zmq.Context) -> None:
         """Before any socket binds: a CURVE server with no authenticator would let every key in."""
-        self.authenticator = security.MasterAuthenticator(ctx, self.ring)
+        self.authenticator = MasterAuthenticator(ctx, self.ring)
         self.authenticator.start()
 
     def stop(self) -> None:

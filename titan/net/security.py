@@ -9,8 +9,8 @@ A key directory made by `titan keys init DIR` looks like this:
                                                 master.key (public) + identity.key_secret
 
 The master trusts exactly the public keys in clients/ and workers/; deleting one revokes it (the master
-re-reads the folders, no restart). Each connection's ZAP User-Id is "client:NAME" or "worker:NAME", so
-the master knows the role of every message it receives.
+re-reads the folders, no restart). The master's authenticator (titan/master_security.py) names each
+connection "client:NAME" or "worker:NAME" (its ZAP User-Id), so the master knows who sent each message.
 """
 
 from __future__ import annotations
@@ -20,14 +20,11 @@ import hmac
 import logging
 import os
 import threading
-import time
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
 import zmq
 import zmq.auth
-from zmq.auth.thread import ThreadAuthenticator
-from zmq.utils import z85
 
 CLIENT, WORKER = "client", "worker"
 ROLE_FOLDERS = {CLIENT: "clients", WORKER: "workers"}
@@ -40,9 +37,6 @@ JOB_TOKEN_ENV = "TITAN_JOB_TOKEN"
 # jobs of workers (with a job token, checked per message) may use the rest.
 SOCKET_ROLES = {"clients": {CLIENT, WORKER}, "store": {CLIENT, WORKER}, "events": {CLIENT, WORKER},
                 "workers": {WORKER}}
-
-# The same refused key knocks again every reconnect interval; say so once a minute, not ten times a second.
-REFUSAL_LOG_EVERY_S = 60.0
 
 log = logging.getLogger("titan.security")
 
@@ -211,45 +205,6 @@ def _public_keys(folder: str):
                 log.warning("ignored unreadable key file %s/%s", folder, file_name)
                 continue
             yield file_name[:-len(".key")], public
-
-
-class MasterAuthenticator(ThreadAuthenticator):
-    """Lets in only keys in the key ring, and only in the roles each socket allows; names each connection
-    "role:NAME" (its ZAP User-Id)."""
-
-    def __init__(self, ctx: zmq.Context, ring: KeyRing):
-        super().__init__(ctx)
-        self.ring = ring
-        self._last_refusal: Dict[tuple, float] = {}
-
-    def start(self) -> None:
-        super().start()
-        for domain in SOCKET_ROLES:   # zmq.auth looks the domain up exactly: "*" would not cover these
-            self.configure_curve_callback(domain, self)
-
-    def callback(self, domain: str, z85_key: bytes) -> bool:
-        user = self.ring.user(z85_key)
-        allowed = SOCKET_ROLES.get(domain, set())
-        if user is not None and user.split(":", 1)[0] in allowed:
-            return True
-        if user is None:
-            self._refused(domain, z85_key, f"refused an unknown key {z85_key[:8].decode()}... on the {domain} "
-                                           "socket (not in the key directory, or revoked)")
-        else:
-            self._refused(domain, z85_key, f"refused {user} on the {domain} socket: only "
-                                           f"{' or '.join(sorted(allowed))} keys may connect there")
-        return False
-
-    def curve_user_id(self, client_public_key: bytes) -> str:
-        return self.ring.user(z85.encode(client_public_key)) or "unknown"
-
-    def _refused(self, domain: str, z85_key: bytes, message: str) -> None:
-        now = time.monotonic()
-        if now - self._last_refusal.get((domain, z85_key), float("-inf")) >= REFUSAL_LOG_EVERY_S:
-            if len(self._last_refusal) > 10_000:
-                self._last_refusal.clear()
-            self._last_refusal[(domain, z85_key)] = now
-            log.warning(message)
 
 
 @dataclass
