@@ -53,9 +53,6 @@ class MasterConfig:
     keys: Optional[str] = None          # key directory (titan keys init): CURVE on every socket
     insecure: bool = False              # allow a non-loopback address without keys
     limits: Limits = field(default_factory=Limits)
-    max_store_value_bytes: int = defaults.MAX_STORE_VALUE_BYTES
-    max_store_keys: int = defaults.MAX_STORE_KEYS
-    max_log_bytes: int = defaults.MAX_LOG_BYTES_PER_JOB
 
 
 class ReplyCache:
@@ -79,8 +76,8 @@ class Master(RequestHandlers):
         self.config = config
         self.scheduler = Scheduler(worker_dead_after=config.worker_dead_after, retry_backoff=config.retry_backoff,
                                    retry_backoff_max=config.retry_backoff_max)
-        self.store = Store(config.max_store_value_bytes, config.max_store_keys)
-        self.logs = JobLogs(config.max_log_bytes)
+        self.store = Store(config.limits.store_value_bytes, config.limits.store_keys)
+        self.logs = JobLogs(config.limits.log_bytes)
         self.limits = config.limits
         self.submit_rate = RateLimiter(config.limits.submits_per_second, "submissions",
                                        "--max-submits-per-second")
@@ -389,13 +386,13 @@ def parse_args(argv=None) -> MasterConfig:
     add_limit_options(parser)
     args = parser.parse_args(argv)
     limits = Limits(jobs_per_dag=args.max_jobs_per_dag, script_bytes=args.max_script_bytes,
-                    submits_per_second=args.max_submits_per_second)
+                    submits_per_second=args.max_submits_per_second, store_value_bytes=args.max_store_value_bytes,
+                    store_keys=args.max_store_keys, log_bytes=args.max_log_bytes)
     return MasterConfig(host=args.host, port=args.port, data_dir=args.data_dir,
                         max_message_bytes=args.max_message_bytes, heartbeat_interval=args.heartbeat_interval,
                         worker_dead_after=args.worker_dead_after, retry_backoff=args.retry_backoff,
                         retry_backoff_max=args.retry_backoff_max, keys=args.keys, insecure=args.insecure,
-                        limits=limits, max_store_value_bytes=args.max_store_value_bytes,
-                        max_store_keys=args.max_store_keys, max_log_bytes=args.max_log_bytes)
+                        limits=limits)
 
 
 def add_limit_options(parser: argparse.ArgumentParser) -> None:
@@ -408,7 +405,17 @@ def add_limit_options(parser: argparse.ArgumentParser) -> None:
              "bytes of output kept per job (older output is dropped, with a marker)"),
             ("--max-submits-per-second", float, defaults.MAX_SUBMITS_PER_SECOND,
              "submissions a second from one client (one key, or one connection without keys)")):
-        parser.add_argument(flag, type=kind, default=default, help=f"at most this many {what} (default %(default)s)")
+        parser.add_argument(flag, type=positive(kind), default=default,
+                            help=f"at most this many {what} (default %(default)s)")
+
+
+def positive(kind):
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+        return value
+    return parse
 
 
 def main(argv=None) -> int:

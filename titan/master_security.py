@@ -42,6 +42,13 @@ class MasterAuthenticator(ThreadAuthenticator):
             self.configure_curve_callback(domain, self)
 
     def callback(self, domain: str, z85_key: bytes) -> bool:
+        try:
+            return self._may_connect(domain, z85_key)
+        except Exception:   # an error here would end the authenticator's thread: refuse this one instead
+            log.exception("error checking a key on the %s socket; refused it", domain)
+            return False
+
+    def _may_connect(self, domain: str, z85_key: bytes) -> bool:
         user = self.ring.user(z85_key)
         allowed = security.SOCKET_ROLES.get(domain, set())
         if user is not None and user.split(":", 1)[0] in allowed:

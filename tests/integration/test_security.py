@@ -314,3 +314,23 @@ def _rate_limited(call) -> bool:
             return True
         raise
     return False
+
+
+def test_master_sockets_fail_closed_when_no_authenticator_answers(key_dir):
+    """libzmq lets any CURVE key in when no ZAP handler answers, unless told to enforce it."""
+    import zmq
+
+    keys = security.load_server_keys(key_dir)
+    stranger = security.Identity(*zmq.curve_keypair(), server_public=keys.public)
+    ctx = zmq.Context()
+    try:
+        server = ctx.socket(zmq.ROUTER)
+        keys.apply(server, "clients")
+        port = server.bind_to_random_port("tcp://127.0.0.1")
+        client = ctx.socket(zmq.DEALER)
+        stranger.apply(client)
+        client.connect(f"tcp://127.0.0.1:{port}")
+        client.send(b"let me in", zmq.NOBLOCK)   # queued until a handshake that must never complete
+        assert not server.poll(1500)
+    finally:
+        ctx.destroy(linger=0)

@@ -17,6 +17,9 @@ class Limits:
     jobs_per_dag: int = defaults.MAX_JOBS_PER_DAG
     script_bytes: int = defaults.MAX_SCRIPT_BYTES
     submits_per_second: float = defaults.MAX_SUBMITS_PER_SECOND
+    store_value_bytes: int = defaults.MAX_STORE_VALUE_BYTES    # enforced by Store
+    store_keys: int = defaults.MAX_STORE_KEYS                  # enforced by Store
+    log_bytes: int = defaults.MAX_LOG_BYTES_PER_JOB            # enforced by JobLogs
 
     def check_job_count(self, count: int) -> None:
         if count > self.jobs_per_dag:

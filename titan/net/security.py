@@ -218,6 +218,8 @@ class ServerKeys:
         socket.curve_publickey = self.public
         socket.curve_secretkey = self.secret
         socket.zap_domain = domain.encode()
+        # Without this libzmq lets in any key when no authenticator answers: fail closed instead.
+        socket.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)
 
     def token_key(self) -> bytes:
         """Job tokens are signed with a key derived from the master's secret, so they survive a restart."""
