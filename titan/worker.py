@@ -101,7 +101,7 @@ class Worker:
         if self.identity is None:
             return ""
         self.identity.apply(dealer)
-        folder = os.path.join(self.work_root, ".titan-keys")
+        folder = tempfile.mkdtemp(prefix=".titan-keys-", dir=self.work_root)   # workers may share a work dir
         security.write_bundle(folder, self.identity)
         return folder
 

@@ -72,7 +72,10 @@ def test_a_job_reaches_a_keyed_master_with_its_token(make_cluster, key_dir, scri
     parent = script("parent.py", f"""
         import os
         from titan_sdk import TitanClient, TitanJob
-        assert "secret" not in open(os.environ["TITAN_KEYS"] + "/master.key").read()
+        keys = os.environ["TITAN_KEYS"]
+        assert not keys.startswith({key_dir!r}), "the job got the worker's own key files"
+        assert os.stat(keys).st_mode & 0o077 == 0 and os.stat(keys + "/identity.key_secret").st_mode & 0o077 == 0
+        assert "secret" not in open(keys + "/master.key").read()
         client = TitanClient(timeout=20)
         client.store_put("seen-by", os.environ["TITAN_JOB_ID"])
         client.submit_job(TitanJob("child", {child!r}))
