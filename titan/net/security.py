@@ -131,7 +131,7 @@ def load_identity(path: str, role: str) -> Identity:
         default = os.path.join(path, ISSUED_FOLDER, f"{role}-{role}")
         if not os.path.isdir(default):
             raise KeyFileError(f"no keys in {path}: expected a bundle ({IDENTITY}.key_secret and master.key, "
-                            f"from `titan keys add-{role} NAME`) or a directory made by `titan keys init`")
+                               f"from `titan keys add-{role} NAME`) or a directory made by `titan keys init`")
         path = default
     try:
         public, secret = zmq.auth.load_certificate(os.path.join(path, f"{IDENTITY}.key_secret"))
