@@ -38,6 +38,7 @@ class LocalCluster:
     worker_dead_after: float = defaults.WORKER_DEAD_AFTER_S
     master_args: Sequence[str] = ()
     log_dir: Optional[str] = None       # where process output goes; None: discarded
+    keys: Optional[str] = None          # a key directory (titan keys init): CURVE for master, workers, client
     master: Optional[subprocess.Popen] = None
     worker_processes: dict = field(default_factory=dict)
 
@@ -55,6 +56,8 @@ class LocalCluster:
                    "--worker-dead-after", str(self.worker_dead_after), *self.master_args]
         if self.data_dir:
             command += ["--data-dir", self.data_dir]
+        if self.keys:
+            command += ["--keys", self.keys]
         self.master = self._spawn(command, "master")
         return self.master
 
@@ -65,6 +68,8 @@ class LocalCluster:
                    "--master-dead-after", str(self.worker_dead_after)]
         for capability in spec.capabilities:
             command += ["--cap", capability]
+        if self.keys:
+            command += ["--keys", self.keys]
         process = self._spawn([*command, *spec.extra_args], spec.name)
         self.worker_processes[spec.name] = process
         return process
@@ -82,7 +87,7 @@ class LocalCluster:
 
     def client(self, timeout: float = 10.0):
         from titan_sdk import TitanClient  # the SDK sits above this module; import it only when asked
-        return TitanClient(host=self.host, port=self.port, timeout=timeout)
+        return TitanClient(host=self.host, port=self.port, timeout=timeout, keys=self.keys)
 
     def wait_for_workers(self, count: int, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout

@@ -25,6 +25,17 @@ CLIENT_TIMEOUT_S = 30.0
 CLIENT_RETRY_INTERVAL_S = 2.0
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+# Limits the master enforces (each has a master flag of the same name, e.g. --max-jobs-per-dag). The
+# defaults are far above what ordinary use needs (the S7 benchmark submits 100,000 jobs in one DAG);
+# they stop one runaway client from exhausting the master's memory.
+MAX_JOBS_PER_DAG = 250_000
+MAX_SCRIPT_BYTES = 16 * 1024 * 1024
+MAX_STORE_VALUE_BYTES = 1024 * 1024
+MAX_STORE_KEYS = 1_000_000
+MAX_LOG_BYTES_PER_JOB = 16 * 1024 * 1024
+MAX_SUBMITS_PER_SECOND = 1_000
+# How often the master re-reads its trusted key folders, so a deleted public key stops working.
+KEY_REFRESH_INTERVAL_S = 1.0
 # How many recent request ids the master remembers, so a retried request is answered, not re-run.
 REPLY_CACHE_SIZE = 10_000
 

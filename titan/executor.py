@@ -38,9 +38,12 @@ class JobContext:
     master_port: int
     dag_dir: str = ""          # shared by the jobs of one DAG on this worker, for intermediate files
     agent_run_id: Optional[str] = None   # the agent run its DAG was submitted under, passed on to what it submits
+    token: str = ""            # with keys: proves to the master that this job runs now (TITAN_JOB_TOKEN)
+    keys_dir: str = ""         # with keys: the worker's private copy of its keys, for the job (TITAN_KEYS)
 
     def environment(self) -> Dict[str, str]:
-        return {
+        secured = {"TITAN_JOB_TOKEN": self.token, "TITAN_KEYS": self.keys_dir} if self.keys_dir else {}
+        return {**secured,
             "TITAN_HOST": self.master_host, "TITAN_PORT": str(self.master_port),
             "TITAN_JOB_ID": self.job_id, "TITAN_DAG_ID": self.dag or "", "TITAN_DAG_DIR": self.dag_dir,
             "TITAN_ATTEMPT": str(self.attempt), "TITAN_WORKER_ID": self.worker_name,

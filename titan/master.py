@@ -17,7 +17,7 @@ import time
 import traceback
 import uuid
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 import zmq
@@ -28,11 +28,13 @@ from titan.core.effects import Admitted, Dispatch, Note, Publish, StopJob
 from titan.core.errors import TitanError
 from titan.core.jobs import JobState
 from titan.core.journal import Journal, JournalCorrupt
+from titan.core.limits import Limits, RateLimiter
 from titan.core.logs import JobLogs
 from titan.core.scheduler import Scheduler
 from titan.core.store import Store
 from titan.master_requests import RequestHandlers
-from titan.net import protocol
+from titan.master_security import Gatekeeper
+from titan.net import protocol, security
 from titan.net.protocol import ProtocolError
 
 log = logging.getLogger("titan.master")
@@ -52,6 +54,9 @@ class MasterConfig:
     worker_dead_after: float = defaults.WORKER_DEAD_AFTER_S
     retry_backoff: float = defaults.RETRY_BACKOFF_S
     retry_backoff_max: float = defaults.RETRY_BACKOFF_MAX_S
+    keys: Optional[str] = None          # key directory (titan keys init): CURVE on every socket
+    insecure: bool = False              # allow a non-loopback address without keys
+    limits: Limits = field(default_factory=Limits)
 
 
 class ReplyCache:
@@ -75,8 +80,11 @@ class Master(RequestHandlers):
         self.config = config
         self.scheduler = Scheduler(worker_dead_after=config.worker_dead_after, retry_backoff=config.retry_backoff,
                                    retry_backoff_max=config.retry_backoff_max)
-        self.store = Store()
-        self.logs = JobLogs()
+        self.store = Store(config.limits.store_value_bytes, config.limits.store_keys)
+        self.logs = JobLogs(config.limits.log_bytes)
+        self.limits = config.limits
+        self.submit_rate = RateLimiter(config.limits.submits_per_second, "submissions",
+                                       "--max-submits-per-second")
         self._scripts: dict = {}          # one copy of each distinct script, shared by its jobs
         self._script_digests: Dict[bytes, str] = {}
         self._scripts_sent: Dict[str, set] = {}   # worker id -> digests of the scripts it has been sent
@@ -93,18 +101,23 @@ class Master(RequestHandlers):
         self.journal = Journal(config.data_dir) if config.data_dir else None
         self.artifacts = ArtifactStore(os.path.join(config.data_dir, "artifacts") if config.data_dir else None)
         self.dag_agent_run: Dict[str, str] = {}
+        self.guard = Gatekeeper(config.keys) if config.keys else None
         self.ctx = zmq.Context()
         self.ctx.linger = 0
-        self.clients = self._bind(zmq.ROUTER, defaults.CLIENT_PORT_OFFSET)
-        self.workers = self._bind(zmq.ROUTER, defaults.WORKER_PORT_OFFSET, {zmq.ROUTER_MANDATORY: 1})
-        self.events = self._bind(zmq.XPUB, defaults.EVENTS_PORT_OFFSET,
+        if self.guard is not None:
+            self.guard.start(self.ctx)
+        self.clients = self._bind(zmq.ROUTER, defaults.CLIENT_PORT_OFFSET, "clients")
+        self.workers = self._bind(zmq.ROUTER, defaults.WORKER_PORT_OFFSET, "workers", {zmq.ROUTER_MANDATORY: 1})
+        self.events = self._bind(zmq.XPUB, defaults.EVENTS_PORT_OFFSET, "events",
                                  {zmq.XPUB_WELCOME_MSG: protocol.EVENTS_WELCOME})
         # A ROUTER, not a REP, so store replies can wait for the turn's commit; REQ clients work unchanged.
-        self.store_socket = self._bind(zmq.ROUTER, defaults.STORE_PORT_OFFSET)
+        self.store_socket = self._bind(zmq.ROUTER, defaults.STORE_PORT_OFFSET, "store")
         self.recovered = self._recover() if self.journal else None
 
-    def _bind(self, kind: int, offset: int, options: Optional[dict] = None) -> zmq.Socket:
+    def _bind(self, kind: int, offset: int, domain: str, options: Optional[dict] = None) -> zmq.Socket:
         socket = self.ctx.socket(kind)
+        if self.guard is not None:
+            self.guard.secure(socket, domain)
         for option, value in (options or {}).items():
             socket.setsockopt(option, value)
         # Messages over the limit get an error reply; only absurd ones (16x) make libzmq drop the peer
@@ -119,8 +132,10 @@ class Master(RequestHandlers):
             durability = "state in memory only (no --data-dir: a restart forgets every job)"
         else:
             durability = f"journal {self.journal.path}" + (f" ({self.recovered})" if self.recovered else "")
+        access = (f"CURVE keys from {self.config.keys}" if self.guard is not None
+                  else "no keys: unauthenticated and unencrypted")
         return (f"Titan master listening on {host}: clients {port}, workers {port + 1}, "
-                f"events {port + 2}, store {port + 3}; {durability}")
+                f"events {port + 2}, store {port + 3}; {durability}; {access}")
 
     def _recover(self) -> str:
         recovered = self.journal.load()
@@ -153,6 +168,8 @@ class Master(RequestHandlers):
                 if socket in ready:
                     self._drain(socket, handler)
             self._apply(self.scheduler.tick(time.monotonic()))
+            if self.guard is not None:
+                self._drop_revoked_workers(time.monotonic())
             self._end_turn()
 
     def stop(self) -> None:
@@ -162,6 +179,8 @@ class Master(RequestHandlers):
         if self.journal is not None:
             self.journal.close()
         self.artifacts.close()
+        if self.guard is not None:
+            self.guard.stop()
         self.ctx.destroy(linger=0)
 
     def _poll_timeout_ms(self) -> int:
@@ -174,13 +193,25 @@ class Master(RequestHandlers):
     def _drain(self, socket: zmq.Socket, handler) -> None:
         for _ in range(BATCH_PER_SOCKET):
             try:
-                frames = socket.recv_multipart(zmq.NOBLOCK)
+                frames, user = self._receive(socket)
             except zmq.Again:
                 return
             try:
-                handler(frames)
+                handler(frames, user)
             except Exception:  # the master never dies from a message; the operator sees why
                 log.error("internal error while handling a message:\n%s", traceback.format_exc())
+
+    def _receive(self, socket: zmq.Socket) -> tuple:
+        """The frames of one message, and with keys, who sent it ("client:NAME", "worker:NAME"), which the
+        authenticator attached to the connection (only readable from a zmq.Frame, hence copy=False)."""
+        if self.guard is None:
+            return socket.recv_multipart(zmq.NOBLOCK), None
+        frames = socket.recv_multipart(zmq.NOBLOCK, copy=False)
+        try:
+            user = frames[-1].get("User-Id")
+        except zmq.ZMQError:   # a message without connection metadata (e.g. an XPUB subscription)
+            user = None
+        return [frame.bytes for frame in frames], user
 
     def _end_turn(self) -> None:
         """Commit what this turn changed, then say it. Sending can fail (a vanished worker) and cause
@@ -208,7 +239,7 @@ class Master(RequestHandlers):
 
     # ----------------------------------------------------------------- requests (clients P, store P+3)
 
-    def _on_subscription(self, frames: list) -> None:
+    def _on_subscription(self, frames: list, user: Optional[str]) -> None:
         """The XPUB reports a topic prefix when its first subscriber arrives (byte 1, then the prefix) and
         when its last one leaves (byte 0), so the master need not encode events nobody would receive."""
         message = frames[0]
@@ -225,22 +256,24 @@ class Master(RequestHandlers):
             wanted = self._wanted[topic] = any(encoded.startswith(prefix) for prefix in self._subscribed)
         return wanted
 
-    def _on_client(self, frames: list) -> None:
+    def _on_client(self, frames: list, user: Optional[str]) -> None:
         self._drain(self.events, self._on_subscription)   # a request may follow a subscription closely
         identity, body = frames[0], frames[1:]
-        reply = self._answer(body, protocol.CLIENT_OPS, self._client_request, "client")
+        reply = self._answer(body, protocol.CLIENT_OPS, self._client_request, "client", user or identity)
         self._outbox.append((self.clients, [identity, reply]))
 
-    def _on_store(self, frames: list) -> None:
+    def _on_store(self, frames: list, user: Optional[str]) -> None:
         # REQ peers put an empty delimiter before the request; answer in the shape that was asked.
         identity, body = frames[0], frames[1:]
         envelope = [b""] if body and body[0] == b"" else []
-        reply = self._answer(body[len(envelope):], protocol.STORE_OPS, self._store_request, "store")
+        reply = self._answer(body[len(envelope):], protocol.STORE_OPS, self._store_request, "store",
+                             user or identity)
         self._outbox.append((self.store_socket, [identity, *envelope, reply]))
 
-    def _answer(self, body: list, ops: dict, act, channel: str) -> bytes:
-        """Decode, act (a change at most once per request id), and return the encoded reply; bad input
-        gets an error reply."""
+    def _answer(self, body: list, ops: dict, act, channel: str, sender) -> bytes:
+        """Decode, check the sender may ask it, act (a change at most once per request id), and return
+        the encoded reply; bad input gets an error reply. `sender` is the key's user with keys, else the
+        connection's identity."""
         rid = None
         replies = self.replies[channel]
         try:
@@ -252,6 +285,7 @@ class Master(RequestHandlers):
             cached = replies.get(rid) if changes_state else None
             if cached is not None:
                 return cached
+            self._check_allowed(op, message, sender)
             reply = protocol.encode(protocol.ok_reply(rid, act(op, message)))
         except (ProtocolError, TitanError) as exc:
             rid = rid or getattr(exc, "rid", None)
@@ -266,9 +300,16 @@ class Master(RequestHandlers):
                 self.journal.record_reply(channel, rid, reply)
         return reply
 
+    def _check_allowed(self, op: str, message: dict, sender) -> None:
+        """Raise AccessDenied or LimitExceeded unless this request may go ahead."""
+        if self.guard is not None:
+            self.guard.check_request(sender, message.get("token"), self.scheduler.jobs)
+        if op == "submit":   # a worker key's jobs each count on their own
+            self.submit_rate.take((sender, message.get("token")), time.monotonic())
+
     # ----------------------------------------------------------------- workers (ROUTER, port P+1)
 
-    def _on_worker(self, frames: list) -> None:
+    def _on_worker(self, frames: list, user: Optional[str]) -> None:
         worker_id = frames[0].hex()
         try:
             if len(frames) != 2:
@@ -281,9 +322,9 @@ class Master(RequestHandlers):
             if isinstance(item, ProtocolError):
                 log.warning("dropped a malformed message from worker connection %s: %s", worker_id, item)
             else:
-                self._on_worker_message(worker_id, *item)
+                self._on_worker_message(worker_id, user, *item)
 
-    def _on_worker_message(self, worker_id: str, op: str, message: dict) -> None:
+    def _on_worker_message(self, worker_id: str, user: Optional[str], op: str, message: dict) -> None:
         if op == "register":
             try:
                 claims = protocol.job_claims(message.get("running"))
@@ -292,7 +333,8 @@ class Master(RequestHandlers):
                 return
         now = time.monotonic()
         if op == "register":
-            self._register_worker(worker_id, message, claims, now)
+            if self.guard is None or self.guard.admit_worker(worker_id, user):
+                self._register_worker(worker_id, message, claims, now)
         elif not self.scheduler.worker_seen(worker_id, now):
             self._send_worker(worker_id, {"op": "reregister", "reason": "this master does not know you"})
         elif op == "heartbeat":
@@ -334,6 +376,12 @@ class Master(RequestHandlers):
         if self.journal is not None:
             self.journal.record_log(run.job_id, run.seq, message["attempt"], message["stream"], text)
 
+    def _drop_revoked_workers(self, now: float) -> None:
+        for worker_id in self.guard.revoked_workers(now, self.scheduler.workers):
+            log.warning("worker connection %s: its key %s was revoked", worker_id, self.guard.worker_users[worker_id])
+            self._apply(self.scheduler.worker_left(worker_id, "its key was revoked", now))
+            self._send_worker(worker_id, {"op": "reregister", "reason": "its key was revoked"})
+
     def _send_worker(self, worker_id: str, message: dict) -> None:
         self._to_workers.setdefault(worker_id, []).append(message)
 
@@ -373,8 +421,11 @@ class Master(RequestHandlers):
             del job["script"]
         else:
             sent.add(digest)
-        self._send_worker(effect.worker_id, {"op": "dispatch", "job": job, "attempt": effect.attempt,
-                                             "dag": run.dag, "agent_run_id": self.dag_agent_run.get(run.dag)})
+        dispatch = {"op": "dispatch", "job": job, "attempt": effect.attempt, "dag": run.dag,
+                    "agent_run_id": self.dag_agent_run.get(run.dag)}
+        if self.guard is not None:   # what lets the job, and only while it runs, act as a client
+            dispatch["token"] = self.guard.token_for(effect.job_id, effect.attempt)
+        self._send_worker(effect.worker_id, dispatch)
 
     def _resend_dispatch(self, worker_id: str, job_id: str, attempt: int) -> None:
         run = self.scheduler.jobs.get(job_id)
@@ -410,11 +461,44 @@ def parse_args(argv=None) -> MasterConfig:
     parser.add_argument("--retry-backoff", type=float, default=defaults.RETRY_BACKOFF_S,
                         help="seconds before a failed job's first retry, doubling after (default %(default)s)")
     parser.add_argument("--retry-backoff-max", type=float, default=defaults.RETRY_BACKOFF_MAX_S)
+    parser.add_argument("--keys", default=None, metavar="DIR",
+                        help="key directory made by `titan keys init`: CURVE encryption and authentication "
+                             "on every socket, only known keys let in")
+    parser.add_argument("--insecure", action="store_true",
+                        help="allow listening on a non-loopback address without --keys (trusted networks only)")
+    add_limit_options(parser)
     args = parser.parse_args(argv)
+    limits = Limits(jobs_per_dag=args.max_jobs_per_dag, script_bytes=args.max_script_bytes,
+                    submits_per_second=args.max_submits_per_second, store_value_bytes=args.max_store_value_bytes,
+                    store_keys=args.max_store_keys, log_bytes=args.max_log_bytes)
     return MasterConfig(host=args.host, port=args.port, data_dir=args.data_dir,
                         max_message_bytes=args.max_message_bytes, heartbeat_interval=args.heartbeat_interval,
                         worker_dead_after=args.worker_dead_after, retry_backoff=args.retry_backoff,
-                        retry_backoff_max=args.retry_backoff_max)
+                        retry_backoff_max=args.retry_backoff_max, keys=args.keys, insecure=args.insecure,
+                        limits=limits)
+
+
+def add_limit_options(parser: argparse.ArgumentParser) -> None:
+    for flag, kind, default, what in (
+            ("--max-jobs-per-dag", int, defaults.MAX_JOBS_PER_DAG, "jobs in one submission"),
+            ("--max-script-bytes", int, defaults.MAX_SCRIPT_BYTES, "bytes of one job's script or archive"),
+            ("--max-store-value-bytes", int, defaults.MAX_STORE_VALUE_BYTES, "bytes of one TitanStore value"),
+            ("--max-store-keys", int, defaults.MAX_STORE_KEYS, "keys in TitanStore"),
+            ("--max-log-bytes", int, defaults.MAX_LOG_BYTES_PER_JOB,
+             "bytes of output kept per job (older output is dropped, with a marker)"),
+            ("--max-submits-per-second", float, defaults.MAX_SUBMITS_PER_SECOND,
+             "submissions a second from one client (one key, or one connection without keys)")):
+        parser.add_argument(flag, type=positive(kind), default=default,
+                            help=f"at most this many {what} (default %(default)s)")
+
+
+def positive(kind):
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+        return value
+    return parse
 
 
 def main(argv=None) -> int:
@@ -423,12 +507,18 @@ def main(argv=None) -> int:
     # all every few thousand allocations. Collect young objects less often; nothing here is cyclic-heavy.
     gc.set_threshold(100_000, 50, 100)
     config = parse_args(argv)
+    if not (config.keys or config.insecure or security.is_loopback(config.host)):
+        print(security.refusal_to_bind(config.host), file=sys.stderr)   # before any socket exists
+        return 2
+    if config.insecure and not config.keys and not security.is_loopback(config.host):
+        log.warning("listening on %s WITHOUT keys (--insecure): anyone who reaches it can run code on the "
+                    "workers", config.host)
     try:
         master = Master(config)
     except zmq.ZMQError as exc:
         print(f"titan master: cannot bind {config.host}:{config.port}-{config.port + 3}: {exc}", file=sys.stderr)
         return 1
-    except JournalCorrupt as exc:
+    except (JournalCorrupt, security.KeyFileError) as exc:
         print(f"titan master: {exc}", file=sys.stderr)
         return 1
     for sig in (signal.SIGINT, signal.SIGTERM):

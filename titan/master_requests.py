@@ -64,7 +64,10 @@ class RequestHandlers:
 
     def _submit(self, dag: Optional[str], raw_jobs: list, scripts: dict, now: float,
                 agent_run_id: Optional[str] = None) -> dict:
+        self.limits.check_job_count(len(raw_jobs))
         specs = [protocol.job_from_wire(raw, i, self._shared_script, scripts) for i, raw in enumerate(raw_jobs)]
+        for spec in specs:
+            self.limits.check_script(spec.job_id, len(spec.script))
         specs = [self._with_archive(spec) for spec in specs]
         if agent_run_id is not None and not dag:
             raise RequestRejected("agent_run_id groups DAGs: submit the jobs as a DAG (submit_dag) to use it")

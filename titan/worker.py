@@ -21,16 +21,20 @@ from typing import Dict, List, Optional
 
 import psutil
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from titan import defaults, executor
 from titan.executor import JobContext, LaunchError, RunningJob
 from titan.forkserver import ForkServer
-from titan.net import protocol
+from titan.net import protocol, security
 from titan.core.jobs import PORT_IN_USE_ERROR, SERVICE_JOB_TYPE, TIMEOUT_ERROR
 from titan.net.protocol import ProtocolError
 from titan.worker_archives import ArchiveCache
 
 log = logging.getLogger("titan.worker")
+
+HANDSHAKE_EVENTS = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 
 FORK_EXECUTOR = "fork"        # .py jobs forked from a warm fork server; other jobs in new processes
 PROCESS_EXECUTOR = "process"  # every job in a new process (a fresh interpreter for .py)
@@ -49,6 +53,7 @@ class WorkerConfig:
     work_dir: Optional[str] = None
     # "null" reports each job finished without running anything: for benchmarks of the scheduler alone.
     executor: str = FORK_EXECUTOR
+    keys: Optional[str] = None   # a worker key bundle, or the key directory on the master's machine
 
     def __post_init__(self):
         self.slots = self.slots or os.cpu_count() or 1
@@ -58,6 +63,7 @@ class WorkerConfig:
 class Worker:
     def __init__(self, config: WorkerConfig):
         self.config = config
+        self.identity = security.identity_from_environment(config.keys, security.WORKER)   # fails early
         self.jobs: Dict[str, RunningJob] = {}
         self.unacked: Dict[tuple, dict] = {}   # (job_id, attempt) -> its "finished" message, until acked
         self.scripts: Dict[str, bytes] = {}    # sha256 -> script, as the master sent them (each once)
@@ -81,12 +87,27 @@ class Worker:
         # Queue nothing while the master is away: heartbeats and registrations would pile up and arrive
         # all at once; results are kept in `unacked` and re-sent after the next welcome instead.
         self.dealer.setsockopt(zmq.IMMEDIATE, 1)
+        self.job_keys_dir = self._secure(self.dealer)
         port = defaults.port_for(config.master_port, defaults.WORKER_PORT_OFFSET)
         self.dealer.connect(f"tcp://{config.master_host}:{port}")
         self.poller = zmq.Poller()
         self.poller.register(self.dealer, zmq.POLLIN)
+        # Without this a refused handshake (wrong or missing keys) looks like a master that is not there.
+        self.handshakes = self.dealer.get_monitor_socket(HANDSHAKE_EVENTS)
+        self.poller.register(self.handshakes, zmq.POLLIN)
+        self._handshake_failed = False
         if self.fork_server is not None:
             self.poller.register(self.fork_server.fileno(), zmq.POLLIN)
+
+    def _secure(self, dealer: zmq.Socket) -> str:
+        """With keys: make the connection CURVE, and put a copy of the keys where only this user can read
+        them, for jobs to reach the master (with their job token) without this worker's key file."""
+        if self.identity is None:
+            return ""
+        self.identity.apply(dealer)
+        folder = tempfile.mkdtemp(prefix=".titan-keys-", dir=self.work_root)   # workers may share a work dir
+        security.write_bundle(folder, self.identity)
+        return folder
 
     # ----------------------------------------------------------------- the loop
 
@@ -99,6 +120,8 @@ class Worker:
             for target, _ in self.poller.poll(self._poll_timeout_ms()):
                 if target is self.dealer:
                     self._drain_master()
+                elif target is self.handshakes:
+                    self._on_handshake()
                 elif self.fork_server is not None and target == self.fork_server.fileno():
                     self.fork_server.pump()
                 else:
@@ -111,6 +134,20 @@ class Worker:
 
     def stop(self) -> None:
         self._running = False
+
+    def _on_handshake(self) -> None:
+        event = recv_monitor_message(self.handshakes)["event"]
+        if event == zmq.EVENT_HANDSHAKE_SUCCEEDED or self._handshake_failed:
+            self._handshake_failed = event != zmq.EVENT_HANDSHAKE_SUCCEEDED
+            return   # one warning per run of failures, not one per reconnect
+        self._handshake_failed = True
+        if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            log.warning("the master refused this worker's key: is its public key in the master's workers/ "
+                        "folder (a client key cannot register as a worker)? Still trying.")
+        else:
+            log.warning("no secure handshake with the master: %s. Still trying.",
+                        "check that --keys names this master's key" if self.identity
+                        else "the master may require keys (--keys / TITAN_KEYS)")
 
     def _poll_timeout_ms(self) -> int:
         if any(not running.streams for running in self.jobs.values()):
@@ -228,7 +265,8 @@ class Worker:
             return
         context = JobContext(job_id=job["job_id"], dag=message.get("dag"), attempt=message["attempt"],
                              worker_name=self.config.name, master_host=self.config.master_host,
-                             master_port=self.config.master_port, agent_run_id=message.get("agent_run_id"))
+                             master_port=self.config.master_port, agent_run_id=message.get("agent_run_id"),
+                             token=message.get("token") or "", keys_dir=self.job_keys_dir)
         previous = self.jobs.get(context.job_id)
         if previous is not None and previous.attempt == context.attempt:
             return   # a repeated dispatch of what already runs here
@@ -378,6 +416,8 @@ class Worker:
             self.fork_server.close()
         if self.owns_work_root:
             shutil.rmtree(self.work_root, ignore_errors=True)
+        elif self.job_keys_dir:
+            shutil.rmtree(self.job_keys_dir, ignore_errors=True)
 
 
 def parse_master(address: Optional[str]):
@@ -405,26 +445,34 @@ def parse_args(argv=None) -> WorkerConfig:
                         default=FORK_EXECUTOR,
                         help="fork (default): .py jobs forked from a warm Python; process: a fresh "
                              "interpreter per job; null: benchmarks only, jobs reported done without running")
+    parser.add_argument("--keys", default=None, metavar="DIR",
+                        help=f"this worker's key bundle (titan keys add-worker), or the key directory on the "
+                             f"master's machine (default: ${security.KEYS_ENV})")
     args = parser.parse_args(argv)
     host, port = parse_master(args.master)
     caps = [c.strip() for item in args.cap for c in item.split(",") if c.strip()]
     return WorkerConfig(master_host=host, master_port=port, capabilities=caps, slots=args.slots,
                         name=args.name, heartbeat_interval=args.heartbeat_interval,
                         master_dead_after=args.master_dead_after, work_dir=args.work_dir,
-                        executor=args.executor)
+                        executor=args.executor, keys=args.keys)
 
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
     config = parse_args(argv)
-    worker = Worker(config)
+    try:
+        worker = Worker(config)
+    except security.KeyFileError as exc:
+        print(f"titan worker: {exc}", file=sys.stderr)
+        return 2
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: worker.stop())
     caps = ", ".join(["GENERAL", *config.capabilities])
     if config.executor == NULL_EXECUTOR:
         print("WARNING: null executor (benchmarks only): jobs are reported done and never run", flush=True)
+    access = "CURVE" if worker.identity else "no keys"
     print(f"Titan worker {config.name} ({caps}; {config.slots} slots) -> "
-          f"{config.master_host}:{config.master_port}", flush=True)
+          f"{config.master_host}:{config.master_port} ({access})", flush=True)
     worker.run()
     print(f"Titan worker {config.name} stopped.", flush=True)
     return 0

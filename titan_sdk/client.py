@@ -19,7 +19,7 @@ import zmq
 from titan import defaults
 from titan.core.errors import MasterUnreachable, error_from_reply
 from titan.core.jobs import FINAL_STATES
-from titan.net import protocol
+from titan.net import protocol, security
 from titan_sdk.files import FileTransfers
 from titan_sdk.event_order import EventGap, EventOrder
 from titan_sdk.job import TitanJob
@@ -34,8 +34,9 @@ FOLLOW_LOGS_POLL_S = 0.2
 class _Channel:
     """One DEALER socket to one master socket, with request ids, retries and a deadline."""
 
-    def __init__(self, ctx: zmq.Context, address: str, envelope: bool):
-        self.ctx, self.address, self.envelope = ctx, address, envelope
+    def __init__(self, ctx: zmq.Context, address: str, envelope: bool,
+                 identity: Optional[security.Identity] = None):
+        self.ctx, self.address, self.envelope, self.identity = ctx, address, envelope, identity
         self.lock = threading.Lock()
         self.socket: Optional[zmq.Socket] = None
         self.poller: Optional[zmq.Poller] = None
@@ -50,14 +51,18 @@ class _Channel:
         with self.lock:
             socket = self._socket()
             while True:
-                socket.send_multipart(frames)
+                try:
+                    socket.send_multipart(frames, zmq.NOBLOCK)
+                except zmq.Again:   # no connection yet (with keys: one the master refuses); wait as for a reply
+                    pass
                 reply = self._await(socket, rid, min(deadline, time.monotonic() + retry_every))
                 if reply is not None:
                     return reply
                 if time.monotonic() >= deadline:
                     raise MasterUnreachable(
                         f"Titan master at {self.address} did not answer {message['op']!r} within {timeout:g}s "
-                        "(is it running? check TITAN_HOST/TITAN_PORT)", address=self.address)
+                        "(is it running? check TITAN_HOST/TITAN_PORT; a master with keys answers only trusted "
+                        "keys: check TITAN_KEYS)", address=self.address)
 
     def _await(self, socket: zmq.Socket, rid: str, until: float) -> Optional[dict]:
         while True:
@@ -72,6 +77,8 @@ class _Channel:
         if self.socket is None:
             self.socket = self.ctx.socket(zmq.DEALER)
             self.socket.linger = 0
+            if self.identity is not None:
+                self.identity.apply(self.socket)
             self.socket.connect(self.address)
             self.poller = zmq.Poller()
             self.poller.register(self.socket, zmq.POLLIN)
@@ -85,14 +92,18 @@ class _Channel:
 
 class TitanClient(FileTransfers):
     def __init__(self, host: Optional[str] = None, port: Optional[int] = None,
-                 timeout: float = defaults.CLIENT_TIMEOUT_S):
+                 timeout: float = defaults.CLIENT_TIMEOUT_S, keys: Optional[str] = None):
+        """`keys`: a client key bundle (titan keys add-client) or, on the master's machine, the key
+        directory; default TITAN_KEYS. Inside a job, TITAN_KEYS and TITAN_JOB_TOKEN come from the worker."""
         self.host = host or os.environ.get("TITAN_HOST") or defaults.DEFAULT_HOST
         self.port = int(port or os.environ.get("TITAN_PORT") or defaults.DEFAULT_PORT)
         self.timeout = timeout
         self.retry_every = min(defaults.CLIENT_RETRY_INTERVAL_S, timeout)
+        self._identity = security.identity_from_environment(keys, security.CLIENT)
+        self._token = {"token": os.environ[security.JOB_TOKEN_ENV]} if os.environ.get(security.JOB_TOKEN_ENV) else {}
         self._ctx = zmq.Context()
-        self._requests = _Channel(self._ctx, self._address(defaults.CLIENT_PORT_OFFSET), envelope=False)
-        self._store = _Channel(self._ctx, self._address(defaults.STORE_PORT_OFFSET), envelope=True)
+        self._requests = _Channel(self._ctx, self._address(defaults.CLIENT_PORT_OFFSET), False, self._identity)
+        self._store = _Channel(self._ctx, self._address(defaults.STORE_PORT_OFFSET), True, self._identity)
         self._per_thread = threading.local()
         self._kept_subscriptions: List["_Subscription"] = []
         self.event_gaps_healed = 0   # times wait() found events lost (too slow a reader) and re-snapshotted
@@ -101,7 +112,7 @@ class TitanClient(FileTransfers):
         return f"tcp://{self.host}:{defaults.port_for(self.port, offset)}"
 
     def _call(self, channel: _Channel, op: str, **fields):
-        reply = channel.request({"op": op, **fields}, self.timeout, self.retry_every)
+        reply = channel.request({"op": op, **fields, **self._token}, self.timeout, self.retry_every)
         if not reply.get("ok"):
             raise error_from_reply(reply.get("error") or {})
         return reply.get("result")
@@ -267,7 +278,8 @@ class TitanClient(FileTransfers):
         return EventStream(self._subscription(list(topics or [""])), timeout)
 
     def _subscription(self, topics: List[str]) -> "_Subscription":
-        return _Subscription(self._ctx, self._address(defaults.EVENTS_PORT_OFFSET), topics, self.timeout)
+        return _Subscription(self._ctx, self._address(defaults.EVENTS_PORT_OFFSET), topics, self.timeout,
+                             self._identity)
 
     # ----------------------------------------------------------------- control
 
@@ -337,9 +349,12 @@ class TitanClient(FileTransfers):
 class _Subscription:
     """A SUB socket that returns only once the master confirms the subscription is live."""
 
-    def __init__(self, ctx: zmq.Context, address: str, topics: List[str], timeout: float):
+    def __init__(self, ctx: zmq.Context, address: str, topics: List[str], timeout: float,
+                 identity: Optional[security.Identity] = None):
         self.socket = ctx.socket(zmq.SUB)
         self.socket.linger = 0
+        if identity is not None:
+            identity.apply(self.socket)
         for topic in [*topics, protocol.EVENTS_WELCOME.decode()]:
             self.socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
         self.socket.connect(address)

@@ -45,6 +45,23 @@ def test_an_offset_past_the_end_reads_from_the_start_of_a_new_run():
     assert logs.text_since("j", offset) == ("rerun\n", 6)
 
 
+def test_a_follower_told_what_was_dropped_before_it_read_it():
+    logs = JobLogs(max_bytes=15)
+    logs.append("j", 1, "stdout", "0123456789")
+    _, early = logs.text_since("j", 0)
+    logs.append("j", 1, "stdout", "abcdefghij")          # the first 5 characters no longer fit
+    assert logs.text_since("j", early) == ("abcdefghij", 20), "a follower that kept up loses nothing"
+    late, offset = logs.text_since("j", 0)
+    assert late.startswith("[titan: 5 characters of output dropped before they were read")
+    assert late.endswith("]\n56789abcdefghij") and offset == 20
+    logs.append("j", 2, "stdout", "retry\n")             # drops what is left of the first chunk, and "a"
+    text, _ = logs.text_since("j", 20)
+    assert text == "\n--- attempt 2 ---\nretry\n"
+    late, _ = logs.text_since("j", 3)
+    assert late.startswith("[titan: 8 characters of output dropped")
+    assert late.endswith("]\nbcdefghij\n--- attempt 2 ---\nretry\n")
+
+
 @given(st.lists(st.tuples(st.integers(1, 3), st.text(max_size=8)), max_size=12), st.data())
 def test_following_in_any_steps_gives_the_same_text_as_reading_once(chunks, data):
     logs = JobLogs()

@@ -77,3 +77,18 @@ def error_from_reply(error: dict) -> TitanError:
     """Rebuild, on the client side, the typed error the master reported."""
     cls = ERRORS_BY_KIND.get(error.get("kind"), RequestRejected)
     return cls(error.get("message", "request refused"), **(error.get("details") or {}))
+
+
+class LimitExceeded(TitanError):
+    """A request over one of the master's configured limits; the message names the limit and its flag."""
+
+    kind = "LimitExceeded"
+
+
+class AccessDenied(TitanError, PermissionError):
+    """A key that may not do what it asked (e.g. a worker key outside any job it runs, a revoked key)."""
+
+    kind = "AccessDenied"
+
+
+ERRORS_BY_KIND.update({cls.kind: cls for cls in (LimitExceeded, AccessDenied)})

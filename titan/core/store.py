@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from typing import Dict, List, Optional, Set, Union
 
-from titan.core.errors import StoreTypeError
+from titan import defaults
+from titan.core.errors import LimitExceeded, StoreTypeError
 
 Value = Union[str, Set[str]]
 
@@ -14,10 +15,14 @@ _INTEGER = re.compile(r"-?[0-9]+")
 
 
 class Store:
-    def __init__(self) -> None:
+    def __init__(self, max_value_bytes: int = defaults.MAX_STORE_VALUE_BYTES,
+                 max_keys: int = defaults.MAX_STORE_KEYS) -> None:
         self._data: Dict[str, Value] = {}
+        self.max_value_bytes, self.max_keys = max_value_bytes, max_keys
 
     def put(self, key: str, value: str) -> str:
+        self._check_value(key, value, "value")
+        self._check_room(key)
         self._data[key] = value
         return "OK"
 
@@ -32,10 +37,13 @@ class Store:
         if current is not None and not _INTEGER.fullmatch(current):
             raise StoreTypeError(f"store incr: key {key!r} holds {current!r}, which is not an integer", key=key)
         value = int(current or 0) + by
+        self._check_room(key)
         self._data[key] = str(value)
         return value
 
     def sadd(self, key: str, member: str) -> int:
+        self._check_value(key, member, "set member")
+        self._check_room(key)
         members = self._set(key, "sadd", create=True)
         if member in members:
             return 0
@@ -58,6 +66,21 @@ class Store:
 
     def restore(self, data: Dict[str, Value]) -> None:
         self._data = {key: set(value) if isinstance(value, set) else value for key, value in data.items()}
+
+    def _check_value(self, key: str, value: str, what: str) -> None:
+        if len(value) * 4 <= self.max_value_bytes:
+            return   # UTF-8 takes at most 4 bytes a character: only a value that might be over is measured
+        size = len(value.encode("utf-8", "surrogatepass"))
+        if size > self.max_value_bytes:
+            raise LimitExceeded(f"store {what} for {key!r} is {size:,} bytes, over the {self.max_value_bytes:,}-byte "
+                                "limit (master flag --max-store-value-bytes)", key=key, limit="max-store-value-bytes")
+
+    def _check_room(self, key: str) -> None:
+        """A new key needs room; changing an existing one never does."""
+        if key not in self._data and len(self._data) >= self.max_keys:
+            raise LimitExceeded(f"store is full: {len(self._data):,} keys, the limit (master flag "
+                                f"--max-store-keys); delete keys or raise the limit to add {key!r}",
+                                key=key, limit="max-store-keys")
 
     def _string(self, key: str, op: str) -> Optional[str]:
         value = self._data.get(key)

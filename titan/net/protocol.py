@@ -11,6 +11,7 @@ import contextlib
 import functools
 import gc
 import hashlib
+import io
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple, Union
 
@@ -122,7 +123,8 @@ MASTER_TO_WORKER_OPS = {
     "welcome": _fields(),
     "heartbeat": _fields(),
     "reregister": _fields(reason=optional(str)),
-    "dispatch": _fields(job=(dict,), attempt=(int,), dag=optional(str), agent_run_id=optional(str)),
+    "dispatch": _fields(job=(dict,), attempt=(int,), dag=optional(str), agent_run_id=optional(str),
+                        token=optional(str)),
     "stop": _fields(job_id=(str,), attempt=(int,), reason=optional(str)),
     "ack": _fields(job_id=(str,), attempt=(int,)),
     "archive_chunk": _fields(sha256=(str,), offset=(int,), size=(int,), data=(bytes,), error=optional(str)),
@@ -146,8 +148,10 @@ def decode(frame: bytes, ops: Dict[str, Dict[str, Field]], limit: int = defaults
            needs_rid: bool = False) -> Tuple[str, dict]:
     """Unpack one frame and check it against the table of ops; returns (op, message)."""
     if len(frame) > limit:
-        raise ProtocolError(f"message of {len(frame):,} bytes is over the {limit:,}-byte limit "
-                            "(start the master with a larger --max-message-bytes if this is intended)")
+        error = ProtocolError(f"message of {len(frame):,} bytes is over the {limit:,}-byte limit "
+                              "(start the master with a larger --max-message-bytes if this is intended)")
+        error.rid = _rid_only(frame)   # so the refusal reaches the caller instead of leaving it to retry
+        raise error
     message = _unpack(frame)
     return check_message(message, ops, needs_rid), message
 
@@ -163,7 +167,8 @@ def check_message(message: dict, ops: Dict[str, Dict[str, Field]], needs_rid: bo
             raise ProtocolError(f"unknown message type {op!r}; expected one of: {', '.join(sorted(ops))}")
         if needs_rid and not isinstance(rid, str):
             raise ProtocolError(f"{op!r} request has no 'rid' string (request id)")
-        check_fields(f"{op!r} message", message, ops[op], ignore=("op", "rid"))
+        # "token": a job's proof, with its worker's key, that it runs now (see titan.net.security)
+        check_fields(f"{op!r} message", message, ops[op], ignore=("op", "rid", "token"))
     except ProtocolError as exc:
         exc.rid = rid if isinstance(rid, str) else None   # so the error reply reaches the caller
         raise
@@ -191,6 +196,20 @@ def decode_batch(frame: bytes, ops: Dict[str, Dict[str, Field]],
 def encode_batch(messages: List[dict]) -> bytes:
     """One frame for the messages a peer gets in one loop turn."""
     return encode(messages[0] if len(messages) == 1 else {"op": BATCH, "messages": messages})
+
+
+def _rid_only(frame: bytes) -> Optional[str]:
+    """The request id of a message too big to unpack, found by skipping every other value unbuilt."""
+    unpacker = msgpack.Unpacker(io.BytesIO(frame), raw=False)
+    try:
+        for _ in range(unpacker.read_map_header()):
+            if unpacker.unpack() == "rid":
+                rid = unpacker.unpack()
+                return rid if isinstance(rid, str) else None
+            unpacker.skip()
+    except Exception:  # not a well-formed map: there is no rid to answer
+        return None
+    return None
 
 
 def _unpack(frame: bytes) -> dict:
