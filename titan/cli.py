@@ -226,10 +226,10 @@ def print_state_change(event: dict, started: float) -> None:
 # ----------------------------------------------------------------- titan run
 
 def run_pipeline(args) -> int:
-    from titan_sdk import TitanClient, load_pipeline
+    from titan_sdk import load_pipeline
 
     pipeline = load_pipeline(args.pipeline)
-    with TitanClient(host=args.host, port=args.port) as client:
+    with connect(args) as client:
         if not args.wait:
             job_ids = client.submit_dag(pipeline.name, pipeline.jobs)
             print(f"submitted pipeline {pipeline.name!r}: {len(job_ids)} jobs ({', '.join(job_ids)})")

@@ -32,6 +32,8 @@ def console() -> Console:
 def add_master_options(parser: argparse.ArgumentParser, timeout: bool = True) -> None:
     parser.add_argument("--host", default=None, help="master host (default: TITAN_HOST, else localhost)")
     parser.add_argument("--port", type=int, default=None, help="master base port (default: TITAN_PORT, else 9090)")
+    parser.add_argument("--keys", default=None,
+                        help="client key bundle, for a master that requires keys (default: TITAN_KEYS)")
     if timeout:
         parser.add_argument("--timeout", type=positive_float, default=defaults.CLIENT_TIMEOUT_S,
                             help="seconds to wait for the master to answer (default %(default)s)")
@@ -54,7 +56,7 @@ def positive_int(text: str) -> int:
 def connect(args):
     from titan_sdk import TitanClient
 
-    return TitanClient(host=args.host, port=args.port,
+    return TitanClient(host=args.host, port=args.port, keys=args.keys,
                        timeout=getattr(args, "timeout", None) or defaults.CLIENT_TIMEOUT_S)
 
 

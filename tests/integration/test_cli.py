@@ -335,6 +335,23 @@ def test_an_unreachable_master_is_one_line_and_exit_1():
     assert "did not answer" in result.stderr and time.monotonic() - started < 15
 
 
+def test_commands_reach_a_master_that_requires_keys(make_cluster, tmp_path):
+    from titan import keys as keys_command
+
+    key_dir = str(tmp_path / "keys")
+    assert keys_command.main(["keys", "init", key_dir]) == 0
+    assert keys_command.main(["keys", "add-client", "ops", "--keys", key_dir]) == 0
+    cluster = make_cluster(WorkerSpec("w1"), keys=key_dir)
+    env = {k: v for k, v in cluster_env(cluster).items() if k != "TITAN_KEYS"}
+    bundle = os.path.join(key_dir, "issued", "client-ops")
+    allowed = subprocess.run([TITAN, "workers", "--keys", bundle], capture_output=True, text=True, timeout=30,
+                             env=env)
+    assert allowed.returncode == 0 and "w1" in allowed.stdout, allowed.stderr
+    refused = subprocess.run([TITAN, "workers", "--timeout", "1.5"], capture_output=True, text=True, timeout=30,
+                             env=env)
+    assert refused.returncode == 1 and len(refused.stderr.splitlines()) == 1 and no_traceback(refused)
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help(command):
     result = subprocess.run([TITAN, command, "--help"], capture_output=True, text=True, timeout=30)
