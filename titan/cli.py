@@ -16,6 +16,7 @@ import time
 from typing import List, Optional
 
 from titan import cli_jobs, cli_watch, defaults
+from titan import keys as keys_command
 from titan.cli_common import CommandError, add_master_options, connect, console
 from titan.cluster import LocalCluster, WorkerSpec
 from titan.core.errors import TitanError
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_jobs.add_commands(commands)
     cli_watch.add_commands(commands)
     add_dashboard_commands(commands)
+    keys_command.add_commands(commands)
     return parser
 
 
