@@ -1,4 +1,8 @@
-"""The `titan` command: `titan up` runs a local cluster, `titan demo` shows one at work."""
+"""The `titan` command: `titan up` runs a local cluster, `titan demo` shows one at work, and the other
+subcommands (cli_jobs, cli_watch) submit, control and watch a cluster's jobs.
+
+Exit codes: 0 done, 1 a job did not complete or the master refused or did not answer, 2 a usage error
+or bad input. Errors are one line on stderr, `titan COMMAND: what went wrong`."""
 
 from __future__ import annotations
 
@@ -11,12 +15,16 @@ import tempfile
 import time
 from typing import List, Optional
 
-from titan import defaults
+from titan import cli_jobs, cli_watch, defaults
+from titan import keys as keys_command
+from titan.cli_common import CommandError, add_master_options, connect, console
 from titan.cluster import LocalCluster, WorkerSpec
+from titan.core.errors import TitanError
 from titan.web import add_commands as add_dashboard_commands
 
 DEMO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo")
 DEMO_SHARDS = 5
+FOLLOW_QUIET_S = 1.0   # with no event for this long, ask the master whether the DAG has finished
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -29,12 +37,19 @@ def main(argv: Optional[List[str]] = None) -> int:
         return args.run(args)
     except KeyboardInterrupt:
         return 130
-    except (FileNotFoundError, ValueError) as exc:   # bad input: a pipeline, a DAG, a path
-        print(f"titan {args.command}: {exc}", file=sys.stderr)
-        return 2
+    except CommandError as exc:
+        return _say(args, str(exc), exc.exit_code)
+    except (FileNotFoundError, ValueError) as exc:   # bad input: a pipeline, a DAG, a path, a gate
+        return _say(args, str(exc), 2)
+    except TitanError as exc:                        # the master refused, or did not answer
+        return _say(args, exc.message, 1)
     except Exception as exc:  # one readable line, not a traceback
-        print(f"titan {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        return _say(args, f"{type(exc).__name__}: {exc}", 1)
+
+
+def _say(args, message: str, exit_code: int) -> int:
+    print(f"titan {args.command}: {message}", file=sys.stderr, flush=True)
+    return exit_code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline.add_argument("pipeline", help="the YAML file")
     pipeline.add_argument("--wait", action="store_true", help="follow the pipeline until it ends")
     pipeline.add_argument("--timeout", type=float, default=None, help="with --wait: give up after this long")
-    add_master_options(pipeline)
+    add_master_options(pipeline, timeout=False)
     pipeline.set_defaults(run=run_pipeline)
 
     for verb, explanation in (("approve", "let the jobs below a human-in-the-loop gate run"),
@@ -79,25 +94,21 @@ def build_parser() -> argparse.ArgumentParser:
             gate.add_argument("--reason", default="", help="recorded as the gate's reason")
         add_master_options(gate)
         gate.set_defaults(run=run_gate_decision)
+    cli_jobs.add_commands(commands)
+    cli_watch.add_commands(commands)
     add_dashboard_commands(commands)
+    keys_command.add_commands(commands)
     return parser
 
 
 def run_gate_decision(args) -> int:
-    from titan_sdk import TitanClient
-
-    with TitanClient(host=args.host, port=args.port) as client:
+    with connect(args) as client:
         if args.command == "approve":
             state = client.approve(args.gate)
         else:
             state = client.reject(args.gate, args.reason)
     print(f"{args.gate}: {state}")
     return 0
-
-
-def add_master_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default=None, help="master host (default: TITAN_HOST, else localhost)")
-    parser.add_argument("--port", type=int, default=None, help="master base port (default: TITAN_PORT, else 9090)")
 
 
 # ----------------------------------------------------------------- titan up
@@ -161,7 +172,7 @@ def run_demo(args) -> int:
                   "train (needs GPU)\n")
             started = time.monotonic()
             client.submit_dag("demo", jobs)
-            final = follow_dag(events, "demo", started, args.timeout)
+            final = follow_dag(client, events, "demo", started, args.timeout)
             elapsed = time.monotonic() - started
             print_logs(client, [job.job_id for job in jobs])
     completed = sum(1 for state in final.values() if state == "COMPLETED")
@@ -184,43 +195,56 @@ def demo_jobs(TitanJob) -> list:
             TitanJob("train", script("train.py"), requirement="GPU", parents=["merge"])]
 
 
-def follow_dag(events, dag: str, started: float, timeout: Optional[float]) -> dict:
-    """Print each job's state change until the DAG has finished; returns {job_id: last state}."""
+def follow_dag(client, events, dag: str, started: float, timeout: Optional[float]) -> dict:
+    """Print each job's state change until the DAG has finished; returns {job_id: last state}. When events
+    were lost, or none came for a while (the lost one may have been the last), the master's view of the
+    DAG settles it."""
     final = {}
     deadline = None if timeout is None else started + timeout
     while True:
-        event = events.get(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
-        if event is None:
-            raise TimeoutError(f"DAG {dag!r} did not finish within {timeout:g}s")
-        if event.get("dag") != dag:
-            continue
-        if event["topic"] == "dag.finished":
-            return final
-        if not event["topic"].startswith("job."):
-            continue
-        where = f" on {event['worker']}" if event.get("worker") else ""
-        why = f"  ({event['reason']})" if event.get("reason") else ""
-        print(f"  {time.monotonic() - started:7.3f}s  {event['job_id']:<9} {event['state']:<10}{where}{why}",
-              flush=True)
-        final[event["job_id"]] = event["state"]
+        quiet = FOLLOW_QUIET_S if deadline is None else min(FOLLOW_QUIET_S, max(0.0, deadline - time.monotonic()))
+        event = events.get(timeout=quiet)
+        if event is not None and event.get("dag") == dag:
+            if event["topic"] == "dag.finished":
+                return final
+            if event["topic"].startswith("job."):
+                print_state_change(event, started)
+                final[event["job_id"]] = event["state"]
+        if event is None or events.take_gap() is not None:
+            described = client.dag_status(dag)
+            if described["finished"]:
+                return {**final, **{job["job_id"]: job["state"] for job in described["jobs"]}}
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"DAG {dag!r} did not finish within {timeout:g}s")
+
+
+def print_state_change(event: dict, started: float) -> None:
+    where = f" on {event['worker']}" if event.get("worker") else ""
+    why = f"  ({event['reason']})" if event.get("reason") else ""
+    print(f"  {time.monotonic() - started:7.3f}s  {event['job_id']:<9} {event['state']:<10}{where}{why}",
+          flush=True)
 
 
 # ----------------------------------------------------------------- titan run
 
 def run_pipeline(args) -> int:
-    from titan_sdk import TitanClient, load_pipeline
+    from titan_sdk import load_pipeline
 
     pipeline = load_pipeline(args.pipeline)
-    with TitanClient(host=args.host, port=args.port) as client:
+    with connect(args) as client:
         if not args.wait:
             job_ids = client.submit_dag(pipeline.name, pipeline.jobs)
             print(f"submitted pipeline {pipeline.name!r}: {len(job_ids)} jobs ({', '.join(job_ids)})")
             return 0
+        if console().is_terminal:   # a progress bar; elsewhere, a line per state change (below)
+            job_ids = client.submit_dag(pipeline.name, pipeline.jobs)
+            print(f"submitted pipeline {pipeline.name!r}: {len(job_ids)} jobs", flush=True)
+            return cli_jobs.wait_with_progress(client, job_ids, label=pipeline.name)
         with client.events(topics=["job.", "dag."]) as events:
             started = time.monotonic()
             client.submit_dag(pipeline.name, pipeline.jobs)
             print(f"submitted pipeline {pipeline.name!r}: {len(pipeline.jobs)} jobs", flush=True)
-            final = follow_dag(events, pipeline.name, started, args.timeout)
+            final = follow_dag(client, events, pipeline.name, started, args.timeout)
     completed = sum(1 for state in final.values() if state == "COMPLETED")
     print(f"{completed} of {len(pipeline.jobs)} jobs completed in {time.monotonic() - started:.2f}s")
     return 0 if completed == len(pipeline.jobs) else 1

@@ -33,7 +33,7 @@ class RequestHandlers:
         if op == "dag_status":
             return self.scheduler.describe_dag(message["dag"])
         if op == "logs":
-            return self.logs.text(self.scheduler.job(self._job_id(message["job_id"])).job_id)
+            return self._logs(self.scheduler.job(self._job_id(message["job_id"])), message.get("since"))
         if op == "cancel":
             job_id = self._job_id(message["job_id"])
             self._apply(self.scheduler.cancel(job_id, now))
@@ -56,7 +56,7 @@ class RequestHandlers:
             self._apply(self.scheduler.stop_service(job_id, now))
             return self.scheduler.describe_job(job_id)
         if op == "stats":
-            return {**self.scheduler.stats(), "run_id": self.run_id, "seq": self.event_seq,
+            return {**self.scheduler.stats(now), "run_id": self.run_id, "seq": self.event_seq,
                     "artifacts": self.artifacts.stats(),
                     "uptime_s": round(time.time() - self.started_at, 3), "store_keys": len(self.store),
                     "journal": self.journal.path if self.journal else None}
@@ -80,6 +80,16 @@ class RequestHandlers:
             self.journal.record_dag(dag, self.scheduler.dags[dag])
         self._apply(effects)
         return {"dag": dag, "jobs": [spec.job_id for spec in specs]}
+
+    def _logs(self, run, since: Optional[int]):
+        """All the text (the original reply), or, with `since`, only what came after that many characters,
+        with the job's state: once it is final, the text returned is the last there will be."""
+        if since is None:
+            return self.logs.text(run.job_id)
+        if since < 0:
+            raise ProtocolError(f"'logs' message: 'since' must be >= 0 (characters already read), got {since}")
+        text, offset = self.logs.text_since(run.job_id, since)
+        return {"text": text, "offset": offset, "state": run.state.value}
 
     def _with_archive(self, spec: JobSpec) -> JobSpec:
         """An archive job names its archive ('project.zip/src/step.py'); pin the content it names now, so

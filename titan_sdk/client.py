@@ -12,7 +12,7 @@ import os
 import threading
 import time
 import uuid
-from typing import Dict, Iterable, List, Optional, Sequence, Union
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Union
 
 import zmq
 
@@ -21,10 +21,14 @@ from titan.core.errors import MasterUnreachable, error_from_reply
 from titan.core.jobs import FINAL_STATES
 from titan.net import protocol, security
 from titan_sdk.files import FileTransfers
+from titan_sdk.event_order import EventGap, EventOrder
 from titan_sdk.job import TitanJob
 from titan_sdk.pipeline import Pipeline, load_pipeline
 
 FINAL_STATE_NAMES = frozenset(state.value for state in FINAL_STATES)
+# wait() asks for a fresh snapshot this often even when no gap was seen: a lost last event shows no gap.
+SNAPSHOT_EVERY_S = 1.0
+FOLLOW_LOGS_POLL_S = 0.2
 
 
 class _Channel:
@@ -102,6 +106,7 @@ class TitanClient(FileTransfers):
         self._store = _Channel(self._ctx, self._address(defaults.STORE_PORT_OFFSET), True, self._identity)
         self._per_thread = threading.local()
         self._kept_subscriptions: List["_Subscription"] = []
+        self.event_gaps_healed = 0   # times wait() found events lost (too slow a reader) and re-snapshotted
 
     def _address(self, offset: int) -> str:
         return f"tcp://{self.host}:{defaults.port_for(self.port, offset)}"
@@ -175,39 +180,59 @@ class TitanClient(FileTransfers):
         """The job's stdout and stderr so far, in the order they were written."""
         return self._ask("logs", job_id=job_id)
 
+    def read_logs(self, job_id: str, since: int = 0) -> dict:
+        """The output after the first `since` characters: {"text", "offset": pass it as `since` next time,
+        "state": the job's; once it is final, there is no more text to come}. Attempts after the first
+        start with a '--- attempt N ---' line."""
+        return self._ask("logs", job_id=job_id, since=since)
+
+    def follow_logs(self, job_id: str, poll: float = FOLLOW_LOGS_POLL_S) -> Iterator[str]:
+        """The job's output as it is written, piece by piece; ends, all of it given, when the job ends."""
+        offset = 0
+        while True:
+            reply = self.read_logs(job_id, offset)
+            offset = reply["offset"]
+            if reply["text"]:
+                yield reply["text"]
+            if reply["state"] in FINAL_STATE_NAMES:
+                return
+            time.sleep(poll)
+
     def stats(self) -> dict:
         return self._ask("stats")
 
     def ping(self) -> dict:
         return self._ask("ping")
 
-    def wait(self, job_ids: Union[str, Iterable[str]], timeout: Optional[float] = None):
+    def wait(self, job_ids: Union[str, Iterable[str]], timeout: Optional[float] = None,
+             on_final: Optional[Callable[[str, str], None]] = None):
         """Block until the jobs end. Returns the final state (for one id) or {job_id: state}.
 
-        Raises TimeoutError naming the jobs still running when `timeout` seconds pass.
+        Raises TimeoutError naming the jobs still running when `timeout` seconds pass. `on_final(job_id,
+        state)` is called as each job ends (e.g. to show progress).
         """
         single = isinstance(job_ids, str)
         waiting = {job_ids} if single else set(job_ids)
-        final = self._wait_for(waiting, timeout)
+        final = self._wait_for(waiting, timeout, on_final or (lambda job_id, state: None))
         return final[job_ids] if single else final
 
-    def _wait_for(self, waiting: set, timeout: Optional[float]) -> Dict[str, str]:
+    def _wait_for(self, waiting: set, timeout: Optional[float], on_final) -> Dict[str, str]:
         """Subscribed before looking: drop what is queued, take a snapshot, then apply only the events
-        newer than the snapshot. A fresh snapshot every second heals any event the PUB socket dropped."""
+        newer than the snapshot. When the events' numbers show some were lost (a PUB socket drops them
+        for a slow reader), take a fresh snapshot at once; and one every second anyway, in case the
+        events lost were the last ones (no later event shows that gap)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         final: Dict[str, str] = {}
         events = self._final_states_subscription()
         events.drain()
-        next_check = 0.0
         while waiting:
-            if time.monotonic() >= next_check:
-                floor = self._record_final(self._ask("states", job_ids=sorted(waiting)), waiting, final)
-                next_check = time.monotonic() + 1.0
+            floor = self._record_final(self._ask("states", job_ids=sorted(waiting)), waiting, final, on_final)
             if not waiting:
                 break
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"still not finished after {timeout:g}s: {', '.join(sorted(waiting))}")
-            self._read_events(events, waiting, final, floor, until=min(next_check, deadline or next_check))
+            until = time.monotonic() + SNAPSHOT_EVERY_S
+            self._read_events(events, waiting, final, floor, min(until, deadline or until), on_final)
         return final
 
     def _final_states_subscription(self) -> "_Subscription":
@@ -219,27 +244,30 @@ class TitanClient(FileTransfers):
             self._kept_subscriptions.append(subscription)
         return subscription
 
-    def _record_final(self, snapshot: dict, waiting: set, final: Dict[str, str]) -> tuple:
+    def _record_final(self, snapshot: dict, waiting: set, final: Dict[str, str], on_final) -> tuple:
         for job_id, state in snapshot["states"].items():
             if state is None:
                 raise error_from_reply({"kind": "UnknownJob", "message": f"no job {job_id!r} on this master"})
             if state in FINAL_STATE_NAMES and job_id in waiting:
-                waiting.discard(job_id)
-                final[job_id] = state
+                _settle(job_id, state, waiting, final, on_final)
         return snapshot["run_id"], snapshot["seq"]
 
     def _read_events(self, events: "_Subscription", waiting: set, final: Dict[str, str], floor: tuple,
-                     until: float) -> None:
+                     until: float, on_final) -> None:
+        """Apply events newer than the snapshot until `until` or until all have ended; return at once
+        when events were lost, for a fresh snapshot (it covers the event that showed the gap)."""
         run_id, seq = floor
         while waiting:
             event = events.get(max(0.0, until - time.monotonic()))
             if event is None:
                 return
+            if events.take_gap() is not None:
+                self.event_gaps_healed += 1
+                return
             if event.get("run_id") != run_id or event.get("seq", 0) <= seq:
-                continue   # already in the snapshot, or from another run of the master: the next snapshot decides
+                continue   # already in the snapshot
             if event.get("job_id") in waiting and event.get("state") in FINAL_STATE_NAMES:
-                waiting.discard(event["job_id"])
-                final[event["job_id"]] = event["state"]
+                _settle(event["job_id"], event["state"], waiting, final, on_final)
 
     def events(self, topics: Optional[Iterable[str]] = None, timeout: Optional[float] = None) -> "EventStream":
         """Events (all, or those whose topic starts with one of `topics`) as dicts, in order.
@@ -335,24 +363,39 @@ class _Subscription:
             raise MasterUnreachable(f"Titan master event stream at {address} did not answer within "
                                     f"{timeout:g}s (is the master running?)", address=address)
         self.socket.recv_multipart()
+        self.order = EventOrder()
+        self.gap: Optional[EventGap] = None
 
     def drain(self) -> None:
-        """Drop whatever is queued."""
+        """Drop whatever is queued (its numbers still count, and a snapshot must follow)."""
         while self.socket.poll(0):
-            self.socket.recv_multipart()
+            frames = self.socket.recv_multipart()
+            if frames[0] != protocol.EVENTS_WELCOME:
+                self.order.check(protocol.decode_event(frames))
+        self.gap = None
 
     def get(self, timeout: Optional[float]) -> Optional[dict]:
         """The next event, or None if none comes within `timeout` seconds (None: wait for ever). Skips the
-        welcome a reconnect to a restarted master brings."""
+        welcome a reconnect to a restarted master brings. A gap before it is kept for take_gap()."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.socket.closed:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if remaining is not None and not self.socket.poll(int(remaining * 1000)):
-                return None
-            frames = self.socket.recv_multipart()
+            try:   # events usually come in bursts: take a queued one without a poll's system call
+                frames = self.socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                if remaining is not None and not self.socket.poll(int(remaining * 1000)):
+                    return None
+                frames = self.socket.recv_multipart()
             if frames[0] != protocol.EVENTS_WELCOME:
-                return protocol.decode_event(frames)
+                event = protocol.decode_event(frames)
+                self.gap = self.order.check(event) or self.gap
+                return event
         return None
+
+    def take_gap(self) -> Optional[EventGap]:
+        """The events lost (by their numbers) before the last one returned, if any; asked once."""
+        gap, self.gap = self.gap, None
+        return gap
 
     def close(self) -> None:
         self.socket.close(linger=0)
@@ -377,6 +420,11 @@ class EventStream:
         """The next event, or None if none comes within `timeout` seconds (None: wait for ever)."""
         return self._subscription.get(timeout)
 
+    def take_gap(self) -> Optional[EventGap]:
+        """Events lost (their numbers jumped) just before the last one returned, if any: a slow reader's
+        loss, as an EventGap naming the topic and how many; None if nothing was lost. Asked once."""
+        return self._subscription.take_gap()
+
     def close(self) -> None:
         self._subscription.close()
 
@@ -385,6 +433,12 @@ class EventStream:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _settle(job_id: str, state: str, waiting: set, final: Dict[str, str], on_final) -> None:
+    waiting.discard(job_id)
+    final[job_id] = state
+    on_final(job_id, state)
 
 
 def _key(key) -> str:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Optional
 
 from titan.core import matching, timers
 from titan.core.errors import UnknownDag, UnknownJob
 from titan.core.jobs import JobRun, JobState
+
+# States in which a job waits: for its parents or delay, for a worker, for a person's decision.
+WAITING_STATES = (JobState.PENDING, JobState.QUEUED, JobState.WAITING_APPROVAL)
 
 
 class SchedulerQueries:
@@ -36,15 +40,25 @@ class SchedulerQueries:
         jobs = [self.describe_job(j) for j in self.dags[dag] if self.jobs[j].dag == dag]
         return {"dag": dag, "finished": self._dag_finished(dag), "jobs": jobs}
 
-    def stats(self) -> dict:
-        queued_by_requirement = Counter(run.spec.requirement for run in self.jobs.values()
-                                        if run.state == JobState.QUEUED)
+    def stats(self, now: Optional[float] = None) -> dict:
+        """Workers, queue depths and job counts, cheap enough to ask often: counters and the ready queues
+        only, never a pass over every job. Given `now`, each worker says how long ago it was heard from."""
+        ready = self._ready_by_requirement()
+        waiting = {state.value: self.state_counts[state] for state in WAITING_STATES}
         return {
-            "workers": [{**w.describe(), "services": self.services_on(w.worker_id)}
+            "workers": [{**w.describe(now), "services": self.services_on(w.worker_id)}
                         for w in self.workers.values()],
             "jobs_by_state": {state.value: self.state_counts[state] for state in JobState},
-            "queued_by_requirement": dict(queued_by_requirement),
+            "queued_by_requirement": ready,
+            # QUEUED jobs not in a ready queue are waiting out a retry backoff
+            "queue_depths": {**waiting, "backing_off": waiting["QUEUED"] - sum(ready.values())},
         }
+
+    def _ready_by_requirement(self) -> dict:
+        """Jobs ready to dispatch, by the capability they need. Queue entries of jobs that moved on are
+        left in place until popped, so only live ones count, each job once."""
+        ready = {entry[2] for queue in self._queues.values() for entry in queue if self._is_live_entry(entry)}
+        return dict(Counter(self.jobs[job_id].spec.requirement for job_id in ready))
 
     def validate(self) -> None:
         """Check the invariants; tests call this after every step."""

@@ -63,7 +63,8 @@ CLIENT_OPS = {
     "status": _fields(job_id=(str,)),
     "states": _fields(job_ids=(list,)),
     "dag_status": _fields(dag=(str,)),
-    "logs": _fields(job_id=(str,)),
+    # with `since` (characters already read) the reply is {"text": what came after, "offset", "state"}
+    "logs": _fields(job_id=(str,), since=optional(int)),
     "cancel": _fields(job_id=(str,)),
     "cancel_dag": _fields(dag=(str,)),
     "stats": _fields(),
