@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=defaults.DEFAULT_PORT,
                     help="master base port; uses PORT..PORT+3 (default %(default)s)")
     up.add_argument("--data-dir", default=None, help="passed to the master")
+    up.add_argument("--keys", default=None, metavar="DIR",
+                    help="key directory from `titan keys init`: CURVE for the master, its workers and clients")
     up.set_defaults(run=run_up)
 
     demo = commands.add_parser("demo", help="start a local cluster, run a small DAG on it, show what happens",
@@ -115,7 +117,7 @@ def run_gate_decision(args) -> int:
 
 def run_up(args) -> int:
     cluster = LocalCluster(workers=up_workers(args.workers, args.cap, args.slots), port=args.port,
-                           data_dir=args.data_dir, log_dir=tempfile.mkdtemp(prefix="titan-up-"))
+                           data_dir=args.data_dir, keys=args.keys, log_dir=tempfile.mkdtemp(prefix="titan-up-"))
     # Ctrl-C stops the cluster even when started where SIGINT is ignored (e.g. from `nohup ... &`).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: _interrupt())
@@ -233,16 +235,16 @@ def run_pipeline(args) -> int:
     pipeline = load_pipeline(args.pipeline)
     with connect(args) as client:
         if not args.wait:
-            job_ids = client.submit_dag(pipeline.name, pipeline.jobs)
+            job_ids = client.submit_pipeline(pipeline)
             print(f"submitted pipeline {pipeline.name!r}: {len(job_ids)} jobs ({', '.join(job_ids)})")
             return 0
         if console().is_terminal:   # a progress bar; elsewhere, a line per state change (below)
-            job_ids = client.submit_dag(pipeline.name, pipeline.jobs)
+            job_ids = client.submit_pipeline(pipeline)
             print(f"submitted pipeline {pipeline.name!r}: {len(job_ids)} jobs", flush=True)
             return cli_jobs.wait_with_progress(client, job_ids, label=pipeline.name)
         with client.events(topics=["job.", "dag."]) as events:
             started = time.monotonic()
-            client.submit_dag(pipeline.name, pipeline.jobs)
+            client.submit_pipeline(pipeline)
             print(f"submitted pipeline {pipeline.name!r}: {len(pipeline.jobs)} jobs", flush=True)
             final = follow_dag(client, events, pipeline.name, started, args.timeout)
     completed = sum(1 for state in final.values() if state == "COMPLETED")

@@ -95,9 +95,15 @@ def run_workers(args) -> int:
 
 
 def workers_section(stats: dict) -> Section:
-    rows = [(w["name"], w["capabilities"], w["slots"], w["load"], w["running"], _age(w.get("last_heartbeat_s_ago")))
+    rows = [(w["name"], w["capabilities"], w["slots"], w["load"], w["running"], _services(w.get("services")),
+             _age(w.get("last_heartbeat_s_ago")))
             for w in sorted(stats["workers"], key=lambda w: w["name"])]
-    return Section("workers", ("name", "capabilities", "slots", "load", "running", "heartbeat"), rows)
+    return Section("workers", ("name", "capabilities", "slots", "load", "running", "services", "heartbeat"), rows)
+
+
+def _services(services: Optional[list]) -> list:
+    """Each service as job:port, marked when it is not accepting connections yet."""
+    return [f"{s['job_id']}:{s['port']}" + ("" if s["up"] else "(starting)") for s in services or []]
 
 
 def _age(seconds: Optional[float]) -> str:

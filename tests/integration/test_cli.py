@@ -271,12 +271,42 @@ def test_workers_lists_both_workers_with_capabilities(cluster):
     result = titan(cluster, "workers")
     assert result.returncode == 0, result.stderr
     header, *rows = result.stdout.splitlines()[1:]
-    assert header.split() == ["NAME", "CAPABILITIES", "SLOTS", "LOAD", "RUNNING", "HEARTBEAT"]
+    assert header.split() == ["NAME", "CAPABILITIES", "SLOTS", "LOAD", "RUNNING", "SERVICES", "HEARTBEAT"]
     table = {row.split()[0]: row.split() for row in rows}
-    assert table["cpu-1"][1:5] == ["GENERAL", "2", "0.00", "-"]
+    assert table["cpu-1"][1:6] == ["GENERAL", "2", "0.00", "-", "-"]
     assert table["gpu-1"][1:3] == ["GENERAL,GPU", "2"]
-    age = float(table["gpu-1"][5].removesuffix("s_ago"))
+    age = float(table["gpu-1"][6].removesuffix("s_ago"))
     assert 0 <= age < 10
+
+
+def test_workers_shows_a_service_with_its_port(cluster, client, script):
+    port = free_port_block("127.0.0.1", 1)
+    service = script("echo_service.py", """
+        import socket, sys
+        server = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+        while True:
+            server.accept()[0].close()
+        """)
+    client.submit_job(TitanJob("svc", service, job_type="SERVICE", port=port, args=str(port)))
+    try:
+        wait_until(lambda: any(s["up"] for w in client.stats()["workers"] for s in w.get("services", [])), 30,
+                   "the service to be up")
+        result = titan(cluster, "workers")
+        assert result.returncode == 0, result.stderr
+        assert f"svc:{port}" in result.stdout and "(starting)" not in result.stdout
+    finally:
+        client.stop_service("svc")
+
+
+def test_run_ships_a_project_pipeline_and_waits(cluster, tmp_path):
+    folder = tmp_path / "shipped"
+    (folder / "src").mkdir(parents=True)
+    (folder / "src" / "helper.py").write_text("GREETING = 'hello from the project'\n")
+    (folder / "src" / "step.py").write_text("import helper\nprint(helper.GREETING)\n")
+    (folder / "pipeline.yaml").write_text("name: shipped-cli\nproject: true\njobs:\n  - {id: step, file: src/step.py}\n")
+    result = titan(cluster, "run", str(folder / "pipeline.yaml"), "--wait")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 of 1 jobs completed" in result.stdout
 
 
 def test_top_once_renders_workers_and_queues(cluster, client, script):
