@@ -40,6 +40,8 @@ KEY_REFRESH_INTERVAL_S = 1.0
 REPLY_CACHE_SIZE = 10_000
 
 DEFAULT_REQUIREMENT = "GENERAL"
+# How many of the newest DAG names stats() lists, for watchers (dashboard) that start after them.
+STATS_RECENT_DAGS = 100
 DEFAULT_PRIORITY = 1
 DEFAULT_MAX_WAIT_SECONDS = 172_800
 

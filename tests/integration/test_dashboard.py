@@ -187,6 +187,19 @@ def test_event_stream_sends_a_snapshot_then_each_dag_and_event(client, dashboard
     assert dag["finished"] and [job["state"] for job in dag["jobs"]] == ["COMPLETED", "COMPLETED"]
 
 
+def test_a_dag_submitted_before_the_dashboard_started_is_in_its_snapshot(cluster, client, script):
+    ok = script("ok.py", "print('ok')")
+    client.submit_dag("earlier", [TitanJob("e1", ok), TitanJob("e2", ok, parents=["e1"])])
+    assert client.wait(["e1", "e2"], timeout=30) == {"e1": "COMPLETED", "e2": "COMPLETED"}
+    process, url = start_dashboard(cluster)
+    try:
+        snapshot = json.loads(get(url + "api/snapshot"))
+        (dag,) = [d for d in snapshot["dags"] if d["dag"] == "earlier"]
+        assert [(job["job_id"], job["state"]) for job in dag["jobs"]] == [("e1", "COMPLETED"), ("e2", "COMPLETED")]
+    finally:
+        stop_dashboard(process)
+
+
 def test_event_stream_resnapshots_when_the_master_restarts(make_cluster, script, tmp_path):
     cluster = make_cluster(WorkerSpec("cpu-1", slots=2), data_dir=str(tmp_path / "journal"))
     ok = script("ok.py", "print('ok')")

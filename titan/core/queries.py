@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from typing import Optional
 
+from titan import defaults
 from titan.core import matching, timers
 from titan.core.errors import UnknownDag, UnknownJob
 from titan.core.jobs import JobRun, JobState
@@ -52,6 +54,8 @@ class SchedulerQueries:
             "queued_by_requirement": ready,
             # QUEUED jobs not in a ready queue are waiting out a retry backoff
             "queue_depths": {**waiting, "backing_off": waiting["QUEUED"] - sum(ready.values())},
+            # newest first, so a watcher that starts late can show the DAGs submitted before it
+            "recent_dags": list(itertools.islice(reversed(self.dags), defaults.STATS_RECENT_DAGS)),
         }
 
     def _ready_by_requirement(self) -> dict:

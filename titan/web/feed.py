@@ -128,7 +128,10 @@ class EventFeed(threading.Thread):
     def _resync(self) -> None:
         stats = self.client.stats()
         descriptions: List[dict] = []
-        for name in self.hub.read(lambda view: view.dag_names()):
+        known = self.hub.read(lambda view: view.dag_names())
+        # oldest first, as the page lists them; DAGs from before the dashboard started included
+        names = dict.fromkeys([*known, *reversed(stats.get("recent_dags", [])[:defaults.DASHBOARD_KEPT_DAGS])])
+        for name in names:
             try:
                 descriptions.append(self.client.dag_status(name))
             except UnknownDag:
