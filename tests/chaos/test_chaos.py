@@ -28,6 +28,7 @@ import pytest
 import zmq
 
 from titan.cluster import PORTS_PER_MASTER, LocalCluster, WorkerSpec, free_port_block
+from titan.defaults import MAX_STORE_VALUE_BYTES
 from titan.net import protocol
 from titan_sdk import MasterUnreachable, TitanClient, TitanJob
 
@@ -360,7 +361,8 @@ def strange_store_data() -> Dict[str, str]:
         "  spaces\tand tabs  ": "  leading and trailing  ",
         "empty value": "",
         "control \x01\x1f\x7f": "\x01\x02\x1b[31mred\x1b[0m",
-        "big 1MB": (big * (1_000_000 // len(big) + 1))[:1_000_000],
+        # as big as the default limit allows: at most 4 UTF-8 bytes a character
+        "big, near the value limit": (big * (MAX_STORE_VALUE_BYTES // len(big) + 1))[:MAX_STORE_VALUE_BYTES // 4],
     }
 
 

@@ -249,7 +249,8 @@ class NetnsCluster:
     def start(self) -> "NetnsCluster":
         self.build_network()
         self._spawn("master", self.master_ns,
-                    ["-m", "titan.master", "--host", MASTER_IP, "--port", str(MASTER_PORT),
+                    # --insecure: the namespaces' network is private to this test (CURVE has its own tests)
+                    ["-m", "titan.master", "--host", MASTER_IP, "--port", str(MASTER_PORT), "--insecure",
                      "--heartbeat-interval", str(FAST_HEARTBEAT_S), "--worker-dead-after", str(FAST_DEAD_AFTER_S)])
         for name, ns in self.worker_ns.items():
             self._spawn(name, ns,
