@@ -38,7 +38,7 @@ def run_init(args) -> int:
           f"  master   {root}/master/            (stays on the master's machine; start it with --keys {root})\n"
           f"  client   {root}/issued/client-client/  (copy to a client machine; TitanClient(keys=...) "
           f"or {security.KEYS_ENV}=...)\n"
-          f"  worker   {root}/issued/worker-worker/  (copy to a worker machine; titan worker --keys ...)\n"
+          f"  worker   {root}/issued/worker-worker/  (copy to a worker machine; python -m titan.worker --keys ...)\n"
           f"On this machine --keys {root} works for the master, a worker and a client alike.\n"
           f"Revoke a key by deleting its public key file from {root}/clients/ or {root}/workers/.")
     return 0
@@ -63,17 +63,9 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="titan")
-    add_commands(parser.add_subparsers(dest="command", metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    if not getattr(args, "run", None):
-        parser.print_help()
-        return 2
-    try:
-        return args.run(args)
-    except security.KeyFileError as exc:
-        print(f"titan keys: {exc}", file=sys.stderr)
-        return 2
+    """`python -m titan.keys ...` is `titan keys ...`."""
+    from titan import cli
+    return cli.main(["keys", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
