@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from titan import keys as keys_command
+from titan import cli
 from titan.cluster import WorkerSpec, free_port_block
 from titan.core.errors import AccessDenied, LimitExceeded, MasterUnreachable, RequestRejected
 from titan.net import security
@@ -28,7 +28,7 @@ SHORT = 1.5   # client timeout where no answer is the expected outcome
 @pytest.fixture
 def key_dir(tmp_path):
     root = str(tmp_path / "keys")
-    assert keys_command.main(["keys", "init", root]) == 0
+    assert cli.main(["keys", "init", root]) == 0
     return root
 
 
@@ -54,12 +54,12 @@ def master_log(cluster) -> str:
 # ----------------------------------------------------------------- keys and a keyed cluster at work
 
 def test_keys_commands_issue_and_refuse_duplicates(key_dir, capsys):
-    assert keys_command.main(["keys", "add-client", "alice", "--keys", key_dir]) == 0
-    assert keys_command.main(["keys", "add-worker", "gpu-box", "--keys", key_dir]) == 0
+    assert cli.main(["keys", "add-client", "alice", "--keys", key_dir]) == 0
+    assert cli.main(["keys", "add-worker", "gpu-box", "--keys", key_dir]) == 0
     assert "clients/alice.key" in capsys.readouterr().out
-    assert keys_command.main(["keys", "add-client", "alice", "--keys", key_dir]) == 2
+    assert cli.main(["keys", "add-client", "alice", "--keys", key_dir]) == 2
     assert "already exists" in capsys.readouterr().err
-    assert keys_command.main(["keys", "init", key_dir]) == 2
+    assert cli.main(["keys", "init", key_dir]) == 2
     for path in ("master/master.key_secret", "issued/client-alice/identity.key_secret",
                  "issued/worker-gpu-box/identity.key_secret"):
         assert os.stat(os.path.join(key_dir, path)).st_mode & 0o077 == 0, f"{path} is readable by others"
