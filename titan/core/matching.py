@@ -19,6 +19,7 @@ class WorkerView:
     running: set = field(default_factory=set)   # job ids it runs now
     last_seen: float = 0.0
     info: dict = field(default_factory=dict)     # host, pid, cpus, memory: shown, never used to decide
+    special_capabilities: int = field(init=False, default=0)   # capabilities beyond GENERAL
 
     @property
     def free_slots(self) -> int:
@@ -28,9 +29,9 @@ class WorkerView:
     def load(self) -> float:
         return len(self.running) / self.slots if self.slots else 1.0
 
-    @property
-    def special_capabilities(self) -> int:
-        return len(self.capabilities - {defaults.DEFAULT_REQUIREMENT})
+    def __post_init__(self):
+        # asked for at every dispatch of a GENERAL job; the capabilities never change
+        self.special_capabilities = len(self.capabilities - {defaults.DEFAULT_REQUIREMENT})
 
     def can_run(self, requirement: str) -> bool:
         return requirement == defaults.DEFAULT_REQUIREMENT or requirement in self.capabilities
