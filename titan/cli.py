@@ -15,7 +15,7 @@ import tempfile
 import time
 from typing import List, Optional
 
-from titan import cli_jobs, cli_watch, defaults
+from titan import cli_files, cli_jobs, cli_watch, defaults
 from titan import keys as keys_command
 from titan.cli_common import CommandError, add_master_options, connect, console
 from titan.cluster import LocalCluster, WorkerSpec
@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         gate.set_defaults(run=run_gate_decision)
     cli_jobs.add_commands(commands)
     cli_watch.add_commands(commands)
+    cli_files.add_commands(commands)
     add_dashboard_commands(commands)
     keys_command.add_commands(commands)
     return parser

@@ -22,7 +22,8 @@ from titan_sdk import TitanJob
 
 from tests.conftest import TITAN
 
-COMMANDS = ["submit", "status", "logs", "cancel", "store", "events", "workers", "top", "run", "approve", "keys"]
+COMMANDS = ["submit", "status", "logs", "cancel", "store", "events", "workers", "top", "run", "approve", "keys",
+            "artifact", "agent-run"]
 
 
 def titan(cluster, *args, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -493,3 +494,32 @@ def test_events_reports_lost_events(make_cluster, script, tmp_path):
     assert printed == sorted(printed) and printed[-1] > seq_after_flood
     between = printed[-1] - printed[0] + 1 - len(printed)        # numbers never printed, any topic
     assert 0 < lost <= between
+
+
+# ----------------------------------------------------------------- artifacts and agent runs
+
+def test_artifact_put_then_get_gives_the_same_bytes(cluster, tmp_path):
+    original = tmp_path / "model.bin"
+    original.write_bytes(os.urandom(300_000))
+    put = titan(cluster, "artifact", "put", str(original), "--name", "models/best.bin")
+    assert put.returncode == 0 and put.stdout.strip() == "models/best.bin", put.stderr
+    fetched = tmp_path / "back.bin"
+    get = titan(cluster, "artifact", "get", "models/best.bin", str(fetched))
+    assert get.returncode == 0 and get.stdout.strip() == str(fetched), get.stderr
+    assert fetched.read_bytes() == original.read_bytes()
+    missing = titan(cluster, "artifact", "get", "no/such/thing", str(tmp_path / "x"))
+    assert missing.returncode == 1 and "no/such/thing" in missing.stderr and no_traceback(missing)
+
+
+def test_agent_run_lists_its_dags_and_exits_0_once_they_finished(cluster, client, script):
+    ok = script("ok.py", "print('ok')")
+    client.submit_dag("plan-1", [TitanJob("p1", ok)], agent_run_id="run-42")
+    client.submit_dag("plan-2", [TitanJob("p2", ok)], agent_run_id="run-42")
+    assert client.wait(["p1", "p2"], timeout=30) == {"p1": "COMPLETED", "p2": "COMPLETED"}
+    result = titan(cluster, "agent-run", "run-42")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "agent run run-42: 2 DAG(s), finished"
+    assert [line.split()[1] for line in lines if line.startswith("dag ")] == ["plan-1:", "plan-2:"]
+    unknown = titan(cluster, "agent-run", "run-none")
+    assert unknown.returncode == 1 and "run-none" in unknown.stderr and no_traceback(unknown)
