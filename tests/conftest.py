@@ -22,6 +22,17 @@ FAST_HEARTBEAT_S = 0.2
 FAST_DEAD_AFTER_S = 2.0
 
 
+def wait_until(condition, timeout: float = 30.0, what: str = ""):
+    """Poll `condition` until it returns something true, and return that; fail naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting for {what or condition}"
+        time.sleep(0.05)
+
+
 def _leftover_processes(before: set) -> list:
     me = psutil.Process()
     return [p for p in me.children(recursive=True) if p.pid not in before and _alive(p)]

@@ -31,6 +31,7 @@ from titan.cluster import PORTS_PER_MASTER, LocalCluster, WorkerSpec, free_port_
 from titan.defaults import MAX_STORE_VALUE_BYTES
 from titan.net import protocol
 from titan_sdk import MasterUnreachable, TitanClient, TitanJob
+from tests.conftest import wait_until
 
 WAIT_S = 30
 RETRY_BACKOFF = ["--retry-backoff", "0.1"]
@@ -113,16 +114,6 @@ def master_log(cluster: LocalCluster) -> str:
 
 
 # ----------------------------------------------------------------------------- waiting
-
-def wait_until(condition: Callable[[], object], timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting for {what}"
-        time.sleep(0.05)
-
 
 def next_event(events, match: Callable[[dict], bool], timeout: float, seen: List[dict]) -> dict:
     """Read events (keeping every one in `seen`) until one matches."""

@@ -20,7 +20,7 @@ from titan.cluster import WorkerSpec, free_port_block
 from titan.core.errors import RequestRejected
 from titan_sdk import TitanJob
 
-from tests.conftest import TITAN
+from tests.conftest import TITAN, wait_until
 
 COMMANDS = ["submit", "status", "logs", "cancel", "store", "events", "workers", "top", "run", "approve", "keys",
             "artifact", "agent-run"]
@@ -48,13 +48,6 @@ def finish(process: subprocess.Popen, timeout: float = 30) -> tuple:
         os.killpg(process.pid, signal.SIGKILL)
         process.communicate()
         raise
-
-
-def wait_until(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def no_traceback(result) -> bool:

@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from titan.cluster import WorkerSpec
 from titan.web import add_commands
 from titan_sdk import TitanJob
+from tests.conftest import wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -72,16 +73,6 @@ def metrics(url: str) -> dict:
     text = get(url + "metrics").decode()
     return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
             for family in text_string_to_metric_families(text) for sample in family.samples}
-
-
-def wait_until(check: Callable[[], object], timeout: float = 30, what: str = "") -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"not true within {timeout}s: {what}"
-        time.sleep(0.1)
 
 
 def total(samples: dict, name: str) -> float:

@@ -19,6 +19,7 @@ from titan.cluster import WorkerSpec, free_port_block
 from titan.core.errors import AccessDenied, LimitExceeded, MasterUnreachable, RequestRejected
 from titan.net import security
 from titan_sdk import TitanClient, TitanJob
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -34,16 +35,6 @@ def key_dir(tmp_path):
 
 def bundle(root: str, role: str, name: str) -> str:
     return os.path.join(root, "issued", f"{role}-{name}")
-
-
-def wait_until(condition, timeout: float = 20.0, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(every)
-    raise AssertionError(f"not true within {timeout}s: {condition}")
 
 
 def master_log(cluster) -> str:
