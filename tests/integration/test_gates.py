@@ -44,7 +44,8 @@ def test_reject_cancels_what_is_below_the_gate(client, script):
     assert client.reject("hitl-gate-build", "not on a Friday") == "CANCELLED"
     assert client.wait(["ship", "announce"], timeout=30) == {"ship": "CANCELLED", "announce": "CANCELLED"}
     assert client.job_info("hitl-gate-build")["reason"] == "rejected: not on a Friday"
-    assert client.job_info("ship")["reason"] == "parent 'hitl-gate-build' CANCELLED"
+    assert client.job_info("ship")["reason"] == "parent 'hitl-gate-build' CANCELLED (rejected: not on a Friday)"
+    assert client.job_info("announce")["reason"] == "parent 'ship' CANCELLED"
     assert client.get_job_status("build") == "COMPLETED"
 
 

@@ -52,7 +52,7 @@ def test_reject_cancels_everything_below_with_the_reason():
     sim._step(sim.s.reject, "hitl-gate-train", "loss diverged")
     assert state(sim, "hitl-gate-train") == X and sim.s.jobs["hitl-gate-train"].reason == "rejected: loss diverged"
     assert {state(sim, j) for j in ("deploy", "notify", "report")} == {X}
-    assert "hitl-gate-train" in sim.s.jobs["deploy"].reason
+    assert sim.s.jobs["deploy"].reason == "parent 'hitl-gate-train' CANCELLED (rejected: loss diverged)"
     assert state(sim, "train") == C
 
 
@@ -66,6 +66,7 @@ def test_no_decision_in_time_fails_the_gate():
     sim.tick(40.5)
     assert state(sim, "hitl-gate-train") == F and "no decision within 30s" in sim.s.jobs["hitl-gate-train"].reason
     assert state(sim, "deploy") == X
+    assert sim.s.jobs["deploy"].reason == "parent 'hitl-gate-train' FAILED (no decision within 30s)"
 
 
 def test_approve_and_reject_refuse_what_is_not_a_waiting_gate():

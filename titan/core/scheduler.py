@@ -96,7 +96,7 @@ class Scheduler(SchedulerQueries, SchedulerServices):
             if self._parent_done(parent):
                 continue
             if parent.state in FINAL_STATES:
-                self._cancel_tree(run, f"parent {parent_id!r} {parent.state.value}", now)
+                self._cancel_tree(run, _ended_parent(parent), now)
                 return
             run.waiting_on.add(parent_id)
             self._children.setdefault(parent_id, set()).add(run.job_id)
@@ -272,7 +272,7 @@ class Scheduler(SchedulerQueries, SchedulerServices):
                 child.waiting_on.discard(parent.job_id)
                 self._release_if_ready(child, now)
             else:
-                self._cancel_tree(child, f"parent {parent.job_id!r} {parent.state.value}", now)
+                self._cancel_tree(child, _ended_parent(parent), now)
 
     # ----------------------------------------------------------------- cancel
 
@@ -456,6 +456,13 @@ class Scheduler(SchedulerQueries, SchedulerServices):
     def _take_effects(self) -> list:
         effects, self._effects = self._effects, []
         return effects
+
+
+def _ended_parent(parent: JobRun) -> str:
+    """Why a child of an ended parent is cancelled; for a gate, with the person's decision (or its
+    deadline), so the whole subtree says why without a look at the gate."""
+    reason = f"parent {parent.job_id!r} {parent.state.value}"
+    return f"{reason} ({parent.reason})" if is_gate(parent.spec) and parent.reason else reason
 
 
 def _failure_reason(exit_code: int, error: Optional[str]) -> str:
