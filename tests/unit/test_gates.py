@@ -117,3 +117,33 @@ def test_waiting_gate_survives_a_restore():
     restored.join("w1", slots=2)
     effects = restored._step(restored.s.approve, "hitl-gate-train")
     assert sorted(dispatched_ids(effects)) == ["deploy", "report"]
+
+
+def test_a_child_submitted_later_waits_for_its_parents_gate():
+    sim = gated_pipeline()
+    sim.finish("train")
+    sim.submit(spec("audit", ["train"]))                   # its own submission, after the gate opened
+    assert sim.s.jobs["audit"].spec.parents == ("hitl-gate-train",) and state(sim, "audit") == P
+    sim._step(sim.s.approve, "hitl-gate-train")
+    assert state(sim, "audit") in (JobState.QUEUED, JobState.RUNNING)   # released with deploy and report
+
+
+def test_a_child_submitted_after_a_rejection_is_cancelled_with_the_decision():
+    sim = gated_pipeline()
+    sim.finish("train")
+    sim._step(sim.s.reject, "hitl-gate-train", "not today")
+    sim.submit(spec("late", ["train"]))
+    assert state(sim, "late") == X
+    assert sim.s.jobs["late"].reason == "parent 'hitl-gate-train' CANCELLED (rejected: not today)"
+
+
+def test_a_rerun_of_a_gated_job_without_a_gate_is_not_wired_to_the_old_gate():
+    sim = gated_pipeline()
+    sim.finish("train")
+    sim._step(sim.s.approve, "hitl-gate-train")
+    for job_id in ("deploy", "report"):
+        sim.finish(job_id)
+    sim.finish("notify")
+    sim.submit(spec("train"))                              # the same id again, this time without a gate
+    sim.submit(spec("after", ["train"]))
+    assert sim.s.jobs["after"].spec.parents == ("train",)

@@ -5,19 +5,22 @@ rejects it, or fails after the job's `max_wait_seconds`."""
 from __future__ import annotations
 
 import dataclasses
-from typing import List, Sequence
+from typing import Callable, List, Sequence
 
 from titan.core.jobs import GATE_JOB_TYPE, JobSpec, gate_id
 
 
-def add_gates(specs: Sequence[JobSpec]) -> List[JobSpec]:
-    """The submission with a gate after every job that has a hitl_message, its children re-wired."""
+def add_gates(specs: Sequence[JobSpec], gated_before: Callable[[str], bool] = lambda job_id: False) -> List[JobSpec]:
+    """The submission with a gate after every job that has a hitl_message, its children re-wired; a
+    child of a job submitted earlier with a gate (`gated_before`) waits for that gate too."""
     gated = {spec.job_id for spec in specs if spec.hitl_message and spec.job_type != GATE_JOB_TYPE}
-    if not gated:
+    own = {spec.job_id for spec in specs}
+    if not gated and not any(gated_before(p) for spec in specs for p in spec.parents if p not in own):
         return list(specs)
     result = []
     for spec in specs:
-        parents = tuple(gate_id(p) if p in gated else p for p in spec.parents)
+        parents = tuple(gate_id(p) if p in gated or (p not in own and gated_before(p)) else p
+                        for p in spec.parents)
         result.append(dataclasses.replace(spec, parents=parents) if parents != spec.parents else spec)
         if spec.job_id in gated:
             result.append(JobSpec(job_id=gate_id(spec.job_id), filename="", job_type=GATE_JOB_TYPE,

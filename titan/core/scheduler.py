@@ -17,7 +17,7 @@ from titan.core.dag import validate_dag
 from titan.core.effects import Admitted, Dispatch, Note, Publish, StopJob
 from titan.core.errors import GateError, JobConflict, UnknownDag, UnknownJob
 from titan.core.gates import add_gates, is_gate
-from titan.core.jobs import FINAL_STATES, TIMEOUT_ERROR, JobRun, JobSpec, JobState, check_transition
+from titan.core.jobs import FINAL_STATES, TIMEOUT_ERROR, JobRun, JobSpec, JobState, check_transition, gate_id
 from titan.core.matching import WorkerView
 from titan.core.queries import SchedulerQueries
 from titan.core.services import SchedulerServices, is_service
@@ -49,7 +49,7 @@ class Scheduler(SchedulerQueries, SchedulerServices):
 
     def submit(self, dag: Optional[str], specs: Sequence[JobSpec], now: float) -> list:
         """Accept a whole DAG or nothing. Raises InvalidDag or JobConflict before changing any state."""
-        ordered = validate_dag(dag or "", add_gates(specs), self._is_known_job)
+        ordered = validate_dag(dag or "", add_gates(specs, self._has_gate), self._is_known_job)
         self._check_not_active(dag, ordered)
         if dag:
             self.dags[dag] = [spec.job_id for spec in ordered]
@@ -62,6 +62,12 @@ class Scheduler(SchedulerQueries, SchedulerServices):
 
     def _is_known_job(self, job_id: str) -> bool:
         return job_id in self.jobs
+
+    def _has_gate(self, job_id: str) -> bool:
+        """The job's current run has a gate after it (admitted after it, so not an earlier run's)."""
+        run, gate = self.jobs.get(job_id), self.jobs.get(gate_id(job_id))
+        return (run is not None and gate is not None and bool(run.spec.hitl_message)
+                and not is_gate(run.spec) and gate.seq > run.seq)
 
     def _check_not_active(self, dag: Optional[str], specs: Sequence[JobSpec]) -> None:
         active = [s.job_id for s in specs if s.job_id in self.jobs and not self.jobs[s.job_id].state.is_final]
