@@ -14,6 +14,8 @@ EVENTS_PORT_OFFSET = 2
 STORE_PORT_OFFSET = 3
 
 HEARTBEAT_INTERVAL_S = 1.0
+# A job dispatched this many heartbeat intervals ago that its worker's heartbeat does not list was lost.
+LOST_DISPATCH_HEARTBEATS = 3
 WORKER_DEAD_AFTER_S = 5.0
 WORKER_RECONNECT_MAX_S = 2.0
 

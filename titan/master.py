@@ -342,6 +342,7 @@ class Master(RequestHandlers):
             self._send_worker(worker_id, {"op": "reregister", "reason": "this master does not know you"})
         elif op == "heartbeat":
             self._send_worker(worker_id, {"op": "heartbeat"})
+            self._resend_lost_dispatches(worker_id, message, now)
         elif op == "log":
             self._record_log(message)
         elif op == "finished":
@@ -429,6 +430,20 @@ class Master(RequestHandlers):
         if self.guard is not None:   # what lets the job, and only while it runs, act as a client
             dispatch["token"] = self.guard.token_for(effect.job_id, effect.attempt)
         self._send_worker(effect.worker_id, dispatch)
+
+    def _resend_lost_dispatches(self, worker_id: str, heartbeat: dict, now: float) -> None:
+        """A job this master gave the worker a while ago that it neither holds nor has ended never
+        arrived (a dispatch lost while the link was down): send it again. A worker ignores a repeat."""
+        if not isinstance(heartbeat.get("ended"), list) or not isinstance(heartbeat.get("running"), list):
+            return   # a worker that does not say what it has ended: a resend could run a job twice
+        held = {job_id for job_id in heartbeat["running"] + heartbeat["ended"] if isinstance(job_id, str)}
+        grace = defaults.LOST_DISPATCH_HEARTBEATS * self.config.heartbeat_interval
+        for job_id in sorted(self.scheduler.workers[worker_id].running - held):
+            run = self.scheduler.jobs[job_id]
+            if run.started_at is not None and now - run.started_at > grace:
+                log.warning("worker %s never received job %s attempt %d; sending it again",
+                            run.worker, job_id, run.attempt)
+                self._resend_dispatch(worker_id, job_id, run.attempt)
 
     def _resend_dispatch(self, worker_id: str, job_id: str, attempt: int) -> None:
         run = self.scheduler.jobs.get(job_id)

@@ -170,7 +170,8 @@ class Worker:
             self._last_register = now
         elif self.registered and now - self._last_heartbeat >= self.config.heartbeat_interval:
             self._send({"op": "heartbeat", "running": sorted(self.jobs)
-                        + sorted(job_id for job_id, _ in self.archives.waiting_jobs())})
+                        + sorted(job_id for job_id, _ in self.archives.waiting_jobs()),
+                        "ended": sorted({job_id for job_id, _ in self.unacked})})
             self._last_heartbeat = now
 
     def _registration(self) -> dict:

@@ -38,11 +38,15 @@ class HandMadeWorker:
                 if message["op"] in wanted:
                     return message
             if self.socket.poll(int(FAST_HEARTBEAT_S * 1000)):
-                message = msgpack.unpackb(self.socket.recv(), raw=False)
-                self.received += message["messages"] if message["op"] == "batch" else [message]
+                self.received += self.unbatch(self.socket.recv())
             else:
                 self.send({"op": "heartbeat"})
         raise AssertionError(f"no {wanted} message from the master within {timeout}s")
+
+    @staticmethod
+    def unbatch(frame: bytes) -> list:
+        message = msgpack.unpackb(frame, raw=False)
+        return message["messages"] if message["op"] == "batch" else [message]
 
     def finish(self, dispatch: dict) -> None:
         self.send({"op": "finished", "job_id": dispatch["job"]["job_id"], "attempt": dispatch["attempt"],

@@ -104,7 +104,9 @@ WORKER_OPS = {
     BATCH: _fields(messages=(list,)),
     "register": _fields(name=(str,), capabilities=(list,), slots=(int,), info=optional(dict),
                         running=optional(list)),
-    "heartbeat": _fields(running=optional(list)),
+    # running: the jobs it holds; ended: those whose result awaits the master's ack. A job the master
+    # thinks it runs that is in neither was never received: the master sends its dispatch again.
+    "heartbeat": _fields(running=optional(list), ended=optional(list)),
     "log": _fields(job_id=(str,), attempt=(int,), stream=(str,), data=(bytes,)),
     "finished": _fields(job_id=(str,), attempt=(int,), exit_code=(int,), error=optional(str)),
     # a dispatch named a script by hash that this worker was never sent: send the dispatch again, in full
