@@ -410,16 +410,14 @@ class Master(RequestHandlers):
     def _admit(self, effect: Admitted) -> None:
         self.logs.reset(effect.job_id)
         if self.journal is not None:
-            self.journal.record_submission(self.scheduler.jobs[effect.job_id], effect.replaces_earlier_run)
+            run = self.scheduler.jobs[effect.job_id]
+            self.journal.record_submission(run, effect.replaces_earlier_run, self._script_digest(run.spec.script))
 
     def _dispatch(self, effect: Dispatch) -> None:
         """A worker gets each script once; later dispatches of it name it by hash."""
         run = self.scheduler.jobs[effect.job_id]
         job = protocol.job_to_wire(run.spec)
-        digest = self._script_digests.get(run.spec.script)
-        if digest is None:
-            digest = self._script_digests[run.spec.script] = protocol.script_digest(run.spec.script)
-        job["script_sha256"] = digest
+        digest = job["script_sha256"] = self._script_digest(run.spec.script)
         sent = self._scripts_sent.setdefault(effect.worker_id, set())
         if digest in sent:
             del job["script"]
@@ -430,6 +428,13 @@ class Master(RequestHandlers):
         if self.guard is not None:   # what lets the job, and only while it runs, act as a client
             dispatch["token"] = self.guard.token_for(effect.job_id, effect.attempt)
         self._send_worker(effect.worker_id, dispatch)
+
+    def _script_digest(self, script: bytes) -> str:
+        """sha256 of a script, computed once per distinct script for the journal and the dispatches."""
+        digest = self._script_digests.get(script)
+        if digest is None:
+            digest = self._script_digests[script] = protocol.script_digest(script)
+        return digest
 
     def _resend_lost_dispatches(self, worker_id: str, heartbeat: dict, now: float) -> None:
         """A job this master gave the worker a while ago that it neither holds nor has ended never

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 
 import msgpack
@@ -14,13 +15,17 @@ def run(job_id: str, seq: int, script: bytes = b"print('ok')\n", **fields) -> Jo
     return JobRun(spec=JobSpec(job_id=job_id, filename=f"{job_id}.py", script=script, **fields), dag="d", seq=seq)
 
 
+def record(journal: Journal, new_run: JobRun, replaces_earlier_run: bool = False) -> None:
+    journal.record_submission(new_run, replaces_earlier_run, hashlib.sha256(new_run.spec.script).hexdigest())
+
+
 def test_runs_come_back_as_they_were_recorded(tmp_path):
     journal = Journal(str(tmp_path))
     runs = [run("a", 1, priority=7, requirement="GPU", args="--x 1", timeout=2.5),
             run("b", 2, parents=("a",), retries=3), run("c", 3, script=b"\x00\xffother")]
     runs[0].state, runs[0].attempt, runs[0].worker = JobState.RUNNING, 1, "w1"
     for each in runs:
-        journal.record_submission(each, replaces_earlier_run=False)
+        record(journal, each)
     journal.commit()
     journal.close()
     loaded = {r.job_id: r for r in Journal(str(tmp_path)).load().runs}
@@ -32,9 +37,9 @@ def test_a_script_shared_by_many_jobs_is_stored_once(tmp_path):
     journal = Journal(str(tmp_path))
     shared = b"print('shared')\n"
     for seq in range(1, 51):
-        journal.record_submission(run(f"j{seq}", seq, script=shared), replaces_earlier_run=False)
+        record(journal, run(f"j{seq}", seq, script=shared))
     journal.commit()
-    journal.record_submission(run("late", 51, script=shared), replaces_earlier_run=False)
+    record(journal, run("late", 51, script=shared))
     journal.commit()
     (count,) = journal.db.execute("SELECT COUNT(*) FROM scripts").fetchone()
     assert count == 1
@@ -58,10 +63,10 @@ def test_specs_written_with_the_script_inline_still_load(tmp_path):
 
 def test_a_new_run_of_an_id_replaces_the_old_runs_spec_and_logs(tmp_path):
     journal = Journal(str(tmp_path))
-    journal.record_submission(run("j", 1, script=b"first"), replaces_earlier_run=False)
+    record(journal, run("j", 1, script=b"first"))
     journal.record_log("j", 1, 1, "stdout", "from the first run\n")
     journal.commit()
-    journal.record_submission(run("j", 2, script=b"second"), replaces_earlier_run=True)
+    record(journal, run("j", 2, script=b"second"), replaces_earlier_run=True)
     journal.commit()
     journal.close()
     recovered = Journal(str(tmp_path)).load()

@@ -9,7 +9,6 @@ not acted on twice).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 from dataclasses import dataclass, field
@@ -78,7 +77,7 @@ class Journal:
         except sqlite3.DatabaseError as exc:
             raise JournalCorrupt(f"journal {self.path} cannot be read ({exc}); the master will not start on it. "
                                  "Restore it from a backup, or move it away to start with an empty state.") from None
-        self._script_hashes: Dict[bytes, str] = {}   # scripts already in the journal (or pending)
+        self._stored_scripts: set = set()   # sha256 of the scripts already in the journal (or pending)
         self._clear_pending()
         self._replies_since_prune = 0
 
@@ -110,22 +109,20 @@ class Journal:
 
     # ----------------------------------------------------------------- recording (buffered until commit)
 
-    def record_submission(self, run: JobRun, replaces_earlier_run: bool) -> None:
-        """A new run of a job; when the id ran before, that run's spec and logs go at commit."""
+    def record_submission(self, run: JobRun, replaces_earlier_run: bool, script_sha256: str) -> None:
+        """A new run of a job; when the id ran before, that run's spec and logs go at commit. Its script
+        is written once for all the jobs that share it (`script_sha256`, as the master computed it);
+        specs name it by hash (10,000 jobs of one script are common)."""
         spec = spec_to_dict(run.spec)
-        spec["script_sha256"] = self._script_hash(spec.pop("script"))
+        script = spec.pop("script")
+        spec["script_sha256"] = script_sha256
+        if script_sha256 not in self._stored_scripts:
+            self._stored_scripts.add(script_sha256)
+            self._scripts.append((script_sha256, script))
         self._specs.append((run.seq, run.job_id, run.dag, _pack(spec)))
         if replaces_earlier_run:
             self._replaced.append((run.job_id, run.seq))
         self.record_state(run)
-
-    def _script_hash(self, script: bytes) -> str:
-        """Each distinct script is written once; specs name it by hash (10,000 jobs of one script are common)."""
-        digest = self._script_hashes.get(script)
-        if digest is None:
-            digest = self._script_hashes[script] = hashlib.sha256(script).hexdigest()
-            self._scripts.append((digest, script))
-        return digest
 
     def record_state(self, run: JobRun) -> None:
         self._states[run.job_id] = (run.job_id, run.seq, run.state.value, run.attempt, run.failures,
@@ -225,7 +222,7 @@ class Journal:
             "j.last_worker_id, j.reason, j.exit_code FROM job_states j JOIN job_specs s ON s.seq = j.seq "
             "ORDER BY s.seq")
         scripts = dict(self.db.execute("SELECT sha256, script FROM scripts"))
-        self._script_hashes = {script: digest for digest, script in scripts.items()}
+        self._stored_scripts = set(scripts)
         runs = []
         for seq, dag, spec, state, attempt, failures, worker_id, worker, last_worker_id, reason, code in rows:
             fields = _unpack(spec)
