@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import textwrap
 import time
@@ -20,6 +22,29 @@ TITAN = next((path for path in (os.path.join(os.path.dirname(sys.executable), "t
 # Short enough that dead workers are noticed within a test, long enough for a busy 2-core machine.
 FAST_HEARTBEAT_S = 0.2
 FAST_DEAD_AFTER_S = 2.0
+
+
+def start_process(command, **kwargs) -> subprocess.Popen:
+    """A command with its output piped, in a session of its own, so a failed test can kill what it
+    started, children included (see finish)."""
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL, start_new_session=True, **kwargs)
+
+
+def finish(process: subprocess.Popen, timeout: float = 30) -> tuple:
+    """(stdout, stderr) once it exits; if it does not within `timeout`, its whole session is killed and
+    TimeoutExpired raised."""
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+
+
+def stop(process: subprocess.Popen, sig=signal.SIGINT, timeout: float = 10) -> tuple:
+    process.send_signal(sig)
+    return finish(process, timeout)
 
 
 def wait_until(condition, timeout: float = 30.0, what: str = ""):

@@ -20,7 +20,7 @@ from titan.cluster import WorkerSpec, free_port_block
 from titan.core.errors import RequestRejected
 from titan_sdk import TitanJob
 
-from tests.conftest import TITAN, wait_until
+from tests.conftest import TITAN, finish, start_process, wait_until
 
 COMMANDS = ["submit", "status", "logs", "cancel", "store", "events", "workers", "top", "run", "approve", "keys",
             "artifact", "agent-run"]
@@ -33,21 +33,6 @@ def titan(cluster, *args, timeout: float = 60) -> subprocess.CompletedProcess:
 
 def cluster_env(cluster) -> dict:
     return {**os.environ, "TITAN_HOST": cluster.host, "TITAN_PORT": str(cluster.port)}
-
-
-def start(command, env) -> subprocess.Popen:
-    # A session of its own, so a failed test can kill what it started.
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
-
-
-def finish(process: subprocess.Popen, timeout: float = 30) -> tuple:
-    try:
-        return process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        raise
 
 
 def no_traceback(result) -> bool:
@@ -171,7 +156,7 @@ def test_logs_follow_prints_lines_as_they_come_and_ends_with_the_job(cluster, cl
             time.sleep(0.1)
     """)
     client.submit_job(TitanJob("chatty", chatty))
-    follower = start([TITAN, "logs", "-f", "chatty"], cluster_env(cluster))
+    follower = start_process([TITAN, "logs", "-f", "chatty"], env=cluster_env(cluster))
     try:
         early = [follower.stdout.readline() for _ in range(3)]
         assert early == ["line 0\n", "line 1\n", "line 2\n"]
@@ -241,7 +226,8 @@ def test_store_round_trip(cluster, client):
 
 def test_events_count_prints_that_many_lines_with_topics(cluster, client, script):
     ok = script("ok.py", "print('ok')")
-    watcher = start([TITAN, "events", "--topic", "job.", "--count", "6", "--timeout", "40"], cluster_env(cluster))
+    watcher = start_process([TITAN, "events", "--topic", "job.", "--count", "6", "--timeout", "40"],
+                            env=cluster_env(cluster))
     try:
         for i in range(200):          # it subscribes at some point: keep events coming until it has enough
             if watcher.poll() is not None:
@@ -297,7 +283,8 @@ def test_run_ships_a_project_pipeline_and_waits(cluster, tmp_path):
     (folder / "src").mkdir(parents=True)
     (folder / "src" / "helper.py").write_text("GREETING = 'hello from the project'\n")
     (folder / "src" / "step.py").write_text("import helper\nprint(helper.GREETING)\n")
-    (folder / "pipeline.yaml").write_text("name: shipped-cli\nproject: true\njobs:\n  - {id: step, file: src/step.py}\n")
+    (folder / "pipeline.yaml").write_text("name: shipped-cli\nproject: true\n"
+                                          "jobs:\n  - {id: step, file: src/step.py}\n")
     result = titan(cluster, "run", str(folder / "pipeline.yaml"), "--wait")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 of 1 jobs completed" in result.stdout
@@ -321,7 +308,7 @@ def test_top_on_a_terminal_draws_tables(cluster):
 
 
 def test_top_refreshes_from_events(cluster, client, script):
-    viewer = start([TITAN, "top", "--iterations", "3", "--interval", "20"], cluster_env(cluster))
+    viewer = start_process([TITAN, "top", "--iterations", "3", "--interval", "20"], env=cluster_env(cluster))
     try:
         wait_until(lambda: viewer.stdout.readline().startswith("=== titan top"), 30, "the first frame")
         time.sleep(0.5)   # its subscription is live before the first frame; give the frame time to print
@@ -411,7 +398,7 @@ def test_wait_heals_at_once_when_a_slow_reader_lost_events(make_cluster, script,
         client.submit_job(TitanJob("warm_up", script("noop.py", "pass")))
         client.wait("warm_up", timeout=30)
         job_ids = flood(client, script, go)
-        waiter = start([sys.executable, "-c", textwrap.dedent(f"""
+        waiter = start_process([sys.executable, "-c", textwrap.dedent(f"""
             from titan_sdk import TitanClient, client as sdk_client
             sdk_client.SNAPSHOT_EVERY_S = 600     # so only a noticed gap can end the wait in time
             with TitanClient(timeout=30) as client:
@@ -419,7 +406,7 @@ def test_wait_heals_at_once_when_a_slow_reader_lost_events(make_cluster, script,
                 print("waiting", flush=True)
                 final = client.wait(["gate"] + [{FLOOD_ID!r}.format(i) for i in range({FLOOD_JOBS})], timeout=120)
                 print(sorted(set(final.values())), len(final), client.event_gaps_healed, flush=True)
-        """)], cluster_env(cluster))
+        """)], env=cluster_env(cluster))
         try:
             assert waiter.stdout.readline() == "waiting\n"
             time.sleep(1.0)                       # inside wait(), reading events

@@ -13,28 +13,12 @@ import pytest
 from titan.cluster import free_port_block
 from titan_sdk import TitanClient, TitanJob
 
-from tests.conftest import TITAN
-
-
-def start(command, **kwargs) -> subprocess.Popen:
-    # A session of its own, so a failed test can kill what it started, children included.
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL, start_new_session=True, **kwargs)
-
-
-def stop(process: subprocess.Popen, sig=signal.SIGINT, timeout: float = 10):
-    process.send_signal(sig)
-    try:
-        return process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        raise
+from tests.conftest import TITAN, start_process, stop
 
 
 def test_master_says_where_it_listens_and_stops_cleanly():
     port = free_port_block("127.0.0.1", 4)
-    master = start([sys.executable, "-m", "titan.master", "--port", str(port)])
+    master = start_process([sys.executable, "-m", "titan.master", "--port", str(port)])
     first_line = master.stdout.readline()
     assert f"listening on 127.0.0.1: clients {port}, workers {port + 1}, events {port + 2}, " \
            f"store {port + 3}" in first_line
@@ -48,7 +32,7 @@ def test_master_says_where_it_listens_and_stops_cleanly():
 
 def test_master_refuses_a_port_in_use():
     port = free_port_block("127.0.0.1", 4)
-    first = start([sys.executable, "-m", "titan.master", "--port", str(port)])
+    first = start_process([sys.executable, "-m", "titan.master", "--port", str(port)])
     first.stdout.readline()
     try:
         second = subprocess.run([sys.executable, "-m", "titan.master", "--port", str(port)],
@@ -62,10 +46,10 @@ def test_master_refuses_a_port_in_use():
 
 def test_worker_waits_for_a_master_that_starts_later(script):
     port = free_port_block("127.0.0.1", 4)
-    worker = start([sys.executable, "-m", "titan.worker", "--master", f"127.0.0.1:{port}", "--name", "early",
-                    "--cap", "GPU,HIGH_MEM", "--slots", "3", "--heartbeat-interval", "0.2"])
+    worker = start_process([sys.executable, "-m", "titan.worker", "--master", f"127.0.0.1:{port}", "--name", "early",
+                            "--cap", "GPU,HIGH_MEM", "--slots", "3", "--heartbeat-interval", "0.2"])
     time.sleep(1.0)
-    master = start([sys.executable, "-m", "titan.master", "--port", str(port)])
+    master = start_process([sys.executable, "-m", "titan.master", "--port", str(port)])
     try:
         with TitanClient(port=port, timeout=15) as client:
             deadline = time.monotonic() + 15
@@ -86,10 +70,10 @@ def test_worker_waits_for_a_master_that_starts_later(script):
 
 def test_worker_reads_master_address_from_the_environment(script):
     port = free_port_block("127.0.0.1", 4)
-    master = start([sys.executable, "-m", "titan.master", "--port", str(port)])
+    master = start_process([sys.executable, "-m", "titan.master", "--port", str(port)])
     master.stdout.readline()
     env = {**os.environ, "TITAN_HOST": "127.0.0.1", "TITAN_PORT": str(port)}
-    worker = start([sys.executable, "-m", "titan.worker", "--name", "from-env"], env=env)
+    worker = start_process([sys.executable, "-m", "titan.worker", "--name", "from-env"], env=env)
     try:
         with TitanClient(host="127.0.0.1", port=port, timeout=15) as client:
             client.submit_job(TitanJob("env_job", script("ok.py", "print('ok')")))
@@ -111,7 +95,7 @@ def test_titan_demo_runs_a_dag_to_completion():
 
 def test_titan_up_serves_until_interrupted(script):
     port = free_port_block("127.0.0.1", 4)
-    up = start([TITAN, "up", "--port", str(port), "--workers", "1", "--cap", "GPU"])
+    up = start_process([TITAN, "up", "--port", str(port), "--workers", "1", "--cap", "GPU"])
     try:
         lines = [up.stdout.readline() for _ in range(4)]
         assert f"Titan master on 127.0.0.1:{port}" in lines[0]

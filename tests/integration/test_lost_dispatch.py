@@ -5,23 +5,13 @@ from __future__ import annotations
 
 import time
 
-import pytest
 
 from tests.conftest import FAST_HEARTBEAT_S
-from tests.integration.test_scripts_once import HandMadeWorker
+from tests.integration.conftest import HandMadeWorker
 from titan import defaults
-from titan.cluster import WorkerSpec
 from titan_sdk import TitanJob
 
 GRACE_S = defaults.LOST_DISPATCH_HEARTBEATS * FAST_HEARTBEAT_S
-
-
-@pytest.fixture
-def by_hand(make_cluster):
-    cluster = make_cluster(WorkerSpec("real", slots=1))
-    worker = HandMadeWorker(cluster, "BYHAND")
-    yield cluster, worker
-    worker.close()
 
 
 def heartbeats_for(worker: HandMadeWorker, seconds: float, **fields) -> list:
