@@ -35,13 +35,19 @@ def test_pinned_job_waits_for_its_worker_without_blocking_others():
     assert dispatched_ids(effects) == ["child2"] and sim.s.jobs["child2"].worker_id == "w1"
 
 
-def test_pinned_job_busy_worker_does_not_hold_up_jobs_behind_it():
+def parent_ran_on_w1_which_is_busy_again() -> Sim:
+    """'parent' completed on w1, which now runs 'hog'; w2 has joined."""
     sim = Sim()
     sim.join("w1", slots=1)
     sim.submit(spec("parent"))
     sim.finish("parent")
-    sim.submit(spec("hog"))                          # w1 busy again
+    sim.submit(spec("hog"))
     sim.join("w2", slots=1)
+    return sim
+
+
+def test_pinned_job_busy_worker_does_not_hold_up_jobs_behind_it():
+    sim = parent_ran_on_w1_which_is_busy_again()
     sim.submit(spec("pinned", ["parent"], affinity=True, priority=9), spec("low", priority=1))
     assert sim.s.jobs["pinned"].state == JobState.QUEUED
     assert sim.s.jobs["low"].worker_id == "w2", "a pinned job waiting for w1 must not block w2"
@@ -50,12 +56,7 @@ def test_pinned_job_busy_worker_does_not_hold_up_jobs_behind_it():
 
 
 def test_gone_worker_releases_its_pinned_jobs_with_a_note():
-    sim = Sim()
-    sim.join("w1", slots=1)
-    sim.submit(spec("parent"))
-    sim.finish("parent")
-    sim.submit(spec("hog"))
-    sim.join("w2", slots=1)
+    sim = parent_ran_on_w1_which_is_busy_again()
     sim.submit(spec("hog2"))
     sim.submit(spec("pinned", ["parent"], affinity=True))
     assert sim.s.jobs["pinned"].state == JobState.QUEUED
