@@ -66,7 +66,7 @@ class RequestHandlers:
                 agent_run_id: Optional[str] = None) -> dict:
         self.limits.check_job_count(len(raw_jobs))
         specs = [protocol.job_from_wire(raw, i, self._shared_script, scripts) for i, raw in enumerate(raw_jobs)]
-        for spec in specs:
+        for spec in {id(spec.script): spec for spec in specs}.values():   # each shared script once
             self.limits.check_script(spec.job_id, len(spec.script))
         specs = [self._with_archive(spec) for spec in specs]
         if agent_run_id is not None and not dag:
