@@ -164,6 +164,8 @@ class Master(RequestHandlers):
         self._end_turn()   # what recovery decided (re-queues, cancellations) goes out first
         while self._running:
             ready = dict(poller.poll(self._poll_timeout_ms()))
+            if not ready and self.journal is not None:
+                self.journal.compact()   # idle: fold state changes now rather than at the next restart
             for socket, handler in handlers.items():
                 if socket in ready:
                     self._drain(socket, handler)
@@ -411,7 +413,7 @@ class Master(RequestHandlers):
         self.logs.reset(effect.job_id)
         if self.journal is not None:
             run = self.scheduler.jobs[effect.job_id]
-            self.journal.record_submission(run, effect.replaces_earlier_run, self._script_digest(run.spec.script))
+            self.journal.record_submission(run, effect.replaced_seq, self._script_digest(run.spec.script))
 
     def _dispatch(self, effect: Dispatch) -> None:
         """A worker gets each script once; later dispatches of it name it by hash."""

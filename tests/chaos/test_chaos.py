@@ -14,6 +14,7 @@ import random
 import shlex
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -615,3 +616,35 @@ def test_waiting_gate_and_its_children_survive_a_master_sigkill(chaos_cluster, s
         assert client.get_job_status("deploy") == "PENDING"
         assert client.approve("hitl-gate-train") == "COMPLETED"
         assert client.wait("deploy", timeout=30) == "COMPLETED"
+
+
+def test_jobs_never_dispatched_survive_a_master_sigkill_and_an_idle_master_folds_its_journal(
+        chaos_cluster, script, tmp_path):
+    """Runs not yet dispatched are journaled by their spec alone; they come back queued and run once a
+    worker that can take them joins. An idle master folds its state changes into job_states."""
+    data_dir = tmp_path / "data"
+    cluster = chaos_cluster(WorkerSpec("general", slots=2), data_dir=str(data_dir))
+    ok = script("ok.py", "print('ok')")
+    done = [TitanJob(f"done{n}", ok) for n in range(5)]
+    waiting = [TitanJob(f"gpu{n}", ok, requirement="GPU") for n in range(3)]
+    with cluster.client(timeout=15) as client:
+        client.submit_dag("mixed", done + waiting)
+        assert client.wait([job.job_id for job in done], timeout=30) == {job.job_id: "COMPLETED" for job in done}
+        assert {client.get_job_status(job.job_id) for job in waiting} == {"QUEUED"}
+        wait_until(lambda: unfolded_transitions(data_dir) == 0, 10, "the idle master to fold its transitions")
+    kill9(cluster.master)
+    cluster.start_master()
+    with cluster.client(timeout=15) as client:
+        assert {client.get_job_status(job.job_id) for job in done} == {"COMPLETED"}
+        assert {client.get_job_status(job.job_id) for job in waiting} == {"QUEUED"}
+        cluster.start_worker(WorkerSpec("gpu", slots=2, capabilities=("GPU",)))
+        assert client.wait([job.job_id for job in waiting], timeout=30) == {job.job_id: "COMPLETED" for job in waiting}
+        assert all(client.job_info(job.job_id)["attempt"] == 1 for job in waiting)
+
+
+def unfolded_transitions(data_dir) -> int:
+    db = sqlite3.connect(f"file:{data_dir / 'titan.db'}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT COUNT(*) FROM job_transitions").fetchone()[0]
+    finally:
+        db.close()

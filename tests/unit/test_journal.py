@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from typing import Optional
 
 import msgpack
+import pytest
 
 from titan.core.jobs import JobRun, JobSpec, JobState
-from titan.core.journal import Journal
+from titan.core.journal import Journal, JournalCorrupt
 
 
 def run(job_id: str, seq: int, script: bytes = b"print('ok')\n", **fields) -> JobRun:
     return JobRun(spec=JobSpec(job_id=job_id, filename=f"{job_id}.py", script=script, **fields), dag="d", seq=seq)
 
 
-def record(journal: Journal, new_run: JobRun, replaces_earlier_run: bool = False) -> None:
-    journal.record_submission(new_run, replaces_earlier_run, hashlib.sha256(new_run.spec.script).hexdigest())
+def record(journal: Journal, new_run: JobRun, replaced_seq: Optional[int] = None) -> None:
+    journal.record_submission(new_run, replaced_seq, hashlib.sha256(new_run.spec.script).hexdigest())
 
 
 def test_runs_come_back_as_they_were_recorded(tmp_path):
@@ -66,9 +68,108 @@ def test_a_new_run_of_an_id_replaces_the_old_runs_spec_and_logs(tmp_path):
     record(journal, run("j", 1, script=b"first"))
     journal.record_log("j", 1, 1, "stdout", "from the first run\n")
     journal.commit()
-    record(journal, run("j", 2, script=b"second"), replaces_earlier_run=True)
+    record(journal, run("j", 2, script=b"second"), replaced_seq=1)
     journal.commit()
     journal.close()
     recovered = Journal(str(tmp_path)).load()
     assert [(r.seq, r.spec.script) for r in recovered.runs] == [(2, b"second")]
     assert recovered.logs == []
+
+
+def states(journal: Journal) -> dict:
+    return {r.job_id: (r.state, r.attempt, r.worker) for r in journal.load().runs}
+
+
+def advance(journal: Journal, each: JobRun, state: JobState, attempt: int, worker: str = None) -> None:
+    each.state, each.attempt, each.worker = state, attempt, worker
+    journal.record_state(each)
+    journal.commit()
+
+
+def test_the_latest_state_comes_back_whether_or_not_it_was_compacted(tmp_path):
+    journal = Journal(str(tmp_path))
+    a, b = run("a", 1), run("b", 2)
+    for each in (a, b):
+        record(journal, each)
+    journal.commit()
+    advance(journal, a, JobState.RUNNING, 1, "w1")
+    advance(journal, a, JobState.QUEUED, 1)
+    advance(journal, b, JobState.RUNNING, 1, "w2")
+    assert journal.compact(batch=2)          # folds a's two changes, leaves b's
+    advance(journal, a, JobState.RUNNING, 2, "w2")
+    assert journal.db.execute("SELECT COUNT(*) FROM job_transitions").fetchone() == (2,)
+    journal.close()
+    expected = {"a": (JobState.RUNNING, 2, "w2"), "b": (JobState.RUNNING, 1, "w2")}
+    reopened = Journal(str(tmp_path))
+    assert states(reopened) == expected
+    assert reopened.db.execute("SELECT COUNT(*) FROM job_transitions").fetchone() == (0,)   # load folds all
+    assert states(reopened) == expected
+
+
+def test_a_run_never_dispatched_is_journaled_by_its_spec_alone_and_loads_pending(tmp_path):
+    journal = Journal(str(tmp_path))
+    queued, requeued = run("queued", 1), run("requeued", 2)
+    queued.state = JobState.QUEUED
+    requeued.state, requeued.attempt = JobState.QUEUED, 1   # dispatched, its worker lost, in the same turn
+    for each in (queued, requeued):
+        record(journal, each)
+    journal.commit()
+    assert journal.db.execute("SELECT job_id FROM job_transitions").fetchall() == [("requeued",)]
+    journal.close()
+    assert states(Journal(str(tmp_path))) == {"queued": (JobState.PENDING, 0, None),
+                                             "requeued": (JobState.QUEUED, 1, None)}
+
+
+def test_a_run_replaced_within_one_commit_leaves_only_the_new_run(tmp_path):
+    journal = Journal(str(tmp_path))
+    first, second = run("j", 1, script=b"first"), run("j", 2, script=b"second")
+    record(journal, first)
+    first.state = JobState.CANCELLED
+    journal.record_state(first)
+    record(journal, second, replaced_seq=1)
+    journal.commit()
+    journal.close()
+    assert [(r.seq, r.spec.script, r.state) for r in Journal(str(tmp_path)).load().runs] == [
+        (2, b"second", JobState.PENDING)]
+
+
+def test_a_master_that_is_never_idle_still_folds_its_backlog(tmp_path, monkeypatch):
+    monkeypatch.setattr("titan.core.journal.FORCED_COMPACT_AT", 10)
+    monkeypatch.setattr("titan.core.journal.FORCED_COMPACT_BATCH", 4)
+    journal = Journal(str(tmp_path))
+    each = run("a", 1)
+    record(journal, each)
+    journal.commit()
+    for attempt in range(1, 31):
+        advance(journal, each, JobState.RUNNING, attempt, "w1")
+    (backlog,) = journal.db.execute("SELECT COUNT(*) FROM job_transitions").fetchone()
+    assert backlog <= 10 + 1
+    journal.close()
+    assert states(Journal(str(tmp_path))) == {"a": (JobState.RUNNING, 30, "w1")}
+
+
+def test_a_version_1_journal_is_upgraded_and_keeps_its_jobs(tmp_path):
+    """Version 1 replaced rows in job_states and indexed job_specs by job id."""
+    Journal(str(tmp_path)).close()
+    db = sqlite3.connect(str(tmp_path / "titan.db"))
+    spec = {"job_id": "old", "filename": "old.py", "script": b"print('old')\n"}
+    db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    db.execute("CREATE INDEX job_specs_by_job ON job_specs (job_id)")
+    db.execute("INSERT INTO job_specs VALUES (1, 'old', NULL, ?)", (msgpack.packb(spec, use_bin_type=True),))
+    db.execute("INSERT INTO job_states VALUES ('old', 1, 'COMPLETED', 1, 0, NULL, 'w1', NULL, NULL, 0)")
+    db.commit()
+    db.close()
+    journal = Journal(str(tmp_path))
+    assert states(journal) == {"old": (JobState.COMPLETED, 1, "w1")}
+    assert journal.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+    assert journal.db.execute("SELECT name FROM sqlite_master WHERE name = 'job_specs_by_job'").fetchone() is None
+
+
+def test_a_journal_from_a_newer_titan_is_refused(tmp_path):
+    Journal(str(tmp_path)).close()
+    db = sqlite3.connect(str(tmp_path / "titan.db"))
+    db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    with pytest.raises(JournalCorrupt, match="schema version 3"):
+        Journal(str(tmp_path))

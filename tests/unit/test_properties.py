@@ -69,7 +69,7 @@ class EffectChecker:
             elif isinstance(effect, Publish):
                 self._event(effect)
             elif isinstance(effect, Admitted):
-                assert effect.replaces_earlier_run == (effect.job_id in self.last_state), effect
+                assert (effect.replaced_seq is not None) == (effect.job_id in self.last_state), effect
                 self.admitted.add(effect.job_id)
             else:
                 assert isinstance(effect, Note), effect

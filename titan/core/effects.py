@@ -6,6 +6,7 @@ dataclass costs five times as much to build)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 
 @dataclass(slots=True)
@@ -13,7 +14,7 @@ class Admitted:
     """A new run of a job (a gate included) was accepted: make it durable before anything is said of it."""
 
     job_id: str
-    replaces_earlier_run: bool   # the id ran before: that run's records give way to this one
+    replaced_seq: Optional[int]   # the id ran before: that run's records give way to this one
 
 
 @dataclass(slots=True)

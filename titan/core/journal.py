@@ -5,6 +5,12 @@ it sends any reply or dispatch, so "accepted" always means "on disk" and the jou
 transaction per turn, not one per job. Kept: every job's spec and latest state, DAGs, logs, TitanStore,
 and the replies to requests that changed something (so a client retrying across a restart is answered,
 not acted on twice).
+
+A job's state changes are appended to `job_transitions` rather than replaced in `job_states`: appending
+touches one B-tree page per turn where replacing touched pages all over two trees, and the journal was
+a quarter of the master's time. `compact()` folds the oldest transitions into `job_states` when the
+master is idle (and a little every turn if it never is); loading folds them all first. A run with no
+state row is as it was admitted: PENDING, never dispatched (see `_is_as_admitted`).
 """
 
 from __future__ import annotations
@@ -19,7 +25,10 @@ import msgpack
 from titan import defaults
 from titan.core.jobs import JobRun, JobSpec, JobState, spec_to_dict
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+COMPACT_BATCH = 10_000         # transitions folded by one compact(): about 20 ms
+FORCED_COMPACT_BATCH = 2_000   # folded by every commit while more than FORCED_COMPACT_AT wait
+FORCED_COMPACT_AT = 200_000
 FILE_NAME = "titan.db"
 REPLIES_KEPT = defaults.REPLY_CACHE_SIZE   # per channel, as many as the master's in-memory reply cache
 SQLITE_HEADER = b"SQLite format 3\0"
@@ -27,10 +36,12 @@ SQLITE_HEADER = b"SQLite format 3\0"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS job_specs (seq INTEGER PRIMARY KEY, job_id TEXT NOT NULL, dag TEXT, spec BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS job_specs_by_job ON job_specs (job_id);
 CREATE TABLE IF NOT EXISTS job_states (
     job_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, state TEXT NOT NULL, attempt INTEGER NOT NULL,
     failures INTEGER NOT NULL, worker_id TEXT, worker TEXT, last_worker_id TEXT, reason TEXT, exit_code INTEGER);
+CREATE TABLE IF NOT EXISTS job_transitions (id INTEGER PRIMARY KEY, job_id TEXT NOT NULL, seq INTEGER NOT NULL,
+    state TEXT NOT NULL, attempt INTEGER NOT NULL, failures INTEGER NOT NULL, worker_id TEXT, worker TEXT,
+    last_worker_id TEXT, reason TEXT, exit_code INTEGER);
 CREATE TABLE IF NOT EXISTS scripts (sha256 TEXT PRIMARY KEY, script BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS dags (name TEXT PRIMARY KEY, job_ids BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS agent_runs (dag TEXT PRIMARY KEY, run_id TEXT NOT NULL);
@@ -41,6 +52,15 @@ CREATE TABLE IF NOT EXISTS store (key TEXT PRIMARY KEY, kind TEXT NOT NULL, valu
 CREATE TABLE IF NOT EXISTS replies (id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL, rid TEXT NOT NULL,
     reply BLOB NOT NULL, UNIQUE (channel, rid));
 """
+
+STATE_COLUMNS = "job_id, seq, state, attempt, failures, worker_id, worker, last_worker_id, reason, exit_code"
+APPEND_TRANSITIONS = f"INSERT INTO job_transitions ({STATE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# In id order, so that a job's latest transition is the one that stays.
+FOLD_TRANSITIONS = (f"INSERT OR REPLACE INTO job_states SELECT {STATE_COLUMNS} FROM job_transitions "
+                    "WHERE id <= ? ORDER BY id")
+UNFOLDED_STATES = (JobState.PENDING.value, JobState.QUEUED.value)
+# Version 1 kept every state in job_states and found replaced specs through an index on job_id.
+UPGRADE_FROM_1 = "DROP INDEX IF EXISTS job_specs_by_job"
 
 StoreValue = Union[str, set, None]
 
@@ -78,6 +98,7 @@ class Journal:
             raise JournalCorrupt(f"journal {self.path} cannot be read ({exc}); the master will not start on it. "
                                  "Restore it from a backup, or move it away to start with an empty state.") from None
         self._stored_scripts: set = set()   # sha256 of the scripts already in the journal (or pending)
+        (self._unfolded,) = self.db.execute("SELECT COUNT(*) FROM job_transitions").fetchone()
         self._clear_pending()
         self._replies_since_prune = 0
 
@@ -93,13 +114,17 @@ class Journal:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if row is None:
             self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif row[0] == "1":
+            self.db.execute(UPGRADE_FROM_1)
+            self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
         elif row[0] != str(SCHEMA_VERSION):
             raise sqlite3.DatabaseError(f"schema version {row[0]}, this Titan reads version {SCHEMA_VERSION}")
 
     def _clear_pending(self) -> None:
         self._specs: List[tuple] = []
         self._scripts: List[tuple] = []
-        self._replaced: List[tuple] = []   # (job id, seq of its new run)
+        self._replaced: List[tuple] = []   # (job id, seq of the run replaced, seq of its new run)
+        self._admitted: set = set()        # job ids whose new run's spec is pending
         self._states: Dict[str, tuple] = {}
         self._dags: Dict[str, bytes] = {}
         self._agent_runs: Dict[str, Optional[str]] = {}
@@ -109,8 +134,8 @@ class Journal:
 
     # ----------------------------------------------------------------- recording (buffered until commit)
 
-    def record_submission(self, run: JobRun, replaces_earlier_run: bool, script_sha256: str) -> None:
-        """A new run of a job; when the id ran before, that run's spec and logs go at commit. Its script
+    def record_submission(self, run: JobRun, replaced_seq: Optional[int], script_sha256: str) -> None:
+        """A new run of a job; the run it replaces (`replaced_seq`) loses its spec and logs. Its script
         is written once for all the jobs that share it (`script_sha256`, as the master computed it);
         specs name it by hash (10,000 jobs of one script are common)."""
         spec = spec_to_dict(run.spec)
@@ -120,8 +145,9 @@ class Journal:
             self._stored_scripts.add(script_sha256)
             self._scripts.append((script_sha256, script))
         self._specs.append((run.seq, run.job_id, run.dag, _pack(spec)))
-        if replaces_earlier_run:
-            self._replaced.append((run.job_id, run.seq))
+        self._admitted.add(run.job_id)
+        if replaced_seq is not None:
+            self._replaced.append((run.job_id, replaced_seq, run.seq))
         self.record_state(run)
 
     def record_state(self, run: JobRun) -> None:
@@ -162,21 +188,58 @@ class Journal:
             db.executemany("INSERT OR REPLACE INTO dags VALUES (?, ?)", self._dags.items())
             self._write_agent_runs(db)
             db.executemany("INSERT INTO logs (job_id, seq, attempt, stream, text) VALUES (?, ?, ?, ?, ?)", self._logs)
+            self._delete_replaced(db)   # last: a run replaced within this commit was written above
             self._write_store(db)
             self._write_replies(db)
+            if self._unfolded > FORCED_COMPACT_AT:   # a master never idle still keeps the backlog bounded
+                self._fold(db, FORCED_COMPACT_BATCH)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
         self._clear_pending()
 
+    def compact(self, batch: int = COMPACT_BATCH) -> bool:
+        """Fold up to `batch` of the oldest transitions into job_states; True if any were left to fold.
+        The master calls this when it is idle; it is not needed for correctness, only to bound the
+        transitions a restart must fold."""
+        if not self._unfolded:
+            return False
+        self.db.execute("BEGIN")
+        try:
+            self._fold(self.db, batch)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return True
+
+    def _fold(self, db: sqlite3.Connection, batch: int) -> None:
+        (oldest,) = db.execute("SELECT MIN(id) FROM job_transitions").fetchone()
+        if oldest is None:
+            self._unfolded = 0
+            return
+        last = oldest + batch - 1
+        db.execute(FOLD_TRANSITIONS, (last,))
+        folded = db.execute("DELETE FROM job_transitions WHERE id <= ?", (last,)).rowcount
+        self._unfolded = max(0, self._unfolded - folded)
+
     def _write_jobs(self, db: sqlite3.Connection) -> None:
-        db.executemany("DELETE FROM job_specs WHERE job_id = ? AND seq < ?", self._replaced)
-        db.executemany("DELETE FROM logs WHERE job_id = ? AND seq < ?", self._replaced)
         db.executemany("INSERT OR IGNORE INTO scripts VALUES (?, ?)", self._scripts)
         db.executemany("INSERT OR REPLACE INTO job_specs VALUES (?, ?, ?, ?)", self._specs)
-        db.executemany("INSERT OR REPLACE INTO job_states VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       self._states.values())
+        changed = [row for row in self._states.values() if not self._is_as_admitted(row)]
+        db.executemany(APPEND_TRANSITIONS, changed)
+        self._unfolded += len(changed)
+
+    def _is_as_admitted(self, state_row: tuple) -> bool:
+        """A run admitted in this commit that was never dispatched needs no state row: loading takes a
+        run without one as PENDING, and the scheduler queues it again if its parents are done."""
+        job_id, _, state, attempt = state_row[:4]
+        return attempt == 0 and state in UNFOLDED_STATES and job_id in self._admitted
+
+    def _delete_replaced(self, db: sqlite3.Connection) -> None:
+        db.executemany("DELETE FROM job_specs WHERE seq = ?", [(old,) for _, old, _ in self._replaced])
+        db.executemany("DELETE FROM logs WHERE job_id = ? AND seq < ?", [(job, new) for job, _, new in self._replaced])
 
     def _write_agent_runs(self, db: sqlite3.Connection) -> None:
         # delete, then insert: a re-submitted DAG moves to the end of its run's list
@@ -203,12 +266,14 @@ class Journal:
     # ----------------------------------------------------------------- recovery
 
     def load(self) -> Recovered:
+        while self.compact():
+            pass
         recovered = Recovered()
         recovered.runs = self._load_runs()
         recovered.dags = {name: _unpack(ids) for name, ids in self.db.execute("SELECT name, job_ids FROM dags")}
         recovered.logs = list(self.db.execute(
-            "SELECT logs.job_id, logs.attempt, logs.stream, logs.text FROM logs JOIN job_states "
-            "ON logs.job_id = job_states.job_id AND logs.seq = job_states.seq ORDER BY logs.id"))
+            "SELECT logs.job_id, logs.attempt, logs.stream, logs.text FROM logs JOIN job_specs "
+            "ON logs.seq = job_specs.seq ORDER BY logs.id"))
         for key, kind, value in self.db.execute("SELECT key, kind, value FROM store"):
             recovered.store[key] = set(_unpack(value)) if kind == "set" else _unpack(value)
         recovered.agent_runs = dict(self.db.execute("SELECT dag, run_id FROM agent_runs ORDER BY rowid"))
@@ -219,7 +284,7 @@ class Journal:
     def _load_runs(self) -> List[JobRun]:
         rows = self.db.execute(
             "SELECT s.seq, s.dag, s.spec, j.state, j.attempt, j.failures, j.worker_id, j.worker, "
-            "j.last_worker_id, j.reason, j.exit_code FROM job_states j JOIN job_specs s ON s.seq = j.seq "
+            "j.last_worker_id, j.reason, j.exit_code FROM job_specs s LEFT JOIN job_states j ON j.seq = s.seq "
             "ORDER BY s.seq")
         scripts = dict(self.db.execute("SELECT sha256, script FROM scripts"))
         self._stored_scripts = set(scripts)
@@ -229,6 +294,8 @@ class Journal:
             if "script_sha256" in fields:   # journals before scripts were kept once hold them inline
                 fields["script"] = scripts[fields.pop("script_sha256")]
             fields["parents"] = tuple(fields.get("parents") or ())
+            if state is None:   # never dispatched since it was admitted
+                state, attempt, failures = JobState.PENDING.value, 0, 0
             runs.append(JobRun(spec=JobSpec(**fields), dag=dag, seq=seq, state=JobState(state), attempt=attempt,
                                failures=failures, worker_id=worker_id, worker=worker,
                                last_worker_id=last_worker_id, reason=reason, exit_code=code))

@@ -82,7 +82,8 @@ class Scheduler(SchedulerQueries, SchedulerServices):
         self._next_seq += 1
         run = JobRun(spec=spec, dag=dag, seq=self._next_seq, submitted_at=now,
                      not_before=now + max(0.0, spec.delay))
-        self._effects.append(Admitted(run.job_id, replaces_earlier_run=run.job_id in self.jobs))
+        earlier = self.jobs.get(run.job_id)
+        self._effects.append(Admitted(run.job_id, replaced_seq=None if earlier is None else earlier.seq))
         self._add_run(run)
         self._publish_job(run)
         return run
