@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shlex
+import stat
 import sys
-from typing import Iterable, List, Optional, Union
+import time
+from typing import Dict, Iterable, List, Optional, Tuple, Union
 
 from titan import defaults
 from titan.core.jobs import JobSpec
@@ -108,13 +110,38 @@ class TitanJob:
         return f"TitanJob({self.job_id!r}, {self.filename!r}, requirement={self.requirement!r}{parents})"
 
 
+# Scripts read lately, by path: 100,000 jobs of one script read it once and share one copy in memory.
+# A file changed within SETTLE_S of its reading is read again each time, as git does for racy files:
+# an edit that keeps the size within a coarse clock tick would otherwise go unseen.
+_SCRIPT_CACHE: Dict[str, Tuple[tuple, bytes]] = {}
+SCRIPT_CACHE_SIZE = 256
+SETTLE_S = 2.0
+
+
 def _read_script(filename: str) -> bytes:
     candidates = [filename]
     if not os.path.isabs(filename) and sys.argv and sys.argv[0]:
         candidates.append(os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])), filename))
     for path in candidates:
-        if os.path.isfile(path):
-            with open(path, "rb") as handle:
-                return handle.read()
+        try:
+            found = os.stat(path)
+        except OSError:
+            continue
+        if stat.S_ISREG(found.st_mode):
+            return _cached_read(path, found)
     tried = " or ".join(repr(os.path.abspath(p)) for p in dict.fromkeys(candidates))
     raise FileNotFoundError(f"TitanJob script {filename!r} not found (looked for {tried})")
+
+
+def _cached_read(path: str, found: os.stat_result) -> bytes:
+    version = (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns)
+    cached = _SCRIPT_CACHE.get(path)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    with open(path, "rb") as handle:
+        script = handle.read()
+    if time.time() - found.st_mtime > SETTLE_S:
+        if len(_SCRIPT_CACHE) >= SCRIPT_CACHE_SIZE:
+            del _SCRIPT_CACHE[next(iter(_SCRIPT_CACHE))]
+        _SCRIPT_CACHE[path] = (version, script)
+    return script
