@@ -14,6 +14,7 @@ import os
 import statistics
 import sys
 import tempfile
+import itertools
 import threading
 import time
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Callable, Dict, List
 
 import psutil
 
+from benchmarks import echo
 from titan.cluster import LocalCluster, WorkerSpec
 from titan_sdk import TitanJob
 
@@ -96,22 +98,21 @@ class Bench:
         return latencies
 
     def store(self, threads: int) -> float:
-        """TitanStore put-then-get operations per second, with `threads` clients in parallel."""
+        """TitanStore put-then-get operations per second, with `threads` clients in parallel, timed from
+        when all of them are connected."""
         per_thread = self.sizes.store_ops // threads
+        names = itertools.count()
 
-        def work(index: int) -> None:
+        def work(ready: threading.Barrier) -> None:
+            index = next(names)
             with self.cluster.client(timeout=60) as client:
+                client.store_get(f"bench/{index}/connect")
+                ready.wait()
                 for n in range(per_thread // 2):
                     client.store_put(f"bench/{index}/{n}", "v")
                     client.store_get(f"bench/{index}/{n}")
 
-        workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
-        started = time.perf_counter()
-        for thread in workers:
-            thread.start()
-        for thread in workers:
-            thread.join()
-        return (per_thread // 2) * 2 * threads / (time.perf_counter() - started)
+        return (per_thread // 2) * 2 * threads / echo.timed_threads(threads, work)
 
     def huge_dag(self) -> Dict[str, float]:
         """Seconds to accept one DAG of many layered jobs, and the master's RSS after."""
@@ -159,6 +160,9 @@ def run_cluster(executor: str, sizes: Sizes, script: str, data_dir: str, results
         if kind == "null":
             measure(lambda: {"S6-1": bench.store(1)}, results, runs)
             measure(lambda: {"S6-5": bench.store(5)}, results, runs)
+            print("the ceiling under S6 (bare ZeroMQ echo, same clients; see benchmarks/echo.py):")
+            measure(lambda: {"S6-echo-1": echo.round_trips_per_second(1, sizes.store_ops)}, results, runs)
+            measure(lambda: {"S6-echo-5": echo.round_trips_per_second(5, sizes.store_ops)}, results, runs)
         bench.client.close()
     if kind == "null":   # each S7 run gets a fresh master, so its RSS is that of one huge DAG
         measure(lambda: huge_dag_on_fresh_cluster(workers, sizes, script, data_dir), results, runs)
