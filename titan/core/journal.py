@@ -52,7 +52,7 @@ CREATE TABLE IF NOT EXISTS replies (id INTEGER PRIMARY KEY AUTOINCREMENT, channe
     reply BLOB NOT NULL, UNIQUE (channel, rid));
 """
 
-UNFOLDED_STATES = (JobState.PENDING.value, JobState.QUEUED.value)
+UNFOLDED_STATES = (JobState.PENDING, JobState.QUEUED)
 # Version 1 kept every state in job_states and found replaced specs through an index on job_id.
 UPGRADE_FROM_1 = "DROP INDEX IF EXISTS job_specs_by_job"
 
@@ -119,7 +119,7 @@ class Journal:
         self._scripts: List[tuple] = []
         self._replaced: List[tuple] = []   # (job id, seq of the run replaced, seq of its new run)
         self._admitted: set = set()        # job ids whose new run's spec is pending
-        self._states: Dict[str, tuple] = {}
+        self._states: Dict[str, JobRun] = {}   # runs whose state changed; written as they are at commit
         self._dags: Dict[str, bytes] = {}
         self._agent_runs: Dict[str, Optional[str]] = {}
         self._logs: List[tuple] = []
@@ -145,8 +145,8 @@ class Journal:
         self.record_state(run)
 
     def record_state(self, run: JobRun) -> None:
-        self._states[run.job_id] = (run.job_id, run.seq, run.state.value, run.attempt, run.failures,
-                                    run.worker_id, run.worker, run.last_worker_id, run.reason, run.exit_code)
+        """The run's state changed; what is written is its state at commit (a turn may change it often)."""
+        self._states[run.job_id] = run
 
     def record_dag(self, name: str, job_ids: List[str]) -> None:
         self._dags[name] = _pack(list(job_ids))
@@ -226,16 +226,17 @@ class Journal:
     def _write_jobs(self, db: sqlite3.Connection) -> None:
         db.executemany("INSERT OR IGNORE INTO scripts VALUES (?, ?)", self._scripts)
         db.executemany("INSERT OR REPLACE INTO job_specs VALUES (?, ?, ?, ?)", self._specs)
-        changed = [row for row in self._states.values() if not self._is_as_admitted(row)]
+        changed = [(run.job_id, run.seq, run.state.value, run.attempt, run.failures, run.worker_id, run.worker,
+                    run.last_worker_id, run.reason, run.exit_code)
+                   for run in self._states.values() if not self._is_as_admitted(run)]
         if changed:
             db.execute("INSERT INTO job_transitions (count, states) VALUES (?, ?)", (len(changed), _pack(changed)))
             self._unfolded += len(changed)
 
-    def _is_as_admitted(self, state_row: tuple) -> bool:
+    def _is_as_admitted(self, run: JobRun) -> bool:
         """A run admitted in this commit that was never dispatched needs no state row: loading takes a
         run without one as PENDING, and the scheduler queues it again if its parents are done."""
-        job_id, _, state, attempt = state_row[:4]
-        return attempt == 0 and state in UNFOLDED_STATES and job_id in self._admitted
+        return run.attempt == 0 and run.state in UNFOLDED_STATES and run.job_id in self._admitted
 
     def _delete_replaced(self, db: sqlite3.Connection) -> None:
         db.executemany("DELETE FROM job_specs WHERE seq = ?", [(old,) for _, old, _ in self._replaced])
