@@ -27,7 +27,7 @@ from titan.artifacts import ArtifactStore
 from titan.core.effects import Admitted, Dispatch, Note, Publish, StopJob
 from titan.core.errors import TitanError
 from titan.core.jobs import JobState
-from titan.core.journal import Journal, JournalCorrupt
+from titan.core.journal import BUSY_COMPACT_BATCH, BUSY_COMPACT_EVERY_S, Journal, JournalCorrupt, JournalInUse
 from titan.core.limits import Limits, RateLimiter
 from titan.core.logs import JobLogs
 from titan.core.scheduler import Scheduler
@@ -97,6 +97,7 @@ class Master(RequestHandlers):
         self.started_at = time.time()
         self._running = False
         self._outbox: List[tuple] = []    # (socket, frames) held until the journal has committed
+        self._last_fold = float("-inf")   # when the journal last folded state changes (monotonic)
         self._to_workers: Dict[str, List[dict]] = {}   # worker id -> this turn's messages, sent as one frame
         self.journal = Journal(config.data_dir) if config.data_dir else None
         self.artifacts = ArtifactStore(os.path.join(config.data_dir, "artifacts") if config.data_dir else None)
@@ -164,8 +165,7 @@ class Master(RequestHandlers):
         self._end_turn()   # what recovery decided (re-queues, cancellations) goes out first
         while self._running:
             ready = dict(poller.poll(self._poll_timeout_ms()))
-            if not ready and self.journal is not None:
-                self.journal.compact()   # idle: fold state changes now rather than at the next restart
+            self._fold_journal(idle=not ready)
             for socket, handler in handlers.items():
                 if socket in ready:
                     self._drain(socket, handler)
@@ -184,6 +184,20 @@ class Master(RequestHandlers):
         if self.guard is not None:
             self.guard.stop()
         self.ctx.destroy(linger=0)
+
+    def _fold_journal(self, idle: bool) -> None:
+        """Fold the journal's state changes now rather than at the next restart: a batch when idle, and a
+        small one every second when never idle (heartbeats and dashboards can keep a master busy)."""
+        if self.journal is None or not self.journal.backlog:
+            return
+        now = time.monotonic()
+        if idle:
+            self.journal.compact()
+        elif now - self._last_fold >= BUSY_COMPACT_EVERY_S:
+            self.journal.compact(BUSY_COMPACT_BATCH)
+        else:
+            return
+        self._last_fold = now
 
     def _poll_timeout_ms(self) -> int:
         timeout = min(defaults.POLL_INTERVAL_S, self.config.heartbeat_interval)
@@ -543,7 +557,7 @@ def main(argv=None) -> int:
     except zmq.ZMQError as exc:
         print(f"titan master: cannot bind {config.host}:{config.port}-{config.port + 3}: {exc}", file=sys.stderr)
         return 1
-    except (JournalCorrupt, security.KeyFileError) as exc:
+    except (JournalCorrupt, JournalInUse, security.KeyFileError) as exc:
         print(f"titan master: {exc}", file=sys.stderr)
         return 1
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -59,7 +59,8 @@ class RequestHandlers:
             return {**self.scheduler.stats(now), "run_id": self.run_id, "seq": self.event_seq,
                     "artifacts": self.artifacts.stats(),
                     "uptime_s": round(time.time() - self.started_at, 3), "store_keys": len(self.store),
-                    "journal": self.journal.path if self.journal else None}
+                    "journal": self.journal.path if self.journal else None,
+                    "journal_backlog": self.journal.backlog if self.journal else 0}
         raise ProtocolError(f"unhandled op {op!r}")
 
     def _submit(self, dag: Optional[str], raw_jobs: list, scripts: dict, now: float,

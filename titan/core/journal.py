@@ -27,7 +27,10 @@ from titan import defaults
 from titan.core.jobs import JobRun, JobSpec, JobState, spec_to_dict
 
 SCHEMA_VERSION = 2
-COMPACT_BATCH = 10_000         # transitions folded by one compact(): about 20 ms
+LOCK_WAIT_S = 1.0              # how long a second master waits for the journal before giving up
+COMPACT_BATCH = 10_000         # state changes folded by one compact() when the master is idle: about 20 ms
+BUSY_COMPACT_BATCH = 1_000     # folded once every BUSY_COMPACT_EVERY_S by a master that is never idle
+BUSY_COMPACT_EVERY_S = 1.0
 FORCED_COMPACT_BATCH = 2_000   # folded by every commit while more than FORCED_COMPACT_AT wait
 FORCED_COMPACT_AT = 200_000
 FILE_NAME = "titan.db"
@@ -63,6 +66,10 @@ class JournalCorrupt(Exception):
     """The journal file exists but cannot be trusted; the master refuses to start rather than lose it."""
 
 
+class JournalInUse(Exception):
+    """Another master has the journal open: two masters on one data dir would each act on half of it."""
+
+
 @dataclass
 class Recovered:
     runs: List[JobRun] = field(default_factory=list)
@@ -79,7 +86,11 @@ class Journal:
         self.path = os.path.join(data_dir, FILE_NAME)
         existed = os.path.exists(self.path) and os.path.getsize(self.path) > 0
         try:
-            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                      timeout=LOCK_WAIT_S)
+            # Held from the first access until the master exits: no other process can open the journal
+            # meanwhile, and commits skip the per-transaction lock and shared-memory work.
+            self.db.execute("PRAGMA locking_mode=EXCLUSIVE")
             if existed:
                 self._check_integrity()
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -88,13 +99,23 @@ class Journal:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
             self._check_version()
+            self.db.execute("BEGIN IMMEDIATE")   # takes the write lock now, not at the first commit
+            self.db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise JournalCorrupt(self._unreadable(exc)) from None
+            raise JournalInUse(f"journal {self.path} is in use by another Titan master: one master per data "
+                               "dir. Stop that master first, or give this one its own --data-dir.") from None
         except sqlite3.DatabaseError as exc:
-            raise JournalCorrupt(f"journal {self.path} cannot be read ({exc}); the master will not start on it. "
-                                 "Restore it from a backup, or move it away to start with an empty state.") from None
+            raise JournalCorrupt(self._unreadable(exc)) from None
         self._stored_scripts: set = set()   # sha256 of the scripts already in the journal (or pending)
         (self._unfolded,) = self.db.execute("SELECT COALESCE(SUM(count), 0) FROM job_transitions").fetchone()
         self._clear_pending()
         self._replies_since_prune = 0
+
+    def _unreadable(self, problem: Exception) -> str:
+        return (f"journal {self.path} cannot be read ({problem}); the master will not start on it. "
+                "Restore it from a backup, or move it away to start with an empty state.")
 
     def _check_integrity(self) -> None:
         with open(self.path, "rb") as handle:   # SQLite itself takes a 1-byte file for an empty database
@@ -165,6 +186,11 @@ class Journal:
 
     def record_reply(self, channel: str, rid: str, reply: bytes) -> None:
         self._replies.append((channel, rid, reply))
+
+    @property
+    def backlog(self) -> int:
+        """State changes committed but not yet folded into job_states (what a restart would fold)."""
+        return self._unfolded
 
     @property
     def has_pending(self) -> bool:
