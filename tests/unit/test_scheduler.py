@@ -1021,3 +1021,23 @@ def test_diamond_child_resubmitted_is_not_cancelled_by_its_old_other_parent():
     assert sim.state("d") == R
     sim.cancel("c")
     assert sim.state("d") == R, sim.run("d").reason
+
+
+def test_held_dispatches_fill_every_freed_slot_in_one_pass_in_queue_order():
+    """A worker's batch of results is handled with dispatches held, then its freed slots are filled."""
+    sim = Sim()
+    sim.join("w1", slots=2)
+    sim.join("w2", slots=2)
+    sim.submit(*[spec(f"j{n}") for n in range(4)])
+    sim.submit(*[spec(f"j{n}", priority=9 if n == 7 else 5) for n in range(4, 8)])
+    assert sim.states("j0", "j1", "j2", "j3") == [R, R, R, R]
+    ran_on_w1 = [job_id for job_id, run in sim.s.jobs.items() if run.worker_id == "w1"]
+    sim.s.hold_dispatches()
+    held = [effect for job_id in ran_on_w1 for effect in sim.finish(job_id)]
+    assert dispatches(held) == [] and len(events(held, "job.COMPLETED")) == 2
+    assert sim.states("j4", "j5", "j6", "j7") == [Q, Q, Q, Q]
+    released = sim.s.release_dispatches(sim.now)
+    sim.s.validate()
+    assert [(e.job_id, e.worker_id) for e in dispatches(released)] == [("j7", "w1"), ("j4", "w1")]
+    assert sim.states("j5", "j6") == [Q, Q]
+    assert dispatched_ids(sim.finish("j7")) == ["j5"]   # released: a result dispatches at once again

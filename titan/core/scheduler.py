@@ -44,6 +44,7 @@ class Scheduler(SchedulerQueries, SchedulerServices):
         self._orphans: set = set()                   # RUNNING jobs whose worker has not re-registered
         self._next_seq = 0
         self._effects: list = []
+        self._dispatch_held = False   # see hold_dispatches
 
     # ----------------------------------------------------------------- submissions
 
@@ -377,8 +378,20 @@ class Scheduler(SchedulerQueries, SchedulerServices):
 
     # ----------------------------------------------------------------- dispatching
 
+    def hold_dispatches(self) -> None:
+        """Until release_dispatches, jobs freed or queued wait instead of being dispatched one call at a
+        time: a worker's batch of results then fills the freed slots in one pass, with every slot known."""
+        self._dispatch_held = True
+
+    def release_dispatches(self, now: float) -> list:
+        self._dispatch_held = False
+        self._schedule(now)
+        return self._take_effects()
+
     def _schedule(self, now: float) -> None:
         """Dispatch ready jobs, highest priority first, FCFS within a priority, across requirements."""
+        if self._dispatch_held:
+            return
         blocked: set = set()
         while True:
             head = self._best_queue_head(blocked)
