@@ -153,21 +153,56 @@ def test_a_master_that_is_never_idle_still_folds_its_backlog(tmp_path, monkeypat
     assert states(Journal(str(tmp_path))) == {"a": (JobState.RUNNING, 30, "w1")}
 
 
-def test_a_version_1_journal_is_upgraded_and_keeps_its_jobs(tmp_path):
-    """Version 1 replaced rows in job_states and indexed job_specs by job id."""
-    Journal(str(tmp_path)).close()
+VERSION_1_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE job_specs (seq INTEGER PRIMARY KEY, job_id TEXT NOT NULL, dag TEXT, spec BLOB NOT NULL);
+CREATE INDEX job_specs_by_job ON job_specs (job_id);
+CREATE TABLE job_states (
+    job_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, state TEXT NOT NULL, attempt INTEGER NOT NULL,
+    failures INTEGER NOT NULL, worker_id TEXT, worker TEXT, last_worker_id TEXT, reason TEXT, exit_code INTEGER);
+CREATE TABLE store (key TEXT PRIMARY KEY, kind TEXT NOT NULL, value BLOB NOT NULL);
+CREATE TABLE replies (id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL, rid TEXT NOT NULL,
+    reply BLOB NOT NULL, UNIQUE (channel, rid));
+INSERT INTO meta VALUES ('schema_version', '1');
+"""
+
+
+def test_a_version_1_journal_is_upgraded_and_keeps_its_jobs_store_and_replies(tmp_path):
     db = sqlite3.connect(str(tmp_path / "titan.db"))
+    db.executescript(VERSION_1_SCHEMA)
     spec = {"job_id": "old", "filename": "old.py", "script": b"print('old')\n"}
-    db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
-    db.execute("CREATE INDEX job_specs_by_job ON job_specs (job_id)")
     db.execute("INSERT INTO job_specs VALUES (1, 'old', NULL, ?)", (msgpack.packb(spec, use_bin_type=True),))
     db.execute("INSERT INTO job_states VALUES ('old', 1, 'COMPLETED', 1, 0, NULL, 'w1', NULL, NULL, 0)")
+    db.execute("INSERT INTO store VALUES ('k', 'string', ?)", (msgpack.packb("v"),))
+    db.execute("INSERT INTO replies (channel, rid, reply) VALUES ('client', 'r1', x'01')")
     db.commit()
     db.close()
     journal = Journal(str(tmp_path))
-    assert states(journal) == {"old": (JobState.COMPLETED, 1, "w1")}
+    recovered = journal.load()
+    assert [(r.job_id, r.state, r.attempt, r.worker) for r in recovered.runs] == [("old", JobState.COMPLETED, 1, "w1")]
+    assert recovered.store == {"k": "v"} and recovered.replies == {"client": [("r1", b"\x01")]}
+    schema = dict(journal.db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'"))
+    assert "WITHOUT ROWID" in schema["store"] and "UNIQUE" not in schema["replies"]
+    assert "job_specs_by_job" not in {name for (name,) in journal.db.execute("SELECT name FROM sqlite_master")}
     assert journal.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
-    assert journal.db.execute("SELECT name FROM sqlite_master WHERE name = 'job_specs_by_job'").fetchone() is None
+
+
+def test_each_channel_keeps_its_own_latest_replies(tmp_path, monkeypatch):
+    monkeypatch.setattr("titan.core.journal.REPLIES_KEPT", 20)
+    journal = Journal(str(tmp_path))
+    for n in range(5):
+        journal.record_reply("client", f"c{n}", b"submitted")
+    journal.commit()
+    for n in range(50):   # a burst of store writes must not push the client's replies out
+        journal.record_reply("store", f"s{n}", b"put")
+        journal.commit()
+    for n in range(5, 7):
+        journal.record_reply("client", f"c{n}", b"submitted")
+        journal.commit()
+    journal.close()
+    replies = Journal(str(tmp_path)).load().replies
+    assert [rid for rid, _ in replies["client"]] == [f"c{n}" for n in range(7)]
+    assert [rid for rid, _ in replies["store"]] == [f"s{n}" for n in range(30, 50)]
 
 
 def test_a_journal_from_a_newer_titan_is_refused(tmp_path):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple, Union
 
@@ -37,7 +38,12 @@ FILE_NAME = "titan.db"
 REPLIES_KEPT = defaults.REPLY_CACHE_SIZE   # per channel, as many as the master's in-memory reply cache
 SQLITE_HEADER = b"SQLite format 3\0"
 
-SCHEMA = """
+# One B-tree each: a TitanStore put commits its key and its reply, and every extra tree (a rowid table's
+# key index, a uniqueness index, AUTOINCREMENT's counter) was one more page written per commit.
+STORE_TABLE = "store (key TEXT PRIMARY KEY, kind TEXT NOT NULL, value BLOB NOT NULL) WITHOUT ROWID"
+REPLIES_TABLE = "replies (id INTEGER PRIMARY KEY, channel TEXT NOT NULL, rid TEXT NOT NULL, reply BLOB NOT NULL)"
+
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS job_specs (seq INTEGER PRIMARY KEY, job_id TEXT NOT NULL, dag TEXT, spec BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS job_states (
@@ -50,14 +56,27 @@ CREATE TABLE IF NOT EXISTS agent_runs (dag TEXT PRIMARY KEY, run_id TEXT NOT NUL
 CREATE TABLE IF NOT EXISTS logs (id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL, seq INTEGER NOT NULL,
     attempt INTEGER NOT NULL, stream TEXT NOT NULL, text TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS logs_by_job ON logs (job_id, seq);
-CREATE TABLE IF NOT EXISTS store (key TEXT PRIMARY KEY, kind TEXT NOT NULL, value BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS replies (id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL, rid TEXT NOT NULL,
-    reply BLOB NOT NULL, UNIQUE (channel, rid));
+CREATE TABLE IF NOT EXISTS {STORE_TABLE};
+CREATE TABLE IF NOT EXISTS {REPLIES_TABLE};
 """
 
 UNFOLDED_STATES = (JobState.PENDING, JobState.QUEUED)
-# Version 1 kept every state in job_states and found replaced specs through an index on job_id.
-UPGRADE_FROM_1 = "DROP INDEX IF EXISTS job_specs_by_job"
+# Version 1 kept every state in job_states, found replaced specs through an index on job_id, and had
+# two B-trees for the store and three for the replies.
+UPGRADE_FROM_1 = f"""
+BEGIN;
+DROP INDEX IF EXISTS job_specs_by_job;
+CREATE TABLE new_{STORE_TABLE};
+INSERT INTO new_store SELECT key, kind, value FROM store;
+DROP TABLE store;
+ALTER TABLE new_store RENAME TO store;
+CREATE TABLE new_{REPLIES_TABLE};
+INSERT INTO new_replies (channel, rid, reply) SELECT channel, rid, reply FROM replies ORDER BY id;
+DROP TABLE replies;
+ALTER TABLE new_replies RENAME TO replies;
+UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version';
+COMMIT;
+"""
 
 StoreValue = Union[str, set, None]
 
@@ -111,6 +130,10 @@ class Journal:
         self._stored_scripts: set = set()   # sha256 of the scripts already in the journal (or pending)
         (self._unfolded,) = self.db.execute("SELECT COALESCE(SUM(count), 0) FROM job_transitions").fetchone()
         self._clear_pending()
+        self._reply_ids: Dict[str, deque] = defaultdict(deque)   # per channel, the ids of its kept replies
+        for row_id, channel in self.db.execute("SELECT id, channel FROM replies ORDER BY id"):
+            self._reply_ids[channel].append(row_id)
+        (self._next_reply_id,) = self.db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM replies").fetchone()
         self._replies_since_prune = 0
 
     def _unreadable(self, problem: Exception) -> str:
@@ -130,8 +153,7 @@ class Journal:
         if row is None:
             self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         elif row[0] == "1":
-            self.db.execute(UPGRADE_FROM_1)
-            self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+            self.db.executescript(UPGRADE_FROM_1)
         elif row[0] != str(SCHEMA_VERSION):
             raise sqlite3.DatabaseError(f"schema version {row[0]}, this Titan reads version {SCHEMA_VERSION}")
 
@@ -185,7 +207,9 @@ class Journal:
         self._store[key] = set(value) if isinstance(value, set) else value
 
     def record_reply(self, channel: str, rid: str, reply: bytes) -> None:
-        self._replies.append((channel, rid, reply))
+        self._replies.append((self._next_reply_id, channel, rid, reply))
+        self._reply_ids[channel].append(self._next_reply_id)
+        self._next_reply_id += 1
 
     @property
     def backlog(self) -> int:
@@ -282,13 +306,12 @@ class Journal:
         db.executemany("INSERT OR REPLACE INTO store VALUES (?, ?, ?)", kept)
 
     def _write_replies(self, db: sqlite3.Connection) -> None:
-        db.executemany("INSERT OR REPLACE INTO replies (channel, rid, reply) VALUES (?, ?, ?)", self._replies)
+        db.executemany("INSERT INTO replies (id, channel, rid, reply) VALUES (?, ?, ?, ?)", self._replies)
         self._replies_since_prune += len(self._replies)
         if self._replies_since_prune >= REPLIES_KEPT // 10:   # prune now and then, not every turn
             self._replies_since_prune = 0
-            for (channel,) in db.execute("SELECT DISTINCT channel FROM replies").fetchall():
-                db.execute("DELETE FROM replies WHERE channel = ? AND id <= "
-                           "(SELECT MAX(id) FROM replies WHERE channel = ?) - ?", (channel, channel, REPLIES_KEPT))
+            dropped = [(ids.popleft(),) for ids in self._reply_ids.values() for _ in range(len(ids) - REPLIES_KEPT)]
+            db.executemany("DELETE FROM replies WHERE id = ?", dropped)
 
     # ----------------------------------------------------------------- recovery
 
