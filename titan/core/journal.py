@@ -9,8 +9,8 @@ not acted on twice).
 A commit's job state changes are appended to `job_transitions` as one packed row rather than replaced
 row by row in `job_states`: one small append where replacing touched pages all over two B-trees and
 bound ten parameters per job, when the journal was a quarter of the master's time. `compact()` folds
-the oldest of them into `job_states` when the master is idle (and a little every commit if it never
-is); loading folds them all first. A run with no state row is as it was admitted: PENDING, never
+the oldest of them into `job_states`; the master calls it when idle, and a little every second when it
+never is; past FORCED_COMPACT_AT every commit folds some. Loading folds them all first. A run with no state row is as it was admitted: PENDING, never
 dispatched (see `_is_as_admitted`).
 """
 
@@ -245,8 +245,7 @@ class Journal:
 
     def compact(self, batch: int = COMPACT_BATCH) -> bool:
         """Fold about `batch` of the oldest state changes into job_states; True if any were left to fold.
-        The master calls this when it is idle; it is not needed for correctness, only to bound the
-        transitions a restart must fold."""
+        Not needed for correctness: it bounds what a restart must fold, and the journal's size."""
         if not self._unfolded:
             return False
         self.db.execute("BEGIN")
@@ -261,11 +260,13 @@ class Journal:
     def _fold(self, db: sqlite3.Connection, batch: int) -> None:
         """The oldest commits' changes, whole commits in order, until `batch` changes or none are left."""
         folded, last_id, states = 0, None, []
-        for row_id, count, packed in db.execute("SELECT id, count, states FROM job_transitions ORDER BY id"):
+        oldest_first = db.execute("SELECT id, count, states FROM job_transitions ORDER BY id")
+        for row_id, count, packed in oldest_first:
             if folded >= batch:
                 break
             states += _unpack(packed)
             folded, last_id = folded + count, row_id
+        oldest_first.close()
         if last_id is None:
             self._unfolded = 0
             return
