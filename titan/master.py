@@ -80,6 +80,7 @@ class Master(RequestHandlers):
         self.config = config
         self.scheduler = Scheduler(worker_dead_after=config.worker_dead_after, retry_backoff=config.retry_backoff,
                                    retry_backoff_max=config.retry_backoff_max)
+        self.scheduler.wants_event = self._is_wanted
         self.store = Store(config.limits.store_value_bytes, config.limits.store_keys)
         self.logs = JobLogs(config.limits.log_bytes)
         self.limits = config.limits
@@ -232,7 +233,7 @@ class Master(RequestHandlers):
     def _end_turn(self) -> None:
         """Commit what this turn changed, then say it. Sending can fail (a vanished worker) and cause
         more changes, so repeat until nothing is left."""
-        while self._outbox or self._to_workers or (self.journal is not None and self.journal.has_pending):
+        while self._take_changes() or self._outbox or self._to_workers:
             if self.journal is not None:
                 self.journal.commit()
             outbox, self._outbox = self._outbox, []
@@ -241,6 +242,14 @@ class Master(RequestHandlers):
                 self._send_now(socket, frames)
             for worker_id, messages in to_workers.items():
                 self._send_now(self.workers, [bytes.fromhex(worker_id), protocol.encode_batch(messages)])
+
+    def _take_changes(self) -> bool:
+        """Hand the runs the scheduler changed to the journal; True if it has anything to commit."""
+        changed = self.scheduler.take_changed_runs()
+        if self.journal is None:
+            return False
+        self.journal.record_states(changed)
+        return self.journal.has_pending
 
     def _send_now(self, socket: zmq.Socket, frames: list) -> None:
         if socket is not self.workers:
@@ -478,8 +487,6 @@ class Master(RequestHandlers):
         self._dispatch(Dispatch(worker_id, job_id, attempt))
 
     def _publish(self, topic: str, body: dict) -> None:
-        if self.journal is not None and "job_id" in body and body["job_id"] in self.scheduler.jobs:
-            self.journal.record_state(self.scheduler.jobs[body["job_id"]])
         self.event_seq += 1
         self._topic_seq[topic] += 1
         if not self._is_wanted(topic):

@@ -1041,3 +1041,16 @@ def test_held_dispatches_fill_every_freed_slot_in_one_pass_in_queue_order():
     assert [(e.job_id, e.worker_id) for e in dispatches(released)] == [("j7", "w1"), ("j4", "w1")]
     assert sim.states("j5", "j6") == [Q, Q]
     assert dispatched_ids(sim.finish("j7")) == ["j5"]   # released: a result dispatches at once again
+
+
+def test_events_nobody_watches_are_not_built_but_every_change_is_reported_for_the_journal():
+    sim = Sim()
+    sim.s.wants_event = lambda topic: topic == "job.COMPLETED"
+    sim.join("w1")
+    sim.s.take_changed_runs()
+    admitted = sim.submit(spec("a"), spec("b", parents=["a"]))
+    assert events(admitted) == []   # PENDING, QUEUED, RUNNING: nobody listens
+    assert {job_id: run.state for job_id, run in sim.s.take_changed_runs().items()} == {"a": R, "b": P}
+    done = sim.finish("a")
+    assert [(e.topic, e.body["job_id"]) for e in events(done)] == [("job.COMPLETED", "a")]
+    assert {job_id: run.state for job_id, run in sim.s.take_changed_runs().items()} == {"a": C, "b": R}

@@ -191,6 +191,10 @@ class Journal:
         """The run's state changed; what is written is its state at commit (a turn may change it often)."""
         self._states[run.job_id] = run
 
+    def record_states(self, runs: Dict[str, JobRun]) -> None:
+        """record_state for each run of a {job id: run} map."""
+        self._states.update(runs)
+
     def record_dag(self, name: str, job_ids: List[str]) -> None:
         self._dags[name] = _pack(list(job_ids))
 

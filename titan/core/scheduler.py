@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from titan import defaults
 from titan.core import matching, timers
@@ -25,6 +25,7 @@ from titan.core.services import SchedulerServices, is_service
 
 # Ready-queue kinds: one queue per requirement, and one per worker for jobs pinned there by affinity.
 BY_REQUIREMENT, PINNED = "requirement", "worker"
+JOB_TOPICS = {state: f"job.{state.value}" for state in JobState}
 
 
 class Scheduler(SchedulerQueries, SchedulerServices):
@@ -45,6 +46,11 @@ class Scheduler(SchedulerQueries, SchedulerServices):
         self._next_seq = 0
         self._effects: list = []
         self._dispatch_held = False   # see hold_dispatches
+        # Runs whose journaled facts changed (state, attempt, worker...), for whoever keeps them durable.
+        self.changed_runs: Dict[str, JobRun] = {}
+        # Whether anyone listens to a topic: an event nobody would receive is not built (a 10,000-job
+        # submission makes 20,000 job events, most of them unwatched). The master sets this.
+        self.wants_event: Callable[[str], bool] = lambda topic: True
 
     # ----------------------------------------------------------------- submissions
 
@@ -462,9 +468,16 @@ class Scheduler(SchedulerQueries, SchedulerServices):
                 self._publish_dag_finished(run.dag)
 
     def _publish_job(self, run: JobRun) -> None:
-        self._publish(f"job.{run.state.value}", {
-            "job_id": run.job_id, "dag": run.dag, "state": run.state.value, "worker": run.worker,
-            "attempt": run.attempt, "reason": run.reason, "exit_code": run.exit_code})
+        self.changed_runs[run.job_id] = run
+        topic = JOB_TOPICS[run.state]
+        if self.wants_event(topic):
+            self._publish(topic, {
+                "job_id": run.job_id, "dag": run.dag, "state": run.state.value, "worker": run.worker,
+                "attempt": run.attempt, "reason": run.reason, "exit_code": run.exit_code})
+
+    def take_changed_runs(self) -> Dict[str, JobRun]:
+        changed, self.changed_runs = self.changed_runs, {}
+        return changed
 
     def _publish_dag_finished(self, dag: str) -> None:
         counts = Counter(self.jobs[j].state.value for j in self.dags[dag] if self.jobs[j].dag == dag)
