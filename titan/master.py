@@ -99,6 +99,7 @@ class Master(RequestHandlers):
         self._running = False
         self._outbox: List[tuple] = []    # (socket, frames) held until the journal has committed
         self._last_fold = float("-inf")   # when the journal last folded state changes (monotonic)
+        self._commits_seen = 0            # the journal's commit count when _fold_journal last looked
         self._to_workers: Dict[str, List[dict]] = {}   # worker id -> this turn's messages, sent as one frame
         self.journal = Journal(config.data_dir) if config.data_dir else None
         self.artifacts = ArtifactStore(os.path.join(config.data_dir, "artifacts") if config.data_dir else None)
@@ -188,13 +189,15 @@ class Master(RequestHandlers):
 
     def _fold_journal(self, idle: bool) -> None:
         """Fold the journal's state changes now rather than at the next restart: a batch when idle, and a
-        small one every second when never idle (heartbeats and dashboards can keep a master busy)."""
+        small one at most every second in a quiet turn, one after a turn that committed nothing
+        (heartbeats and dashboards can keep a master from ever being idle)."""
         if self.journal is None or not self.journal.backlog:
             return
+        quiet, self._commits_seen = self.journal.commits == self._commits_seen, self.journal.commits
         now = time.monotonic()
         if idle:
             self.journal.compact()
-        elif now - self._last_fold >= BUSY_COMPACT_EVERY_S:
+        elif quiet and now - self._last_fold >= BUSY_COMPACT_EVERY_S:
             self.journal.compact(BUSY_COMPACT_BATCH)
         else:
             return

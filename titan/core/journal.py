@@ -30,7 +30,7 @@ from titan.core.jobs import JobRun, JobSpec, JobState, spec_to_dict
 SCHEMA_VERSION = 2
 LOCK_WAIT_S = 1.0              # how long a second master waits for the journal before giving up
 COMPACT_BATCH = 10_000         # state changes folded by one compact() when the master is idle: about 20 ms
-BUSY_COMPACT_BATCH = 1_000     # folded once every BUSY_COMPACT_EVERY_S by a master that is never idle
+BUSY_COMPACT_BATCH = 1_000     # folded at most every BUSY_COMPACT_EVERY_S in a master's quiet turns
 BUSY_COMPACT_EVERY_S = 1.0
 FORCED_COMPACT_BATCH = 2_000   # folded by every commit while more than FORCED_COMPACT_AT wait
 FORCED_COMPACT_AT = 200_000
@@ -130,6 +130,7 @@ class Journal:
         self._stored_scripts: set = set()   # sha256 of the scripts already in the journal (or pending)
         (self._unfolded,) = self.db.execute("SELECT COALESCE(SUM(count), 0) FROM job_transitions").fetchone()
         self._clear_pending()
+        self.commits = 0   # transactions committed by commit(), for a caller that wants to know it was quiet
         self._reply_ids: Dict[str, deque] = defaultdict(deque)   # per channel, the ids of its kept replies
         for row_id, channel in self.db.execute("SELECT id, channel FROM replies ORDER BY id"):
             self._reply_ids[channel].append(row_id)
@@ -245,6 +246,7 @@ class Journal:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        self.commits += 1
         self._clear_pending()
 
     def compact(self, batch: int = COMPACT_BATCH) -> bool:
@@ -274,7 +276,8 @@ class Journal:
         if last_id is None:
             self._unfolded = 0
             return
-        db.executemany("INSERT OR REPLACE INTO job_states VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", states)
+        latest = {state[0]: state for state in states}   # a job's last change is the one that stays
+        db.executemany("INSERT OR REPLACE INTO job_states VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", latest.values())
         db.execute("DELETE FROM job_transitions WHERE id <= ?", (last_id,))
         self._unfolded = max(0, self._unfolded - folded)
 
