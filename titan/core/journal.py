@@ -29,7 +29,7 @@ from titan.core.jobs import JobRun, JobSpec, JobState, spec_to_dict
 
 SCHEMA_VERSION = 2
 LOCK_WAIT_S = 1.0              # how long a second master waits for the journal before giving up
-COMPACT_BATCH = 10_000         # state changes folded by one compact() when the master is idle: about 20 ms
+COMPACT_BATCH = 2_000          # state changes folded by one compact() when the master is idle: about 5 ms
 BUSY_COMPACT_BATCH = 1_000     # folded at most every BUSY_COMPACT_EVERY_S in a master's quiet turns
 BUSY_COMPACT_EVERY_S = 1.0
 FORCED_COMPACT_BATCH = 2_000   # folded by every commit while more than FORCED_COMPACT_AT wait
