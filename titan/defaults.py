@@ -22,6 +22,8 @@ WORKER_RECONNECT_MAX_S = 2.0
 # A failed attempt with retries left is queued again after BACKOFF * 2**(failures - 1), at most MAX.
 RETRY_BACKOFF_S = 1.0
 RETRY_BACKOFF_MAX_S = 60.0
+# A service up this long before it exits starts its restart count (and backoff) over.
+SERVICE_STEADY_S = 60.0
 
 CLIENT_TIMEOUT_S = 30.0
 CLIENT_RETRY_INTERVAL_S = 2.0

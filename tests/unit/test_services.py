@@ -7,6 +7,7 @@ import pytest
 from tests.unit.test_scheduler import Sim, dispatched_ids, events, notes, spec
 
 from titan.core.effects import StopJob
+from titan.defaults import SERVICE_STEADY_S
 from titan.core.errors import ServiceError
 from titan.core.jobs import PORT_IN_USE_ERROR, SERVICE_JOB_TYPE, JobState
 from titan.net import protocol
@@ -109,6 +110,30 @@ def test_retries_limit_the_restarts_and_then_it_fails_and_cancels_waiting_childr
     assert "all 2 restarts used" in sim.run("api").reason
     assert events(effects, "service.crashed")[0].body["restart_in"] is None
 
+
+
+def test_a_service_up_for_a_steady_while_starts_its_restart_count_over():
+    """retries counts restarts in a row: a crash after a long healthy run restarts after 1 s again."""
+    sim = Sim()
+    sim.join("w1")
+    sim.submit(service(retries=2))
+    for restart_in in (1.0, 2.0):   # two quick crashes use both retries
+        up(sim)
+        [crash] = events(sim.finish("api", 1), "service.crashed")
+        assert crash.body["restart_in"] == restart_in
+        sim.live_until(sim.now + restart_in)
+    up(sim)
+    sim.live_until(sim.now + SERVICE_STEADY_S)
+    [crash] = events(sim.finish("api", 1), "service.crashed")
+    assert crash.body["restart_in"] == 1.0 and sim.state("api") == Q and sim.run("api").failures == 1
+    sim.live_until(sim.now + 1.0)
+    up(sim)
+    sim.live_until(sim.now + SERVICE_STEADY_S - 1)   # not steady long enough: the count goes on
+    [crash] = events(sim.finish("api", 1), "service.crashed")
+    assert crash.body["restart_in"] == 2.0 and sim.run("api").failures == 2
+    sim.live_until(sim.now + 2.0)
+    sim.finish("api", 1)   # never came up: a third crash in a row
+    assert sim.state("api") == F and "all 2 restarts used" in sim.run("api").reason
 
 def test_a_port_in_use_fails_at_once_without_retries():
     sim = Sim()

@@ -134,6 +134,7 @@ class JobRun:
     note: Optional[str] = None               # something about this run worth showing, e.g. lost affinity
     service_up: bool = False                  # a service whose current attempt accepts connections
     times_up: int = 0                         # how often a service came up (0: its children never ran)
+    up_since: Optional[float] = None          # when the service's current attempt came up
     submitted_at: float = 0.0
     started_at: Optional[float] = None
     ended_at: Optional[float] = None

@@ -8,7 +8,9 @@ How a service moves through the ordinary job states:
   its children start while it keeps running.
 - Any exit (whatever the code) is a crash: `service.crashed` is published and it is queued again after
   the retry backoff (1 s, doubling, capped). `retries=0` (the default) means restart without limit; a
-  positive `retries` allows that many restarts, then it FAILS.
+  positive `retries` allows that many restarts in a row, then it FAILS. A service that had been up for
+  SERVICE_STEADY_S when it exited starts the count over: its backoff is 1 s again, and a crash a week
+  does not use up its retries.
 - A port found taken by the worker before starting fails it at once ("port N already in use"), no retry.
 - `stop_service` ends it for good: COMPLETED, "stopped by request", its process tree killed. A service
   that never came up is CANCELLED instead, and so are the children still waiting for it.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from titan import defaults
 from titan.core import timers
 from titan.core.effects import Note, StopJob
 from titan.core.errors import ServiceError
@@ -42,6 +45,7 @@ class SchedulerServices:
             return self._take_effects()
         if not run.service_up:
             run.service_up = True
+            run.up_since = now
             run.times_up += 1
             up = f"port {run.spec.port} accepts connections"
             self._publish("service.up", self._service_event(run, reason=up))
@@ -75,6 +79,8 @@ class SchedulerServices:
         if error == PORT_IN_USE_ERROR:
             self._transition(run, JobState.FAILED, f"port {run.spec.port} already in use")
             return
+        if run.service_up and now - run.up_since >= defaults.SERVICE_STEADY_S:
+            run.failures = 0   # it had been running well: this crash is the first of a new series
         run.failures += 1
         crash = f"exited with code {exit_code}" + (f" ({error})" if error else "")
         if run.spec.retries and run.failures > run.spec.retries:
