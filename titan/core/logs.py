@@ -21,7 +21,7 @@ FIRST_ATTEMPT = 1
 
 
 class _JobOutput:
-    __slots__ = ("chunks", "sizes", "kept", "dropped", "marks", "starts", "end", "attempt")
+    __slots__ = ("chunks", "sizes", "kept", "dropped", "marks", "starts", "first", "end", "attempt")
 
     def __init__(self) -> None:
         self.chunks: Deque[Chunk] = deque()
@@ -29,9 +29,12 @@ class _JobOutput:
         self.kept = 0
         self.dropped = 0
         # For followers, per chunk: the attempt marker before it ("" mostly) and the offset where that
-        # marker starts in the followed text; `end` is that text's length so far.
+        # marker starts in the followed text; `end` is that text's length so far. `starts` is a list, to
+        # be bisected, whose dropped head is skipped (`first`) and cut only now and then: deleting its
+        # first item at every append of a job at its log cap would shift the whole list each time.
         self.marks: Deque[str] = deque()
         self.starts: List[int] = []
+        self.first = 0
         self.end = 0
         self.attempt = FIRST_ATTEMPT
 
@@ -74,7 +77,7 @@ class JobLogs:
             size = output.sizes.popleft()
             output.chunks.popleft()
             output.marks.popleft()
-            del output.starts[0]
+            output.first += 1
             output.kept -= size
             output.dropped += size
             excess -= size
@@ -83,11 +86,14 @@ class JobLogs:
             rest = text.encode("utf-8", "surrogatepass")[excess:].decode("utf-8", "ignore")
             rest_size = len(rest.encode("utf-8", "surrogatepass"))
             output.chunks[0] = (attempt, stream, rest)
-            output.starts[0] += len(output.marks[0]) + len(text) - len(rest)
+            output.starts[output.first] += len(output.marks[0]) + len(text) - len(rest)
             output.marks[0] = ""
             output.dropped += output.sizes[0] - rest_size
             output.kept -= output.sizes[0] - rest_size
             output.sizes[0] = rest_size
+        if output.first > len(output.starts) // 2:
+            del output.starts[:output.first]
+            output.first = 0
 
     def reset(self, job_id: str) -> None:
         """A new run of the job starts with empty logs."""
@@ -125,14 +131,14 @@ class JobLogs:
             offset = 0
         if not output.chunks:
             return "", output.end
-        first_kept = output.starts[0]
+        first_kept = output.starts[output.first]
         note = ""
         if offset < first_kept:
             note = (f"[titan: {first_kept - offset:,} characters of output dropped before they were read; the "
                     f"master keeps the last {self.max_bytes:,} bytes per job]\n")
             offset = first_kept
-        index = bisect_right(output.starts, offset) - 1
-        pieces = [output.followed(i) for i in range(index, len(output.chunks))]
+        index = bisect_right(output.starts, offset, lo=output.first) - 1
+        pieces = [output.followed(i) for i in range(index - output.first, len(output.chunks))]
         return note + "".join(pieces)[offset - output.starts[index]:], output.end
 
     def chunks(self, job_id: str) -> List[Chunk]:
