@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from titan import defaults
+from titan.argtypes import positive_float
 
 
 class CommandError(Exception):
@@ -37,20 +38,6 @@ def add_master_options(parser: argparse.ArgumentParser, timeout: bool = True) ->
     if timeout:
         parser.add_argument("--timeout", type=positive_float, default=defaults.CLIENT_TIMEOUT_S,
                             help="seconds to wait for the master to answer (default %(default)s)")
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-    return value
 
 
 def connect(args):

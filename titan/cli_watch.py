@@ -12,8 +12,8 @@ from rich.console import Group
 from rich.live import Live
 from rich.text import Text
 
-from titan.cli_common import Section, add_master_options, connect, console, fields_line, note, \
-    positive_float, positive_int, show
+from titan.argtypes import positive_float, positive_int
+from titan.cli_common import Section, add_master_options, connect, console, fields_line, note, show
 from titan.core.jobs import JobState
 
 EVENT_FIELDS = ("job_id", "dag", "state", "worker", "attempt", "exit_code", "reason", "jobs", "counts")
@@ -175,7 +175,7 @@ def run_top(args) -> int:
 def _top_loop(client, events, view: TopView, args, render) -> int:
     """Render, then re-snapshot when events came (at most every TOP_EVENT_REFRESH_S), when events were
     lost, or every interval; until Ctrl-C or --iterations renders."""
-    frames, changed = 0, False
+    frames = 0
     snapshot_due = time.monotonic() + args.interval
     try:
         while True:
@@ -190,10 +190,8 @@ def _top_loop(client, events, view: TopView, args, render) -> int:
                 view.add_event(event)
                 if events.take_gap() is not None:   # counts are off until a fresh snapshot
                     break
-                if not changed:
-                    changed = True
-                    snapshot_due = min(snapshot_due, time.monotonic() + TOP_EVENT_REFRESH_S)
+                snapshot_due = min(snapshot_due, time.monotonic() + TOP_EVENT_REFRESH_S)   # set by the first event
             view.stats = client.stats()
-            changed, snapshot_due = False, time.monotonic() + args.interval
+            snapshot_due = time.monotonic() + args.interval
     except KeyboardInterrupt:
         return 0

@@ -23,6 +23,7 @@ from typing import Dict, List, Optional
 import zmq
 
 from titan import defaults
+from titan.argtypes import positive
 from titan.artifacts import ArtifactStore
 from titan.core.effects import Admitted, Dispatch, Note, Publish, StopJob
 from titan.core.errors import TitanError
@@ -360,14 +361,13 @@ class Master(RequestHandlers):
         self._end_turn()
 
     def _on_worker_message(self, worker_id: str, user: Optional[str], op: str, message: dict) -> None:
+        now = time.monotonic()
         if op == "register":
             try:
                 claims = protocol.job_claims(message.get("running"))
             except ProtocolError as exc:
                 log.warning("dropped a malformed message from worker connection %s: %s", worker_id, exc)
                 return
-        now = time.monotonic()
-        if op == "register":
             if self.guard is None or self.guard.admit_worker(worker_id, user):
                 self._register_worker(worker_id, message, claims, now)
         elif not self.scheduler.worker_seen(worker_id, now):
@@ -543,15 +543,6 @@ def add_limit_options(parser: argparse.ArgumentParser) -> None:
              "submissions a second from one client (one key, or one connection without keys)")):
         parser.add_argument(flag, type=positive(kind), default=default,
                             help=f"at most this many {what} (default %(default)s)")
-
-
-def positive(kind):
-    def parse(text: str):
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-        return value
-    return parse
 
 
 def main(argv=None) -> int:
