@@ -39,7 +39,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def run_dashboard(args) -> int:
-    from titan.web.server import DashboardServer, is_loopback
+    from titan.net.security import is_loopback
+    from titan.web.server import DashboardServer
     from titan_sdk import TitanClient
 
     client = TitanClient(host=args.master_host, port=args.master_port, timeout=defaults.DASHBOARD_CLIENT_TIMEOUT_S)

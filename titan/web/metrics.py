@@ -10,7 +10,8 @@ from typing import Callable, Dict, Optional, Tuple
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
+from titan_sdk.client import FINAL_STATE_NAMES
+
 DISPATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
 RUN_TIME_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
 
@@ -83,7 +84,7 @@ class JobTimings:
         elif state == "RUNNING":
             self._observe_since(self.dispatch_latency, self._queued_at.pop(job_id, None), ts)
             self._running_since[job_id] = ts
-        elif state in FINAL_STATES:
+        elif state in FINAL_STATE_NAMES:
             self._queued_at.pop(job_id, None)
             self._observe_since(self.run_time, started, ts)
 

@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from titan import defaults
 from titan.core.errors import MasterUnreachable, TitanError
+from titan.net.security import is_loopback
 from titan.web.feed import EventFeed, Hub
 from titan.web.metrics import DashboardMetrics
 from titan.web.view import ClusterView
@@ -221,10 +222,6 @@ class DashboardHandler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
         self.wfile.write(body)
-
-
-def is_loopback(host: str) -> bool:
-    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
 
 
 def _one(query: dict, name: str) -> Optional[str]:

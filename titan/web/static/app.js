@@ -66,7 +66,6 @@ function applyJobEvent(event) {
   for (const field of ["state", "attempt", "worker", "reason", "exit_code"]) job[field] = event[field];
   jobs.set(event.job_id, job);
   dirty.dags.add(key);
-  if (job.state === "WAITING_APPROVAL" || event.job_id.startsWith("hitl-gate-")) dirty.all = true;
 }
 
 // ------------------------------------------------------------------ drawing
