@@ -17,7 +17,7 @@ from typing import List, Optional
 
 from titan import cli_files, cli_jobs, cli_watch, defaults
 from titan import keys as keys_command
-from titan.cli_common import CommandError, add_master_options, connect, console
+from titan.cli_common import CommandError, add_master_options, connect, console, note
 from titan.cluster import LocalCluster, WorkerSpec
 from titan.core.errors import TitanError
 from titan.web import add_commands as add_dashboard_commands
@@ -48,7 +48,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _say(args, message: str, exit_code: int) -> int:
-    print(f"titan {args.command}: {message}", file=sys.stderr, flush=True)
+    note(args.command, message)
     return exit_code
 
 

@@ -10,6 +10,7 @@ import os
 import sys
 from typing import List, Optional
 
+from titan.cli_common import note
 from titan.net import security
 
 
@@ -34,26 +35,26 @@ def add_commands(commands) -> None:
 def run_init(args) -> int:
     security.init_key_dir(args.dir)
     root = os.path.abspath(args.dir)
+    client, worker = (security.bundle_path(root, role, role) for role in (security.CLIENT, security.WORKER))
+    clients, workers = (os.path.join(root, security.ROLE_FOLDERS[role]) for role in (security.CLIENT, security.WORKER))
     print(f"made keys in {root}:\n"
-          f"  master   {root}/master/            (stays on the master's machine; start it with --keys {root})\n"
-          f"  client   {root}/issued/client-client/  (copy to a client machine; TitanClient(keys=...) "
-          f"or {security.KEYS_ENV}=...)\n"
-          f"  worker   {root}/issued/worker-worker/  (copy to a worker machine; python -m titan.worker --keys ...)\n"
+          f"  master   {os.path.join(root, security.MASTER_FOLDER)}/            (stays on the master's machine; "
+          f"start it with --keys {root})\n"
+          f"  client   {client}/  (copy to a client machine; TitanClient(keys=...) or {security.KEYS_ENV}=...)\n"
+          f"  worker   {worker}/  (copy to a worker machine; python -m titan.worker --keys ...)\n"
           f"On this machine --keys {root} works for the master, a worker and a client alike.\n"
-          f"Revoke a key by deleting its public key file from {root}/clients/ or {root}/workers/.")
+          f"Revoke a key by deleting its public key file from {clients}/ or {workers}/.")
     return 0
 
 
 def run_add(args) -> int:
     if not args.keys:
-        print(f"titan keys add-{args.role}: say which key directory with --keys DIR or {security.KEYS_ENV}",
-              file=sys.stderr)
+        note(f"keys add-{args.role}", f"say which key directory with --keys DIR or {security.KEYS_ENV}")
         return 2
     bundle = security.issue(args.keys, args.role, args.name)
-    folder = security.ROLE_FOLDERS[args.role]
+    trusted = security.trusted_key_path(args.keys, args.role, args.name)
     print(f"issued {args.role} key {args.name!r}: copy {os.path.abspath(bundle)} to the {args.role}'s machine "
-          f"and point --keys (or {security.KEYS_ENV}) at it. Revoke it by deleting "
-          f"{os.path.abspath(os.path.join(args.keys, folder, args.name + '.key'))}.")
+          f"and point --keys (or {security.KEYS_ENV}) at it. Revoke it by deleting {os.path.abspath(trusted)}.")
     return 0
 
 

@@ -58,14 +58,23 @@ def init_key_dir(root: str, client: str = CLIENT, worker: str = WORKER) -> None:
     issue(root, WORKER, worker)
 
 
+def trusted_key_path(root: str, role: str, name: str) -> str:
+    """Where a key directory trusts `name`'s public key: deleting this file revokes it."""
+    return os.path.join(root, ROLE_FOLDERS[role], f"{name}.key")
+
+
+def bundle_path(root: str, role: str, name: str) -> str:
+    """Where a key directory keeps the bundle issued to `name`, to be copied to its machine."""
+    return os.path.join(root, ISSUED_FOLDER, f"{role}-{name}")
+
+
 def issue(root: str, role: str, name: str) -> str:
     """A new keypair for `name` in `role`: its public key is trusted, its bundle is returned to be copied."""
     _check_name(name)
     master_public = os.path.join(root, MASTER_FOLDER, "master.key")
     if not os.path.exists(master_public):
         raise KeyFileError(f"{root} has no master key; run `titan keys init {root}` first")
-    trusted = os.path.join(root, ROLE_FOLDERS[role], f"{name}.key")
-    bundle = os.path.join(root, ISSUED_FOLDER, f"{role}-{name}")
+    trusted, bundle = trusted_key_path(root, role, name), bundle_path(root, role, name)
     if os.path.exists(trusted) or os.path.exists(bundle):
         raise KeyFileError(f"a {role} named {name!r} already exists in {root}; delete {trusted} to revoke it")
     os.makedirs(bundle, mode=0o700)
@@ -128,7 +137,7 @@ def load_identity(path: str, role: str) -> Identity:
     """The identity in a bundle folder, or, given a whole key directory, its default bundle for `role`."""
     path = os.path.expanduser(path)
     if not os.path.exists(os.path.join(path, f"{IDENTITY}.key_secret")):
-        default = os.path.join(path, ISSUED_FOLDER, f"{role}-{role}")
+        default = bundle_path(path, role, role)
         if not os.path.isdir(default):
             raise KeyFileError(f"no keys in {path}: expected a bundle ({IDENTITY}.key_secret and master.key, "
                                f"from `titan keys add-{role} NAME`) or a directory made by `titan keys init`")
