@@ -7,7 +7,6 @@ component, or a symlink that points outside the destination, naming the entry.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import shutil
@@ -28,10 +27,6 @@ FIXED_TIMESTAMP = (1980, 1, 1, 0, 0, 0)   # the earliest a zip can hold: no cloc
 
 class ArchiveError(ValueError):
     """An archive that cannot be extracted safely; the message names the entry."""
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def zip_folder(folder: str) -> bytes:

@@ -42,10 +42,9 @@ class ArtifactStore:
     def __init__(self, root: Optional[str]):
         self.owns_root = root is None
         self.root = root or tempfile.mkdtemp(prefix="titan-artifacts-")
+        shutil.rmtree(os.path.join(self.root, "uploads"), ignore_errors=True)   # unfinished before a restart
         for folder in ("blobs", "names", "uploads"):
             os.makedirs(os.path.join(self.root, folder), exist_ok=True)
-        shutil.rmtree(os.path.join(self.root, "uploads"), ignore_errors=True)
-        os.makedirs(os.path.join(self.root, "uploads"))
         self._uploads: "OrderedDict[str, _Upload]" = OrderedDict()
         self.bytes_received = 0          # upload bytes taken in, for stats (a repeat upload adds none)
         self.bytes_sent_to_workers = 0

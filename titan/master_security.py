@@ -75,7 +75,6 @@ class MasterAuthenticator(ThreadAuthenticator):
 
 class Gatekeeper:
     def __init__(self, root: str):
-        self.root = root
         self.keys = security.load_server_keys(root)
         self.ring = security.KeyRing(root)
         self.token_key = self.keys.token_key()

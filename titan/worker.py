@@ -298,8 +298,7 @@ class Worker:
             problem = str(exc) if isinstance(exc, LaunchError) else f"titan worker: cannot start the job: {exc!r}"
             if not isinstance(exc, LaunchError):
                 log.exception("starting job %s failed", context.job_id)
-            self._send_log(context.job_id, context.attempt, "stderr", f"{problem}\n".encode())
-            self._send_finished(context.job_id, context.attempt, 127, problem)
+            self._fail_unstarted(context.job_id, context.attempt, problem, 127, problem)
             return
         running.service_port = port
         self.jobs[context.job_id] = running
@@ -329,16 +328,20 @@ class Worker:
             else:
                 job_id, attempt = dispatch["job"]["job_id"], dispatch["attempt"]
                 log.warning("job %s cannot run: %s", job_id, error)
-                self._send_log(job_id, attempt, "stderr", f"titan worker: {error}\n".encode())
-                self._send_finished(job_id, attempt, 127, error)
+                self._fail_unstarted(job_id, attempt, f"titan worker: {error}", 127, error)
+
     def _port_taken(self, context: JobContext, port: int) -> bool:
         """A service whose port is taken fails at once: restarting it would not free the port."""
         if not executor.port_in_use(port):
             return False
         problem = f"titan worker: port {port} already in use on 127.0.0.1; service not started"
-        self._send_log(context.job_id, context.attempt, "stderr", f"{problem}\n".encode())
-        self._send_finished(context.job_id, context.attempt, 1, PORT_IN_USE_ERROR)
+        self._fail_unstarted(context.job_id, context.attempt, problem, 1, PORT_IN_USE_ERROR)
         return True
+
+    def _fail_unstarted(self, job_id: str, attempt: int, told: str, exit_code: int, error: str) -> None:
+        """A job that could not start ends at once: `told` is the line its logs show, `error` the reason."""
+        self._send_log(job_id, attempt, "stderr", f"{told}\n".encode())
+        self._send_finished(job_id, attempt, exit_code, error)
 
     def _discard(self, running: RunningJob) -> None:
         executor.kill_tree(running)

@@ -24,7 +24,7 @@ import re
 import shlex
 import subprocess
 import urllib.request
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Callable, Mapping, Optional, Protocol, Sequence, Tuple
 
 RERUN = "RERUN"          # run the job again on `requirement`
@@ -133,7 +133,7 @@ class LLMDecider:
             return parse_remedy(self.llm.ask(self.prompt(logs, context or {})))
         except LLMError as exc:
             remedy = self.fallback.decide(logs, context)
-            return Remedy(**{**asdict(remedy), "source": f"rules (llm failed: {exc})"})
+            return replace(remedy, source=f"rules (llm failed: {exc})")
 
     def prompt(self, logs: str, context: Mapping[str, str]) -> str:
         parts = [self.instructions, 'Answer with one JSON object: {"action": one of '

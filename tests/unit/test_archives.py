@@ -11,10 +11,10 @@ import zipfile
 import pytest
 
 from titan import defaults
-from titan.archives import ArchiveError, safe_extract, sha256_hex, zip_folder
+from titan.archives import ArchiveError, safe_extract, zip_folder
 from titan.artifacts import ArtifactStore
 from titan.core.errors import RequestRejected, UnknownArtifact
-from titan.net.protocol import split_archive_filename
+from titan.net.protocol import script_digest, split_archive_filename
 from titan.worker_archives import ArchiveCache
 
 
@@ -50,9 +50,9 @@ def test_zip_folder_skips_caches_and_is_the_same_for_the_same_content(tmp_path):
     assert names == ["data.bin", "src/helper.py", "src/step.py"]
     os.utime(tmp_path / "a" / "src" / "step.py", (1, 1))          # timestamps do not change the hash
     second_copy = make_project(tmp_path / "b")
-    assert sha256_hex(zip_folder(str(tmp_path / "a"))) == sha256_hex(zip_folder(second_copy)) == sha256_hex(first)
+    assert script_digest(zip_folder(str(tmp_path / "a"))) == script_digest(zip_folder(second_copy)) == script_digest(first)
     (tmp_path / "b" / "src" / "helper.py").write_text("VALUE = 43\n")
-    assert sha256_hex(zip_folder(second_copy)) != sha256_hex(first)
+    assert script_digest(zip_folder(second_copy)) != script_digest(first)
 
 
 def test_extract_round_trips_a_project_and_keeps_inner_symlinks(tmp_path):
@@ -149,7 +149,7 @@ def dispatch(job_id: str, sha: str) -> dict:
 
 def test_worker_cache_fetches_once_for_two_jobs_and_extracts(tmp_path):
     data = zip_folder(make_project(tmp_path / "project"))
-    sha = sha256_hex(data)
+    sha = script_digest(data)
     cache = ArchiveCache(str(tmp_path / "cache"))
     first = cache.wait_for(sha, dispatch("a", sha), now=0.0)
     assert first == {"op": "fetch_archive", "sha256": sha, "offset": 0}
@@ -165,7 +165,7 @@ def test_worker_cache_fetches_once_for_two_jobs_and_extracts(tmp_path):
 
 def test_worker_cache_fails_the_waiting_jobs_of_a_malicious_archive(tmp_path):
     data = open(write_zip(tmp_path / "bad.zip", [("../evil.py", b"x", FILE)]), "rb").read()
-    sha = sha256_hex(data)
+    sha = script_digest(data)
     cache = ArchiveCache(str(tmp_path / "cache"))
     cache.wait_for(sha, dispatch("a", sha), now=0.0)
     _, (waiting, folder, error) = cache.on_chunk({"sha256": sha, "offset": 0, "size": len(data), "data": data}, 1)

@@ -15,12 +15,12 @@ def add_gates(specs: Sequence[JobSpec], gated_before: Callable[[str], bool] = la
     child of a job submitted earlier with a gate (`gated_before`) waits for that gate too."""
     gated = {spec.job_id for spec in specs if spec.hitl_message and spec.job_type != GATE_JOB_TYPE}
     own = {spec.job_id for spec in specs}
-    if not gated and not any(gated_before(p) for spec in specs for p in spec.parents if p not in own):
+    waits_on_gate = gated | {p for spec in specs for p in spec.parents if p not in own and gated_before(p)}
+    if not waits_on_gate:
         return list(specs)
     result = []
     for spec in specs:
-        parents = tuple(gate_id(p) if p in gated or (p not in own and gated_before(p)) else p
-                        for p in spec.parents)
+        parents = tuple(gate_id(p) if p in waits_on_gate else p for p in spec.parents)
         result.append(dataclasses.replace(spec, parents=parents) if parents != spec.parents else spec)
         if spec.job_id in gated:
             result.append(JobSpec(job_id=gate_id(spec.job_id), filename="", job_type=GATE_JOB_TYPE,
