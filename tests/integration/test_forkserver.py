@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from titan.forkserver import ForkServer
+from titan.worker.forkserver import ForkServer
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_a_reused_pid_never_carries_an_exit_to_another_job():
 
     server.pump_until = pump_until
     server.channel = None
-    import titan.forkserver as forkserver
+    import titan.worker.forkserver as forkserver
     original_send, forkserver._send = forkserver._send, lambda *args, **kwargs: None
     try:
         first = server.launch(["a.py"], "/", {}, 0, 0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.unit.test_scheduler import Sim, dispatched_ids, spec
+from tests.unit.sim import Sim, dispatched_ids, spec
 
 from titan.core.jobs import JobState
 

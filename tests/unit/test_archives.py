@@ -12,10 +12,10 @@ import pytest
 
 from titan import defaults
 from titan.archives import ArchiveError, safe_extract, zip_folder
-from titan.artifacts import ArtifactStore
+from titan.master.artifacts import ArtifactStore
 from titan.core.errors import RequestRejected, UnknownArtifact
 from titan.net.protocol import script_digest, split_archive_filename
-from titan.worker_archives import ArchiveCache
+from titan.worker.archive_cache import ArchiveCache
 
 
 def make_project(root) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.test_scheduler import Sim, dispatched_ids, events, spec
+from tests.unit.sim import Sim, dispatched_ids, events, spec
 
 from titan.core.errors import GateError, UnknownJob
 from titan.core.jobs import GATE_JOB_TYPE, JobState

@@ -10,19 +10,20 @@ import msgpack
 import pytest
 
 from titan.core.jobs import JobRun, JobSpec, JobState
-from titan.core.journal import Journal, JournalCorrupt
+from titan.master.journal import JournalCorrupt
+from titan.master.sqlite_journal import SqliteJournal
 
 
 def run(job_id: str, seq: int, script: bytes = b"print('ok')\n", **fields) -> JobRun:
     return JobRun(spec=JobSpec(job_id=job_id, filename=f"{job_id}.py", script=script, **fields), dag="d", seq=seq)
 
 
-def record(journal: Journal, new_run: JobRun, replaced_seq: Optional[int] = None) -> None:
+def record(journal: SqliteJournal, new_run: JobRun, replaced_seq: Optional[int] = None) -> None:
     journal.record_submission(new_run, replaced_seq, hashlib.sha256(new_run.spec.script).hexdigest())
 
 
 def test_runs_come_back_as_they_were_recorded(tmp_path):
-    journal = Journal(str(tmp_path))
+    journal = SqliteJournal(str(tmp_path))
     runs = [run("a", 1, priority=7, requirement="GPU", args="--x 1", timeout=2.5),
             run("b", 2, parents=("a",), retries=3), run("c", 3, script=b"\x00\xffother")]
     runs[0].state, runs[0].attempt, runs[0].worker = JobState.RUNNING, 1, "w1"
@@ -30,13 +31,13 @@ def test_runs_come_back_as_they_were_recorded(tmp_path):
         record(journal, each)
     journal.commit()
     journal.close()
-    loaded = {r.job_id: r for r in Journal(str(tmp_path)).load().runs}
+    loaded = {r.job_id: r for r in SqliteJournal(str(tmp_path)).load().runs}
     assert {job_id: r.spec for job_id, r in loaded.items()} == {r.job_id: r.spec for r in runs}
     assert (loaded["a"].state, loaded["a"].attempt, loaded["a"].worker) == (JobState.RUNNING, 1, "w1")
 
 
 def test_a_script_shared_by_many_jobs_is_stored_once(tmp_path):
-    journal = Journal(str(tmp_path))
+    journal = SqliteJournal(str(tmp_path))
     shared = b"print('shared')\n"
     for seq in range(1, 51):
         record(journal, run(f"j{seq}", seq, script=shared))
@@ -46,54 +47,54 @@ def test_a_script_shared_by_many_jobs_is_stored_once(tmp_path):
     (count,) = journal.db.execute("SELECT COUNT(*) FROM scripts").fetchone()
     assert count == 1
     journal.close()
-    assert {r.spec.script for r in Journal(str(tmp_path)).load().runs} == {shared}
+    assert {r.spec.script for r in SqliteJournal(str(tmp_path)).load().runs} == {shared}
 
 
 def test_specs_written_with_the_script_inline_still_load(tmp_path):
     """Journals from before scripts were kept by hash hold each script in its spec."""
-    Journal(str(tmp_path)).close()
+    SqliteJournal(str(tmp_path)).close()
     db = sqlite3.connect(str(tmp_path / "titan.db"))
     spec = {"job_id": "old", "filename": "old.py", "script": b"print('old')\n", "parents": [], "priority": 4}
     db.execute("INSERT INTO job_specs VALUES (1, 'old', NULL, ?)", (msgpack.packb(spec, use_bin_type=True),))
     db.execute("INSERT INTO job_states VALUES ('old', 1, 'QUEUED', 0, 0, NULL, NULL, NULL, NULL, NULL)")
     db.commit()
     db.close()
-    (loaded,) = Journal(str(tmp_path)).load().runs
+    (loaded,) = SqliteJournal(str(tmp_path)).load().runs
     assert loaded.spec == JobSpec(job_id="old", filename="old.py", script=b"print('old')\n", priority=4)
     assert loaded.state == JobState.QUEUED
 
 
 def test_a_new_run_of_an_id_replaces_the_old_runs_spec_and_logs(tmp_path):
-    journal = Journal(str(tmp_path))
+    journal = SqliteJournal(str(tmp_path))
     record(journal, run("j", 1, script=b"first"))
     journal.record_log("j", 1, 1, "stdout", "from the first run\n")
     journal.commit()
     record(journal, run("j", 2, script=b"second"), replaced_seq=1)
     journal.commit()
     journal.close()
-    recovered = Journal(str(tmp_path)).load()
+    recovered = SqliteJournal(str(tmp_path)).load()
     assert [(r.seq, r.spec.script) for r in recovered.runs] == [(2, b"second")]
     assert recovered.logs == []
 
 
-def unfolded(journal: Journal) -> list:
+def unfolded(journal: SqliteJournal) -> list:
     """The ids of the jobs whose state changes wait to be folded into job_states, oldest first."""
     batches = journal.db.execute("SELECT states FROM job_transitions ORDER BY id").fetchall()
     return [row[0] for (packed,) in batches for row in msgpack.unpackb(packed)]
 
 
-def states(journal: Journal) -> dict:
+def states(journal: SqliteJournal) -> dict:
     return {r.job_id: (r.state, r.attempt, r.worker) for r in journal.load().runs}
 
 
-def advance(journal: Journal, each: JobRun, state: JobState, attempt: int, worker: str = None) -> None:
+def advance(journal: SqliteJournal, each: JobRun, state: JobState, attempt: int, worker: str = None) -> None:
     each.state, each.attempt, each.worker = state, attempt, worker
     journal.record_state(each)
     journal.commit()
 
 
 def test_the_latest_state_comes_back_whether_or_not_it_was_compacted(tmp_path):
-    journal = Journal(str(tmp_path))
+    journal = SqliteJournal(str(tmp_path))
     a, b = run("a", 1), run("b", 2)
     for each in (a, b):
         record(journal, each)
@@ -106,14 +107,14 @@ def test_the_latest_state_comes_back_whether_or_not_it_was_compacted(tmp_path):
     assert unfolded(journal) == ["b", "a"]
     journal.close()
     expected = {"a": (JobState.RUNNING, 2, "w2"), "b": (JobState.RUNNING, 1, "w2")}
-    reopened = Journal(str(tmp_path))
+    reopened = SqliteJournal(str(tmp_path))
     assert states(reopened) == expected
     assert unfolded(reopened) == []   # loading folded them all
     assert states(reopened) == expected
 
 
 def test_a_run_never_dispatched_is_journaled_by_its_spec_alone_and_loads_pending(tmp_path):
-    journal = Journal(str(tmp_path))
+    journal = SqliteJournal(str(tmp_path))
     queued, requeued = run("queued", 1), run("requeued", 2)
     queued.state = JobState.QUEUED
     requeued.state, requeued.attempt = JobState.QUEUED, 1   # dispatched, its worker lost, in the same turn
@@ -122,12 +123,12 @@ def test_a_run_never_dispatched_is_journaled_by_its_spec_alone_and_loads_pending
     journal.commit()
     assert unfolded(journal) == ["requeued"]
     journal.close()
-    assert states(Journal(str(tmp_path))) == {"queued": (JobState.PENDING, 0, None),
+    assert states(SqliteJournal(str(tmp_path))) == {"queued": (JobState.PENDING, 0, None),
                                              "requeued": (JobState.QUEUED, 1, None)}
 
 
 def test_a_run_replaced_within_one_commit_leaves_only_the_new_run(tmp_path):
-    journal = Journal(str(tmp_path))
+    journal = SqliteJournal(str(tmp_path))
     first, second = run("j", 1, script=b"first"), run("j", 2, script=b"second")
     record(journal, first)
     first.state = JobState.CANCELLED
@@ -135,14 +136,14 @@ def test_a_run_replaced_within_one_commit_leaves_only_the_new_run(tmp_path):
     record(journal, second, replaced_seq=1)
     journal.commit()
     journal.close()
-    assert [(r.seq, r.spec.script, r.state) for r in Journal(str(tmp_path)).load().runs] == [
+    assert [(r.seq, r.spec.script, r.state) for r in SqliteJournal(str(tmp_path)).load().runs] == [
         (2, b"second", JobState.PENDING)]
 
 
 def test_a_master_that_is_never_idle_still_folds_its_backlog(tmp_path, monkeypatch):
-    monkeypatch.setattr("titan.core.journal.FORCED_COMPACT_AT", 10)
-    monkeypatch.setattr("titan.core.journal.FORCED_COMPACT_BATCH", 4)
-    journal = Journal(str(tmp_path))
+    monkeypatch.setattr("titan.master.sqlite_journal.FORCED_COMPACT_AT", 10)
+    monkeypatch.setattr("titan.master.sqlite_journal.FORCED_COMPACT_BATCH", 4)
+    journal = SqliteJournal(str(tmp_path))
     each = run("a", 1)
     record(journal, each)
     journal.commit()
@@ -150,7 +151,7 @@ def test_a_master_that_is_never_idle_still_folds_its_backlog(tmp_path, monkeypat
         advance(journal, each, JobState.RUNNING, attempt, "w1")
     assert len(unfolded(journal)) <= 10 + 1
     journal.close()
-    assert states(Journal(str(tmp_path))) == {"a": (JobState.RUNNING, 30, "w1")}
+    assert states(SqliteJournal(str(tmp_path))) == {"a": (JobState.RUNNING, 30, "w1")}
 
 
 VERSION_1_SCHEMA = """
@@ -177,7 +178,7 @@ def test_a_version_1_journal_is_upgraded_and_keeps_its_jobs_store_and_replies(tm
     db.execute("INSERT INTO replies (channel, rid, reply) VALUES ('client', 'r1', x'01')")
     db.commit()
     db.close()
-    journal = Journal(str(tmp_path))
+    journal = SqliteJournal(str(tmp_path))
     recovered = journal.load()
     assert [(r.job_id, r.state, r.attempt, r.worker) for r in recovered.runs] == [("old", JobState.COMPLETED, 1, "w1")]
     assert recovered.store == {"k": "v"} and recovered.replies == {"client": [("r1", b"\x01")]}
@@ -188,8 +189,8 @@ def test_a_version_1_journal_is_upgraded_and_keeps_its_jobs_store_and_replies(tm
 
 
 def test_each_channel_keeps_its_own_latest_replies(tmp_path, monkeypatch):
-    monkeypatch.setattr("titan.core.journal.REPLIES_KEPT", 20)
-    journal = Journal(str(tmp_path))
+    monkeypatch.setattr("titan.master.sqlite_journal.REPLIES_KEPT", 20)
+    journal = SqliteJournal(str(tmp_path))
     for n in range(5):
         journal.record_reply("client", f"c{n}", b"submitted")
     journal.commit()
@@ -200,16 +201,16 @@ def test_each_channel_keeps_its_own_latest_replies(tmp_path, monkeypatch):
         journal.record_reply("client", f"c{n}", b"submitted")
         journal.commit()
     journal.close()
-    replies = Journal(str(tmp_path)).load().replies
+    replies = SqliteJournal(str(tmp_path)).load().replies
     assert [rid for rid, _ in replies["client"]] == [f"c{n}" for n in range(7)]
     assert [rid for rid, _ in replies["store"]] == [f"s{n}" for n in range(30, 50)]
 
 
 def test_a_journal_from_a_newer_titan_is_refused(tmp_path):
-    Journal(str(tmp_path)).close()
+    SqliteJournal(str(tmp_path)).close()
     db = sqlite3.connect(str(tmp_path / "titan.db"))
     db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     db.commit()
     db.close()
     with pytest.raises(JournalCorrupt, match="schema version 3"):
-        Journal(str(tmp_path))
+        SqliteJournal(str(tmp_path))

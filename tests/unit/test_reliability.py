@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.test_scheduler import (C, DEAD_AFTER, F, P, Q, R, X, Sim, dispatched_ids, dispatches, events,
+from tests.unit.sim import (C, DEAD_AFTER, F, P, Q, R, X, Sim, dispatched_ids, dispatches, events,
                                        job_states_published, notes, spec)
 from titan.core.effects import Dispatch, StopJob
 from titan.core.errors import JobConflict

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.test_scheduler import Sim, dispatched_ids, events, notes, spec
+from tests.unit.sim import Sim, dispatched_ids, events, notes, spec
 
 from titan.core.effects import StopJob
 from titan.defaults import SERVICE_STEADY_S

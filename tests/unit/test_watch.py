@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from hypothesis import given, strategies as st
 
-from titan.cli_common import Section
+from titan.cli.common import Section
 from titan.core.logs import JobLogs
 from titan_sdk.event_order import EventGap, EventOrder
 
-from tests.unit.test_scheduler import Sim, spec
+from tests.unit.sim import Sim, spec
 
 
 # ----------------------------------------------------------------- logs by offset

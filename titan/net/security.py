@@ -9,7 +9,7 @@ A key directory made by `titan keys init DIR` looks like this:
                                                 master.key (public) + identity.key_secret
 
 The master trusts exactly the public keys in clients/ and workers/; deleting one revokes it (the master
-re-reads the folders, no restart). The master's authenticator (titan/master_security.py) names each
+re-reads the folders, no restart). The master's authenticator (titan/master/gatekeeper.py) names each
 connection "client:NAME" or "worker:NAME" (its ZAP User-Id), so the master knows who sent each message.
 """
 

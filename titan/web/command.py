@@ -1,4 +1,4 @@
-"""`titan dashboard` (wired into titan/cli.py through add_commands) and `python -m titan.web`."""
+"""`titan dashboard` (wired into titan/cli/parser.py through add_commands) and `python -m titan.web`."""
 
 from __future__ import annotations
 

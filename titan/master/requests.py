@@ -1,4 +1,4 @@
-"""What the master does for each client and TitanStore request. Mixed into Master (titan/master.py)."""
+"""What the master does for each client and TitanStore request. Mixed into Master (titan/master/loop.py)."""
 
 from __future__ import annotations
 

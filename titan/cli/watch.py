@@ -13,7 +13,7 @@ from rich.live import Live
 from rich.text import Text
 
 from titan.argtypes import positive_float, positive_int
-from titan.cli_common import Section, add_master_options, connect, console, fields_line, note, show
+from titan.cli.common import Section, add_master_options, connect, console, fields_line, note, show
 from titan.core.jobs import JobState
 
 EVENT_FIELDS = ("job_id", "dag", "state", "worker", "attempt", "exit_code", "reason", "jobs", "counts")

@@ -1,4 +1,4 @@
-"""`python -m titan.master`: binds the four sockets, runs one poll loop, feeds the scheduler, sends effects.
+"""The master: binds the four sockets, runs one poll loop, feeds the scheduler, sends effects.
 
 The loop only moves bytes: every decision is made by titan.core.scheduler.Scheduler. Each turn reads
 what arrived, lets the scheduler act, commits what changed to the journal (one transaction), and only
@@ -7,35 +7,31 @@ then sends replies, dispatches and events, so nothing said to the outside world 
 
 from __future__ import annotations
 
-import argparse
-import gc
 import logging
 import os
-import signal
-import sys
 import time
 import traceback
 import uuid
-from collections import Counter, OrderedDict
-from dataclasses import dataclass, field
+from collections import Counter
 from typing import Dict, List, Optional
 
 import zmq
 
 from titan import defaults
-from titan.argtypes import positive
-from titan.artifacts import ArtifactStore
 from titan.core.effects import Admitted, Dispatch, Note, Publish, StopJob
 from titan.core.errors import TitanError
 from titan.core.jobs import JobState
-from titan.core.journal import BUSY_COMPACT_BATCH, BUSY_COMPACT_EVERY_S, Journal, JournalCorrupt, JournalInUse
-from titan.core.limits import Limits, RateLimiter
+from titan.core.limits import RateLimiter
 from titan.core.logs import JobLogs
 from titan.core.scheduler import Scheduler
 from titan.core.store import Store
-from titan.master_requests import RequestHandlers
-from titan.master_security import Gatekeeper
-from titan.net import protocol, security
+from titan.master.artifacts import ArtifactStore
+from titan.master.config import MasterConfig
+from titan.master.gatekeeper import Gatekeeper
+from titan.master.journal import BUSY_COMPACT_BATCH, BUSY_COMPACT_EVERY_S, open_journal
+from titan.master.replies import ReplyCache
+from titan.master.requests import RequestHandlers
+from titan.net import protocol
 from titan.net.protocol import ProtocolError
 
 log = logging.getLogger("titan.master")
@@ -43,37 +39,6 @@ log = logging.getLogger("titan.master")
 WORKER_GONE_TOPICS = frozenset({"worker.left", "worker.dead"})
 # How many messages one socket may hand the loop per turn, so one busy peer cannot starve the others.
 BATCH_PER_SOCKET = 256
-
-
-@dataclass
-class MasterConfig:
-    host: str = defaults.DEFAULT_BIND_HOST
-    port: int = defaults.DEFAULT_PORT
-    data_dir: Optional[str] = None
-    max_message_bytes: int = defaults.MAX_MESSAGE_BYTES
-    heartbeat_interval: float = defaults.HEARTBEAT_INTERVAL_S
-    worker_dead_after: float = defaults.WORKER_DEAD_AFTER_S
-    retry_backoff: float = defaults.RETRY_BACKOFF_S
-    retry_backoff_max: float = defaults.RETRY_BACKOFF_MAX_S
-    keys: Optional[str] = None          # key directory (titan keys init): CURVE on every socket
-    insecure: bool = False              # allow a non-loopback address without keys
-    limits: Limits = field(default_factory=Limits)
-
-
-class ReplyCache:
-    """Recent replies by request id, so a retried request gets the first answer instead of a second action."""
-
-    def __init__(self, size: int = defaults.REPLY_CACHE_SIZE):
-        self.size = size
-        self._replies: "OrderedDict[str, bytes]" = OrderedDict()
-
-    def get(self, rid: str) -> Optional[bytes]:
-        return self._replies.get(rid)
-
-    def put(self, rid: str, reply: bytes) -> None:
-        self._replies[rid] = reply
-        if len(self._replies) > self.size:
-            self._replies.popitem(last=False)
 
 
 class Master(RequestHandlers):
@@ -102,7 +67,7 @@ class Master(RequestHandlers):
         self._last_fold = float("-inf")   # when the journal last folded state changes (monotonic)
         self._commits_seen = 0            # the journal's commit count when _fold_journal last looked
         self._to_workers: Dict[str, List[dict]] = {}   # worker id -> this turn's messages, sent as one frame
-        self.journal = Journal(config.data_dir) if config.data_dir else None
+        self.journal = open_journal(config.data_dir) if config.data_dir else None
         self.artifacts = ArtifactStore(os.path.join(config.data_dir, "artifacts") if config.data_dir else None)
         self.dag_agent_run: Dict[str, str] = {}
         self.guard = Gatekeeper(config.keys) if config.keys else None
@@ -497,84 +462,3 @@ class Master(RequestHandlers):
         event = {**body, "topic": topic, "seq": self.event_seq, "topic_seq": self._topic_seq[topic],
                  "run_id": self.run_id, "ts": time.time()}
         self._outbox.append((self.events, protocol.encode_event(topic, event)))
-
-
-def parse_args(argv=None) -> MasterConfig:
-    parser = argparse.ArgumentParser(prog="python -m titan.master", description="Run a Titan master.")
-    parser.add_argument("--host", default=defaults.DEFAULT_BIND_HOST, help="address to bind (default %(default)s)")
-    parser.add_argument("--port", type=int, default=defaults.DEFAULT_PORT,
-                        help="base port: clients P, workers P+1, events P+2, store P+3 (default %(default)s)")
-    parser.add_argument("--data-dir", default=None,
-                        help="directory for the durable journal (titan.db); without it state is in memory only")
-    parser.add_argument("--max-message-bytes", type=int, default=defaults.MAX_MESSAGE_BYTES)
-    parser.add_argument("--heartbeat-interval", type=float, default=defaults.HEARTBEAT_INTERVAL_S,
-                        help="seconds between heartbeats (default %(default)s)")
-    parser.add_argument("--worker-dead-after", type=float, default=defaults.WORKER_DEAD_AFTER_S,
-                        help="seconds of silence after which a worker is declared dead (default %(default)s)")
-    parser.add_argument("--retry-backoff", type=float, default=defaults.RETRY_BACKOFF_S,
-                        help="seconds before a failed job's first retry, doubling after (default %(default)s)")
-    parser.add_argument("--retry-backoff-max", type=float, default=defaults.RETRY_BACKOFF_MAX_S)
-    parser.add_argument("--keys", default=None, metavar="DIR",
-                        help="key directory made by `titan keys init`: CURVE encryption and authentication "
-                             "on every socket, only known keys let in")
-    parser.add_argument("--insecure", action="store_true",
-                        help="allow listening on a non-loopback address without --keys (trusted networks only)")
-    add_limit_options(parser)
-    args = parser.parse_args(argv)
-    limits = Limits(jobs_per_dag=args.max_jobs_per_dag, script_bytes=args.max_script_bytes,
-                    submits_per_second=args.max_submits_per_second, store_value_bytes=args.max_store_value_bytes,
-                    store_keys=args.max_store_keys, log_bytes=args.max_log_bytes)
-    return MasterConfig(host=args.host, port=args.port, data_dir=args.data_dir,
-                        max_message_bytes=args.max_message_bytes, heartbeat_interval=args.heartbeat_interval,
-                        worker_dead_after=args.worker_dead_after, retry_backoff=args.retry_backoff,
-                        retry_backoff_max=args.retry_backoff_max, keys=args.keys, insecure=args.insecure,
-                        limits=limits)
-
-
-def add_limit_options(parser: argparse.ArgumentParser) -> None:
-    for flag, kind, default, what in (
-            ("--max-jobs-per-dag", int, defaults.MAX_JOBS_PER_DAG, "jobs in one submission"),
-            ("--max-script-bytes", int, defaults.MAX_SCRIPT_BYTES, "bytes of one job's script or archive"),
-            ("--max-store-value-bytes", int, defaults.MAX_STORE_VALUE_BYTES, "bytes of one TitanStore value"),
-            ("--max-store-keys", int, defaults.MAX_STORE_KEYS, "keys in TitanStore"),
-            ("--max-log-bytes", int, defaults.MAX_LOG_BYTES_PER_JOB,
-             "bytes of output kept per job (older output is dropped, with a marker)"),
-            ("--max-submits-per-second", float, defaults.MAX_SUBMITS_PER_SECOND,
-             "submissions a second from one client (one key, or one connection without keys)")):
-        parser.add_argument(flag, type=positive(kind), default=default,
-                            help=f"at most this many {what} (default %(default)s)")
-
-
-def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s master %(levelname)s %(message)s")
-    # The master holds many long-lived objects (every job); default GC thresholds would re-scan them
-    # all every few thousand allocations. Collect young objects less often; nothing here is cyclic-heavy.
-    gc.set_threshold(100_000, 50, 100)
-    config = parse_args(argv)
-    if not (config.keys or config.insecure or security.is_loopback(config.host)):
-        print(security.refusal_to_bind(config.host), file=sys.stderr)   # before any socket exists
-        return 2
-    if config.insecure and not config.keys and not security.is_loopback(config.host):
-        log.warning("listening on %s WITHOUT keys (--insecure): anyone who reaches it can run code on the "
-                    "workers", config.host)
-    try:
-        master = Master(config)
-    except zmq.ZMQError as exc:
-        print(f"titan master: cannot bind {config.host}:{config.port}-{config.port + 3}: {exc}", file=sys.stderr)
-        return 1
-    except (JournalCorrupt, JournalInUse, security.KeyFileError) as exc:
-        print(f"titan master: {exc}", file=sys.stderr)
-        return 1
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: master.stop())
-    print(master.describe_endpoints(), flush=True)
-    try:
-        master.serve_forever()
-    finally:
-        master.close()
-    print("Titan master stopped.", flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

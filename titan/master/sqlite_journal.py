@@ -1,8 +1,6 @@
-"""Durable state in SQLite (WAL): what the master must not forget across a crash.
+"""The journal (titan/master/journal.py) in SQLite (WAL): what the master must not forget across a crash.
 
-The master records what changed during one turn of its loop and calls `commit()` once per turn, before
-it sends any reply or dispatch, so "accepted" always means "on disk" and the journal costs one
-transaction per turn, not one per job. Kept: every job's spec and latest state, DAGs, logs, TitanStore,
+One transaction per turn of the master's loop, not one per job. Kept: every job's spec and latest state, DAGs, logs, TitanStore,
 and the replies to requests that changed something (so a client retrying across a restart is answered,
 not acted on twice).
 
@@ -19,19 +17,17 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections import defaultdict, deque
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional
 
 import msgpack
 
 from titan import defaults
 from titan.core.jobs import JobRun, JobSpec, JobState, spec_to_dict
+from titan.master.journal import Journal, JournalCorrupt, JournalInUse, Recovered, StoreValue
 
 SCHEMA_VERSION = 2
 LOCK_WAIT_S = 1.0              # how long a second master waits for the journal before giving up
 COMPACT_BATCH = 2_000          # state changes folded by one compact() when the master is idle: about 5 ms
-BUSY_COMPACT_BATCH = 1_000     # folded at most every BUSY_COMPACT_EVERY_S in a master's quiet turns
-BUSY_COMPACT_EVERY_S = 1.0
 FORCED_COMPACT_BATCH = 2_000   # folded by every commit while more than FORCED_COMPACT_AT wait
 FORCED_COMPACT_AT = 200_000
 FILE_NAME = "titan.db"
@@ -78,28 +74,7 @@ UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version';
 COMMIT;
 """
 
-StoreValue = Union[str, set, None]
-
-
-class JournalCorrupt(Exception):
-    """The journal file exists but cannot be trusted; the master refuses to start rather than lose it."""
-
-
-class JournalInUse(Exception):
-    """Another master has the journal open: two masters on one data dir would each act on half of it."""
-
-
-@dataclass
-class Recovered:
-    runs: List[JobRun] = field(default_factory=list)
-    dags: Dict[str, List[str]] = field(default_factory=dict)
-    logs: List[Tuple[str, int, str, str]] = field(default_factory=list)   # job_id, attempt, stream, text
-    store: Dict[str, Union[str, set]] = field(default_factory=dict)
-    replies: Dict[str, List[Tuple[str, bytes]]] = field(default_factory=dict)
-    agent_runs: Dict[str, str] = field(default_factory=dict)   # DAG name -> agent run id, oldest first
-
-
-class Journal:
+class SqliteJournal(Journal):
     def __init__(self, data_dir: str):
         os.makedirs(data_dir, exist_ok=True)
         self.path = os.path.join(data_dir, FILE_NAME)

@@ -1,16 +1,14 @@
 """`titan keys init DIR`, `titan keys add-client NAME`, `titan keys add-worker NAME`: CURVE keys for a cluster.
 
-Wired into the `titan` command by titan.cli (add_commands); `python -m titan.keys ...` runs it alone.
+Wired into the `titan` command by titan.cli.parser (add_commands).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
-from typing import List, Optional
 
-from titan.cli_common import note
+from titan.cli.common import note
 from titan.net import security
 
 
@@ -61,13 +59,3 @@ def run_add(args) -> int:
 def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
     return 2
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    """`python -m titan.keys ...` is `titan keys ...`."""
-    from titan import cli
-    return cli.main(["keys", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

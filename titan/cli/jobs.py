@@ -12,7 +12,7 @@ from typing import Dict, List
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from titan import defaults
-from titan.cli_common import CommandError, Section, add_master_options, connect, console, note, show
+from titan.cli.common import CommandError, Section, add_master_options, connect, console, note, show
 from titan.core.errors import UnknownDag, UnknownJob
 
 FINAL_ORDER = ("COMPLETED", "FAILED", "CANCELLED")
@@ -123,7 +123,7 @@ def _report_end(client, final: Dict[str, str], elapsed: float) -> int:
 # ----------------------------------------------------------------- status
 
 def run_status(args) -> int:
-    from titan.cli_watch import cluster_sections
+    from titan.cli.watch import cluster_sections
 
     with connect(args) as client:
         if args.name is None:

@@ -1,4 +1,4 @@
-"""`python -m titan.worker --cap GPU`: connects to a master, registers, heartbeats, runs jobs.
+"""The worker: connects to a master, registers, heartbeats, runs jobs.
 
 One thread, one poll loop: the DEALER socket and every running job's stdout/stderr pipes are polled
 together, so output reaches the master as it is written and an exit is reported as soon as it happens.
@@ -6,58 +6,33 @@ together, so output reaches the master as it is written and an exit is reported 
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import shutil
-import signal
 import socket as host_socket
-import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 import psutil
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from titan import defaults, executor
-from titan.executor import JobContext, LaunchError, RunningJob
-from titan.forkserver import ForkServer
-from titan.net import protocol, security
+from titan import defaults
 from titan.core.jobs import PORT_IN_USE_ERROR, SERVICE_JOB_TYPE, TIMEOUT_ERROR
+from titan.net import protocol, security
 from titan.net.protocol import ProtocolError
-from titan.worker_archives import ArchiveCache
+from titan.worker import executor
+from titan.worker.archive_cache import ArchiveCache
+from titan.worker.config import FORK_EXECUTOR, NULL_EXECUTOR, WorkerConfig
+from titan.worker.executor import JobContext, LaunchError, RunningJob
+from titan.worker.forkserver import ForkServer
 
 log = logging.getLogger("titan.worker")
 
 HANDSHAKE_EVENTS = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
                     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
-
-FORK_EXECUTOR = "fork"        # .py jobs forked from a warm fork server; other jobs in new processes
-PROCESS_EXECUTOR = "process"  # every job in a new process (a fresh interpreter for .py)
-NULL_EXECUTOR = "null"
-
-
-@dataclass
-class WorkerConfig:
-    master_host: str = defaults.DEFAULT_HOST
-    master_port: int = defaults.DEFAULT_PORT
-    capabilities: List[str] = field(default_factory=list)
-    slots: int = 0
-    name: str = ""
-    heartbeat_interval: float = defaults.HEARTBEAT_INTERVAL_S
-    master_dead_after: float = defaults.WORKER_DEAD_AFTER_S
-    work_dir: Optional[str] = None
-    # "null" reports each job finished without running anything: for benchmarks of the scheduler alone.
-    executor: str = FORK_EXECUTOR
-    keys: Optional[str] = None   # a worker key bundle, or the key directory on the master's machine
-
-    def __post_init__(self):
-        self.slots = self.slots or os.cpu_count() or 1
-        self.name = self.name or f"{host_socket.gethostname()}-{os.getpid()}"
 
 
 class Worker:
@@ -422,65 +397,3 @@ class Worker:
             shutil.rmtree(self.work_root, ignore_errors=True)
         elif self.job_keys_dir:
             shutil.rmtree(self.job_keys_dir, ignore_errors=True)
-
-
-def parse_master(address: Optional[str]):
-    if address:
-        host, _, port = address.rpartition(":")
-        if not host or not port.isdigit():
-            raise SystemExit(f"titan worker: --master must be HOST:PORT, got {address!r}")
-        return host, int(port)
-    return (os.environ.get("TITAN_HOST", defaults.DEFAULT_HOST),
-            int(os.environ.get("TITAN_PORT", defaults.DEFAULT_PORT)))
-
-
-def parse_args(argv=None) -> WorkerConfig:
-    parser = argparse.ArgumentParser(prog="python -m titan.worker", description="Run a Titan worker.")
-    parser.add_argument("--master", help="HOST:PORT of the master (default: TITAN_HOST/TITAN_PORT, "
-                                         f"else {defaults.DEFAULT_HOST}:{defaults.DEFAULT_PORT})")
-    parser.add_argument("--cap", action="append", default=[], metavar="TAG",
-                        help="a capability, e.g. GPU; repeat or comma-separate (GENERAL is implied)")
-    parser.add_argument("--slots", type=int, default=0, help="jobs run at once (default: number of CPUs)")
-    parser.add_argument("--name", default="", help="name shown in status and events (default: host-pid)")
-    parser.add_argument("--heartbeat-interval", type=float, default=defaults.HEARTBEAT_INTERVAL_S)
-    parser.add_argument("--master-dead-after", type=float, default=defaults.WORKER_DEAD_AFTER_S)
-    parser.add_argument("--work-dir", default=None, help="where job workspaces are made (default: a temp dir)")
-    parser.add_argument("--executor", choices=[FORK_EXECUTOR, PROCESS_EXECUTOR, NULL_EXECUTOR],
-                        default=FORK_EXECUTOR,
-                        help="fork (default): .py jobs forked from a warm Python; process: a fresh "
-                             "interpreter per job; null: benchmarks only, jobs reported done without running")
-    parser.add_argument("--keys", default=None, metavar="DIR",
-                        help=f"this worker's key bundle (titan keys add-worker), or the key directory on the "
-                             f"master's machine (default: ${security.KEYS_ENV})")
-    args = parser.parse_args(argv)
-    host, port = parse_master(args.master)
-    caps = [c.strip() for item in args.cap for c in item.split(",") if c.strip()]
-    return WorkerConfig(master_host=host, master_port=port, capabilities=caps, slots=args.slots,
-                        name=args.name, heartbeat_interval=args.heartbeat_interval,
-                        master_dead_after=args.master_dead_after, work_dir=args.work_dir,
-                        executor=args.executor, keys=args.keys)
-
-
-def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
-    config = parse_args(argv)
-    try:
-        worker = Worker(config)
-    except security.KeyFileError as exc:
-        print(f"titan worker: {exc}", file=sys.stderr)
-        return 2
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: worker.stop())
-    caps = ", ".join(["GENERAL", *config.capabilities])
-    if config.executor == NULL_EXECUTOR:
-        print("WARNING: null executor (benchmarks only): jobs are reported done and never run", flush=True)
-    access = "CURVE" if worker.identity else "no keys"
-    print(f"Titan worker {config.name} ({caps}; {config.slots} slots) -> "
-          f"{config.master_host}:{config.master_port} ({access})", flush=True)
-    worker.run()
-    print(f"Titan worker {config.name} stopped.", flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

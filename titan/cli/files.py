@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from titan.cli_common import add_master_options, connect
-from titan.cli_jobs import show_dag
+from titan.cli.common import add_master_options, connect
+from titan.cli.jobs import show_dag
 
 
 def add_commands(commands) -> None:

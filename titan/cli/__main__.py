@@ -1,0 +1,5 @@
+import sys
+
+from titan.cli.parser import main
+
+sys.exit(main())

@@ -1,0 +1,104 @@
+"""`titan run` (a YAML pipeline as one DAG, followed until it ends) and `titan approve` / `titan reject`
+(a human-in-the-loop gate's decision)."""
+
+from __future__ import annotations
+
+import time
+from typing import List, Optional
+
+from titan.cli import jobs
+from titan.cli.common import add_master_options, connect, console
+
+FOLLOW_QUIET_S = 1.0   # with no event for this long, ask the master whether the DAG has finished
+
+
+def add_commands(commands) -> None:
+    pipeline = commands.add_parser("run", help="submit a YAML pipeline (original Titan format)",
+                                   description="Check a pipeline file and submit it as one DAG. With --wait, "
+                                               "show each job's state as it changes; exit 1 if any job "
+                                               "did not complete.")
+    pipeline.add_argument("pipeline", help="the YAML file")
+    pipeline.add_argument("--wait", action="store_true", help="follow the pipeline until it ends")
+    pipeline.add_argument("--timeout", type=float, default=None, help="with --wait: give up after this long")
+    add_master_options(pipeline, timeout=False)
+    pipeline.set_defaults(run=run_pipeline)
+
+    for verb, explanation in (("approve", "let the jobs below a human-in-the-loop gate run"),
+                              ("reject", "cancel everything below a human-in-the-loop gate")):
+        gate = commands.add_parser(verb, help=explanation, description=f"{explanation[0].upper()}"
+                                   f"{explanation[1:]}. Gates are named hitl-gate-<job id>.")
+        gate.add_argument("gate", help="the gate's id, e.g. hitl-gate-train")
+        if verb == "reject":
+            gate.add_argument("--reason", default="", help="recorded as the gate's reason")
+        add_master_options(gate)
+        gate.set_defaults(run=run_gate_decision)
+
+
+def run_gate_decision(args) -> int:
+    with connect(args) as client:
+        if args.command == "approve":
+            state = client.approve(args.gate)
+        else:
+            state = client.reject(args.gate, args.reason)
+    print(f"{args.gate}: {state}")
+    return 0
+
+
+def run_pipeline(args) -> int:
+    from titan_sdk import load_pipeline
+
+    pipeline = load_pipeline(args.pipeline)
+    with connect(args) as client:
+        if not args.wait:
+            job_ids = client.submit_pipeline(pipeline)
+            print(f"submitted pipeline {pipeline.name!r}: {len(job_ids)} jobs ({', '.join(job_ids)})")
+            return 0
+        if console().is_terminal:   # a progress bar; elsewhere, a line per state change (below)
+            job_ids = client.submit_pipeline(pipeline)
+            print(f"submitted pipeline {pipeline.name!r}: {len(job_ids)} jobs", flush=True)
+            return jobs.wait_with_progress(client, job_ids, label=pipeline.name)
+        with client.events(topics=["job.", "dag."]) as events:
+            started = time.monotonic()
+            client.submit_pipeline(pipeline)
+            print(f"submitted pipeline {pipeline.name!r}: {len(pipeline.jobs)} jobs", flush=True)
+            final = follow_dag(client, events, pipeline.name, started, args.timeout)
+    completed = sum(1 for state in final.values() if state == "COMPLETED")
+    print(f"{completed} of {len(pipeline.jobs)} jobs completed in {time.monotonic() - started:.2f}s")
+    return 0 if completed == len(pipeline.jobs) else 1
+
+
+def print_logs(client, job_ids: List[str]) -> None:
+    print("\nlogs:")
+    for job_id in job_ids:
+        for line in client.fetch_logs(job_id).splitlines() or ["(no output)"]:
+            print(f"  {job_id:<9} | {line}")
+
+
+def follow_dag(client, events, dag: str, started: float, timeout: Optional[float]) -> dict:
+    """Print each job's state change until the DAG has finished; returns {job_id: last state}. When events
+    were lost, or none came for a while (the lost one may have been the last), the master's view of the
+    DAG settles it."""
+    final = {}
+    deadline = None if timeout is None else started + timeout
+    while True:
+        quiet = FOLLOW_QUIET_S if deadline is None else min(FOLLOW_QUIET_S, max(0.0, deadline - time.monotonic()))
+        event = events.get(timeout=quiet)
+        if event is not None and event.get("dag") == dag:
+            if event["topic"] == "dag.finished":
+                return final
+            if event["topic"].startswith("job."):
+                print_state_change(event, started)
+                final[event["job_id"]] = event["state"]
+        if event is None or events.take_gap() is not None:
+            described = client.dag_status(dag)
+            if described["finished"]:
+                return {**final, **{job["job_id"]: job["state"] for job in described["jobs"]}}
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"DAG {dag!r} did not finish within {timeout:g}s")
+
+
+def print_state_change(event: dict, started: float) -> None:
+    where = f" on {event['worker']}" if event.get("worker") else ""
+    why = f"  ({event['reason']})" if event.get("reason") else ""
+    print(f"  {time.monotonic() - started:7.3f}s  {event['job_id']:<9} {event['state']:<10}{where}{why}",
+          flush=True)

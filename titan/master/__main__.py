@@ -1,0 +1,5 @@
+import sys
+
+from titan.master.command import main
+
+sys.exit(main())

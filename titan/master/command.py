@@ -1,0 +1,46 @@
+"""`python -m titan.master`: parse the flags, refuse an unsafe address, run the master until a signal."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import signal
+import sys
+
+import zmq
+
+from titan.master.config import parse_args
+from titan.master.journal import JournalCorrupt, JournalInUse
+from titan.master.loop import Master, log
+from titan.net import security
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s master %(levelname)s %(message)s")
+    # The master holds many long-lived objects (every job); default GC thresholds would re-scan them
+    # all every few thousand allocations. Collect young objects less often; nothing here is cyclic-heavy.
+    gc.set_threshold(100_000, 50, 100)
+    config = parse_args(argv)
+    if not (config.keys or config.insecure or security.is_loopback(config.host)):
+        print(security.refusal_to_bind(config.host), file=sys.stderr)   # before any socket exists
+        return 2
+    if config.insecure and not config.keys and not security.is_loopback(config.host):
+        log.warning("listening on %s WITHOUT keys (--insecure): anyone who reaches it can run code on the "
+                    "workers", config.host)
+    try:
+        master = Master(config)
+    except zmq.ZMQError as exc:
+        print(f"titan master: cannot bind {config.host}:{config.port}-{config.port + 3}: {exc}", file=sys.stderr)
+        return 1
+    except (JournalCorrupt, JournalInUse, security.KeyFileError) as exc:
+        print(f"titan master: {exc}", file=sys.stderr)
+        return 1
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: master.stop())
+    print(master.describe_endpoints(), flush=True)
+    try:
+        master.serve_forever()
+    finally:
+        master.close()
+    print("Titan master stopped.", flush=True)
+    return 0

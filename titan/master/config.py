@@ -1,0 +1,72 @@
+"""The master's settings: `MasterConfig`, and the command-line flags that fill it."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from typing import Optional
+
+from titan import defaults
+from titan.argtypes import positive
+from titan.core.limits import Limits
+
+
+@dataclass
+class MasterConfig:
+    host: str = defaults.DEFAULT_BIND_HOST
+    port: int = defaults.DEFAULT_PORT
+    data_dir: Optional[str] = None
+    max_message_bytes: int = defaults.MAX_MESSAGE_BYTES
+    heartbeat_interval: float = defaults.HEARTBEAT_INTERVAL_S
+    worker_dead_after: float = defaults.WORKER_DEAD_AFTER_S
+    retry_backoff: float = defaults.RETRY_BACKOFF_S
+    retry_backoff_max: float = defaults.RETRY_BACKOFF_MAX_S
+    keys: Optional[str] = None          # key directory (titan keys init): CURVE on every socket
+    insecure: bool = False              # allow a non-loopback address without keys
+    limits: Limits = field(default_factory=Limits)
+
+
+def parse_args(argv=None) -> MasterConfig:
+    parser = argparse.ArgumentParser(prog="python -m titan.master", description="Run a Titan master.")
+    parser.add_argument("--host", default=defaults.DEFAULT_BIND_HOST, help="address to bind (default %(default)s)")
+    parser.add_argument("--port", type=int, default=defaults.DEFAULT_PORT,
+                        help="base port: clients P, workers P+1, events P+2, store P+3 (default %(default)s)")
+    parser.add_argument("--data-dir", default=None,
+                        help="directory for the durable journal (titan.db); without it state is in memory only")
+    parser.add_argument("--max-message-bytes", type=int, default=defaults.MAX_MESSAGE_BYTES)
+    parser.add_argument("--heartbeat-interval", type=float, default=defaults.HEARTBEAT_INTERVAL_S,
+                        help="seconds between heartbeats (default %(default)s)")
+    parser.add_argument("--worker-dead-after", type=float, default=defaults.WORKER_DEAD_AFTER_S,
+                        help="seconds of silence after which a worker is declared dead (default %(default)s)")
+    parser.add_argument("--retry-backoff", type=float, default=defaults.RETRY_BACKOFF_S,
+                        help="seconds before a failed job's first retry, doubling after (default %(default)s)")
+    parser.add_argument("--retry-backoff-max", type=float, default=defaults.RETRY_BACKOFF_MAX_S)
+    parser.add_argument("--keys", default=None, metavar="DIR",
+                        help="key directory made by `titan keys init`: CURVE encryption and authentication "
+                             "on every socket, only known keys let in")
+    parser.add_argument("--insecure", action="store_true",
+                        help="allow listening on a non-loopback address without --keys (trusted networks only)")
+    add_limit_options(parser)
+    args = parser.parse_args(argv)
+    limits = Limits(jobs_per_dag=args.max_jobs_per_dag, script_bytes=args.max_script_bytes,
+                    submits_per_second=args.max_submits_per_second, store_value_bytes=args.max_store_value_bytes,
+                    store_keys=args.max_store_keys, log_bytes=args.max_log_bytes)
+    return MasterConfig(host=args.host, port=args.port, data_dir=args.data_dir,
+                        max_message_bytes=args.max_message_bytes, heartbeat_interval=args.heartbeat_interval,
+                        worker_dead_after=args.worker_dead_after, retry_backoff=args.retry_backoff,
+                        retry_backoff_max=args.retry_backoff_max, keys=args.keys, insecure=args.insecure,
+                        limits=limits)
+
+
+def add_limit_options(parser: argparse.ArgumentParser) -> None:
+    for flag, kind, default, what in (
+            ("--max-jobs-per-dag", int, defaults.MAX_JOBS_PER_DAG, "jobs in one submission"),
+            ("--max-script-bytes", int, defaults.MAX_SCRIPT_BYTES, "bytes of one job's script or archive"),
+            ("--max-store-value-bytes", int, defaults.MAX_STORE_VALUE_BYTES, "bytes of one TitanStore value"),
+            ("--max-store-keys", int, defaults.MAX_STORE_KEYS, "keys in TitanStore"),
+            ("--max-log-bytes", int, defaults.MAX_LOG_BYTES_PER_JOB,
+             "bytes of output kept per job (older output is dropped, with a marker)"),
+            ("--max-submits-per-second", float, defaults.MAX_SUBMITS_PER_SECOND,
+             "submissions a second from one client (one key, or one connection without keys)")):
+        parser.add_argument(flag, type=positive(kind), default=default,
+                            help=f"at most this many {what} (default %(default)s)")

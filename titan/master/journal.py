@@ -1,0 +1,115 @@
+"""What the master needs from durable storage, whatever keeps it.
+
+The master records what one turn of its loop changed and calls `commit()` once per turn, before it
+sends any reply, dispatch or event: "accepted" means "on disk". A backend buffers the `record_*` calls
+and writes them in one transaction. Job state changes may be kept as an append-only log and folded
+into a table later (`compact()`), when the master is idle; `backlog` says how many wait. Opening a
+journal takes its lock: a second master on the same journal must get JournalInUse, never share it.
+
+One implementation today: SQLite in the data dir (titan/master/sqlite_journal.py). `open_journal`
+is the one place that chooses.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple, Union
+
+from titan.core.jobs import JobRun
+
+# When the master folds state changes while busy: at most BUSY_COMPACT_BATCH every BUSY_COMPACT_EVERY_S.
+BUSY_COMPACT_BATCH = 1_000
+BUSY_COMPACT_EVERY_S = 1.0
+
+StoreValue = Union[str, set, None]
+
+
+class JournalCorrupt(Exception):
+    """The journal exists but cannot be trusted; the master refuses to start rather than lose it."""
+
+
+class JournalInUse(Exception):
+    """Another master has the journal open: two masters on one journal would each act on half of it."""
+
+
+@dataclass
+class Recovered:
+    """Everything a master needs to carry on where the last one stopped."""
+    runs: List[JobRun] = field(default_factory=list)
+    dags: Dict[str, List[str]] = field(default_factory=dict)
+    logs: List[Tuple[str, int, str, str]] = field(default_factory=list)   # job_id, attempt, stream, text
+    store: Dict[str, Union[str, set]] = field(default_factory=dict)
+    replies: Dict[str, List[Tuple[str, bytes]]] = field(default_factory=dict)
+    agent_runs: Dict[str, str] = field(default_factory=dict)   # DAG name -> agent run id, oldest first
+
+
+class Journal(abc.ABC):
+    """The interface the master uses; `path` names the journal in messages, `commits` counts commit()s."""
+
+    path: str
+    commits: int
+
+    # ----------------------------------------------------------------- recording (buffered until commit)
+
+    @abc.abstractmethod
+    def record_submission(self, run: JobRun, replaced_seq: Optional[int], script_sha256: str) -> None:
+        """A new run of a job; the run it replaces (`replaced_seq`) loses its spec and logs."""
+
+    @abc.abstractmethod
+    def record_states(self, runs: Dict[str, JobRun]) -> None:
+        """These runs' states changed; what is written is each run as it is at commit."""
+
+    @abc.abstractmethod
+    def record_dag(self, name: str, job_ids: List[str]) -> None: ...
+
+    @abc.abstractmethod
+    def record_agent_run(self, dag: str, run_id: Optional[str]) -> None:
+        """The agent run the DAG was last submitted under; None when it was submitted under none."""
+
+    @abc.abstractmethod
+    def record_log(self, job_id: str, seq: int, attempt: int, stream: str, text: str) -> None: ...
+
+    @abc.abstractmethod
+    def record_store(self, key: str, value: StoreValue) -> None:
+        """The key's value now; None when it was deleted."""
+
+    @abc.abstractmethod
+    def record_reply(self, channel: str, rid: str, reply: bytes) -> None:
+        """The reply to a request that changed state, so a retry after a restart is answered, not re-run."""
+
+    # ----------------------------------------------------------------- writing
+
+    @property
+    @abc.abstractmethod
+    def has_pending(self) -> bool:
+        """Something was recorded since the last commit."""
+
+    @abc.abstractmethod
+    def commit(self) -> None:
+        """Write everything recorded since the last commit, all or nothing."""
+
+    @property
+    @abc.abstractmethod
+    def backlog(self) -> int:
+        """State changes committed but not yet folded (what a restart would fold)."""
+
+    @abc.abstractmethod
+    def compact(self, batch: int = ...) -> bool:
+        """Fold about `batch` of the oldest state changes; True if any were left to fold."""
+
+    # ----------------------------------------------------------------- recovery and the lock
+
+    @abc.abstractmethod
+    def load(self) -> Recovered:
+        """Everything committed, folded first; raises JournalCorrupt rather than return a partial state."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the lock."""
+
+
+def open_journal(data_dir: str) -> Journal:
+    """The journal in `data_dir`, locked for this master; JournalInUse or JournalCorrupt if it cannot be."""
+    from titan.master.sqlite_journal import SqliteJournal
+    return SqliteJournal(data_dir)

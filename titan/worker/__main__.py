@@ -1,0 +1,5 @@
+import sys
+
+from titan.worker.command import main
+
+sys.exit(main())
