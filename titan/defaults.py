@@ -56,6 +56,9 @@ SERVICE_PROBE_TIMEOUT_S = 0.05
 
 # How long the master lets one poll wait when nothing is due; bounds how late a delayed job starts.
 POLL_INTERVAL_S = 0.1
+# Two looks at the clock by the master further apart than this mean the master itself stalled (paused,
+# swapped, a huge submission): that time is not counted against its workers' heartbeats.
+MASTER_STALL_S = 1.0
 
 
 def port_for(base_port: int, offset: int) -> int:

@@ -65,6 +65,7 @@ class Master(RequestHandlers):
         self._running = False
         self._outbox: List[tuple] = []    # (socket, frames) held until the journal has committed
         self._last_fold = float("-inf")   # when the journal last folded state changes (monotonic)
+        self._last_tick = time.monotonic()  # when the scheduler last acted on time (see _tick)
         self._commits_seen = 0            # the journal's commit count when _fold_journal last looked
         self._to_workers: Dict[str, List[dict]] = {}   # worker id -> this turn's messages, sent as one frame
         self.journal = open_journal(config.data_dir) if config.data_dir else None
@@ -137,13 +138,25 @@ class Master(RequestHandlers):
             for socket, handler in handlers.items():
                 if socket in ready:
                     self._drain(socket, handler)
-            self._apply(self.scheduler.tick(time.monotonic()))
+            self._tick()
             if self.guard is not None:
                 self._drop_revoked_workers(time.monotonic())
             self._end_turn()
 
     def stop(self) -> None:
         self._running = False
+
+    def _tick(self) -> None:
+        """Let the scheduler act on time; first excuse the workers for any time the master itself lost
+        (its heartbeats waited unread), so a paused master does not declare live workers dead."""
+        now = time.monotonic()
+        stalled = now - self._last_tick
+        if stalled > defaults.MASTER_STALL_S:
+            log.warning("the master did not look at its clock for %.1fs (paused or overloaded); "
+                        "that time is not counted against its workers' heartbeats", stalled)
+            self.scheduler.master_stalled(stalled, now)
+        self._last_tick = now
+        self._apply(self.scheduler.tick(now))
 
     def close(self) -> None:
         if self.journal is not None:
