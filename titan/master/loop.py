@@ -19,13 +19,14 @@ import zmq
 
 from titan import defaults
 from titan.core.effects import Admitted, Dispatch, Note, Publish, StopJob
-from titan.core.errors import TitanError
+from titan.core.errors import JournalUnavailable, TitanError
 from titan.core.jobs import JobState
 from titan.core.limits import RateLimiter
 from titan.core.logs import JobLogs
 from titan.core.scheduler import Scheduler
 from titan.core.store import Store
 from titan.master.artifacts import ArtifactStore
+from titan.master.committer import Committer
 from titan.master.config import MasterConfig
 from titan.master.gatekeeper import Gatekeeper
 from titan.master.journal import BUSY_COMPACT_BATCH, BUSY_COMPACT_EVERY_S, open_journal
@@ -69,6 +70,7 @@ class Master(RequestHandlers):
         self._commits_seen = 0            # the journal's commit count when _fold_journal last looked
         self._to_workers: Dict[str, List[dict]] = {}   # worker id -> this turn's messages, sent as one frame
         self.journal = open_journal(config.data_dir) if config.data_dir else None
+        self.committer = Committer(self.journal)
         self.artifacts = ArtifactStore(os.path.join(config.data_dir, "artifacts") if config.data_dir else None)
         self.dag_agent_run: Dict[str, str] = {}
         self.guard = Gatekeeper(config.keys) if config.keys else None
@@ -170,7 +172,7 @@ class Master(RequestHandlers):
         """Fold the journal's state changes now rather than at the next restart: a batch when idle, and a
         small one at most every second in a quiet turn, one after a turn that committed nothing
         (heartbeats and dashboards can keep a master from ever being idle)."""
-        if self.journal is None or not self.journal.backlog:
+        if self.journal is None or not self.journal.backlog or self.committer.failure is not None:
             return
         quiet, self._commits_seen = self.journal.commits == self._commits_seen, self.journal.commits
         now = time.monotonic()
@@ -216,14 +218,26 @@ class Master(RequestHandlers):
         """Commit what this turn changed, then say it. Sending can fail (a vanished worker) and cause
         more changes, so repeat until nothing is left."""
         while self._take_changes() or self._outbox or self._to_workers:
-            if self.journal is not None:
-                self.journal.commit()
+            if not self.committer.commit(time.monotonic()):
+                self._send_liveness_only()
+                return   # said once the journal can be written again
             outbox, self._outbox = self._outbox, []
             to_workers, self._to_workers = self._to_workers, {}
             for socket, frames in outbox:
                 self._send_now(socket, frames)
             for worker_id, messages in to_workers.items():
                 self._send_now(self.workers, [bytes.fromhex(worker_id), protocol.encode_batch(messages)])
+
+    def _send_liveness_only(self) -> None:
+        """While the journal cannot be written, workers still get their heartbeat replies (they promise
+        nothing), so they do not take the master for dead; everything else waits for the commit."""
+        for worker_id, messages in list(self._to_workers.items()):
+            beats = [m for m in messages if m["op"] == "heartbeat"]
+            if beats:
+                self._to_workers[worker_id] = [m for m in messages if m["op"] != "heartbeat"]
+                if not self._to_workers[worker_id]:
+                    del self._to_workers[worker_id]
+                self._send_now(self.workers, [bytes.fromhex(worker_id), protocol.encode_batch(beats[:1])])
 
     def _take_changes(self) -> bool:
         """Hand the runs the scheduler changed to the journal; True if it has anything to commit."""
@@ -267,7 +281,7 @@ class Master(RequestHandlers):
         self._drain(self.events, self._on_subscription)   # a request may follow a subscription closely
         identity, body = frames[0], frames[1:]
         reply = self._answer(body, protocol.CLIENT_OPS, self._client_request, "client", user or identity)
-        self._outbox.append((self.clients, [identity, reply]))
+        self._reply(self.clients, [identity], reply)
 
     def _on_store(self, frames: list, user: Optional[str]) -> None:
         # REQ peers put an empty delimiter before the request; answer in the shape that was asked.
@@ -275,9 +289,20 @@ class Master(RequestHandlers):
         envelope = [b""] if body and body[0] == b"" else []
         reply = self._answer(body[len(envelope):], protocol.STORE_OPS, self._store_request, "store",
                              user or identity)
-        self._outbox.append((self.store_socket, [identity, *envelope, reply]))
+        self._reply(self.store_socket, [identity, *envelope], reply)
 
-    def _answer(self, body: list, ops: dict, act, channel: str, sender) -> bytes:
+    def _reply(self, socket: zmq.Socket, envelope: list, reply: Optional[bytes]) -> None:
+        """A reply goes out after the turn's commit; while the journal cannot be written, a read or a
+        refusal (which promise nothing) goes out at once, and None (a repeat of a change not yet
+        written) gets no answer until the change is written."""
+        if reply is None:
+            return
+        if self.committer.failure is None:
+            self._outbox.append((socket, [*envelope, reply]))
+        else:
+            self._send_now(socket, [*envelope, reply])
+
+    def _answer(self, body: list, ops: dict, act, channel: str, sender) -> Optional[bytes]:
         """Decode, check the sender may ask it, act (a change at most once per request id), and return
         the encoded reply; bad input gets an error reply. `sender` is the key's user with keys, else the
         connection's identity."""
@@ -291,7 +316,11 @@ class Master(RequestHandlers):
             changes_state = op in protocol.CHANGING_OPS
             cached = replies.get(rid) if changes_state else None
             if cached is not None:
-                return cached
+                return None if self.committer.failure is not None else cached
+            if changes_state and self.committer.failure is not None:
+                raise JournalUnavailable(f"the master cannot write its journal ({self.committer.failure}); "
+                                         "it refuses changes until it can, and did not do this one. Free space "
+                                         "and retry; reads still work.")
             self._check_allowed(op, message, sender)
             reply = protocol.encode(protocol.ok_reply(rid, act(op, message)))
         except (ProtocolError, TitanError) as exc:
@@ -387,7 +416,7 @@ class Master(RequestHandlers):
             return
         text = message["data"].decode("utf-8", errors="replace")
         self.logs.append(run.job_id, message["attempt"], message["stream"], text)
-        if self.journal is not None:
+        if self.journal is not None and self.committer.hold(len(text)):
             self.journal.record_log(run.job_id, run.seq, message["attempt"], message["stream"], text)
 
     def _drop_revoked_workers(self, now: float) -> None:
