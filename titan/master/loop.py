@@ -119,6 +119,10 @@ class Master(RequestHandlers):
                 self.replies[channel].put(rid, reply)
         self.dag_agent_run.update(recovered.agent_runs)
         self._apply(self.scheduler.restore(recovered.runs, recovered.dags, time.monotonic()))
+        if self.guard is not None:   # jobs still running keep their keys across the restart
+            for run in recovered.runs:
+                if run.state == JobState.RUNNING:
+                    self.guard.job_key(run.job_id, run.seq, run.attempt)
         unfinished = sum(1 for run in recovered.runs if not run.state.is_final)
         return (f"recovered {len(recovered.runs)} jobs, {unfinished} unfinished, "
                 f"{len(recovered.store)} store keys")
@@ -242,6 +246,8 @@ class Master(RequestHandlers):
     def _take_changes(self) -> bool:
         """Hand the runs the scheduler changed to the journal; True if it has anything to commit."""
         changed = self.scheduler.take_changed_runs()
+        if self.guard is not None:
+            self.guard.forget_ended(changed.values())
         if self.journal is None:
             return False
         self.journal.record_states(changed)
@@ -339,9 +345,9 @@ class Master(RequestHandlers):
     def _check_allowed(self, op: str, message: dict, sender) -> None:
         """Raise AccessDenied or LimitExceeded unless this request may go ahead."""
         if self.guard is not None:
-            self.guard.check_request(sender, message.get("token"), self.scheduler.jobs)
-        if op == "submit":   # a worker key's jobs each count on their own
-            self.submit_rate.take((sender, message.get("token")), time.monotonic())
+            self.guard.check_request(sender, self.scheduler.jobs)
+        if op == "submit":   # with keys each job attempt has a key, so each counts on its own
+            self.submit_rate.take(sender, time.monotonic())
 
     # ----------------------------------------------------------------- workers (ROUTER, port P+1)
 
@@ -464,8 +470,8 @@ class Master(RequestHandlers):
             sent.add(digest)
         dispatch = {"op": "dispatch", "job": job, "attempt": effect.attempt, "dag": run.dag,
                     "agent_run_id": self.dag_agent_run.get(run.dag)}
-        if self.guard is not None:   # what lets the job, and only while it runs, act as a client
-            dispatch["token"] = self.guard.token_for(effect.job_id, effect.attempt)
+        if self.guard is not None:   # the job's own key, honoured only while this attempt runs
+            dispatch["job_key"] = list(self.guard.job_key(effect.job_id, run.seq, effect.attempt))
         self._send_worker(effect.worker_id, dispatch)
 
     def _script_digest(self, script: bytes) -> str:

@@ -125,8 +125,9 @@ MASTER_TO_WORKER_OPS = {
     "welcome": _fields(),
     "heartbeat": _fields(),
     "reregister": _fields(reason=optional(str)),
+    # job_key: with keys, the job's own [public, secret] key pair (z85), valid while this attempt runs
     "dispatch": _fields(job=(dict,), attempt=(int,), dag=optional(str), agent_run_id=optional(str),
-                        token=optional(str)),
+                        job_key=optional(list)),
     "stop": _fields(job_id=(str,), attempt=(int,), reason=optional(str)),
     "ack": _fields(job_id=(str,), attempt=(int,)),
     "archive_chunk": _fields(sha256=(str,), offset=(int,), size=(int,), data=(bytes,), error=optional(str)),
@@ -169,7 +170,7 @@ def check_message(message: dict, ops: Dict[str, Dict[str, Field]], needs_rid: bo
             raise ProtocolError(f"unknown message type {op!r}; expected one of: {', '.join(sorted(ops))}")
         if needs_rid and not isinstance(rid, str):
             raise ProtocolError(f"{op!r} request has no 'rid' string (request id)")
-        # "token": a job's proof, with its worker's key, that it runs now (see titan.net.security)
+        # "token": sent by SDKs of before job keys (see titan.net.security); ignored
         check_fields(f"{op!r} message", message, ops[op], ignore=("op", "rid", "token"))
     except ProtocolError as exc:
         exc.rid = rid if isinstance(rid, str) else None   # so the error reply reaches the caller
