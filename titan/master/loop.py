@@ -28,7 +28,7 @@ from titan.master.artifacts import ArtifactStore
 from titan.master.committer import Committer
 from titan.master.config import MasterConfig
 from titan.master.gatekeeper import Gatekeeper
-from titan.master.journal import BUSY_COMPACT_BATCH, BUSY_COMPACT_EVERY_S, open_journal
+from titan.master.journal import BUSY_COMPACT_BATCH, BUSY_COMPACT_EVERY_S, COMPACT_BATCH, open_journal
 from titan.master.replies import ReplyCache
 from titan.master.requests import RequestHandlers
 from titan.net import protocol
@@ -180,9 +180,9 @@ class Master(RequestHandlers):
         quiet, self._commits_seen = self.journal.commits == self._commits_seen, self.journal.commits
         now = time.monotonic()
         if idle:
-            self.journal.compact()
+            self.committer.compact(COMPACT_BATCH, now)
         elif quiet and now - self._last_fold >= BUSY_COMPACT_EVERY_S:
-            self.journal.compact(BUSY_COMPACT_BATCH)
+            self.committer.compact(BUSY_COMPACT_BATCH, now)
         else:
             return
         self._last_fold = now
