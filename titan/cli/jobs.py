@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-import uuid
 from collections import Counter
 from typing import Dict, List
 
@@ -13,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from titan import defaults
 from titan.cli.common import CommandError, Section, add_master_options, connect, console, note, show
-from titan.core.errors import UnknownDag, UnknownJob
+from titan.core.errors import JobConflict, UnknownDag, UnknownJob
 
 FINAL_ORDER = ("COMPLETED", "FAILED", "CANCELLED")
 JOB_FIELDS = ("job_id", "dag", "state", "worker", "attempt", "exit_code", "reason", "requirement", "priority",
@@ -62,7 +61,8 @@ def _add_submit(commands) -> None:
                         help="higher runs first among ready jobs (default %(default)s)")
     submit.add_argument("--retries", type=int, default=0, help="failed attempts to run again (default 0)")
     submit.add_argument("--id", dest="job_id", default=None,
-                        help="the job's id (default: the file's name and a random suffix)")
+                        help="the job's id (default: the file's name without its extension, e.g. train for "
+                             "train.py; train-2, train-3, ... while a job of that name is still active)")
     submit.add_argument("--wait", action="store_true", help="follow the job until it ends")
     add_master_options(submit)
     submit.set_defaults(run=run_submit)
@@ -71,15 +71,31 @@ def _add_submit(commands) -> None:
 def run_submit(args) -> int:
     from titan_sdk import TitanJob
 
-    job_id = args.job_id or f"{os.path.splitext(os.path.basename(args.file))[0]}-{uuid.uuid4().hex[:6]}"
-    job = TitanJob(job_id, os.path.abspath(args.file), args=args.args, requirement=args.requirement,
-                   priority=args.priority, retries=args.retries)
+    def job_named(job_id: str):
+        return TitanJob(job_id, os.path.abspath(args.file), args=args.args, requirement=args.requirement,
+                        priority=args.priority, retries=args.retries)
+
     with connect(args) as client:
-        client.submit_job(job)
+        if args.job_id:
+            job_id = client.submit_job(job_named(args.job_id))
+        else:
+            job_id = submit_under_free_name(client, job_named, os.path.splitext(os.path.basename(args.file))[0])
         print(f"submitted {job_id}", flush=True)
         if not args.wait:
             return 0
         return wait_with_progress(client, [job_id], label=job_id)
+
+
+def submit_under_free_name(client, job_named, stem: str) -> str:
+    """Submit as `stem`, or stem-2, stem-3, ... while the names before are taken by active jobs: the
+    master refuses an active id (JobConflict) and accepts an ended one as a new run, so asking it is the
+    only check that cannot race another submitter."""
+    number = 1
+    while True:
+        try:
+            return client.submit_job(job_named(stem if number == 1 else f"{stem}-{number}"))
+        except JobConflict:
+            number += 1
 
 
 def wait_with_progress(client, job_ids: List[str], label: str) -> int:
