@@ -3,10 +3,14 @@ against a real cluster, each test for one thing that went wrong or was missing (
 
 from __future__ import annotations
 
-import pytest
+import os
+import threading
 
-from tests.conftest import wait_until
-from tests.integration.test_cli import titan
+from tests.conftest import TITAN, finish, start_process, wait_until
+from tests.integration.test_cli import cluster_env, run_in_terminal, titan
+from titan.core.errors import UnknownJob
+
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
 
 
 # ----------------------------------------------------------------- submit names the job after the script
@@ -33,3 +37,43 @@ def test_submit_names_the_job_after_the_script_as_the_readme_uses_it(cluster, cl
     release.write_text("go")
     assert client.wait(["train", "train-2", "train-3"], timeout=30) == {
         "train": "COMPLETED", "train-2": "COMPLETED", "train-3": "COMPLETED"}
+
+
+# ----------------------------------------------------------------- run --wait: a gate is not a job
+
+HITL_PIPELINE = os.path.join(EXAMPLES, "hitl_pipeline", "pipeline.yaml")
+
+
+def state_of(client, job_id: str):
+    try:
+        return client.get_job_status(job_id)
+    except UnknownJob:   # not submitted yet
+        return None
+
+
+def approve_when_waiting(cluster, client, gate: str) -> None:
+    wait_until(lambda: state_of(client, gate) == "WAITING_APPROVAL", what=f"{gate} to wait")
+    approved = titan(cluster, "approve", gate)
+    assert approved.returncode == 0, approved.stderr
+
+
+def test_run_wait_off_a_terminal_counts_the_pipelines_jobs_not_its_gate(cluster, client):
+    run = start_process([TITAN, "run", HITL_PIPELINE, "--wait"], env=cluster_env(cluster))
+    try:
+        approve_when_waiting(cluster, client, "hitl-gate-train")
+    finally:
+        out, err = finish(run)
+    assert run.returncode == 0, out + err
+    assert out.splitlines()[-1].startswith("2 of 2 jobs completed"), out
+    assert "hitl-gate-train WAITING_APPROVAL" in out   # the gate is shown as it happens, not counted
+
+
+def test_run_wait_on_a_terminal_says_the_same(cluster, client):
+    result = {}
+    runner = threading.Thread(target=lambda: result.update(
+        zip(("code", "output"), run_in_terminal(cluster, "run", HITL_PIPELINE, "--wait"))))
+    runner.start()
+    approve_when_waiting(cluster, client, "hitl-gate-train")
+    runner.join(60)
+    assert result["code"] == 0, result["output"]
+    assert "2 of 2 jobs completed" in result["output"], result["output"]

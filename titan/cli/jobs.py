@@ -131,6 +131,11 @@ def _report_end(client, final: Dict[str, str], elapsed: float) -> int:
         if state != "COMPLETED":
             print(f"{job_id} {state}: {client.job_info(job_id).get('reason') or 'no reason given'}",
                   file=sys.stderr)
+    return summarize(final, elapsed)
+
+
+def summarize(final: Dict[str, str], elapsed: float) -> int:
+    """The last line of a wait, the same on a terminal and off one: 0 if every job completed, else 1."""
     completed = sum(1 for state in final.values() if state == "COMPLETED")
     print(f"{completed} of {len(final)} jobs completed in {elapsed:.2f}s", flush=True)
     return 0 if completed == len(final) else 1

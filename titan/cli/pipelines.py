@@ -48,23 +48,23 @@ def run_pipeline(args) -> int:
     from titan_sdk import load_pipeline
 
     pipeline = load_pipeline(args.pipeline)
+    job_ids = [job.job_id for job in pipeline.jobs]   # the pipeline's own jobs: its gates are no jobs
     with connect(args) as client:
         if not args.wait:
-            job_ids = client.submit_pipeline(pipeline)
+            client.submit_pipeline(pipeline)
             print(f"submitted pipeline {pipeline.name!r}: {len(job_ids)} jobs ({', '.join(job_ids)})")
             return 0
         if console().is_terminal:   # a progress bar; elsewhere, a line per state change (below)
-            job_ids = client.submit_pipeline(pipeline)
+            client.submit_pipeline(pipeline)
             print(f"submitted pipeline {pipeline.name!r}: {len(job_ids)} jobs", flush=True)
             return jobs.wait_with_progress(client, job_ids, label=pipeline.name)
         with client.events(topics=["job.", "dag."]) as events:
             started = time.monotonic()
             client.submit_pipeline(pipeline)
-            print(f"submitted pipeline {pipeline.name!r}: {len(pipeline.jobs)} jobs", flush=True)
+            print(f"submitted pipeline {pipeline.name!r}: {len(job_ids)} jobs", flush=True)
             final = follow_dag(client, events, pipeline.name, started, args.timeout)
-    completed = sum(1 for state in final.values() if state == "COMPLETED")
-    print(f"{completed} of {len(pipeline.jobs)} jobs completed in {time.monotonic() - started:.2f}s")
-    return 0 if completed == len(pipeline.jobs) else 1
+    return jobs.summarize({job_id: final.get(job_id, "unknown") for job_id in job_ids},
+                          time.monotonic() - started)
 
 
 def print_logs(client, job_ids: List[str]) -> None:
