@@ -4,10 +4,15 @@ against a real cluster, each test for one thing that went wrong or was missing (
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
+import time
+
+import pytest
 
 from tests.conftest import TITAN, finish, start_process, wait_until
 from tests.integration.test_cli import cluster_env, run_in_terminal, titan
+from titan.cluster import WorkerSpec, free_port_block
 from titan.core.errors import UnknownJob
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
@@ -77,3 +82,63 @@ def test_run_wait_on_a_terminal_says_the_same(cluster, client):
     runner.join(60)
     assert result["code"] == 0, result["output"]
     assert "2 of 2 jobs completed" in result["output"], result["output"]
+
+
+# ----------------------------------------------------------------- a master that does not answer
+
+def stderr_lines_with_times(command, timeout: float = 30, **kwargs) -> tuple:
+    """Run `command`; returns (exit code, [(seconds since start, stderr line)], seconds it took)."""
+    started = time.monotonic()
+    process = start_process(command, **kwargs)
+    lines = []
+    try:
+        for line in iter(process.stderr.readline, ""):
+            lines.append((time.monotonic() - started, line.rstrip("\n")))
+        process.wait(timeout)
+    finally:
+        finish(process, timeout=5)
+    return process.returncode, lines, time.monotonic() - started
+
+
+@pytest.mark.parametrize("command", [["status"], ["events"], ["run", HITL_PIPELINE, "--wait"]])
+def test_a_master_that_is_down_is_named_within_seconds_and_given_up_on_at_the_timeout(command):
+    port = free_port_block("127.0.0.1", 4)
+    code, lines, took = stderr_lines_with_times(
+        [TITAN, *command, "--host", "127.0.0.1", "--port", str(port), "--timeout", "7"])
+    assert code == 1, lines
+    first_at, first = lines[0]
+    assert first.startswith(f"titan {command[0]}: the master at 127.0.0.1:{port} is not answering"), lines
+    assert "--keys" in first and "up to 7s" in first
+    assert first_at < 4.5, f"the first word came after {first_at:.1f}s"
+    assert 7 <= took < 14 and "did not answer" in lines[-1][1], (took, lines)
+
+
+def test_a_master_with_keys_is_said_to_answer_only_known_keys(make_cluster, tmp_path):
+    key_dir = str(tmp_path / "keys")
+    assert subprocess.run([TITAN, "keys", "init", key_dir], capture_output=True, timeout=30).returncode == 0
+    cluster = make_cluster(WorkerSpec("w1"), keys=key_dir)
+    env = {k: v for k, v in cluster_env(cluster).items() if k != "TITAN_KEYS"}
+    code, lines, _ = stderr_lines_with_times([TITAN, "workers", "--timeout", "3"], env=env)
+    assert code == 1 and "answers only known keys: give --keys or set TITAN_KEYS" in lines[0][1], lines
+
+
+def long_pipeline(tmp_path) -> str:
+    (tmp_path / "slow.py").write_text("import time\ntime.sleep(60)\n")
+    (tmp_path / "slow.yaml").write_text("name: slow\njobs:\n  - id: slow\n    file: slow.py\n")
+    return str(tmp_path / "slow.yaml")
+
+
+def test_run_wait_timeout_is_kept_on_a_terminal(cluster, client, tmp_path):
+    started = time.monotonic()
+    code, output = run_in_terminal(cluster, "run", long_pipeline(tmp_path), "--wait", "--timeout", "3")
+    assert code == 1 and time.monotonic() - started < 15, output
+    assert "gave up after --timeout 3s; these keep running: slow" in output, output
+    assert client.get_job_status("slow") == "RUNNING"
+    client.cancel("slow")
+
+
+def test_run_wait_timeout_off_a_terminal_says_the_jobs_keep_running(cluster, client, tmp_path):
+    result = titan(cluster, "run", long_pipeline(tmp_path), "--wait", "--timeout", "3")
+    assert result.returncode == 1 and "gave up after --timeout 3s" in result.stderr, result.stderr
+    assert client.get_job_status("slow") == "RUNNING"
+    client.cancel("slow")

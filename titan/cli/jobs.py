@@ -6,15 +6,13 @@ import os
 import sys
 import time
 from collections import Counter
-from typing import Dict, List
-
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from titan import defaults
-from titan.cli.common import CommandError, Section, add_master_options, connect, console, note, show
+from titan.argtypes import positive_float
+from titan.cli import waiting
+from titan.cli.common import CommandError, Section, add_master_options, connect, note, show
 from titan.core.errors import JobConflict, UnknownDag, UnknownJob
 
-FINAL_ORDER = ("COMPLETED", "FAILED", "CANCELLED")
 JOB_FIELDS = ("job_id", "dag", "state", "worker", "attempt", "exit_code", "reason", "requirement", "priority",
               "parents", "retries", "failures", "timeout", "note")
 
@@ -64,7 +62,8 @@ def _add_submit(commands) -> None:
                         help="the job's id (default: the file's name without its extension, e.g. train for "
                              "train.py; train-2, train-3, ... while a job of that name is still active)")
     submit.add_argument("--wait", action="store_true", help="follow the job until it ends")
-    add_master_options(submit)
+    submit.add_argument("--timeout", type=positive_float, default=None, help=waiting.TIMEOUT_HELP)
+    add_master_options(submit, timeout=False)
     submit.set_defaults(run=run_submit)
 
 
@@ -75,6 +74,7 @@ def run_submit(args) -> int:
         return TitanJob(job_id, os.path.abspath(args.file), args=args.args, requirement=args.requirement,
                         priority=args.priority, retries=args.retries)
 
+    started = time.monotonic()
     with connect(args) as client:
         if args.job_id:
             job_id = client.submit_job(job_named(args.job_id))
@@ -83,7 +83,8 @@ def run_submit(args) -> int:
         print(f"submitted {job_id}", flush=True)
         if not args.wait:
             return 0
-        return wait_with_progress(client, [job_id], label=job_id)
+        return waiting.wait_with_progress(client, [job_id], label=job_id, timeout=args.timeout,
+                                          command_started=started)
 
 
 def submit_under_free_name(client, job_named, stem: str) -> str:
@@ -96,49 +97,6 @@ def submit_under_free_name(client, job_named, stem: str) -> str:
             return client.submit_job(job_named(stem if number == 1 else f"{stem}-{number}"))
         except JobConflict:
             number += 1
-
-
-def wait_with_progress(client, job_ids: List[str], label: str) -> int:
-    """Follow the jobs to their end: a progress bar on a terminal, else one line per job that ends.
-    0 if all completed, 1 if not (each failure's reason is printed)."""
-    started = time.monotonic()
-    out = console()
-    counts: Counter = Counter()
-    if out.is_terminal:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("{task.fields[counts]}"), TimeElapsedColumn(), console=out) as progress:
-            task = progress.add_task(label, total=len(job_ids), counts="")
-
-            def advance(job_id: str, state: str) -> None:
-                counts[state] += 1
-                progress.update(task, advance=1, counts=_counts_text(counts))
-
-            final = client.wait(job_ids, on_final=advance)
-    else:
-        def line(job_id: str, state: str) -> None:
-            print(f"{job_id} {state}", flush=True)
-
-        final = client.wait(job_ids, on_final=line)
-    return _report_end(client, final, time.monotonic() - started)
-
-
-def _counts_text(counts: Counter) -> str:
-    return "  ".join(f"{state} {counts[state]}" for state in FINAL_ORDER if counts[state])
-
-
-def _report_end(client, final: Dict[str, str], elapsed: float) -> int:
-    for job_id, state in final.items():
-        if state != "COMPLETED":
-            print(f"{job_id} {state}: {client.job_info(job_id).get('reason') or 'no reason given'}",
-                  file=sys.stderr)
-    return summarize(final, elapsed)
-
-
-def summarize(final: Dict[str, str], elapsed: float) -> int:
-    """The last line of a wait, the same on a terminal and off one: 0 if every job completed, else 1."""
-    completed = sum(1 for state in final.values() if state == "COMPLETED")
-    print(f"{completed} of {len(final)} jobs completed in {elapsed:.2f}s", flush=True)
-    return 0 if completed == len(final) else 1
 
 
 # ----------------------------------------------------------------- status

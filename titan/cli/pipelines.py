@@ -6,8 +6,10 @@ from __future__ import annotations
 import time
 from typing import List, Optional
 
-from titan.cli import jobs
+from titan.argtypes import positive_float
+from titan.cli import waiting
 from titan.cli.common import add_master_options, connect, console
+from titan.core.errors import MasterUnreachable
 
 FOLLOW_QUIET_S = 1.0   # with no event for this long, ask the master whether the DAG has finished
 
@@ -19,7 +21,7 @@ def add_commands(commands) -> None:
                                                "did not complete.")
     pipeline.add_argument("pipeline", help="the YAML file")
     pipeline.add_argument("--wait", action="store_true", help="follow the pipeline until it ends")
-    pipeline.add_argument("--timeout", type=float, default=None, help="with --wait: give up after this long")
+    pipeline.add_argument("--timeout", type=positive_float, default=None, help=waiting.TIMEOUT_HELP)
     add_master_options(pipeline, timeout=False)
     pipeline.set_defaults(run=run_pipeline)
 
@@ -49,6 +51,7 @@ def run_pipeline(args) -> int:
 
     pipeline = load_pipeline(args.pipeline)
     job_ids = [job.job_id for job in pipeline.jobs]   # the pipeline's own jobs: its gates are no jobs
+    started = time.monotonic()
     with connect(args) as client:
         if not args.wait:
             client.submit_pipeline(pipeline)
@@ -57,13 +60,19 @@ def run_pipeline(args) -> int:
         if console().is_terminal:   # a progress bar; elsewhere, a line per state change (below)
             client.submit_pipeline(pipeline)
             print(f"submitted pipeline {pipeline.name!r}: {len(job_ids)} jobs", flush=True)
-            return jobs.wait_with_progress(client, job_ids, label=pipeline.name)
+            return waiting.wait_with_progress(client, job_ids, label=pipeline.name, timeout=args.timeout,
+                                              command_started=started)
         with client.events(topics=["job.", "dag."]) as events:
-            started = time.monotonic()
             client.submit_pipeline(pipeline)
             print(f"submitted pipeline {pipeline.name!r}: {len(job_ids)} jobs", flush=True)
-            final = follow_dag(client, events, pipeline.name, started, args.timeout)
-    return jobs.summarize({job_id: final.get(job_id, "unknown") for job_id in job_ids},
+            try:
+                final = follow_dag(client, events, pipeline.name, started, args.timeout)
+            except MasterUnreachable:
+                raise
+            except TimeoutError:
+                raise waiting.gave_up(args.timeout, f"the pipeline's unfinished jobs keep running (titan "
+                                                    f"status {pipeline.name} shows them)") from None
+    return waiting.summarize({job_id: final.get(job_id, "unknown") for job_id in job_ids},
                           time.monotonic() - started)
 
 

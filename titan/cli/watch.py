@@ -33,7 +33,8 @@ def add_commands(commands) -> None:
                         help="only topics starting with PREFIX, e.g. job.FAILED or worker. (repeatable)")
     events.add_argument("--count", type=positive_int, default=None, help="stop after this many events")
     events.add_argument("--timeout", type=positive_float, default=None,
-                        help="stop after this many seconds (also how long to wait for the master)")
+                        help="stop after this many seconds from the start, reaching the master included "
+                             "(default: run until Ctrl-C or --count)")
     add_master_options(events, timeout=False)
     events.set_defaults(run=run_events)
 
