@@ -86,13 +86,13 @@ def test_run_wait_on_a_terminal_says_the_same(cluster, client):
 
 # ----------------------------------------------------------------- a master that does not answer
 
-def stderr_lines_with_times(command, timeout: float = 30, **kwargs) -> tuple:
+def stderr_lines_with_times(command, timeout: float = 30, stream: str = "stderr", **kwargs) -> tuple:
     """Run `command`; returns (exit code, [(seconds since start, stderr line)], seconds it took)."""
     started = time.monotonic()
     process = start_process(command, **kwargs)
     lines = []
     try:
-        for line in iter(process.stderr.readline, ""):
+        for line in iter(getattr(process, stream).readline, ""):
             lines.append((time.monotonic() - started, line.rstrip("\n")))
         process.wait(timeout)
     finally:
@@ -142,3 +142,40 @@ def test_run_wait_timeout_off_a_terminal_says_the_jobs_keep_running(cluster, cli
     assert result.returncode == 1 and "gave up after --timeout 3s" in result.stderr, result.stderr
     assert client.get_job_status("slow") == "RUNNING"
     client.cancel("slow")
+
+
+# ----------------------------------------------------------------- why a job waits
+
+NO_TPU = "waiting for a worker with capability TPU; connected workers offer: GENERAL, GPU"
+
+
+def test_submit_wait_says_at_once_why_no_worker_takes_the_job(cluster, tmp_path):
+    (tmp_path / "tpu.py").write_text("print('ok')\n")
+    code, lines, _ = stderr_lines_with_times(
+        [TITAN, "submit", str(tmp_path / "tpu.py"), "--requirement", "TPU", "--wait", "--timeout", "8"],
+        stream="stdout", env=cluster_env(cluster))
+    said = [at for at, line in lines if line == f"tpu QUEUED: {NO_TPU}"]
+    assert code == 1 and len(said) == 1 and said[0] < 4.5, lines
+
+
+def test_submit_wait_on_a_terminal_shows_why_under_the_bar(cluster, tmp_path):
+    (tmp_path / "tpu.py").write_text("print('ok')\n")
+    code, output = run_in_terminal(cluster, "submit", str(tmp_path / "tpu.py"), "--requirement", "TPU", "--wait",
+                                   "--timeout", "3")
+    assert code == 1 and f"tpu waits: {NO_TPU}" in output, output
+
+
+def test_run_wait_says_why_a_pipeline_job_waits(cluster, tmp_path):
+    (tmp_path / "tpu.py").write_text("print('ok')\n")
+    (tmp_path / "p.yaml").write_text("name: needs_tpu\njobs:\n  - id: tpu\n    file: tpu.py\n    requirement: TPU\n")
+    result = titan(cluster, "run", str(tmp_path / "p.yaml"), "--wait", "--timeout", "4")
+    assert result.returncode == 1 and f"tpu       QUEUED      ({NO_TPU})" in result.stdout, result.stdout
+
+
+def test_a_requirement_that_differs_only_by_case_is_warned_about(cluster, client, tmp_path):
+    (tmp_path / "gpu.py").write_text("print('ok')\n")
+    result = titan(cluster, "submit", str(tmp_path / "gpu.py"), "--requirement", "gpu")
+    assert result.returncode == 0 and result.stderr == (
+        "titan submit: warning: no connected worker offers 'gpu', but one offers 'GPU': capabilities are "
+        "case-sensitive\n"), result.stderr
+    client.cancel("gpu")

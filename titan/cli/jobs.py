@@ -81,6 +81,7 @@ def run_submit(args) -> int:
         else:
             job_id = submit_under_free_name(client, job_named, os.path.splitext(os.path.basename(args.file))[0])
         print(f"submitted {job_id}", flush=True)
+        waiting.warn_if_case_differs(client, "submit", [args.requirement])
         if not args.wait:
             return 0
         return waiting.wait_with_progress(client, [job_id], label=job_id, timeout=args.timeout,

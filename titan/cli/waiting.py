@@ -9,10 +9,12 @@ from collections import Counter
 from typing import Dict, List, Optional
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from titan import defaults
-from titan.cli.common import CommandError, console
+from titan.cli.common import CommandError, console, note
 from titan.core.errors import MasterUnreachable
+from titan.core.queries import NO_WORKER_REASON
 
 FINAL_ORDER = ("COMPLETED", "FAILED", "CANCELLED")
 TIMEOUT_HELP = (f"give up after this many seconds, whatever takes long: reaching the master, or with --wait "
@@ -20,49 +22,109 @@ TIMEOUT_HELP = (f"give up after this many seconds, whatever takes long: reaching
                 "take). Jobs keep running when it gives up")
 
 
+class ProgressWithNote(Progress):
+    """A progress bar with a line of text under it (why jobs wait), the way rich lets a Progress add
+    renderables."""
+
+    note = ""
+
+    def get_renderables(self):
+        yield self.make_tasks_table(self.tasks)
+        if self.note:
+            yield Text(self.note, style="yellow")
+
+
 def wait_with_progress(client, job_ids: List[str], label: str, timeout: Optional[float] = None,
-                       command_started: Optional[float] = None) -> int:
-    """Follow the jobs to their end: a progress bar on a terminal, else one line per job that ends.
-    0 if all completed, 1 if not (each failure's reason is printed). `timeout`: the command's --timeout,
-    counted from `command_started`."""
+                       command_started: Optional[float] = None, dag: Optional[str] = None) -> int:
+    """Follow the jobs (of `dag`, if one) to their end: a progress bar on a terminal, else one line per job
+    that ends; why a job cannot be placed, at once, under the bar or as a line. 0 if all completed, 1 if
+    not (each failure's reason is printed). `timeout`: the command's --timeout, from `command_started`."""
     started = time.monotonic()
-    command_started = command_started or started
+    limit = None if timeout is None else ((command_started or started) + timeout, timeout)
     out = console()
     counts: Counter = Counter()
     if out.is_terminal:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("{task.fields[counts]}"), TimeElapsedColumn(), console=out) as progress:
+        with ProgressWithNote(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                              TextColumn("{task.fields[counts]}"), TimeElapsedColumn(), console=out) as progress:
             task = progress.add_task(label, total=len(job_ids), counts="")
 
             def advance(job_id: str, state: str) -> None:
                 counts[state] += 1
                 progress.update(task, advance=1, counts=_counts_text(counts))
 
-            final = _wait(client, job_ids, timeout, command_started, advance)
+            def note_under_bar(reasons: Dict[str, str]) -> None:
+                progress.note = "\n".join(f"{job_id} waits: {reason}" for job_id, reason in reasons.items())
+                progress.refresh()
+
+            final = _wait(client, job_ids, dag, limit, advance, note_under_bar)
     else:
         def line(job_id: str, state: str) -> None:
             print(f"{job_id} {state}", flush=True)
 
-        final = _wait(client, job_ids, timeout, command_started, line)
+        final = _wait(client, job_ids, dag, limit, line, PlainReasons())
     return _report_end(client, final, time.monotonic() - started)
 
 
-def _wait(client, job_ids: List[str], timeout: Optional[float], command_started: float,
-          on_final) -> Dict[str, str]:
+class PlainReasons:
+    """Prints each job's reason for waiting once (and again only if it changes)."""
+
+    def __init__(self):
+        self.shown: Dict[str, str] = {}
+
+    def __call__(self, reasons: Dict[str, str]) -> None:
+        for job_id, reason in reasons.items():
+            if self.shown.get(job_id) != reason:
+                print(f"{job_id} QUEUED: {reason}", flush=True)
+                self.shown[job_id] = reason
+
+
+def _wait(client, job_ids: List[str], dag: Optional[str], limit: Optional[tuple], on_final,
+          show_reasons) -> Dict[str, str]:
+    """client.wait in slices of CLI_PLACEMENT_CHECK_S, asking between them why waiting jobs are not placed;
+    until `limit` (deadline, the --timeout it comes from), if one."""
     final: Dict[str, str] = {}
-    left = None if timeout is None else max(0.001, timeout - (time.monotonic() - command_started))
+    deadline = None if limit is None else limit[0]
 
     def settle(job_id: str, state: str) -> None:
         final[job_id] = state
         on_final(job_id, state)
 
-    try:
-        client.wait(job_ids, timeout=left, on_final=settle)
-    except MasterUnreachable:
-        raise
-    except TimeoutError:
-        raise gave_up(timeout, f"these keep running: {', '.join(j for j in job_ids if j not in final)}") from None
-    return final
+    while True:
+        waiting = [job_id for job_id in job_ids if job_id not in final]
+        if not waiting:
+            return final
+        show_reasons(unplaceable(client, waiting, dag))
+        now = time.monotonic()
+        if deadline is not None and now >= deadline:
+            raise gave_up(limit[1], f"these keep running: {', '.join(waiting)}")
+        try:
+            client.wait(waiting, timeout=min(defaults.CLI_PLACEMENT_CHECK_S, (deadline or now + 60) - now),
+                        on_final=settle)
+        except MasterUnreachable:
+            raise
+        except TimeoutError:
+            continue
+
+
+def unplaceable(client, job_ids: List[str], dag: Optional[str]) -> Dict[str, str]:
+    """{job id: the master's reason} for the jobs that wait because no connected worker offers what they
+    need; one request for a DAG, one per job otherwise."""
+    wanted = set(job_ids)
+    infos = client.dag_status(dag)["jobs"] if dag else [client.job_info(job_id) for job_id in job_ids]
+    return {info["job_id"]: info["reason"] for info in infos
+            if info["job_id"] in wanted and info["state"] == "QUEUED"
+            and (info.get("reason") or "").startswith(NO_WORKER_REASON)}
+
+
+def warn_if_case_differs(client, command: str, requirements) -> None:
+    """Capabilities are case-sensitive: warn when a requirement no connected worker offers differs from an
+    offered capability only by case (gpu / GPU)."""
+    offered = {cap for worker in client.stats()["workers"] for cap in worker["capabilities"]}
+    for requirement in sorted(set(requirements) - offered):
+        for capability in sorted(offered):
+            if capability.lower() == requirement.lower():
+                note(command, f"warning: no connected worker offers {requirement!r}, but one offers "
+                              f"{capability!r}: capabilities are case-sensitive")
 
 
 def gave_up(timeout: float, still_running: str) -> CommandError:
