@@ -4,13 +4,14 @@ against a real cluster, each test for one thing that went wrong or was missing (
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import threading
 import time
 
 import pytest
 
-from tests.conftest import TITAN, finish, start_process, wait_until
+from tests.conftest import TITAN, finish, start_process, stop, wait_until
 from tests.integration.test_cli import cluster_env, run_in_terminal, titan
 from titan.cluster import WorkerSpec, free_port_block
 from titan.core.errors import UnknownJob
@@ -179,3 +180,25 @@ def test_a_requirement_that_differs_only_by_case_is_warned_about(cluster, client
         "titan submit: warning: no connected worker offers 'gpu', but one offers 'GPU': capabilities are "
         "case-sensitive\n"), result.stderr
     client.cancel("gpu")
+
+
+# ----------------------------------------------------------------- Ctrl-C while waiting
+
+@pytest.mark.parametrize("command, cancel", [
+    (["submit", "{dir}/slow.py", "--wait"], "titan cancel slow"),
+    (["run", "{dir}/slow.yaml", "--wait"], "titan cancel --dag slow"),
+])
+def test_ctrl_c_while_waiting_says_the_job_keeps_running_and_how_to_cancel_it(cluster, client, tmp_path, command,
+                                                                              cancel):
+    long_pipeline(tmp_path)
+    waiter = start_process([TITAN, *(word.format(dir=tmp_path) for word in command)], env=cluster_env(cluster))
+    try:
+        wait_until(lambda: state_of(client, "slow") == "RUNNING", what="slow to run")
+        time.sleep(0.5)   # into the wait
+    finally:
+        out, err = stop(waiter, signal.SIGINT)
+    assert waiter.returncode == 130, out + err
+    assert "keeps running on the cluster" in err and f"(cancel it with: {cancel})" in err, err
+    assert "Traceback" not in err
+    assert client.get_job_status("slow") == "RUNNING"
+    client.cancel("slow")

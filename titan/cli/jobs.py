@@ -84,8 +84,9 @@ def run_submit(args) -> int:
         waiting.warn_if_case_differs(client, "submit", [args.requirement])
         if not args.wait:
             return 0
-        return waiting.wait_with_progress(client, [job_id], label=job_id, timeout=args.timeout,
-                                          command_started=started)
+        with waiting.said_to_keep_running_on_ctrl_c(f"job {job_id}", f"titan cancel {job_id}"):
+            return waiting.wait_with_progress(client, [job_id], label=job_id, timeout=args.timeout,
+                                              command_started=started)
 
 
 def submit_under_free_name(client, job_named, stem: str) -> str:

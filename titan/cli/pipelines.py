@@ -51,27 +51,33 @@ def run_pipeline(args) -> int:
     from titan_sdk import load_pipeline
 
     pipeline = load_pipeline(args.pipeline)
-    job_ids = [job.job_id for job in pipeline.jobs]   # the pipeline's own jobs: its gates are no jobs
     started = time.monotonic()
     with connect(args) as client:
         if not args.wait:
             submit(client, pipeline, name_jobs=True)
             return 0
-        if console().is_terminal:   # a progress bar; elsewhere, a line per state change (below)
-            submit(client, pipeline)
-            return waiting.wait_with_progress(client, job_ids, label=pipeline.name, timeout=args.timeout,
-                                              command_started=started, dag=pipeline.name)
-        with client.events(topics=["job.", "dag."]) as events:
-            submit(client, pipeline)
-            try:
-                final = follow_dag(client, events, pipeline.name, started, args.timeout)
-            except MasterUnreachable:
-                raise
-            except TimeoutError:
-                raise waiting.gave_up(args.timeout, f"the pipeline's unfinished jobs keep running (titan "
-                                                    f"status {pipeline.name} shows them)") from None
+        with waiting.said_to_keep_running_on_ctrl_c(f"pipeline {pipeline.name!r}",
+                                                    f"titan cancel --dag {pipeline.name}"):
+            return _submit_and_follow(client, pipeline, args, started)
+
+
+def _submit_and_follow(client, pipeline, args, started: float) -> int:
+    job_ids = [job.job_id for job in pipeline.jobs]   # the pipeline's own jobs: its gates are no jobs
+    if console().is_terminal:   # a progress bar; elsewhere, a line per state change (below)
+        submit(client, pipeline)
+        return waiting.wait_with_progress(client, job_ids, label=pipeline.name, timeout=args.timeout,
+                                          command_started=started, dag=pipeline.name)
+    with client.events(topics=["job.", "dag."]) as events:
+        submit(client, pipeline)
+        try:
+            final = follow_dag(client, events, pipeline.name, started, args.timeout)
+        except MasterUnreachable:
+            raise
+        except TimeoutError:
+            raise waiting.gave_up(args.timeout, f"the pipeline's unfinished jobs keep running (titan "
+                                                f"status {pipeline.name} shows them)") from None
     return waiting.summarize({job_id: final.get(job_id, "unknown") for job_id in job_ids},
-                          time.monotonic() - started)
+                             time.monotonic() - started)
 
 
 def submit(client, pipeline, name_jobs: bool = False) -> None:

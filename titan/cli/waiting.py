@@ -6,7 +6,8 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from typing import Dict, List, Optional
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Optional
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
@@ -125,6 +126,16 @@ def warn_if_case_differs(client, command: str, requirements) -> None:
             if capability.lower() == requirement.lower():
                 note(command, f"warning: no connected worker offers {requirement!r}, but one offers "
                               f"{capability!r}: capabilities are case-sensitive")
+
+
+@contextmanager
+def said_to_keep_running_on_ctrl_c(what: str, cancel: str) -> Iterator[None]:
+    """Ctrl-C stops the waiting, not the jobs: say so, and how to cancel them (exit 130, as for SIGINT)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise CommandError(f"stopped waiting; {what} keeps running on the cluster (cancel it with: {cancel})",
+                           exit_code=130) from None
 
 
 def gave_up(timeout: float, still_running: str) -> CommandError:
