@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -202,3 +203,47 @@ def test_ctrl_c_while_waiting_says_the_job_keeps_running_and_how_to_cancel_it(cl
     assert "Traceback" not in err
     assert client.get_job_status("slow") == "RUNNING"
     client.cancel("slow")
+
+
+# ----------------------------------------------------------------- titan up: a busy port, temporary folders
+
+def test_titan_up_on_a_busy_port_says_why_instead_of_its_banner(tmp_path):
+    port = free_port_block("127.0.0.1", 4)
+    master = start_process([sys.executable, "-m", "titan.master", "--port", str(port)])
+    try:
+        master.stdout.readline()
+        result = subprocess.run([TITAN, "up", "--port", str(port)], capture_output=True, text=True, timeout=60,
+                                env={**os.environ, "TMPDIR": str(tmp_path)})
+    finally:
+        stop(master)
+    assert result.returncode == 1 and result.stdout == "", result.stdout
+    assert result.stderr == (f"titan up: port {port}, {port + 1}, {port + 2}, {port + 3} on 127.0.0.1 is already in "
+                             "use (another titan up or master?): stop it, or pick other ports with --port (titan up "
+                             "uses PORT..PORT+3)\n")
+    assert os.listdir(tmp_path) == []
+
+
+def test_titan_up_leaves_no_temporary_folder_behind(tmp_path):
+    port = free_port_block("127.0.0.1", 4)
+    up = start_process([TITAN, "up", "--port", str(port), "--workers", "1"],
+                       env={**os.environ, "TMPDIR": str(tmp_path)})
+    try:
+        wait_until(lambda: "Ctrl-C stops" in up.stdout.readline(), what="titan up's banner")
+        assert any(name.startswith("titan-up-") for name in os.listdir(tmp_path))
+    finally:
+        stop(up, signal.SIGINT, timeout=20)
+    assert up.returncode == 0
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_master_that_cannot_bind_leaves_no_artifact_folder(tmp_path):
+    port = free_port_block("127.0.0.1", 4)
+    first = start_process([sys.executable, "-m", "titan.master", "--port", str(port)])
+    try:
+        first.stdout.readline()
+        second = subprocess.run([sys.executable, "-m", "titan.master", "--port", str(port)], capture_output=True,
+                                text=True, timeout=30, env={**os.environ, "TMPDIR": str(tmp_path)})
+    finally:
+        stop(first)
+    assert second.returncode == 1 and "cannot bind" in second.stderr
+    assert os.listdir(tmp_path) == []
