@@ -4,6 +4,8 @@ against a real cluster, each test for one thing that went wrong or was missing (
 from __future__ import annotations
 
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
@@ -247,3 +249,37 @@ def test_a_master_that_cannot_bind_leaves_no_artifact_folder(tmp_path):
         stop(first)
     assert second.returncode == 1 and "cannot bind" in second.stderr
     assert os.listdir(tmp_path) == []
+
+
+# ----------------------------------------------------------------- titan top and SIGTERM
+
+def test_titan_top_killed_with_sigterm_shows_the_cursor_again(cluster):
+    controller, terminal = pty.openpty()
+    env = {**cluster_env(cluster), "COLUMNS": "100", "LINES": "40", "TERM": "xterm"}
+    top = subprocess.Popen([TITAN, "top"], stdout=terminal, stderr=terminal, stdin=subprocess.DEVNULL, env=env,
+                           start_new_session=True)
+    os.close(terminal)
+    output = b""
+    try:
+        def read_some() -> bytes:
+            return os.read(controller, 65536) if select.select([controller], [], [], 0.1)[0] else b""
+
+        while b"recent events" not in output:
+            output += read_some()
+            assert top.poll() is None, output
+        top.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while top.poll() is None or select.select([controller], [], [], 0.1)[0]:
+            try:
+                output += read_some()
+            except OSError:   # the terminal closed
+                break
+            assert time.monotonic() < deadline, "titan top did not stop"
+    finally:
+        os.close(controller)
+        if top.poll() is None:
+            os.killpg(top.pid, signal.SIGKILL)
+        top.wait()
+    hide, show = b"\x1b[?25l", b"\x1b[?25h"
+    assert hide in output and output.rfind(show) > output.rfind(hide), output[-300:]
+    assert top.returncode == 0

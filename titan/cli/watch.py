@@ -3,6 +3,7 @@ and the master's stats snapshot."""
 
 from __future__ import annotations
 
+import signal
 import time
 from collections import deque
 from datetime import datetime
@@ -168,9 +169,15 @@ def run_top(args) -> int:
         out = console()
         if not out.is_terminal:
             return _top_loop(client, events, view, args, lambda: print(view.plain() + "\n", flush=True))
+        # SIGTERM ends it as Ctrl-C does, through Live's exit, which shows the cursor again.
+        signal.signal(signal.SIGTERM, _interrupt)
         with Live(view.rich(out.height), console=out, auto_refresh=False) as live:
             return _top_loop(client, events, view, args,
                              lambda: live.update(view.rich(out.height), refresh=True))
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _top_loop(client, events, view: TopView, args, render) -> int:
