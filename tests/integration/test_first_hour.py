@@ -3,14 +3,17 @@ against a real cluster, each test for one thing that went wrong or was missing (
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import pty
+import re
 import select
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 import pytest
 
@@ -283,3 +286,61 @@ def test_titan_top_killed_with_sigterm_shows_the_cursor_again(cluster):
     hide, show = b"\x1b[?25l", b"\x1b[?25h"
     assert hide in output and output.rfind(show) > output.rfind(hide), output[-300:]
     assert top.returncode == 0
+
+
+# ----------------------------------------------------------------- --version, python -m titan, titan master/worker
+
+def test_version_from_the_command_and_from_python_m_titan():
+    version = importlib.metadata.version("titan-scheduler")
+    for command in ([TITAN, "--version"], [sys.executable, "-m", "titan", "--version"]):
+        result = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0 and result.stdout == f"titan {version}\n", result
+
+
+@pytest.mark.parametrize("process", ["master", "worker"])
+def test_titan_master_and_worker_take_the_same_flags_as_python_m(process):
+    def flags(command) -> list:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, result.stderr
+        return sorted(set(re.findall(r"--[a-z][a-z-]+", result.stdout)))
+
+    assert flags([TITAN, process, "--help"]) == flags([sys.executable, "-m", f"titan.{process}", "--help"])
+
+
+def test_a_cluster_from_titan_master_and_titan_worker_with_log_levels(tmp_path):
+    port = free_port_block("127.0.0.1", 4)
+    master = start_process([TITAN, "master", "--port", str(port)])
+    worker = start_process([TITAN, "worker", "--master", f"127.0.0.1:{port}", "--name", "quiet"],
+                           env={**os.environ, "TITAN_LOG_LEVEL": "warning"})
+    (tmp_path / "ok.py").write_text("print('ok')\n")
+    try:
+        result = subprocess.run([TITAN, "submit", str(tmp_path / "ok.py"), "--wait", "--port", str(port)],
+                                capture_output=True, text=True, timeout=60)
+    finally:
+        worker_out, worker_err = stop(worker, signal.SIGTERM)
+        master_out, master_err = stop(master, signal.SIGTERM)
+    assert result.returncode == 0 and "1 of 1 jobs completed" in result.stdout, result.stderr
+    assert "master INFO worker quiet registered" in master_err   # INFO by default
+    assert "Titan worker quiet" in worker_out and " INFO " not in worker_err, worker_err   # WARNING from the env
+    assert master.returncode == 0 and worker.returncode == 0
+
+
+def test_a_bad_log_level_is_named():
+    bad = subprocess.run([TITAN, "master", "--log-level", "LOUD"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "--log-level: invalid choice: 'LOUD'" in bad.stderr
+    from_env = subprocess.run([sys.executable, "-m", "titan.worker"], capture_output=True, text=True, timeout=30,
+                              env={**os.environ, "TITAN_LOG_LEVEL": "loud"})
+    assert from_env.returncode == 1 and from_env.stderr == (
+        "titan worker: TITAN_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, got 'LOUD'\n")
+
+
+def test_dashboard_log_level_debug_logs_each_request(cluster):
+    dashboard = start_process([TITAN, "dashboard", "--port", "0", "--log-level", "DEBUG"], env=cluster_env(cluster))
+    try:
+        line = wait_until(lambda: dashboard.stdout.readline(), what="the dashboard's first line")
+        url = re.search(r"http://\S+/", line).group(0)
+        with urllib.request.urlopen(url + "metrics", timeout=10) as page:
+            assert page.status == 200
+    finally:
+        out, err = stop(dashboard, signal.SIGTERM)
+    assert re.search(r"dashboard DEBUG 127\.0\.0\.1 \"GET /metrics HTTP/1\.1\" 200", err), err

@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import gc
-import logging
 import signal
 import sys
 
 import zmq
 
-from titan.master.config import parse_args
+from titan import log_level
+from titan.master.config import MasterConfig, parse_args
 from titan.master.journal import JournalCorrupt, JournalInUse
 from titan.master.loop import Master, log
 from titan.net import security
 
 
 def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s master %(levelname)s %(message)s")
+    return serve(parse_args(argv))
+
+
+def serve(config: MasterConfig) -> int:
+    """Run a master with these settings until SIGINT or SIGTERM (`python -m titan.master`, `titan master`)."""
+    log_level.configure(config.log_level, "master")
     # The master holds many long-lived objects (every job); default GC thresholds would re-scan them
     # all every few thousand allocations. Collect young objects less often; nothing here is cyclic-heavy.
     gc.set_threshold(100_000, 50, 100)
-    config = parse_args(argv)
     if not (config.keys or config.insecure or security.is_loopback(config.host)):
         print(security.refusal_to_bind(config.host), file=sys.stderr)   # before any socket exists
         return 2

@@ -7,7 +7,7 @@ import signal
 import sys
 from typing import List, Optional
 
-from titan import defaults
+from titan import defaults, log_level
 
 DESCRIPTION = ("Serve a live web page of the cluster (workers, queues, every DAG as a graph, job logs, "
                "approve/reject buttons for gates) and Prometheus metrics at /metrics. It follows the "
@@ -30,6 +30,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--master-host", default=None, help="master host (default: TITAN_HOST, else localhost)")
     parser.add_argument("--master-port", type=int, default=None,
                         help="master base port (default: TITAN_PORT, else 9090)")
+    log_level.add_option(parser)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -43,6 +44,7 @@ def run_dashboard(args) -> int:
     from titan.web.server import DashboardServer
     from titan_sdk import TitanClient
 
+    log_level.configure(args.log_level, "dashboard")
     client = TitanClient(host=args.master_host, port=args.master_port, timeout=defaults.DASHBOARD_CLIENT_TIMEOUT_S)
     try:
         server = DashboardServer(client, args.host, args.port)
