@@ -4,6 +4,7 @@ against a real cluster, each test for one thing that went wrong or was missing (
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import pty
 import re
@@ -21,6 +22,7 @@ from tests.conftest import TITAN, finish, start_process, stop, wait_until
 from tests.integration.test_cli import cluster_env, run_in_terminal, titan
 from titan.cluster import WorkerSpec, free_port_block
 from titan.core.errors import UnknownJob
+from titan_sdk import TitanJob
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
 
@@ -344,3 +346,21 @@ def test_dashboard_log_level_debug_logs_each_request(cluster):
     finally:
         out, err = stop(dashboard, signal.SIGTERM)
     assert re.search(r"dashboard DEBUG 127\.0\.0\.1 \"GET /metrics HTTP/1\.1\" 200", err), err
+
+
+# ----------------------------------------------------------------- --json
+
+def test_status_and_workers_as_json(cluster, client, tmp_path):
+    (tmp_path / "ok.py").write_text("print('ok')\n")
+    client.submit_dag("pipe", [TitanJob("first", str(tmp_path / "ok.py"))])
+    client.wait("first", timeout=30)
+    job = json.loads(titan(cluster, "status", "first", "--json").stdout)
+    assert (job["job_id"], job["state"], job["dag"]) == ("first", "COMPLETED", "pipe")
+    dag = json.loads(titan(cluster, "status", "pipe", "--json").stdout)
+    assert dag["finished"] is True and [j["job_id"] for j in dag["jobs"]] == ["first"]
+    summary = json.loads(titan(cluster, "status", "--json").stdout)
+    assert summary["jobs_by_state"]["COMPLETED"] == 1 and len(summary["workers"]) == 2
+    workers = json.loads(titan(cluster, "workers", "--json").stdout)
+    assert [(w["name"], w["capabilities"]) for w in workers] == [("cpu-1", ["GENERAL"]), ("gpu-1", ["GENERAL", "GPU"])]
+    missing = titan(cluster, "status", "nosuch", "--json")
+    assert missing.returncode == 1 and missing.stdout == "" and "no job or DAG named 'nosuch'" in missing.stderr

@@ -4,6 +4,7 @@ and plain, line-oriented text anywhere else (pipes, files, tests)."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import sys
@@ -144,6 +145,16 @@ def fields_line(event: dict, names: Sequence[str]) -> str:
     parses the line back."""
     return " ".join(f"{name}={shlex.quote(str(event[name]))}" for name in names
                     if event.get(name) not in (None, ""))
+
+
+def add_json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true",
+                        help="print what the master answered as JSON (for scripts and jq), not a table")
+
+
+def print_json(value) -> int:
+    print(json.dumps(value, indent=2, sort_keys=True), flush=True)
+    return 0
 
 
 def note(command: str, message: str) -> None:

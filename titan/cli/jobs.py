@@ -10,7 +10,8 @@ from collections import Counter
 from titan import defaults
 from titan.argtypes import positive_float
 from titan.cli import waiting
-from titan.cli.common import CommandError, Section, add_master_options, connect, note, show
+from titan.cli.common import (CommandError, Section, add_json_option, add_master_options, connect, note, print_json,
+                               show)
 from titan.core.errors import JobConflict, UnknownDag, UnknownJob
 
 JOB_FIELDS = ("job_id", "dag", "state", "worker", "attempt", "exit_code", "reason", "requirement", "priority",
@@ -23,6 +24,7 @@ def add_commands(commands) -> None:
                                  description="With JOB: everything the master knows of it. With DAG: each "
                                              "job's state. With nothing: workers, queues and job counts.")
     status.add_argument("name", nargs="?", help="a job id or a DAG name")
+    add_json_option(status)
     add_master_options(status)
     status.set_defaults(run=run_status)
 
@@ -108,16 +110,24 @@ def run_status(args) -> int:
 
     with connect(args) as client:
         if args.name is None:
-            show(cluster_sections(client.stats(), with_workers=False))
+            stats = client.stats()
+            if args.json:
+                return print_json(stats)
+            show(cluster_sections(stats, with_workers=False))
             return 0
         try:
             info = client.job_info(args.name)
         except UnknownJob:
             try:
-                show_dag(client.dag_status(args.name))
+                dag = client.dag_status(args.name)
             except UnknownDag:
                 raise CommandError(f"no job or DAG named {args.name!r} on this master") from None
+            if args.json:
+                return print_json(dag)
+            show_dag(dag)
             return 0
+    if args.json:
+        return print_json(info)
     for name in [*JOB_FIELDS, *sorted(set(info) - set(JOB_FIELDS))]:   # the usual first, then any other
         if info.get(name) not in (None, "", [], {}):
             value = ",".join(map(str, info[name])) if isinstance(info[name], list) else info[name]

@@ -14,7 +14,8 @@ from rich.live import Live
 from rich.text import Text
 
 from titan.argtypes import positive_float, positive_int
-from titan.cli.common import Section, add_master_options, connect, console, fields_line, note, show
+from titan.cli.common import (Section, add_json_option, add_master_options, connect, console, fields_line, note,
+                               print_json, show)
 from titan.core.jobs import JobState
 
 EVENT_FIELDS = ("job_id", "dag", "state", "worker", "attempt", "exit_code", "reason", "jobs", "counts")
@@ -42,6 +43,7 @@ def add_commands(commands) -> None:
     workers = commands.add_parser("workers", help="the connected workers as a table",
                                   description="Each worker's name, capabilities, slots, load, running jobs "
                                               "and how long ago it was last heard from.")
+    add_json_option(workers)
     add_master_options(workers)
     workers.set_defaults(run=run_workers)
 
@@ -90,6 +92,8 @@ def event_line(event: dict) -> str:
 def run_workers(args) -> int:
     with connect(args) as client:
         stats = client.stats()
+    if args.json:
+        return print_json(sorted(stats["workers"], key=lambda w: w["name"]))
     if not stats["workers"]:
         note("workers", "no worker is connected")
     show([workers_section(stats)])
