@@ -364,3 +364,21 @@ def test_status_and_workers_as_json(cluster, client, tmp_path):
     assert [(w["name"], w["capabilities"]) for w in workers] == [("cpu-1", ["GENERAL"]), ("gpu-1", ["GENERAL", "GPU"])]
     missing = titan(cluster, "status", "nosuch", "--json")
     assert missing.returncode == 1 and missing.stdout == "" and "no job or DAG named 'nosuch'" in missing.stderr
+
+
+# ----------------------------------------------------------------- the package: licence, metadata, types
+
+def test_the_package_says_its_licence_authors_and_classifiers_and_ships_py_typed():
+    import titan
+    import titan_sdk
+
+    metadata = importlib.metadata.metadata("titan-scheduler")
+    assert metadata["License"] == "MIT" and metadata["Author"] == "The Titan maintainers"
+    assert metadata["Version"] == titan.__version__
+    classifiers = metadata.get_all("Classifier")
+    assert "License :: OSI Approved :: MIT License" in classifiers and "Typing :: Typed" in classifiers
+    root = os.path.dirname(os.path.dirname(titan.__file__))
+    with open(os.path.join(root, "LICENSE")) as licence:
+        assert licence.readline() == "MIT License\n"
+    for package in (titan, titan_sdk):
+        assert os.path.isfile(os.path.join(os.path.dirname(package.__file__), "py.typed"))
