@@ -9,6 +9,7 @@ import os
 import pty
 import re
 import select
+import shlex
 import signal
 import subprocess
 import sys
@@ -382,3 +383,20 @@ def test_the_package_says_its_licence_authors_and_classifiers_and_ships_py_typed
         assert licence.readline() == "MIT License\n"
     for package in (titan, titan_sdk):
         assert os.path.isfile(os.path.join(os.path.dirname(package.__file__), "py.typed"))
+
+
+# ----------------------------------------------------------------- shell completion
+
+@pytest.mark.parametrize("typed, expected", [("titan st", {"status", "store"}),
+                                             ("titan submit --re", {"--requirement", "--retries"})])
+def test_bash_completes_commands_and_flags_with_the_script_titan_prints(typed, expected):
+    script = f"""
+        eval "$(titan completion bash)"
+        COMP_LINE={shlex.quote(typed)}; COMP_POINT=${{#COMP_LINE}}
+        COMP_WORDS=({typed}); COMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 ))
+        _python_argcomplete titan "${{COMP_WORDS[COMP_CWORD]}}" "${{COMP_WORDS[COMP_CWORD-1]}}"
+        printf '%s\\n' "${{COMPREPLY[@]}}"
+    """
+    env = {**os.environ, "PATH": os.path.dirname(TITAN) + os.pathsep + os.environ["PATH"]}
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30, env=env)
+    assert {word.strip() for word in result.stdout.split()} == expected, result.stdout + result.stderr

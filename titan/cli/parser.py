@@ -10,7 +10,7 @@ import argparse
 from typing import List, Optional
 
 import titan
-from titan.cli import files, jobs, keys, local, pipelines, processes, watch
+from titan.cli import completion, files, jobs, keys, local, pipelines, processes, watch
 from titan.cli.common import CommandError, note
 from titan.core.errors import TitanError
 from titan.web import add_commands as add_dashboard_commands
@@ -18,6 +18,7 @@ from titan.web import add_commands as add_dashboard_commands
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
+    completion.answer_the_shell(parser)
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
         parser.print_help()
@@ -50,4 +51,5 @@ def build_parser() -> argparse.ArgumentParser:
     add_dashboard_commands(commands)
     keys.add_commands(commands)
     processes.add_commands(commands)
+    completion.add_commands(commands)
     return parser
