@@ -23,7 +23,7 @@ from titan_sdk import TitanJob
 from tests.conftest import TITAN, finish, start_process, wait_until
 
 COMMANDS = ["submit", "status", "logs", "cancel", "store", "events", "workers", "top", "run", "approve", "keys",
-            "artifact", "agent-run"]
+            "artifact", "agent-run", "master", "worker", "completion"]
 
 
 def titan(cluster, *args, timeout: float = 60) -> subprocess.CompletedProcess:
