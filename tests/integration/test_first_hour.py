@@ -400,3 +400,10 @@ def test_bash_completes_commands_and_flags_with_the_script_titan_prints(typed, e
     env = {**os.environ, "PATH": os.path.dirname(TITAN) + os.pathsep + os.environ["PATH"]}
     result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30, env=env)
     assert {word.strip() for word in result.stdout.split()} == expected, result.stdout + result.stderr
+
+
+def test_run_wait_on_a_terminal_shows_why_under_the_bar(cluster, tmp_path):
+    (tmp_path / "tpu.py").write_text("print('ok')\n")
+    (tmp_path / "p.yaml").write_text("name: needs_tpu\njobs:\n  - id: tpu\n    file: tpu.py\n    requirement: TPU\n")
+    code, output = run_in_terminal(cluster, "run", str(tmp_path / "p.yaml"), "--wait", "--timeout", "4")
+    assert code == 1 and f"tpu waits: {NO_TPU}" in output, output

@@ -54,7 +54,7 @@ def wait_with_progress(client, job_ids: List[str], label: str, timeout: Optional
                 progress.update(task, advance=1, counts=_counts_text(counts))
 
             def note_under_bar(reasons: Dict[str, str]) -> None:
-                progress.note = "\n".join(f"{job_id} waits: {reason}" for job_id, reason in reasons.items())
+                progress.note = grouped(reasons)
                 progress.refresh()
 
             final = _wait(client, job_ids, dag, limit, advance, note_under_bar)
@@ -64,6 +64,15 @@ def wait_with_progress(client, job_ids: List[str], label: str, timeout: Optional
 
         final = _wait(client, job_ids, dag, limit, line, PlainReasons())
     return _report_end(client, final, time.monotonic() - started)
+
+
+def grouped(reasons: Dict[str, str], named: int = 3) -> str:
+    """One line per distinct reason, naming its first few jobs (a 1,000-job fan-out is one line)."""
+    jobs_by_reason: Dict[str, List[str]] = {}
+    for job_id, reason in reasons.items():
+        jobs_by_reason.setdefault(reason, []).append(job_id)
+    return "\n".join(f"{', '.join(jobs[:named])}{f' and {len(jobs) - named} more' if len(jobs) > named else ''} "
+                     f"wait{'s' if len(jobs) == 1 else ''}: {reason}" for reason, jobs in jobs_by_reason.items())
 
 
 class PlainReasons:
@@ -111,10 +120,17 @@ def unplaceable(client, job_ids: List[str], dag: Optional[str]) -> Dict[str, str
     """{job id: the master's reason} for the jobs that wait because no connected worker offers what they
     need; one request for a DAG, one per job otherwise."""
     wanted = set(job_ids)
+    if dag and not _some_requirement_unmet(client.stats()):   # cheap counters first: a DAG may be huge
+        return {}
     infos = client.dag_status(dag)["jobs"] if dag else [client.job_info(job_id) for job_id in job_ids]
     return {info["job_id"]: info["reason"] for info in infos
             if info["job_id"] in wanted and info["state"] == "QUEUED"
             and (info.get("reason") or "").startswith(NO_WORKER_REASON)}
+
+
+def _some_requirement_unmet(stats: dict) -> bool:
+    offered = {capability for worker in stats["workers"] for capability in worker["capabilities"]}
+    return any(count and requirement not in offered for requirement, count in stats["queued_by_requirement"].items())
 
 
 def warn_if_case_differs(client, command: str, requirements) -> None:
