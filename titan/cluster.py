@@ -147,6 +147,11 @@ def free_port_block(host: str, count: int, attempts: int = 200) -> int:
     raise RuntimeError(f"found no {count} consecutive free ports on {host}")
 
 
+def ports_in_use(host: str, base: int, count: int = PORTS_PER_MASTER) -> List[int]:
+    """Which of base..base+count-1 something on `host` already listens on (or holds)."""
+    return [port for port in range(base, base + count) if not _port_is_free(host, port)]
+
+
 def _port_is_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:

@@ -26,7 +26,12 @@ RETRY_BACKOFF_MAX_S = 60.0
 SERVICE_STEADY_S = 60.0
 
 CLIENT_TIMEOUT_S = 30.0
+# A request unanswered this long is sent again; the `titan` command then says the master is not answering.
 CLIENT_RETRY_INTERVAL_S = 2.0
+# ... and says it again this often while it keeps trying, until its --timeout.
+CLI_NO_ANSWER_REPEAT_S = 10.0
+# `titan submit/run --wait` asks this often why waiting jobs are not placed (no worker offers what they need).
+CLI_PLACEMENT_CHECK_S = 1.0
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 # Limits the master enforces (each has a master flag of the same name, e.g. --max-jobs-per-dag). The

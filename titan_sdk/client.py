@@ -43,11 +43,13 @@ class _Channel:
         # Request ids: a random prefix per channel and a counter (uuid4 per request costs a syscall).
         self._rid_prefix, self._rid_numbers = uuid.uuid4().hex[:16], itertools.count()
 
-    def request(self, message: dict, timeout: float, retry_every: float):
+    def request(self, message: dict, timeout: float, retry_every: float,
+                on_no_answer: Optional[Callable[[float], None]] = None):
         rid = f"{self._rid_prefix}-{next(self._rid_numbers)}"
         payload = protocol.encode({**message, "rid": rid})
         frames = [b"", payload] if self.envelope else [payload]  # the store speaks REQ/REP framing
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         with self.lock:
             socket = self._socket()
             while True:
@@ -63,6 +65,8 @@ class _Channel:
                         f"Titan master at {self.address} did not answer {message['op']!r} within {timeout:g}s "
                         "(is it running? check TITAN_HOST/TITAN_PORT; a master with keys answers only trusted "
                         "keys: check TITAN_KEYS)", address=self.address)
+                if on_no_answer is not None:
+                    on_no_answer(time.monotonic() - started)
 
     def _await(self, socket: zmq.Socket, rid: str, until: float) -> Optional[dict]:
         while True:
@@ -106,12 +110,15 @@ class TitanClient(FileTransfers):
         self._per_thread = threading.local()
         self._kept_subscriptions: List["_Subscription"] = []
         self.event_gaps_healed = 0   # times wait() found events lost (too slow a reader) and re-snapshotted
+        # Called with the seconds waited so far each retry interval the master leaves a request (or a
+        # subscription) unanswered, before the timeout: lets a command say so instead of being silent.
+        self.on_no_answer: Optional[Callable[[float], None]] = None
 
     def _address(self, offset: int) -> str:
         return f"tcp://{self.host}:{defaults.port_for(self.port, offset)}"
 
     def _call(self, channel: _Channel, op: str, **fields):
-        reply = channel.request({"op": op, **fields}, self.timeout, self.retry_every)
+        reply = channel.request({"op": op, **fields}, self.timeout, self.retry_every, self.on_no_answer)
         if not reply.get("ok"):
             raise error_from_reply(reply.get("error") or {})
         return reply.get("result")
@@ -278,7 +285,7 @@ class TitanClient(FileTransfers):
 
     def _subscription(self, topics: List[str]) -> "_Subscription":
         return _Subscription(self._ctx, self._address(defaults.EVENTS_PORT_OFFSET), topics, self.timeout,
-                             self._identity)
+                             self._identity, self.on_no_answer)
 
     # ----------------------------------------------------------------- control
 
@@ -349,7 +356,8 @@ class _Subscription:
     """A SUB socket that returns only once the master confirms the subscription is live."""
 
     def __init__(self, ctx: zmq.Context, address: str, topics: List[str], timeout: float,
-                 identity: Optional[security.Identity] = None):
+                 identity: Optional[security.Identity] = None,
+                 on_no_answer: Optional[Callable[[float], None]] = None):
         self.socket = ctx.socket(zmq.SUB)
         self.socket.linger = 0
         if identity is not None:
@@ -357,13 +365,26 @@ class _Subscription:
         for topic in [*topics, protocol.EVENTS_WELCOME.decode()]:
             self.socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
         self.socket.connect(address)
-        if not self.socket.poll(int(timeout * 1000)):
+        if not self._welcomed(timeout, on_no_answer):
             self.close()
             raise MasterUnreachable(f"Titan master event stream at {address} did not answer within "
                                     f"{timeout:g}s (is the master running?)", address=address)
         self.socket.recv_multipart()
         self.order = EventOrder()
         self.gap: Optional[EventGap] = None
+
+    def _welcomed(self, timeout: float, on_no_answer) -> bool:
+        """The master's welcome came within `timeout`; each retry interval without it, on_no_answer."""
+        started = time.monotonic()
+        while True:
+            remaining = max(0.0, timeout - (time.monotonic() - started))
+            if self.socket.poll(int(min(defaults.CLIENT_RETRY_INTERVAL_S, remaining) * 1000)):
+                return True
+            waited = time.monotonic() - started
+            if waited >= timeout:
+                return False
+            if on_no_answer is not None:
+                on_no_answer(waited)
 
     def drain(self) -> None:
         """Drop whatever is queued (its numbers still count, and a snapshot must follow)."""

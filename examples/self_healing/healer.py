@@ -26,6 +26,7 @@ RULES = [
                                                  f"install it there (pip install {match[1].split('.')[0]})")),
 ]
 
+NO_FIX_SUBMITTED = 3   # the exit code that tells run.py no fix job is coming
 job_id = sys.argv[1] if len(sys.argv) > 1 else "flaky_training_run"
 client = TitanClient()
 decider = configured_decider(INSTRUCTIONS, RULES)
@@ -39,3 +40,4 @@ elif remedy.action == ESCALATE:
     print(f"[AGENT] Escalating to a person: {remedy.reason}")
 else:
     print(f"[AGENT] Nothing to do: {remedy.reason}")
+raise SystemExit(0 if remedy.action == RERUN else NO_FIX_SUBMITTED)

@@ -4,9 +4,11 @@ and plain, line-oriented text anywhere else (pipes, files, tests)."""
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shlex
 import sys
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 from rich import box
 from rich.console import Console
@@ -15,6 +17,7 @@ from rich.text import Text
 
 from titan import defaults
 from titan.argtypes import positive_float
+from titan.net import security
 
 
 class CommandError(Exception):
@@ -30,21 +33,58 @@ def console() -> Console:
     return Console(file=sys.stdout, highlight=False)
 
 
+MASTER_TIMEOUT_HELP = ("seconds to keep trying to reach the master before giving up (default %(default)s); "
+                       "after about 2 s without an answer it says so")
+
+
 def add_master_options(parser: argparse.ArgumentParser, timeout: bool = True) -> None:
+    """--host, --port, --keys; and --timeout meaning MASTER_TIMEOUT_HELP, unless the command gives its
+    own --timeout a meaning of its own (timeout=False)."""
     parser.add_argument("--host", default=None, help="master host (default: TITAN_HOST, else localhost)")
     parser.add_argument("--port", type=int, default=None, help="master base port (default: TITAN_PORT, else 9090)")
     parser.add_argument("--keys", default=None,
                         help="client key bundle, for a master that requires keys (default: TITAN_KEYS)")
     if timeout:
         parser.add_argument("--timeout", type=positive_float, default=defaults.CLIENT_TIMEOUT_S,
-                            help="seconds to wait for the master to answer (default %(default)s)")
+                            help=MASTER_TIMEOUT_HELP)
 
 
-def connect(args):
+def connect(args, timeout: Optional[float] = None):
+    """A client that gives up on the master after `timeout` (default: the command's --timeout, else 30 s)
+    and meanwhile says on stderr that it is not answering."""
     from titan_sdk import TitanClient
 
-    return TitanClient(host=args.host, port=args.port, keys=args.keys,
-                       timeout=getattr(args, "timeout", None) or defaults.CLIENT_TIMEOUT_S)
+    timeout = timeout or getattr(args, "timeout", None) or defaults.CLIENT_TIMEOUT_S
+    client = TitanClient(host=args.host, port=args.port, keys=args.keys, timeout=timeout)
+    client.on_no_answer = NoAnswerNotice(args.command, client, timeout, with_keys=bool(
+        args.keys or os.environ.get(security.KEYS_ENV)))
+    return client
+
+
+class NoAnswerNotice:
+    """Says on stderr that the master is not answering: at the client's first retry (about 2 s), then every
+    CLI_NO_ANSWER_REPEAT_S while it keeps trying, so a wrong port or a missing key is not 30 s of silence."""
+
+    def __init__(self, command: str, client, timeout: float, with_keys: bool):
+        self.command, self.timeout, self.with_keys = command, timeout, with_keys
+        self.where = f"{client.host}:{client.port}"
+        self.last_waited, self.next_at = 0.0, 0.0
+
+    def __call__(self, waited: float) -> None:
+        if waited < self.last_waited:   # another request: the master had answered the one before
+            self.next_at = 0.0
+        self.last_waited = waited
+        if waited < self.next_at:
+            return
+        if self.next_at == 0.0:
+            keys = ("with keys, a master answers only the keys in its clients/ folder" if self.with_keys else
+                    "a master started with --keys answers only known keys: give --keys or set TITAN_KEYS")
+            note(self.command, f"the master at {self.where} is not answering (is it running, on that port? {keys}); "
+                               f"still trying, for up to {self.timeout:g}s (--timeout)")
+        else:
+            note(self.command, f"still no answer from the master at {self.where} after {waited:.0f}s; "
+                               f"giving up at {self.timeout:g}s")
+        self.next_at = waited + defaults.CLI_NO_ANSWER_REPEAT_S
 
 
 # ----------------------------------------------------------------- tables
@@ -105,6 +145,16 @@ def fields_line(event: dict, names: Sequence[str]) -> str:
     parses the line back."""
     return " ".join(f"{name}={shlex.quote(str(event[name]))}" for name in names
                     if event.get(name) not in (None, ""))
+
+
+def add_json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true",
+                        help="print what the master answered as JSON (for scripts and jq), not a table")
+
+
+def print_json(value) -> int:
+    print(json.dumps(value, indent=2, sort_keys=True), flush=True)
+    return 0
 
 
 def note(command: str, message: str) -> None:

@@ -5,17 +5,15 @@ from __future__ import annotations
 import os
 import sys
 import time
-import uuid
 from collections import Counter
-from typing import Dict, List
-
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from titan import defaults
-from titan.cli.common import CommandError, Section, add_master_options, connect, console, note, show
-from titan.core.errors import UnknownDag, UnknownJob
+from titan.argtypes import positive_float
+from titan.cli import waiting
+from titan.cli.common import (CommandError, Section, add_json_option, add_master_options, connect, note, print_json,
+                               show)
+from titan.core.errors import JobConflict, UnknownDag, UnknownJob
 
-FINAL_ORDER = ("COMPLETED", "FAILED", "CANCELLED")
 JOB_FIELDS = ("job_id", "dag", "state", "worker", "attempt", "exit_code", "reason", "requirement", "priority",
               "parents", "retries", "failures", "timeout", "note")
 
@@ -26,6 +24,7 @@ def add_commands(commands) -> None:
                                  description="With JOB: everything the master knows of it. With DAG: each "
                                              "job's state. With nothing: workers, queues and job counts.")
     status.add_argument("name", nargs="?", help="a job id or a DAG name")
+    add_json_option(status)
     add_master_options(status)
     status.set_defaults(run=run_status)
 
@@ -62,62 +61,46 @@ def _add_submit(commands) -> None:
                         help="higher runs first among ready jobs (default %(default)s)")
     submit.add_argument("--retries", type=int, default=0, help="failed attempts to run again (default 0)")
     submit.add_argument("--id", dest="job_id", default=None,
-                        help="the job's id (default: the file's name and a random suffix)")
+                        help="the job's id (default: the file's name without its extension, e.g. train for "
+                             "train.py; train-2, train-3, ... while a job of that name is still active)")
     submit.add_argument("--wait", action="store_true", help="follow the job until it ends")
-    add_master_options(submit)
+    submit.add_argument("--timeout", type=positive_float, default=None, help=waiting.TIMEOUT_HELP)
+    add_master_options(submit, timeout=False)
     submit.set_defaults(run=run_submit)
 
 
 def run_submit(args) -> int:
     from titan_sdk import TitanJob
 
-    job_id = args.job_id or f"{os.path.splitext(os.path.basename(args.file))[0]}-{uuid.uuid4().hex[:6]}"
-    job = TitanJob(job_id, os.path.abspath(args.file), args=args.args, requirement=args.requirement,
-                   priority=args.priority, retries=args.retries)
+    def job_named(job_id: str):
+        return TitanJob(job_id, os.path.abspath(args.file), args=args.args, requirement=args.requirement,
+                        priority=args.priority, retries=args.retries)
+
+    started = time.monotonic()
     with connect(args) as client:
-        client.submit_job(job)
+        if args.job_id:
+            job_id = client.submit_job(job_named(args.job_id))
+        else:
+            job_id = submit_under_free_name(client, job_named, os.path.splitext(os.path.basename(args.file))[0])
         print(f"submitted {job_id}", flush=True)
+        waiting.warn_if_case_differs(client, "submit", [args.requirement])
         if not args.wait:
             return 0
-        return wait_with_progress(client, [job_id], label=job_id)
+        with waiting.said_to_keep_running_on_ctrl_c(f"job {job_id}", f"titan cancel {job_id}"):
+            return waiting.wait_with_progress(client, [job_id], label=job_id, timeout=args.timeout,
+                                              command_started=started)
 
 
-def wait_with_progress(client, job_ids: List[str], label: str) -> int:
-    """Follow the jobs to their end: a progress bar on a terminal, else one line per job that ends.
-    0 if all completed, 1 if not (each failure's reason is printed)."""
-    started = time.monotonic()
-    out = console()
-    counts: Counter = Counter()
-    if out.is_terminal:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("{task.fields[counts]}"), TimeElapsedColumn(), console=out) as progress:
-            task = progress.add_task(label, total=len(job_ids), counts="")
-
-            def advance(job_id: str, state: str) -> None:
-                counts[state] += 1
-                progress.update(task, advance=1, counts=_counts_text(counts))
-
-            final = client.wait(job_ids, on_final=advance)
-    else:
-        def line(job_id: str, state: str) -> None:
-            print(f"{job_id} {state}", flush=True)
-
-        final = client.wait(job_ids, on_final=line)
-    return _report_end(client, final, time.monotonic() - started)
-
-
-def _counts_text(counts: Counter) -> str:
-    return "  ".join(f"{state} {counts[state]}" for state in FINAL_ORDER if counts[state])
-
-
-def _report_end(client, final: Dict[str, str], elapsed: float) -> int:
-    for job_id, state in final.items():
-        if state != "COMPLETED":
-            print(f"{job_id} {state}: {client.job_info(job_id).get('reason') or 'no reason given'}",
-                  file=sys.stderr)
-    completed = sum(1 for state in final.values() if state == "COMPLETED")
-    print(f"{completed} of {len(final)} jobs completed in {elapsed:.2f}s", flush=True)
-    return 0 if completed == len(final) else 1
+def submit_under_free_name(client, job_named, stem: str) -> str:
+    """Submit as `stem`, or stem-2, stem-3, ... while the names before are taken by active jobs: the
+    master refuses an active id (JobConflict) and accepts an ended one as a new run, so asking it is the
+    only check that cannot race another submitter."""
+    number = 1
+    while True:
+        try:
+            return client.submit_job(job_named(stem if number == 1 else f"{stem}-{number}"))
+        except JobConflict:
+            number += 1
 
 
 # ----------------------------------------------------------------- status
@@ -127,16 +110,24 @@ def run_status(args) -> int:
 
     with connect(args) as client:
         if args.name is None:
-            show(cluster_sections(client.stats(), with_workers=False))
+            stats = client.stats()
+            if args.json:
+                return print_json(stats)
+            show(cluster_sections(stats, with_workers=False))
             return 0
         try:
             info = client.job_info(args.name)
         except UnknownJob:
             try:
-                show_dag(client.dag_status(args.name))
+                dag = client.dag_status(args.name)
             except UnknownDag:
                 raise CommandError(f"no job or DAG named {args.name!r} on this master") from None
+            if args.json:
+                return print_json(dag)
+            show_dag(dag)
             return 0
+    if args.json:
+        return print_json(info)
     for name in [*JOB_FIELDS, *sorted(set(info) - set(JOB_FIELDS))]:   # the usual first, then any other
         if info.get(name) not in (None, "", [], {}):
             value = ",".join(map(str, info[name])) if isinstance(info[name], list) else info[name]

@@ -12,7 +12,8 @@ from typing import List
 
 from titan import defaults
 from titan.cli.pipelines import follow_dag, print_logs
-from titan.cluster import LocalCluster, WorkerSpec
+from titan.cli.common import CommandError
+from titan.cluster import LocalCluster, WorkerSpec, ports_in_use
 
 DEMO_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demo")
 DEMO_SHARDS = 5
@@ -42,13 +43,19 @@ def add_commands(commands) -> None:
 
 
 def run_up(args) -> int:
+    busy = ports_in_use("127.0.0.1", args.port)
+    if busy:
+        raise CommandError(f"port {', '.join(map(str, busy))} on 127.0.0.1 is already in use (another titan up or "
+                           f"master?): stop it, or pick other ports with --port (titan up uses PORT..PORT+3)")
+    log_dir = tempfile.mkdtemp(prefix="titan-up-")
     cluster = LocalCluster(workers=up_workers(args.workers, args.cap, args.slots), port=args.port,
-                           data_dir=args.data_dir, keys=args.keys, log_dir=tempfile.mkdtemp(prefix="titan-up-"))
+                           data_dir=args.data_dir, keys=args.keys, log_dir=log_dir)
     # Ctrl-C stops the cluster even when started where SIGINT is ignored (e.g. from `nohup ... &`).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: _interrupt())
+    clean = False
     try:
-        cluster.start()
+        _start(cluster)
         print_cluster(cluster)
         print("Ctrl-C stops the master and every worker.", flush=True)
         while all(process.poll() is None for process in cluster.processes()):
@@ -59,9 +66,22 @@ def run_up(args) -> int:
         return 1
     except KeyboardInterrupt:
         print("\nstopping the cluster ...", flush=True)
+        clean = True
         return 0
     finally:
         cluster.stop()
+        if clean:   # the process logs are kept only when something went wrong
+            shutil.rmtree(log_dir, ignore_errors=True)
+
+
+def _start(cluster: LocalCluster) -> None:
+    """Start it, or say in one line why not (the master's last words, e.g. a port taken meanwhile)."""
+    try:
+        cluster.start()
+    except (RuntimeError, TimeoutError) as exc:
+        master_log = os.path.join(cluster.log_dir, "master.log")
+        last_words = open(master_log).read().strip().splitlines()[-1:] if os.path.exists(master_log) else []
+        raise CommandError(f"the cluster did not start: {exc}" + "".join(f" ({line})" for line in last_words)) from None
 
 
 def _interrupt():

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 from typing import List, Optional
 
-from titan.cli import files, jobs, keys, local, pipelines, watch
+import titan
+from titan.cli import completion, files, jobs, keys, local, pipelines, processes, watch
 from titan.cli.common import CommandError, note
 from titan.core.errors import TitanError
 from titan.web import add_commands as add_dashboard_commands
@@ -17,6 +18,7 @@ from titan.web import add_commands as add_dashboard_commands
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
+    completion.answer_the_shell(parser)
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
         parser.print_help()
@@ -42,9 +44,12 @@ def _say(args, message: str, exit_code: int) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="titan", description="Titan, a cluster job scheduler on ZeroMQ.")
+    parser.add_argument("--version", action="version", version=f"titan {titan.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in (local, pipelines, jobs, watch, files):
         module.add_commands(commands)
     add_dashboard_commands(commands)
     keys.add_commands(commands)
+    processes.add_commands(commands)
+    completion.add_commands(commands)
     return parser

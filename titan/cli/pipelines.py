@@ -6,8 +6,11 @@ from __future__ import annotations
 import time
 from typing import List, Optional
 
-from titan.cli import jobs
+from titan.argtypes import positive_float
+from titan.cli import waiting
 from titan.cli.common import add_master_options, connect, console
+from titan.core.errors import MasterUnreachable
+from titan.core.queries import NO_WORKER_REASON
 
 FOLLOW_QUIET_S = 1.0   # with no event for this long, ask the master whether the DAG has finished
 
@@ -19,7 +22,7 @@ def add_commands(commands) -> None:
                                                "did not complete.")
     pipeline.add_argument("pipeline", help="the YAML file")
     pipeline.add_argument("--wait", action="store_true", help="follow the pipeline until it ends")
-    pipeline.add_argument("--timeout", type=float, default=None, help="with --wait: give up after this long")
+    pipeline.add_argument("--timeout", type=positive_float, default=None, help=waiting.TIMEOUT_HELP)
     add_master_options(pipeline, timeout=False)
     pipeline.set_defaults(run=run_pipeline)
 
@@ -48,23 +51,41 @@ def run_pipeline(args) -> int:
     from titan_sdk import load_pipeline
 
     pipeline = load_pipeline(args.pipeline)
+    started = time.monotonic()
     with connect(args) as client:
         if not args.wait:
-            job_ids = client.submit_pipeline(pipeline)
-            print(f"submitted pipeline {pipeline.name!r}: {len(job_ids)} jobs ({', '.join(job_ids)})")
+            submit(client, pipeline, name_jobs=True)
             return 0
-        if console().is_terminal:   # a progress bar; elsewhere, a line per state change (below)
-            job_ids = client.submit_pipeline(pipeline)
-            print(f"submitted pipeline {pipeline.name!r}: {len(job_ids)} jobs", flush=True)
-            return jobs.wait_with_progress(client, job_ids, label=pipeline.name)
-        with client.events(topics=["job.", "dag."]) as events:
-            started = time.monotonic()
-            client.submit_pipeline(pipeline)
-            print(f"submitted pipeline {pipeline.name!r}: {len(pipeline.jobs)} jobs", flush=True)
+        with waiting.said_to_keep_running_on_ctrl_c(f"pipeline {pipeline.name!r}",
+                                                    f"titan cancel --dag {pipeline.name}"):
+            return _submit_and_follow(client, pipeline, args, started)
+
+
+def _submit_and_follow(client, pipeline, args, started: float) -> int:
+    job_ids = [job.job_id for job in pipeline.jobs]   # the pipeline's own jobs: its gates are no jobs
+    if console().is_terminal:   # a progress bar; elsewhere, a line per state change (below)
+        submit(client, pipeline)
+        return waiting.wait_with_progress(client, job_ids, label=pipeline.name, timeout=args.timeout,
+                                          command_started=started, dag=pipeline.name)
+    with client.events(topics=["job.", "dag."]) as events:
+        submit(client, pipeline)
+        try:
             final = follow_dag(client, events, pipeline.name, started, args.timeout)
-    completed = sum(1 for state in final.values() if state == "COMPLETED")
-    print(f"{completed} of {len(pipeline.jobs)} jobs completed in {time.monotonic() - started:.2f}s")
-    return 0 if completed == len(pipeline.jobs) else 1
+        except MasterUnreachable:
+            raise
+        except TimeoutError:
+            raise waiting.gave_up(args.timeout, f"the pipeline's unfinished jobs keep running (titan "
+                                                f"status {pipeline.name} shows them)") from None
+    return waiting.summarize({job_id: final.get(job_id, "unknown") for job_id in job_ids},
+                             time.monotonic() - started)
+
+
+def submit(client, pipeline, name_jobs: bool = False) -> None:
+    client.submit_pipeline(pipeline)
+    job_ids = [job.job_id for job in pipeline.jobs]
+    print(f"submitted pipeline {pipeline.name!r}: {len(job_ids)} jobs" + (f" ({', '.join(job_ids)})" if name_jobs
+                                                                          else ""), flush=True)
+    waiting.warn_if_case_differs(client, "run", [job.requirement for job in pipeline.jobs])
 
 
 def print_logs(client, job_ids: List[str]) -> None:
@@ -77,10 +98,18 @@ def print_logs(client, job_ids: List[str]) -> None:
 def follow_dag(client, events, dag: str, started: float, timeout: Optional[float]) -> dict:
     """Print each job's state change until the DAG has finished; returns {job_id: last state}. When events
     were lost, or none came for a while (the lost one may have been the last), the master's view of the
-    DAG settles it."""
-    final = {}
+    DAG settles it; it also says, at once and then whenever it looks, why a job no worker can run waits."""
+    final, reasons_shown = {}, {}
     deadline = None if timeout is None else started + timeout
+    event = None
     while True:
+        if event is None or events.take_gap() is not None:
+            described = client.dag_status(dag)
+            if described["finished"]:
+                return {**final, **{job["job_id"]: job["state"] for job in described["jobs"]}}
+            show_unplaceable(described["jobs"], reasons_shown, started)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"DAG {dag!r} did not finish within {timeout:g}s")
         quiet = FOLLOW_QUIET_S if deadline is None else min(FOLLOW_QUIET_S, max(0.0, deadline - time.monotonic()))
         event = events.get(timeout=quiet)
         if event is not None and event.get("dag") == dag:
@@ -89,12 +118,15 @@ def follow_dag(client, events, dag: str, started: float, timeout: Optional[float
             if event["topic"].startswith("job."):
                 print_state_change(event, started)
                 final[event["job_id"]] = event["state"]
-        if event is None or events.take_gap() is not None:
-            described = client.dag_status(dag)
-            if described["finished"]:
-                return {**final, **{job["job_id"]: job["state"] for job in described["jobs"]}}
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"DAG {dag!r} did not finish within {timeout:g}s")
+
+
+def show_unplaceable(jobs: list, shown: dict, started: float) -> None:
+    """A line for each job that waits because no connected worker offers what it needs, once per reason."""
+    for job in jobs:
+        reason = job.get("reason") or ""
+        if job["state"] == "QUEUED" and reason.startswith(NO_WORKER_REASON) and shown.get(job["job_id"]) != reason:
+            print_state_change(job, started)
+            shown[job["job_id"]] = reason
 
 
 def print_state_change(event: dict, started: float) -> None:

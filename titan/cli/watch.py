@@ -3,6 +3,7 @@ and the master's stats snapshot."""
 
 from __future__ import annotations
 
+import signal
 import time
 from collections import deque
 from datetime import datetime
@@ -13,7 +14,8 @@ from rich.live import Live
 from rich.text import Text
 
 from titan.argtypes import positive_float, positive_int
-from titan.cli.common import Section, add_master_options, connect, console, fields_line, note, show
+from titan.cli.common import (Section, add_json_option, add_master_options, connect, console, fields_line, note,
+                               print_json, show)
 from titan.core.jobs import JobState
 
 EVENT_FIELDS = ("job_id", "dag", "state", "worker", "attempt", "exit_code", "reason", "jobs", "counts")
@@ -33,13 +35,15 @@ def add_commands(commands) -> None:
                         help="only topics starting with PREFIX, e.g. job.FAILED or worker. (repeatable)")
     events.add_argument("--count", type=positive_int, default=None, help="stop after this many events")
     events.add_argument("--timeout", type=positive_float, default=None,
-                        help="stop after this many seconds (also how long to wait for the master)")
+                        help="stop after this many seconds from the start, reaching the master included "
+                             "(default: run until Ctrl-C or --count)")
     add_master_options(events, timeout=False)
     events.set_defaults(run=run_events)
 
     workers = commands.add_parser("workers", help="the connected workers as a table",
                                   description="Each worker's name, capabilities, slots, load, running jobs "
                                               "and how long ago it was last heard from.")
+    add_json_option(workers)
     add_master_options(workers)
     workers.set_defaults(run=run_workers)
 
@@ -88,6 +92,8 @@ def event_line(event: dict) -> str:
 def run_workers(args) -> int:
     with connect(args) as client:
         stats = client.stats()
+    if args.json:
+        return print_json(sorted(stats["workers"], key=lambda w: w["name"]))
     if not stats["workers"]:
         note("workers", "no worker is connected")
     show([workers_section(stats)])
@@ -167,9 +173,15 @@ def run_top(args) -> int:
         out = console()
         if not out.is_terminal:
             return _top_loop(client, events, view, args, lambda: print(view.plain() + "\n", flush=True))
+        # SIGTERM ends it as Ctrl-C does, through Live's exit, which shows the cursor again.
+        signal.signal(signal.SIGTERM, _interrupt)
         with Live(view.rich(out.height), console=out, auto_refresh=False) as live:
             return _top_loop(client, events, view, args,
                              lambda: live.update(view.rich(out.height), refresh=True))
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _top_loop(client, events, view: TopView, args, render) -> int:

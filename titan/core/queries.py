@@ -13,6 +13,8 @@ from titan.core.jobs import JobRun, JobState
 
 # States in which a job waits: for its parents or delay, for a worker, for a person's decision.
 WAITING_STATES = (JobState.PENDING, JobState.QUEUED, JobState.WAITING_APPROVAL)
+# How the reason of a QUEUED job that no connected worker can run begins (the titan command looks for it).
+NO_WORKER_REASON = "waiting for a worker with capability"
 
 
 class SchedulerQueries:
@@ -32,7 +34,7 @@ class SchedulerQueries:
         info = run.describe()
         if run.state == JobState.QUEUED and not matching.anyone_offers(run.spec.requirement, self.workers.values()):
             offered = ", ".join(matching.offered_capabilities(self.workers.values())) if self.workers else "none"
-            info["reason"] = (f"waiting for a worker with capability {run.spec.requirement}; "
+            info["reason"] = (f"{NO_WORKER_REASON} {run.spec.requirement}; "
                               f"connected workers offer: {offered}")
         return info
 

@@ -9,7 +9,8 @@ import sys
 
 import zmq
 
-from titan.master.config import parse_args
+from titan import log_level
+from titan.master.config import MasterConfig, parse_args
 from titan.master.journal import JournalCorrupt, JournalInUse, JournalWriteError
 from titan.master.log_guard import LogGuard
 from titan.master.loop import Master, log
@@ -17,11 +18,15 @@ from titan.net import security
 
 
 def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s master %(levelname)s %(message)s")
+    return serve(parse_args(argv))
+
+
+def serve(config: MasterConfig) -> int:
+    """Run a master with these settings until SIGINT or SIGTERM (`python -m titan.master`, `titan master`)."""
+    log_level.configure(config.log_level, "master")
     # The master holds many long-lived objects (every job); default GC thresholds would re-scan them
     # all every few thousand allocations. Collect young objects less often; nothing here is cyclic-heavy.
     gc.set_threshold(100_000, 50, 100)
-    config = parse_args(argv)
     for handler in logging.getLogger().handlers:   # peers' text is escaped, repeats are rate-limited
         handler.addFilter(LogGuard(config.max_log_repeats))
     if not (config.keys or config.insecure or security.is_loopback(config.host)):

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass, field
 from typing import Optional
 
-from titan import defaults
+from titan import defaults, log_level
 from titan.argtypes import positive
 from titan.core.limits import Limits
 
@@ -25,10 +25,20 @@ class MasterConfig:
     insecure: bool = False              # allow a non-loopback address without keys
     limits: Limits = field(default_factory=Limits)
     max_log_repeats: int = defaults.MAX_LOG_REPEATS   # lines of one kind per minute in the master's log
+    log_level: Optional[str] = None     # None: TITAN_LOG_LEVEL, else INFO
+
+
+DESCRIPTION = "Run a Titan master."
 
 
 def parse_args(argv=None) -> MasterConfig:
-    parser = argparse.ArgumentParser(prog="python -m titan.master", description="Run a Titan master.")
+    parser = argparse.ArgumentParser(prog="python -m titan.master", description=DESCRIPTION)
+    add_options(parser)
+    return config_from(parser.parse_args(argv))
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """The master's flags, for `python -m titan.master` and `titan master` alike."""
     parser.add_argument("--host", default=defaults.DEFAULT_BIND_HOST, help="address to bind (default %(default)s)")
     parser.add_argument("--port", type=int, default=defaults.DEFAULT_PORT,
                         help="base port: clients P, workers P+1, events P+2, store P+3 (default %(default)s)")
@@ -51,7 +61,10 @@ def parse_args(argv=None) -> MasterConfig:
                         help="at most N lines of one kind a minute in the master's log, the rest counted "
                              "(default %(default)s; 0: no limit)")
     add_limit_options(parser)
-    args = parser.parse_args(argv)
+    log_level.add_option(parser)
+
+
+def config_from(args: argparse.Namespace) -> MasterConfig:
     limits = Limits(jobs_per_dag=args.max_jobs_per_dag, script_bytes=args.max_script_bytes,
                     submits_per_second=args.max_submits_per_second, store_value_bytes=args.max_store_value_bytes,
                     store_keys=args.max_store_keys, log_bytes=args.max_log_bytes)
@@ -59,8 +72,7 @@ def parse_args(argv=None) -> MasterConfig:
                         max_message_bytes=args.max_message_bytes, heartbeat_interval=args.heartbeat_interval,
                         worker_dead_after=args.worker_dead_after, retry_backoff=args.retry_backoff,
                         retry_backoff_max=args.retry_backoff_max, keys=args.keys, insecure=args.insecure,
-                        max_log_repeats=args.max_log_repeats,
-                        limits=limits)
+                        max_log_repeats=args.max_log_repeats, limits=limits, log_level=args.log_level)
 
 
 def add_limit_options(parser: argparse.ArgumentParser) -> None:

@@ -77,13 +77,20 @@ class Master(RequestHandlers):
         self.ctx.linger = 0
         if self.guard is not None:
             self.guard.start(self.ctx)
+        try:
+            self._bind_sockets()
+        except zmq.ZMQError:   # e.g. a port in use: leave no temporary artifact folder behind
+            self.close()
+            raise
+        self.recovered = self._recover() if self.journal else None
+
+    def _bind_sockets(self) -> None:
         self.clients = self._bind(zmq.ROUTER, defaults.CLIENT_PORT_OFFSET, "clients")
         self.workers = self._bind(zmq.ROUTER, defaults.WORKER_PORT_OFFSET, "workers", {zmq.ROUTER_MANDATORY: 1})
         self.events = self._bind(zmq.XPUB, defaults.EVENTS_PORT_OFFSET, "events",
                                  {zmq.XPUB_WELCOME_MSG: protocol.EVENTS_WELCOME})
         # A ROUTER, not a REP, so store replies can wait for the turn's commit; REQ clients work unchanged.
         self.store_socket = self._bind(zmq.ROUTER, defaults.STORE_PORT_OFFSET, "store")
-        self.recovered = self._recover() if self.journal else None
 
     def _bind(self, kind: int, offset: int, domain: str, options: Optional[dict] = None) -> zmq.Socket:
         socket = self.ctx.socket(kind)

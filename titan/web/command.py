@@ -7,7 +7,7 @@ import signal
 import sys
 from typing import List, Optional
 
-from titan import defaults
+from titan import defaults, log_level
 
 DESCRIPTION = ("Serve a live web page of the cluster (workers, queues, every DAG as a graph, job logs, "
                "approve/reject buttons for gates) and Prometheus metrics at /metrics. It follows the "
@@ -32,6 +32,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                         help="master base port (default: TITAN_PORT, else 9090)")
     parser.add_argument("--keys", default=None, metavar="DIR",
                         help="a client key bundle for a keyed master (default: TITAN_KEYS)")
+    log_level.add_option(parser)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -45,6 +46,7 @@ def run_dashboard(args) -> int:
     from titan.web.server import DashboardServer
     from titan_sdk import TitanClient
 
+    log_level.configure(args.log_level, "dashboard")
     client = TitanClient(host=args.master_host, port=args.master_port, keys=args.keys,
                          timeout=defaults.DASHBOARD_CLIENT_TIMEOUT_S)
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import os
 import queue
 import secrets
@@ -28,6 +29,8 @@ from titan.net.security import is_loopback
 from titan.web.feed import EventFeed, Hub
 from titan.web.metrics import DashboardMetrics
 from titan.web.view import ClusterView
+
+log = logging.getLogger("titan.web")
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -77,7 +80,8 @@ class DashboardHandler(BaseHTTPRequestHandler):
     server_version = "TitanDashboard"
 
     def log_message(self, format, *args) -> None:   # noqa: A002 (the base class's name)
-        pass            # one line per request would drown the terminal in log polls
+        # Only at --log-level DEBUG: one line per request would drown the terminal in log polls.
+        log.debug("%s %s", self.address_string(), format % args)
 
     # ----------------------------------------------------------------- routing
 

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 import sys
 
+from titan import log_level
 from titan.net import security
-from titan.worker.config import NULL_EXECUTOR, parse_args
+from titan.worker.config import NULL_EXECUTOR, WorkerConfig, parse_args
 from titan.worker.loop import Worker
 
 
 def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
-    config = parse_args(argv)
+    return serve(parse_args(argv))
+
+
+def serve(config: WorkerConfig) -> int:
+    """Run a worker with these settings until SIGINT or SIGTERM (`python -m titan.worker`, `titan worker`)."""
+    log_level.configure(config.log_level, "worker")
     try:
         worker = Worker(config)
     except security.KeyFileError as exc:

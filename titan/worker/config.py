@@ -8,7 +8,7 @@ import socket as host_socket
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from titan import defaults
+from titan import defaults, log_level
 from titan.net import security
 
 FORK_EXECUTOR = "fork"        # .py jobs forked from a warm fork server; other jobs in new processes
@@ -29,6 +29,7 @@ class WorkerConfig:
     # "null" reports each job finished without running anything: for benchmarks of the scheduler alone.
     executor: str = FORK_EXECUTOR
     keys: Optional[str] = None   # a worker key bundle, or the key directory on the master's machine
+    log_level: Optional[str] = None   # None: TITAN_LOG_LEVEL, else INFO
 
     def __post_init__(self):
         self.slots = self.slots or os.cpu_count() or 1
@@ -45,8 +46,17 @@ def parse_master(address: Optional[str]):
             int(os.environ.get("TITAN_PORT", defaults.DEFAULT_PORT)))
 
 
+DESCRIPTION = "Run a Titan worker."
+
+
 def parse_args(argv=None) -> WorkerConfig:
-    parser = argparse.ArgumentParser(prog="python -m titan.worker", description="Run a Titan worker.")
+    parser = argparse.ArgumentParser(prog="python -m titan.worker", description=DESCRIPTION)
+    add_options(parser)
+    return config_from(parser.parse_args(argv))
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """The worker's flags, for `python -m titan.worker` and `titan worker` alike."""
     parser.add_argument("--master", help="HOST:PORT of the master (default: TITAN_HOST/TITAN_PORT, "
                                          f"else {defaults.DEFAULT_HOST}:{defaults.DEFAULT_PORT})")
     parser.add_argument("--cap", action="append", default=[], metavar="TAG",
@@ -63,10 +73,13 @@ def parse_args(argv=None) -> WorkerConfig:
     parser.add_argument("--keys", default=None, metavar="DIR",
                         help=f"this worker's key bundle (titan keys add-worker), or the key directory on the "
                              f"master's machine (default: ${security.KEYS_ENV})")
-    args = parser.parse_args(argv)
+    log_level.add_option(parser)
+
+
+def config_from(args: argparse.Namespace) -> WorkerConfig:
     host, port = parse_master(args.master)
     caps = [c.strip() for item in args.cap for c in item.split(",") if c.strip()]
     return WorkerConfig(master_host=host, master_port=port, capabilities=caps, slots=args.slots,
                         name=args.name, heartbeat_interval=args.heartbeat_interval,
                         master_dead_after=args.master_dead_after, work_dir=args.work_dir,
-                        executor=args.executor, keys=args.keys)
+                        executor=args.executor, keys=args.keys, log_level=args.log_level)
