@@ -56,6 +56,13 @@ SERVICE_PROBE_TIMEOUT_S = 0.05
 
 # How long the master lets one poll wait when nothing is due; bounds how late a delayed job starts.
 POLL_INTERVAL_S = 0.1
+# Two looks at the clock by the master further apart than this mean the master itself stalled (paused,
+# swapped, a huge submission): that time is not counted against its workers' heartbeats.
+MASTER_STALL_S = 1.0
+# While the journal cannot be written (disk full), the master tries a commit again this often.
+JOURNAL_RETRY_S = 1.0
+# Job output held in memory for the journal during such an outage, at most (then kept in memory only).
+JOURNAL_HELD_LOG_CHARS = 64 * 1024 * 1024
 
 
 def port_for(base_port: int, offset: int) -> int:

@@ -95,13 +95,12 @@ class TitanClient(FileTransfers):
     def __init__(self, host: Optional[str] = None, port: Optional[int] = None,
                  timeout: float = defaults.CLIENT_TIMEOUT_S, keys: Optional[str] = None):
         """`keys`: a client key bundle (titan keys add-client) or, on the master's machine, the key
-        directory; default TITAN_KEYS. Inside a job, TITAN_KEYS and TITAN_JOB_TOKEN come from the worker."""
+        directory; default TITAN_KEYS. Inside a job, TITAN_KEYS names the job's own key, from the worker."""
         self.host = host or os.environ.get("TITAN_HOST") or defaults.DEFAULT_HOST
         self.port = int(port or os.environ.get("TITAN_PORT") or defaults.DEFAULT_PORT)
         self.timeout = timeout
         self.retry_every = min(defaults.CLIENT_RETRY_INTERVAL_S, timeout)
         self._identity = security.identity_from_environment(keys, security.CLIENT)
-        self._token = {"token": os.environ[security.JOB_TOKEN_ENV]} if os.environ.get(security.JOB_TOKEN_ENV) else {}
         self._ctx = zmq.Context()
         self._requests = _Channel(self._ctx, self._address(defaults.CLIENT_PORT_OFFSET), False, protocol.CLIENT_OPS,
                                   self._identity)
@@ -115,8 +114,7 @@ class TitanClient(FileTransfers):
         return f"tcp://{self.host}:{defaults.port_for(self.port, offset)}"
 
     def _call(self, channel: _Channel, op: str, **fields):
-        request = protocol.request(channel.ops, op, **fields)
-        reply = channel.request({**request, **self._token}, self.timeout, self.retry_every)
+        reply = channel.request(protocol.request(channel.ops, op, **fields), self.timeout, self.retry_every)
         if not reply.get("ok"):
             raise error_from_reply(reply.get("error") or {})
         return reply.get("result")

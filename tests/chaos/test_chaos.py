@@ -250,6 +250,59 @@ def test_sigstopped_worker_is_declared_dead_and_its_late_result_is_ignored(chaos
     assert 1 <= len(lines(side)) <= 2, lines(side)
 
 
+# ----------------------------------------------------------------------------- 2b. master SIGSTOP
+
+def keep_store_busy(cluster: LocalCluster, stop: threading.Event) -> threading.Thread:
+    """A client writing TitanStore keys as fast as it can until `stop` (at most a minute), so the master
+    spends its turns on requests and a pause lands anywhere in a turn, not only in its poll."""
+    def run():
+        with TitanClient(port=cluster.port, timeout=30) as busy:
+            deadline = time.monotonic() + 60
+            while not stop.is_set() and time.monotonic() < deadline:
+                busy.store_put("busy", "x")
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_paused_master_declares_no_worker_dead_and_runs_nothing_twice(chaos_cluster, script, tmp_path):
+    """A busy master stopped past --worker-dead-after: its workers heartbeated all along (the heartbeats
+    waited unread), so when it resumes none is dead and the running job is not run again elsewhere."""
+    cluster = chaos_cluster(WorkerSpec("busy", slots=1), WorkerSpec("spare", slots=1))
+    pid_file, gate, side = (str(tmp_path / name) for name in ("job.pid", "gate", "side_effect.txt"))
+    path = script("paused.py", PY_WRITE_PID + f"""
+    import time
+    write_pid({pid_file!r}, os.getpid())
+    while not os.path.exists({gate!r}):
+        time.sleep(0.05)
+    with open({side!r}, "a") as handle:
+        handle.write(f"attempt {{os.environ['TITAN_ATTEMPT']}}\\n")
+    """)
+    seen: List[dict] = []
+    with cluster.client() as client, client.events(topics=["job.", "worker."]) as events:
+        client.submit_job(TitanJob("paused", path))
+        wait_until(lambda: os.path.exists(pid_file), WAIT_S, "the job to start")
+        stop_busy = threading.Event()
+        busy = keep_store_busy(cluster, stop_busy)
+        time.sleep(0.5)
+        cluster.master.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(cluster.worker_dead_after + 2.0)
+        finally:
+            cluster.master.send_signal(signal.SIGCONT)
+        client.ping()
+        stop_busy.set()
+        busy.join(timeout=30)
+        open(gate, "w").close()
+        assert client.wait("paused", timeout=WAIT_S) == "COMPLETED"
+        drain_events(events, seen)
+        info = client.job_info("paused")
+    assert not [e for e in seen if e["topic"] == "worker.dead"], [e for e in seen if e["topic"].startswith("worker.")]
+    assert info["attempt"] == 1 and info["worker"] == "busy", info
+    assert lines(side) == ["attempt 1"]
+    assert "did not look at its clock" in master_log(cluster)
+
+
 # ----------------------------------------------------------------------------- 3. master SIGKILL mid-DAG
 
 CHAINS, CHAIN_LENGTH = 5, 10

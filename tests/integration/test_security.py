@@ -57,16 +57,22 @@ def test_keys_commands_issue_and_refuse_duplicates(key_dir, capsys):
     assert os.path.exists(os.path.join(key_dir, "workers", "gpu-box.key"))
 
 
-def test_a_job_reaches_a_keyed_master_with_its_token(make_cluster, key_dir, script):
+def test_a_job_reaches_a_keyed_master_with_a_key_of_its_own(make_cluster, key_dir, script, tmp_path):
     cluster = make_cluster(WorkerSpec("w1"), keys=key_dir)
+    worker_public = open(os.path.join(bundle(key_dir, "worker", "worker"), "identity.key_secret")).read()
+    worker_public = worker_public.split('public-key = "')[1].split('"')[0]
+    stolen = str(tmp_path / "stolen")
     child = script("child.py", "print('child ran')\n")
     parent = script("parent.py", f"""
-        import os
+        import os, shutil
         from titan_sdk import TitanClient, TitanJob
         keys = os.environ["TITAN_KEYS"]
         assert not keys.startswith({key_dir!r}), "the job got the worker's own key files"
         assert os.stat(keys).st_mode & 0o077 == 0 and os.stat(keys + "/identity.key_secret").st_mode & 0o077 == 0
         assert "secret" not in open(keys + "/master.key").read()
+        assert {worker_public!r} not in open(keys + "/identity.key_secret").read(), "the worker's key pair"
+        assert "TITAN_JOB_TOKEN" not in os.environ
+        shutil.copytree(keys, {stolen!r})   # what a hostile job could take away with it
         client = TitanClient(timeout=20)
         client.store_put("seen-by", os.environ["TITAN_JOB_ID"])
         client.submit_job(TitanJob("child", {child!r}))
@@ -78,6 +84,40 @@ def test_a_job_reaches_a_keyed_master_with_its_token(make_cluster, key_dir, scri
         assert client.wait("child", timeout=60) == "COMPLETED"
         assert client.store_get("seen-by") == "parent"
         assert "child ran" in client.fetch_logs("child")
+    # its key died with its attempt: as a client it is shut out, as a worker it was never let in
+    with TitanClient(port=cluster.port, timeout=SHORT, keys=stolen) as thief:
+        with pytest.raises((MasterUnreachable, AccessDenied)):
+            thief.store_put("k", "v")
+    cluster.start_worker(WorkerSpec("thief", ["LOOT"], extra_args=("--keys", stolen)))
+    with cluster.client() as client:
+        client.submit_job(TitanJob("lure", "/bin/true", requirement="LOOT"))
+        wait_until(lambda: "refused an unknown key" in master_log(cluster), what="the thief to be refused")
+        assert [w["name"] for w in client.stats()["workers"]] == ["w1"]
+        assert client.get_job_status("lure") == "QUEUED" and client.store_get("k") is None
+
+
+def test_a_running_jobs_key_opens_no_worker_socket(make_cluster, key_dir, script, tmp_path):
+    """Even while its attempt runs, a job's key cannot register a worker (nor read another job's script)."""
+    cluster = make_cluster(WorkerSpec("w1", slots=2), keys=key_dir)
+    gate = str(tmp_path / "gate")
+    thief = script("thief.py", f"""
+        import os, subprocess, sys, time
+        worker = subprocess.Popen([sys.executable, "-m", "titan.worker", "--name", "fake", "--cap", "LOOT",
+                                   "--keys", os.environ["TITAN_KEYS"]])
+        while not os.path.exists({gate!r}):
+            time.sleep(0.05)
+        worker.terminate()
+        worker.wait(10)
+    """)
+    with cluster.client() as client:
+        client.submit_job(TitanJob("thief", thief))
+        client.submit_job(TitanJob("victim", "/bin/true", requirement="LOOT", args="--password hunter2"))
+        wait_until(lambda: "refused job:" in master_log(cluster) and "on the workers socket" in master_log(cluster),
+                   what="the job's key to be refused on the workers socket")
+        assert [w["name"] for w in client.stats()["workers"]] == ["w1"]
+        assert client.get_job_status("victim") == "QUEUED"
+        open(gate, "w").close()
+        assert client.wait("thief", timeout=60) == "COMPLETED"
 
 
 # ----------------------------------------------------------------- who is shut out
@@ -123,7 +163,7 @@ def test_a_client_key_cannot_register_as_a_worker(make_cluster, key_dir):
         assert "the master refused this worker's key" in impostor_log.read()
 
 
-def test_a_worker_key_acts_as_a_client_only_inside_its_running_job(make_cluster, key_dir):
+def test_a_worker_key_acts_as_nothing_but_a_worker(make_cluster, key_dir):
     cluster = make_cluster(WorkerSpec("w1"), keys=key_dir)
     worker_keys = bundle(key_dir, "worker", "worker")
     with TitanClient(port=cluster.port, timeout=10, keys=worker_keys) as stolen:
@@ -131,11 +171,9 @@ def test_a_worker_key_acts_as_a_client_only_inside_its_running_job(make_cluster,
             stolen.submit_job(TitanJob("evil", "/bin/true"))
         with pytest.raises(AccessDenied, match="worker key"):
             stolen.store_put("k", "v")
-        stolen._token = {"token": "1.00000000000000000000000000000000.sleeper"}   # a forged token
-        with pytest.raises(AccessDenied):
-            stolen.submit_job(TitanJob("evil", "/bin/true"))
-        with stolen.events(topics=["job."], timeout=0.2) as events:   # events are open to worker keys
-            assert list(events) == []
+    with TitanClient(port=cluster.port, timeout=SHORT, keys=worker_keys) as stolen:
+        with pytest.raises(MasterUnreachable):   # no events either: the handshake is refused
+            stolen.events(topics=["job."])
     with cluster.client() as client:
         assert client.store_keys() == []
 

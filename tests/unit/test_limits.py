@@ -82,15 +82,16 @@ def test_submission_limits_name_their_flags():
         limits.check_script("j", 11)
 
 
-def test_job_tokens_are_bound_to_job_attempt_and_key():
-    key = os.urandom(32)
-    token = security.job_token(key, "train.v2", 3)
-    assert security.parse_job_token(key, token) == ("train.v2", 3)
-    assert security.parse_job_token(os.urandom(32), token) is None
-    forged = token.replace("3.", "4.", 1)
-    assert security.parse_job_token(key, forged) is None
-    assert security.parse_job_token(key, token[:-1] + "x") is None
-    assert security.parse_job_token(key, None) is None
+def test_job_key_pairs_are_bound_to_job_run_attempt_and_master():
+    import zmq
+
+    seed = os.urandom(32)
+    public, secret = security.job_keypair(seed, "train.v2", 7, 3)
+    assert security.job_keypair(seed, "train.v2", 7, 3) == (public, secret), "a restarted master derives it again"
+    assert zmq.curve_public(secret) == public and len(secret) == 40
+    others = {security.job_keypair(seed, "train.v2", 8, 3), security.job_keypair(seed, "train.v2", 7, 4),
+              security.job_keypair(seed, "train.v3", 7, 3), security.job_keypair(os.urandom(32), "train.v2", 7, 3)}
+    assert (public, secret) not in others and len(others) == 4
 
 
 def test_key_ring_forgets_a_deleted_key(tmp_path):

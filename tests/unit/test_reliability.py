@@ -250,6 +250,25 @@ def test_silent_worker_is_published_as_dead_naming_the_heartbeat():
     assert "heartbeat" in dead[0].body["reason"] and dead[0].body["running"] == ["a"]
 
 
+def test_a_master_stall_is_not_counted_against_its_workers():
+    """The master paused past dead_after: heartbeats waited unread, so no worker is dead for it."""
+    sim = running_on_w1()
+    sim.now = DEAD_AFTER + 2
+    sim.s.master_stalled(DEAD_AFTER + 1.5, sim.now)
+    assert not events(sim.tick(), "worker.dead") and sim.state("a") == R
+    sim.now += DEAD_AFTER / 2
+    assert not events(sim.tick(), "worker.dead"), "the excused time runs from the end of the stall"
+    sim.now += DEAD_AFTER
+    assert [e.body["worker_id"] for e in events(sim.tick(), "worker.dead")] == ["w1"], \
+        "a worker silent after the stall is still declared dead"
+
+
+def test_the_same_silence_without_a_master_stall_declares_the_worker_dead():
+    sim = running_on_w1()
+    sim.now = DEAD_AFTER + 2
+    assert [e.body["worker_id"] for e in events(sim.tick(), "worker.dead")] == ["w1"]
+
+
 def test_worker_leaving_is_published_as_left():
     sim = running_on_w1()
     effects = sim.leave("w1", "it shut down")

@@ -86,9 +86,19 @@ def test_incr_continues_from_a_string_that_is_an_integer(store):
     assert store.incr("m", 3) == 0
 
 
-def test_incr_works_with_big_numbers(store):
-    store.put("n", str(2 ** 70))
-    assert store.incr("n") == 2 ** 70 + 1
+def test_incr_stays_in_the_signed_64_bit_range_as_the_wire_does(store):
+    """A reply cannot carry a larger integer (msgpack), so, like Redis, incr refuses to leave the range."""
+    store.put("n", str(2 ** 63 - 2))
+    assert store.incr("n") == 2 ** 63 - 1
+    with pytest.raises(StoreTypeError, match="64-bit"):
+        store.incr("n")
+    assert store.get("n") == str(2 ** 63 - 1)
+    store.put("big", str(2 ** 70))
+    with pytest.raises(StoreTypeError, match="64-bit"):
+        store.incr("big")
+    with pytest.raises(StoreTypeError, match="64-bit"):
+        store.incr("low", -(2 ** 63) - 1)
+    assert store.get("low") is None
 
 
 @pytest.mark.parametrize("value", ["abc", "1.5", "1e3", "0x10", "one", "12abc"])

@@ -91,4 +91,11 @@ class AccessDenied(TitanError, PermissionError):
     kind = "AccessDenied"
 
 
-ERRORS_BY_KIND.update({cls.kind: cls for cls in (LimitExceeded, AccessDenied)})
+class JournalUnavailable(TitanError):
+    """The master cannot write its journal (a full disk, an I/O error): it refuses changes until it can,
+    and nothing of the refused request was done. Reads still work."""
+
+    kind = "JournalUnavailable"
+
+
+ERRORS_BY_KIND.update({cls.kind: cls for cls in (LimitExceeded, AccessDenied, JournalUnavailable)})

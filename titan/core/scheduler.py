@@ -220,6 +220,12 @@ class Scheduler(SchedulerQueries, SchedulerServices):
         worker.last_seen = now
         return True
 
+    def master_stalled(self, seconds: float, now: float) -> None:
+        """The master did not look for `seconds` (it was paused, or busy): heartbeats that waited unread
+        meanwhile are not the workers' fault, so that time does not count as their silence."""
+        for worker in self.workers.values():
+            worker.last_seen = min(now, worker.last_seen + seconds)
+
     def worker_left(self, worker_id: str, reason: str, now: float) -> list:
         if worker_id in self.workers:
             self._drop_worker(worker_id, reason, "worker.left")

@@ -14,6 +14,9 @@ Value = Union[str, Set[str]]
 _INTEGER = re.compile(r"-?[0-9]+")
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
 class Store:
     def __init__(self, max_value_bytes: int = defaults.MAX_STORE_VALUE_BYTES,
                  max_keys: int = defaults.MAX_STORE_KEYS) -> None:
@@ -37,6 +40,9 @@ class Store:
         if current is not None and not _INTEGER.fullmatch(current):
             raise StoreTypeError(f"store incr: key {key!r} holds {current!r}, which is not an integer", key=key)
         value = int(current or 0) + by
+        if not INT64_MIN <= value <= INT64_MAX:   # the reply could not carry it, nor a client read it back
+            raise StoreTypeError(f"store incr: key {key!r} would hold {value}, outside the signed 64-bit range "
+                                 "counters are kept in", key=key)
         self._check_room(key)
         self._data[key] = str(value)
         return value

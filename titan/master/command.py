@@ -10,7 +10,7 @@ import sys
 import zmq
 
 from titan.master.config import parse_args
-from titan.master.journal import JournalCorrupt, JournalInUse
+from titan.master.journal import JournalCorrupt, JournalInUse, JournalWriteError
 from titan.master.loop import Master, log
 from titan.net import security
 
@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     except zmq.ZMQError as exc:
         print(f"titan master: cannot bind {config.host}:{config.port}-{config.port + 3}: {exc}", file=sys.stderr)
         return 1
-    except (JournalCorrupt, JournalInUse, security.KeyFileError) as exc:
+    except (JournalCorrupt, JournalInUse, JournalWriteError, security.KeyFileError) as exc:
         print(f"titan master: {exc}", file=sys.stderr)
         return 1
     for sig in (signal.SIGINT, signal.SIGTERM):

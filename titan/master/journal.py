@@ -29,6 +29,11 @@ class JournalCorrupt(Exception):
     """The journal exists but cannot be trusted; the master refuses to start rather than lose it."""
 
 
+class JournalWriteError(Exception):
+    """A commit could not be written (disk full, I/O error). Nothing of it was kept, everything recorded
+    stays pending, and the next commit tries again: the master says nothing it has not written."""
+
+
 class JournalInUse(Exception):
     """Another master has the journal open: two masters on one journal would each act on half of it."""
 
@@ -87,7 +92,8 @@ class Journal(abc.ABC):
 
     @abc.abstractmethod
     def commit(self) -> None:
-        """Write everything recorded since the last commit, all or nothing."""
+        """Write everything recorded since the last commit, all or nothing; JournalWriteError if it
+        could not, with everything still pending."""
 
     @property
     @abc.abstractmethod

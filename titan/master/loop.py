@@ -19,13 +19,14 @@ import zmq
 
 from titan import defaults
 from titan.core.effects import Admitted, Dispatch, Note, Publish, StopJob
-from titan.core.errors import TitanError
+from titan.core.errors import JournalUnavailable, TitanError
 from titan.core.jobs import JobState
 from titan.core.limits import RateLimiter
 from titan.core.logs import JobLogs
 from titan.core.scheduler import Scheduler
 from titan.core.store import Store
 from titan.master.artifacts import ArtifactStore
+from titan.master.committer import Committer
 from titan.master.config import MasterConfig
 from titan.master.gatekeeper import Gatekeeper
 from titan.master.journal import BUSY_COMPACT_BATCH, BUSY_COMPACT_EVERY_S, open_journal
@@ -66,9 +67,11 @@ class Master(RequestHandlers):
         self._running = False
         self._outbox: List[tuple] = []    # (socket, frames) held until the journal has committed
         self._last_fold = float("-inf")   # when the journal last folded state changes (monotonic)
+        self._last_tick = time.monotonic()  # when the scheduler last acted on time (see _tick)
         self._commits_seen = 0            # the journal's commit count when _fold_journal last looked
         self._to_workers: Dict[str, List[dict]] = {}   # worker id -> this turn's messages, sent as one frame
         self.journal = open_journal(config.data_dir) if config.data_dir else None
+        self.committer = Committer(self.journal)
         self.artifacts = ArtifactStore(os.path.join(config.data_dir, "artifacts") if config.data_dir else None)
         self.dag_agent_run: Dict[str, str] = {}
         self.guard = Gatekeeper(config.keys) if config.keys else None
@@ -117,6 +120,10 @@ class Master(RequestHandlers):
                 self.replies[channel].put(rid, reply)
         self.dag_agent_run.update(recovered.agent_runs)
         self._apply(self.scheduler.restore(recovered.runs, recovered.dags, time.monotonic()))
+        if self.guard is not None:   # jobs still running keep their keys across the restart
+            for run in recovered.runs:
+                if run.state == JobState.RUNNING:
+                    self.guard.job_key(run.job_id, run.seq, run.attempt)
         unfinished = sum(1 for run in recovered.runs if not run.state.is_final)
         return (f"recovered {len(recovered.runs)} jobs, {unfinished} unfinished, "
                 f"{len(recovered.store)} store keys")
@@ -138,13 +145,25 @@ class Master(RequestHandlers):
             for socket, handler in handlers.items():
                 if socket in ready:
                     self._drain(socket, handler)
-            self._apply(self.scheduler.tick(time.monotonic()))
+            self._tick()
             if self.guard is not None:
                 self._drop_revoked_workers(time.monotonic())
             self._end_turn()
 
     def stop(self) -> None:
         self._running = False
+
+    def _tick(self) -> None:
+        """Let the scheduler act on time; first excuse the workers for any time the master itself lost
+        (its heartbeats waited unread), so a paused master does not declare live workers dead."""
+        now = time.monotonic()
+        stalled = now - self._last_tick
+        if stalled > defaults.MASTER_STALL_S:
+            log.warning("the master did not look at its clock for %.1fs (paused or overloaded); "
+                        "that time is not counted against its workers' heartbeats", stalled)
+            self.scheduler.master_stalled(stalled, now)
+        self._last_tick = now
+        self._apply(self.scheduler.tick(now))
 
     def close(self) -> None:
         if self.journal is not None:
@@ -158,7 +177,7 @@ class Master(RequestHandlers):
         """Fold the journal's state changes now rather than at the next restart: a batch when idle, and a
         small one at most every second in a quiet turn, one after a turn that committed nothing
         (heartbeats and dashboards can keep a master from ever being idle)."""
-        if self.journal is None or not self.journal.backlog:
+        if self.journal is None or not self.journal.backlog or self.committer.failure is not None:
             return
         quiet, self._commits_seen = self.journal.commits == self._commits_seen, self.journal.commits
         now = time.monotonic()
@@ -204,8 +223,9 @@ class Master(RequestHandlers):
         """Commit what this turn changed, then say it. Sending can fail (a vanished worker) and cause
         more changes, so repeat until nothing is left."""
         while self._take_changes() or self._outbox or self._to_workers:
-            if self.journal is not None:
-                self.journal.commit()
+            if not self.committer.commit(time.monotonic()):
+                self._send_liveness_only()
+                return   # said once the journal can be written again
             outbox, self._outbox = self._outbox, []
             to_workers, self._to_workers = self._to_workers, {}
             for socket, frames in outbox:
@@ -213,9 +233,22 @@ class Master(RequestHandlers):
             for worker_id, messages in to_workers.items():
                 self._send_now(self.workers, [bytes.fromhex(worker_id), protocol.encode_batch(messages)])
 
+    def _send_liveness_only(self) -> None:
+        """While the journal cannot be written, workers still get their heartbeat replies (they promise
+        nothing), so they do not take the master for dead; everything else waits for the commit."""
+        for worker_id, messages in list(self._to_workers.items()):
+            beats = [m for m in messages if m["op"] == "heartbeat"]
+            if beats:
+                self._to_workers[worker_id] = [m for m in messages if m["op"] != "heartbeat"]
+                if not self._to_workers[worker_id]:
+                    del self._to_workers[worker_id]
+                self._send_now(self.workers, [bytes.fromhex(worker_id), protocol.encode_batch(beats[:1])])
+
     def _take_changes(self) -> bool:
         """Hand the runs the scheduler changed to the journal; True if it has anything to commit."""
         changed = self.scheduler.take_changed_runs()
+        if self.guard is not None:
+            self.guard.forget_ended(changed.values())
         if self.journal is None:
             return False
         self.journal.record_states(changed)
@@ -255,7 +288,7 @@ class Master(RequestHandlers):
         self._drain(self.events, self._on_subscription)   # a request may follow a subscription closely
         identity, body = frames[0], frames[1:]
         reply = self._answer(body, protocol.CLIENT_OPS, self._client_request, "client", user or identity)
-        self._outbox.append((self.clients, [identity, reply]))
+        self._reply(self.clients, [identity], reply)
 
     def _on_store(self, frames: list, user: Optional[str]) -> None:
         # REQ peers put an empty delimiter before the request; answer in the shape that was asked.
@@ -263,9 +296,20 @@ class Master(RequestHandlers):
         envelope = [b""] if body and body[0] == b"" else []
         reply = self._answer(body[len(envelope):], protocol.STORE_OPS, self._store_request, "store",
                              user or identity)
-        self._outbox.append((self.store_socket, [identity, *envelope, reply]))
+        self._reply(self.store_socket, [identity, *envelope], reply)
 
-    def _answer(self, body: list, ops: dict, act, channel: str, sender) -> bytes:
+    def _reply(self, socket: zmq.Socket, envelope: list, reply: Optional[bytes]) -> None:
+        """A reply goes out after the turn's commit; while the journal cannot be written, a read or a
+        refusal (which promise nothing) goes out at once, and None (a repeat of a change not yet
+        written) gets no answer until the change is written."""
+        if reply is None:
+            return
+        if self.committer.failure is None:
+            self._outbox.append((socket, [*envelope, reply]))
+        else:
+            self._send_now(socket, [*envelope, reply])
+
+    def _answer(self, body: list, ops: dict, act, channel: str, sender) -> Optional[bytes]:
         """Decode, check the sender may ask it, act (a change at most once per request id), and return
         the encoded reply; bad input gets an error reply. `sender` is the key's user with keys, else the
         connection's identity."""
@@ -279,7 +323,11 @@ class Master(RequestHandlers):
             changes_state = op in protocol.CHANGING_OPS
             cached = replies.get(rid) if changes_state else None
             if cached is not None:
-                return cached
+                return None if self.committer.failure is not None else cached
+            if changes_state and self.committer.failure is not None:
+                raise JournalUnavailable(f"the master cannot write its journal ({self.committer.failure}); "
+                                         "it refuses changes until it can, and did not do this one. Free space "
+                                         "and retry; reads still work.")
             self._check_allowed(op, message, sender)
             reply = protocol.encode(protocol.result_reply(ops, op, rid, act(op, message)))
         except (ProtocolError, TitanError) as exc:
@@ -298,9 +346,9 @@ class Master(RequestHandlers):
     def _check_allowed(self, op: str, message: dict, sender) -> None:
         """Raise AccessDenied or LimitExceeded unless this request may go ahead."""
         if self.guard is not None:
-            self.guard.check_request(sender, message.get("token"), self.scheduler.jobs)
-        if op == "submit":   # a worker key's jobs each count on their own
-            self.submit_rate.take((sender, message.get("token")), time.monotonic())
+            self.guard.check_request(sender, self.scheduler.jobs)
+        if op == "submit":   # with keys each job attempt has a key, so each counts on its own
+            self.submit_rate.take(sender, time.monotonic())
 
     # ----------------------------------------------------------------- workers (ROUTER, port P+1)
 
@@ -377,7 +425,7 @@ class Master(RequestHandlers):
             return
         text = message["data"].decode("utf-8", errors="replace")
         self.logs.append(run.job_id, message["attempt"], message["stream"], text)
-        if self.journal is not None:
+        if self.journal is not None and self.committer.hold(len(text)):
             self.journal.record_log(run.job_id, run.seq, message["attempt"], message["stream"], text)
 
     def _drop_revoked_workers(self, now: float) -> None:
@@ -423,11 +471,12 @@ class Master(RequestHandlers):
             del job["script"]
         else:
             sent.add(digest)
-        # the token lets the job, and only while it runs, act as a client
-        token = {"token": self.guard.token_for(effect.job_id, effect.attempt)} if self.guard is not None else {}
+        key = {}
+        if self.guard is not None:   # the job's own key, honoured only while this attempt runs
+            key["job_key"] = list(self.guard.job_key(effect.job_id, run.seq, effect.attempt))
         self._send_worker(effect.worker_id, protocol.message(TO_WORKER, "dispatch", job=job, attempt=effect.attempt,
                                                              dag=run.dag, agent_run_id=self.dag_agent_run.get(run.dag),
-                                                             **token))
+                                                             **key))
 
     def _script_digest(self, script: bytes) -> str:
         """sha256 of a script, computed once per distinct script for the journal and the dispatches."""

@@ -14,16 +14,17 @@ dispatched (see `_is_as_admitted`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from collections import defaultdict, deque
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import msgpack
 
 from titan import defaults
 from titan.core.jobs import JobRun, JobSpec, JobState, spec_to_dict
-from titan.master.journal import Journal, JournalCorrupt, JournalInUse, Recovered, StoreValue
+from titan.master.journal import Journal, JournalCorrupt, JournalInUse, JournalWriteError, Recovered, StoreValue
 
 SCHEMA_VERSION = 2
 LOCK_WAIT_S = 1.0              # how long a second master waits for the journal before giving up
@@ -202,25 +203,23 @@ class SqliteJournal(Journal):
                     or self._agent_runs)
 
     def commit(self) -> None:
-        """Write everything recorded since the last commit in one transaction."""
+        """Write everything recorded since the last commit in one transaction. If it cannot be written
+        (disk full, I/O error) it raises JournalWriteError and keeps it all pending for the next try."""
         if not self.has_pending:
             return
-        db = self.db
-        db.execute("BEGIN")
-        try:
+        with self._transaction() as db:
             self._write_jobs(db)
             db.executemany("INSERT OR REPLACE INTO dags VALUES (?, ?)", self._dags.items())
             self._write_agent_runs(db)
             db.executemany("INSERT INTO logs (job_id, seq, attempt, stream, text) VALUES (?, ?, ?, ?, ?)", self._logs)
             self._delete_replaced(db)   # last: a run replaced within this commit was written above
             self._write_store(db)
-            self._write_replies(db)
+            pruned = self._write_replies(db)
             if self._unfolded > FORCED_COMPACT_AT:   # a master never idle still keeps the backlog bounded
                 self._fold(db, FORCED_COMPACT_BATCH)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        for channel, count in pruned.items():
+            for _ in range(count):
+                self._reply_ids[channel].popleft()
         self.commits += 1
         self._clear_pending()
 
@@ -229,14 +228,26 @@ class SqliteJournal(Journal):
         Not needed for correctness: it bounds what a restart must fold, and the journal's size."""
         if not self._unfolded:
             return False
+        with self._transaction() as db:
+            self._fold(db, batch)
+        return True
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One transaction; on any failure it is rolled back and the counters it moved are put back,
+        so what was recorded can be committed again as it was."""
+        unfolded, since_prune = self._unfolded, self._replies_since_prune
         self.db.execute("BEGIN")
         try:
-            self._fold(self.db, batch)
+            yield self.db
             self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
+        except BaseException as exc:
+            if self.db.in_transaction:   # SQLite may have rolled back by itself (a full disk does)
+                self.db.execute("ROLLBACK")
+            self._unfolded, self._replies_since_prune = unfolded, since_prune
+            if isinstance(exc, sqlite3.Error):
+                raise JournalWriteError(f"journal {self.path} cannot be written ({exc})") from None
             raise
-        return True
 
     def _fold(self, db: sqlite3.Connection, batch: int) -> None:
         """The oldest commits' changes, whole commits in order, until `batch` changes or none are left."""
@@ -288,13 +299,19 @@ class SqliteJournal(Journal):
                 for key, value in self._store.items() if value is not None]
         db.executemany("INSERT OR REPLACE INTO store VALUES (?, ?, ?)", kept)
 
-    def _write_replies(self, db: sqlite3.Connection) -> None:
+    def _write_replies(self, db: sqlite3.Connection) -> Dict[str, int]:
+        """Insert the new replies, and now and then delete the oldest past REPLIES_KEPT per channel;
+        returns how many of each channel's oldest ids to forget once the commit succeeded."""
         db.executemany("INSERT INTO replies (id, channel, rid, reply) VALUES (?, ?, ?, ?)", self._replies)
         self._replies_since_prune += len(self._replies)
-        if self._replies_since_prune >= REPLIES_KEPT // 10:   # prune now and then, not every turn
-            self._replies_since_prune = 0
-            dropped = [(ids.popleft(),) for ids in self._reply_ids.values() for _ in range(len(ids) - REPLIES_KEPT)]
-            db.executemany("DELETE FROM replies WHERE id = ?", dropped)
+        if self._replies_since_prune < REPLIES_KEPT // 10:   # prune now and then, not every turn
+            return {}
+        self._replies_since_prune = 0
+        excess = {channel: len(ids) - REPLIES_KEPT for channel, ids in self._reply_ids.items()
+                  if len(ids) > REPLIES_KEPT}
+        dropped = [(ids[i],) for channel, ids in self._reply_ids.items() for i in range(excess.get(channel, 0))]
+        db.executemany("DELETE FROM replies WHERE id = ?", dropped)
+        return excess
 
     # ----------------------------------------------------------------- recovery
 

@@ -171,8 +171,8 @@ CLIENT_RESULTS = {
 }
 CLIENT_OPS.results = CLIENT_RESULTS
 
-# Every request carries, besides its op's fields, its request id and, from inside a job, the job's token
-# (titan.net.security): the proof, with its worker's key, that the job runs now.
+# Every request carries, besides its op's fields, its request id; "token" is sent by SDKs of before job keys
+# (see titan.net.security) and ignored.
 REQUEST_ENVELOPE = _fields(rid=(str,), token=optional(str))
 # Every reply, to a client or a store request: {"rid", "ok": True, "result"} or {"rid", "ok": False, "error"}.
 OK_REPLY = _fields(rid=nullable(str), ok=(bool,), result=ANY)
@@ -237,9 +237,11 @@ MASTER_TO_WORKER_OPS = Table("master-to-worker message", {
     "welcome": _fields(),                          # registered: heartbeat from now on, re-send results
     "heartbeat": _fields(),                        # the answer to each worker heartbeat
     "reregister": _fields(reason=optional(str)),   # unknown to this master (or its key revoked)
-    # the job's script inline the first time this worker gets it, later by "script_sha256" alone
+    # the job's script inline the first time this worker gets it, later by "script_sha256" alone;
+    # job_key: with keys, the job's own [public, secret] key pair (z85), valid while this attempt runs
     "dispatch": _fields(job=Field((dict,), shape=JOB_FIELDS), attempt=(int,), dag=optional(str),
-                        agent_run_id=optional(str), token=optional(str)),
+                        agent_run_id=optional(str),
+                        job_key=Field((list, NoneType), required=False, shape=Field((str,)))),
     "stop": _fields(job_id=(str,), attempt=(int,), reason=optional(str)),
     "ack": _fields(job_id=(str,), attempt=(int,)),   # a "finished" arrived: stop re-sending it
     # the answer to fetch_archive: `size` is the whole archive's; `error` says why there is no data

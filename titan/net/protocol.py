@@ -89,7 +89,7 @@ def check_message(message: dict, ops: Dict[str, Dict[str, Field]], needs_rid: bo
             raise ProtocolError(f"unknown message type {op!r}; expected one of: {', '.join(sorted(ops))}")
         if needs_rid and not isinstance(rid, str):
             raise ProtocolError(f"{op!r} request has no 'rid' string (request id)")
-        # "token": a job's proof, with its worker's key, that it runs now (see titan.net.security)
+        # "token": sent by SDKs of before job keys (see titan.net.security); ignored
         check_fields(f"{op!r} message", message, ops[op], ignore=("op", "rid", "token"))
     except ProtocolError as exc:
         exc.rid = rid if isinstance(rid, str) else None   # so the error reply reaches the caller

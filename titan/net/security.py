@@ -1,4 +1,4 @@
-"""CURVE keys and authentication: the key directory, who may connect to which socket, job tokens.
+"""CURVE keys and authentication: the key directory, who may connect to which socket, job keys.
 
 A key directory made by `titan keys init DIR` looks like this:
 
@@ -10,7 +10,12 @@ A key directory made by `titan keys init DIR` looks like this:
 
 The master trusts exactly the public keys in clients/ and workers/; deleting one revokes it (the master
 re-reads the folders, no restart). The master's authenticator (titan/master/gatekeeper.py) names each
-connection "client:NAME" or "worker:NAME" (its ZAP User-Id), so the master knows who sent each message.
+connection "client:NAME", "worker:NAME" or "job:KEY" (its ZAP User-Id), so the master knows who sent
+each message.
+
+A job gets a key pair of its own, never its worker's: the master derives it from its secret and the
+job's run and attempt (`job_keypair`), sends it with the dispatch, and honours it only while that attempt
+runs. It opens the client, store and event sockets, never the workers' one.
 """
 
 from __future__ import annotations
@@ -25,17 +30,18 @@ from typing import Dict, Optional, Tuple
 
 import zmq
 import zmq.auth
+from zmq.utils import z85
 
-CLIENT, WORKER = "client", "worker"
+CLIENT, WORKER, JOB = "client", "worker", "job"
 ROLE_FOLDERS = {CLIENT: "clients", WORKER: "workers"}
 MASTER_FOLDER, ISSUED_FOLDER = "master", "issued"
 IDENTITY, MASTER = "identity", "master"
 KEYS_ENV = "TITAN_KEYS"
-JOB_TOKEN_ENV = "TITAN_JOB_TOKEN"
 
-# Which roles each master socket (its ZAP domain) lets in. Only workers may register; clients and the
-# jobs of workers (with a job token, checked per message) may use the rest.
-SOCKET_ROLES = {"clients": {CLIENT, WORKER}, "store": {CLIENT, WORKER}, "events": {CLIENT, WORKER},
+# Which roles each master socket (its ZAP domain) lets in. Only workers may register; clients and running
+# jobs (each with its own key) use the rest. A worker key gets onto the request sockets only to be told,
+# per request, that it may not ask anything (a refused handshake would look like a master that is down).
+SOCKET_ROLES = {"clients": {CLIENT, JOB, WORKER}, "store": {CLIENT, JOB, WORKER}, "events": {CLIENT, JOB},
                 "workers": {WORKER}}
 
 log = logging.getLogger("titan.security")
@@ -230,9 +236,9 @@ class ServerKeys:
         # Without this libzmq lets in any key when no authenticator answers: fail closed instead.
         socket.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)
 
-    def token_key(self) -> bytes:
-        """Job tokens are signed with a key derived from the master's secret, so they survive a restart."""
-        return hashlib.sha256(b"titan job token\0" + self.secret).digest()
+    def job_key_seed(self) -> bytes:
+        """Job key pairs are derived from this (itself from the master's secret), so they survive a restart."""
+        return hashlib.sha256(b"titan job key\0" + self.secret).digest()
 
 
 def load_server_keys(root: str) -> ServerKeys:
@@ -245,26 +251,14 @@ def load_server_keys(root: str) -> ServerKeys:
     return ServerKeys(public, secret)
 
 
-# ----------------------------------------------------------------- job tokens
+# ----------------------------------------------------------------- job keys
 
-def job_token(key: bytes, job_id: str, attempt: int) -> str:
-    """What lets a job, using its worker's key, act as a client while it runs: "attempt.mac.job_id"."""
-    return f"{attempt}.{_mac(key, job_id, attempt)}.{job_id}"
-
-
-def parse_job_token(key: bytes, token) -> Optional[Tuple[str, int]]:
-    """(job_id, attempt) of a genuine token, else None."""
-    if not isinstance(token, str):
-        return None
-    parts = token.split(".", 2)
-    if len(parts) != 3 or not parts[0].isdigit():
-        return None
-    attempt, mac, job_id = int(parts[0]), parts[1], parts[2]
-    return (job_id, attempt) if hmac.compare_digest(mac, _mac(key, job_id, attempt)) else None
-
-
-def _mac(key: bytes, job_id: str, attempt: int) -> str:
-    return hmac.new(key, f"{attempt}\0{job_id}".encode(), hashlib.sha256).hexdigest()[:32]
+def job_keypair(key: bytes, job_id: str, seq: int, attempt: int) -> Tuple[bytes, bytes]:
+    """(public, secret), z85: the key pair of one attempt of one run of a job. Derived, not stored, so a
+    restarted master recognises the jobs still running; a later run or attempt gets another pair."""
+    seed = hmac.new(key, f"{seq}\0{attempt}\0{job_id}".encode(), hashlib.sha256).digest()
+    secret = z85.encode(seed)
+    return zmq.curve_public(secret), secret
 
 
 # ----------------------------------------------------------------- who may bind where

@@ -38,11 +38,10 @@ class JobContext:
     master_port: int
     dag_dir: str = ""          # shared by the jobs of one DAG on this worker, for intermediate files
     agent_run_id: Optional[str] = None   # the agent run its DAG was submitted under, passed on to what it submits
-    token: str = ""            # with keys: proves to the master that this job runs now (TITAN_JOB_TOKEN)
-    keys_dir: str = ""         # with keys: the worker's private copy of its keys, for the job (TITAN_KEYS)
+    keys_dir: str = ""         # with keys: a bundle of the job's own key pair, valid while it runs (TITAN_KEYS)
 
     def environment(self) -> Dict[str, str]:
-        secured = {"TITAN_JOB_TOKEN": self.token, "TITAN_KEYS": self.keys_dir} if self.keys_dir else {}
+        secured = {"TITAN_KEYS": self.keys_dir} if self.keys_dir else {}
         return {**secured,
             "TITAN_HOST": self.master_host, "TITAN_PORT": str(self.master_port),
             "TITAN_JOB_ID": self.job_id, "TITAN_DAG_ID": self.dag or "", "TITAN_DAG_DIR": self.dag_dir,
@@ -191,6 +190,8 @@ def clean_up(job: RunningJob) -> None:
         os.close(fd)
     job.process.wait()
     shutil.rmtree(job.workspace, ignore_errors=True)
+    if job.context.keys_dir:
+        shutil.rmtree(job.context.keys_dir, ignore_errors=True)
 
 
 def port_in_use(port: int) -> bool:

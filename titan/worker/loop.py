@@ -77,13 +77,20 @@ class Worker:
             self.poller.register(self.fork_server.fileno(), zmq.POLLIN)
 
     def _secure(self, dealer: zmq.Socket) -> str:
-        """With keys: make the connection CURVE, and put a copy of the keys where only this user can read
-        them, for jobs to reach the master (with their job token) without this worker's key file."""
+        """With keys: make the connection CURVE, and make a private folder for the key bundles of the
+        jobs (each its own key pair, from its dispatch; never this worker's)."""
         if self.identity is None:
             return ""
         self.identity.apply(dealer)
-        folder = tempfile.mkdtemp(prefix=".titan-keys-", dir=self.work_root)   # workers may share a work dir
-        security.write_bundle(folder, self.identity)
+        return tempfile.mkdtemp(prefix=".titan-keys-", dir=self.work_root)   # workers may share a work dir
+
+    def _job_keys(self, job_key) -> str:
+        """A bundle holding the job's own key pair and the master's public key: the job's TITAN_KEYS."""
+        if self.identity is None or not job_key:
+            return ""
+        folder = tempfile.mkdtemp(dir=self.job_keys_dir)
+        public, secret = (part.encode() for part in job_key)
+        security.write_bundle(folder, security.Identity(public, secret, self.identity.server_public))
         return folder
 
     # ----------------------------------------------------------------- the loop
@@ -243,8 +250,7 @@ class Worker:
             return
         context = JobContext(job_id=job["job_id"], dag=message.get("dag"), attempt=message["attempt"],
                              worker_name=self.config.name, master_host=self.config.master_host,
-                             master_port=self.config.master_port, agent_run_id=message.get("agent_run_id"),
-                             token=message.get("token") or "", keys_dir=self.job_keys_dir)
+                             master_port=self.config.master_port, agent_run_id=message.get("agent_run_id"))
         previous = self.jobs.get(context.job_id)
         if previous is not None and previous.attempt == context.attempt:
             return   # a repeated dispatch of what already runs here
@@ -267,6 +273,7 @@ class Worker:
         except OSError as exc:
             log.warning("cannot make the DAG folder for %r: %s", context.dag, exc)
         try:
+            context.keys_dir = self._job_keys(message.get("job_key"))
             fork_server = self.fork_server if job.get("isolation", "fork") == "fork" else None
             running = executor.start_job(context, job["filename"], script, job.get("args") or "",
                                          self.work_root, timeout=job.get("timeout"), fork_server=fork_server,
@@ -275,6 +282,8 @@ class Worker:
             problem = str(exc) if isinstance(exc, LaunchError) else f"titan worker: cannot start the job: {exc!r}"
             if not isinstance(exc, LaunchError):
                 log.exception("starting job %s failed", context.job_id)
+            if context.keys_dir:
+                shutil.rmtree(context.keys_dir, ignore_errors=True)
             self._fail_unstarted(context.job_id, context.attempt, problem, 127, problem)
             return
         running.service_port = port
