@@ -58,15 +58,14 @@ def list_of(*types, shape=None) -> Field:
 
 
 class Table(dict):
-    """op -> its fields, with what the builders check cheaply: the names allowed and those required."""
+    """op -> its fields, with what the builders check cheaply: (the names allowed, those required) by op."""
 
     def __init__(self, what: str, ops: Dict[str, Dict[str, Field]]):
         super().__init__(ops)
         self.what = what
         self.results: Dict[str, Field] = {}   # request tables: op -> the "result" of its ok reply
-        self.allowed = {op: frozenset(fields) for op, fields in ops.items()}
-        self.required = {op: frozenset(name for name, field in fields.items() if field.required)
-                         for op, fields in ops.items()}
+        self.names = {op: (frozenset(fields), frozenset(name for name, field in fields.items() if field.required))
+                      for op, fields in ops.items()}
 
 
 # ----------------------------------------------------------------- jobs

@@ -379,11 +379,12 @@ def request(ops: Table, op: str, **fields) -> dict:
 
 
 def _check_names(ops: Table, op: str, fields: dict) -> None:
-    allowed = ops.allowed.get(op)
-    if allowed is None:
-        raise MisbuiltMessage(f"unknown {ops.what} {op!r}; expected one of: {', '.join(sorted(ops))}")
+    try:
+        allowed, required = ops.names[op]
+    except KeyError:
+        raise MisbuiltMessage(f"unknown {ops.what} {op!r}; expected one of: {', '.join(sorted(ops))}") from None
     names = fields.keys()
-    if not (names <= allowed and ops.required[op] <= names):   # cheap enough for every message
+    if not (names <= allowed and required <= names):   # cheap enough for every message
         _as_misbuilt(check_fields, f"{ops.what} {op!r}", fields, ops[op])   # raises, naming the field
 
 
