@@ -61,6 +61,8 @@ POLL_INTERVAL_S = 0.1
 MASTER_STALL_S = 1.0
 # While the journal cannot be written (disk full), the master tries a commit again this often.
 JOURNAL_RETRY_S = 1.0
+# Lines of one kind the master writes to its log per minute at most (the rest are counted): 0, no limit.
+MAX_LOG_REPEATS = 20
 # Job output held in memory for the journal during such an outage, at most (then kept in memory only).
 JOURNAL_HELD_LOG_CHARS = 64 * 1024 * 1024
 

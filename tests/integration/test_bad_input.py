@@ -58,7 +58,8 @@ def titan(tmp_path_factory):
     """
     before = child_pids()
     cluster = LocalCluster(workers=[WorkerSpec("w1", slots=2)], heartbeat_interval=FAST_HEARTBEAT_S,
-                           worker_dead_after=FAST_DEAD_AFTER_S, master_args=["--max-message-bytes", str(LIMIT)],
+                           worker_dead_after=FAST_DEAD_AFTER_S, master_args=["--max-message-bytes", str(LIMIT),
+                                                                     "--max-log-repeats", "0"],  # counted below
                            log_dir=str(tmp_path_factory.mktemp("bad-input-cluster")))
     with cluster:
         yield cluster

@@ -31,6 +31,17 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 STATE_TIMEOUT_MS = 60_000
 
 
+class DashboardURL(str):
+    """The dashboard's base URL (http://127.0.0.1:PORT/), with the token it printed at start: `.token`,
+    and the address a person opens, `.with_token`."""
+
+    token: str = ""
+
+    @property
+    def with_token(self) -> str:
+        return f"{self}?token={self.token}"
+
+
 def start_dashboard(cluster) -> tuple:
     # A session of its own, so a failed test can kill it whole.
     process = subprocess.Popen([sys.executable, "-m", "titan.web", "--port", "0", "--master-host", cluster.host,
@@ -38,7 +49,11 @@ def start_dashboard(cluster) -> tuple:
                                stdin=subprocess.DEVNULL, text=True, start_new_session=True)
     first_line = process.stdout.readline()
     assert first_line.startswith("Titan dashboard on http://127.0.0.1:"), (first_line, process.stderr.read())
-    return process, first_line.split()[3]
+    base, _, token = first_line.split()[3].partition("?token=")
+    assert len(token) >= 32, first_line
+    url = DashboardURL(base)
+    url.token = token
+    return process, url
 
 
 def stop_dashboard(process: subprocess.Popen) -> None:
@@ -238,10 +253,14 @@ def test_bad_requests_get_a_clear_error(client, dashboard, script):
                                                      "kind": "Bad Request"})
     status, answer = request(dashboard + "api/logs?job=nobody")
     assert status == 404 and "nobody" in answer["error"] and answer["kind"] == "UnknownJob"
+    for wrong in ({}, {"X-Titan-Token": "guessed"}, {"X-Titan-Token": dashboard.token[:-1]}):
+        status, answer = request(dashboard + "api/gates/plain/approve", "POST", b"{}", {**json_headers, **wrong})
+        assert status == 403 and "token" in answer["error"], answer
+    json_headers["X-Titan-Token"] = dashboard.token
     status, answer = request(dashboard + "api/gates/plain/approve", "POST", b"{}", json_headers)
     assert status == 409 and answer["kind"] == "GateError", answer
     status, answer = request(dashboard + "api/gates/plain/approve", "POST", b"x=1",
-                             {"Content-Type": "application/x-www-form-urlencoded"})
+                             {"Content-Type": "application/x-www-form-urlencoded", "X-Titan-Token": dashboard.token})
     assert status == 415 and "application/json" in answer["error"]
     status, answer = request(dashboard + "api/gates/plain/reject", "POST", b"{}",
                              {**json_headers, "Origin": "http://evil.example"})
@@ -260,6 +279,7 @@ def test_add_commands_gives_titan_a_dashboard_subcommand():
     add_commands(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["dashboard", "--port", "0", "--master-port", "9190"])
     assert (args.port, args.host, args.master_port, args.master_host) == (0, "127.0.0.1", 9190, None)
+    assert parser.parse_args(["dashboard", "--keys", "/k"]).keys == "/k"
     assert callable(args.run)
 
 
@@ -286,8 +306,9 @@ def test_page_follows_dags_streams_logs_and_approves_a_gate(client, dashboard, s
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             errors = []
             page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(dashboard)
+            page.goto(dashboard.with_token)
             page.wait_for_selector('#master-status[data-up="true"]', timeout=STATE_TIMEOUT_MS)
+            assert "token" not in page.url, "the token stays in the address bar, to be shared with a link"
             page.wait_for_selector('.worker[data-worker="gpu-1"][data-slots="2"]', timeout=STATE_TIMEOUT_MS)
             follow_a_dag(client, page, hello)
             stream_logs(client, page, chatty, release)

@@ -87,6 +87,19 @@ def test_extract_refuses_entries_that_leave_the_folder_naming_them(tmp_path, ent
     assert os.listdir(tmp_path / "jail") == []
 
 
+def test_no_file_is_written_through_a_symlink_that_comes_first_in_the_archive(tmp_path):
+    """A link to a folder outside, then a file 'inside' that link: written in archive order, the file
+    would land outside before the links are checked. Links are made last, so it never does."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    zip_path = write_zip(tmp_path / "bad.zip", [("door", str(outside).encode(), LINK),
+                                                ("door/planted.txt", b"x", FILE)])
+    with pytest.raises(ArchiveError, match="door"):
+        safe_extract(zip_path, str(tmp_path / "jail" / "out"))
+    assert os.listdir(outside) == []
+    assert not (tmp_path / "jail" / "out").exists()
+
+
 def test_extract_refuses_a_file_that_is_not_a_zip(tmp_path):
     path = tmp_path / "not.zip"
     path.write_bytes(b"hello")

@@ -40,10 +40,10 @@ class WorkerView:
         """Its facts; given the clock's `now`, also how many seconds ago it was last heard from (last_seen
         is on the master's own clock, which means nothing elsewhere)."""
         age = None if now is None else round(max(0.0, now - self.last_seen), 3)
-        return {
-            "worker_id": self.worker_id, "name": self.name, "capabilities": sorted(self.capabilities),
+        return {   # what the worker says of its host first, so it can never stand in for the master's facts
+            **self.info, "worker_id": self.worker_id, "name": self.name, "capabilities": sorted(self.capabilities),
             "slots": self.slots, "running": sorted(self.running), "load": round(self.load, 3),
-            "last_seen": self.last_seen, "last_heartbeat_s_ago": age, **self.info,
+            "last_seen": self.last_seen, "last_heartbeat_s_ago": age,
         }
 
 

@@ -11,6 +11,7 @@ import zmq
 
 from titan.master.config import parse_args
 from titan.master.journal import JournalCorrupt, JournalInUse, JournalWriteError
+from titan.master.log_guard import LogGuard
 from titan.master.loop import Master, log
 from titan.net import security
 
@@ -21,6 +22,8 @@ def main(argv=None) -> int:
     # all every few thousand allocations. Collect young objects less often; nothing here is cyclic-heavy.
     gc.set_threshold(100_000, 50, 100)
     config = parse_args(argv)
+    for handler in logging.getLogger().handlers:   # peers' text is escaped, repeats are rate-limited
+        handler.addFilter(LogGuard(config.max_log_repeats))
     if not (config.keys or config.insecure or security.is_loopback(config.host)):
         print(security.refusal_to_bind(config.host), file=sys.stderr)   # before any socket exists
         return 2

@@ -43,16 +43,26 @@ class Committer:
             return True
         if self.failure is not None and now < self._next_try:
             return False
+        if not self._write(self.journal.commit, now):
+            return False
+        if self.failure is not None:
+            log.warning("journal %s can be written again; carrying on", self.journal.path)
+            self.failure = None
+        self._held_log_chars = 0
+        return True
+
+    def compact(self, batch: int, now: float) -> None:
+        """Fold some state changes; a fold that cannot be written starts an outage like a commit would."""
+        if self.journal is not None and self.failure is None:
+            self._write(lambda: self.journal.compact(batch), now)
+
+    def _write(self, action, now: float) -> bool:
         try:
-            self.journal.commit()
+            action()
         except JournalWriteError as exc:
             if self.failure is None:
                 log.error("%s; the master refuses changes and holds what it has not written until it can "
                           "write again (trying every %gs)", exc, self.retry_every)
             self.failure, self._next_try = str(exc), now + self.retry_every
             return False
-        if self.failure is not None:
-            log.warning("journal %s can be written again; carrying on", self.journal.path)
-            self.failure = None
-        self._held_log_chars = 0
         return True

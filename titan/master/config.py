@@ -24,6 +24,7 @@ class MasterConfig:
     keys: Optional[str] = None          # key directory (titan keys init): CURVE on every socket
     insecure: bool = False              # allow a non-loopback address without keys
     limits: Limits = field(default_factory=Limits)
+    max_log_repeats: int = defaults.MAX_LOG_REPEATS   # lines of one kind per minute in the master's log
 
 
 def parse_args(argv=None) -> MasterConfig:
@@ -46,6 +47,9 @@ def parse_args(argv=None) -> MasterConfig:
                              "on every socket, only known keys let in")
     parser.add_argument("--insecure", action="store_true",
                         help="allow listening on a non-loopback address without --keys (trusted networks only)")
+    parser.add_argument("--max-log-repeats", type=int, default=defaults.MAX_LOG_REPEATS, metavar="N",
+                        help="at most N lines of one kind a minute in the master's log, the rest counted "
+                             "(default %(default)s; 0: no limit)")
     add_limit_options(parser)
     args = parser.parse_args(argv)
     limits = Limits(jobs_per_dag=args.max_jobs_per_dag, script_bytes=args.max_script_bytes,
@@ -55,6 +59,7 @@ def parse_args(argv=None) -> MasterConfig:
                         max_message_bytes=args.max_message_bytes, heartbeat_interval=args.heartbeat_interval,
                         worker_dead_after=args.worker_dead_after, retry_backoff=args.retry_backoff,
                         retry_backoff_max=args.retry_backoff_max, keys=args.keys, insecure=args.insecure,
+                        max_log_repeats=args.max_log_repeats,
                         limits=limits)
 
 

@@ -18,7 +18,9 @@ from typing import Dict, List, Optional, Tuple, Union
 
 from titan.core.jobs import JobRun
 
-# When the master folds state changes while busy: at most BUSY_COMPACT_BATCH every BUSY_COMPACT_EVERY_S.
+# How many state changes the master folds at a time: COMPACT_BATCH when idle (about 5 ms), at most
+# BUSY_COMPACT_BATCH every BUSY_COMPACT_EVERY_S while busy.
+COMPACT_BATCH = 2_000
 BUSY_COMPACT_BATCH = 1_000
 BUSY_COMPACT_EVERY_S = 1.0
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import traceback
 import uuid
 from collections import Counter
 from typing import Dict, List, Optional
@@ -29,7 +28,7 @@ from titan.master.artifacts import ArtifactStore
 from titan.master.committer import Committer
 from titan.master.config import MasterConfig
 from titan.master.gatekeeper import Gatekeeper
-from titan.master.journal import BUSY_COMPACT_BATCH, BUSY_COMPACT_EVERY_S, open_journal
+from titan.master.journal import BUSY_COMPACT_BATCH, BUSY_COMPACT_EVERY_S, COMPACT_BATCH, open_journal
 from titan.master.replies import ReplyCache
 from titan.master.requests import RequestHandlers
 from titan.net import protocol
@@ -182,9 +181,9 @@ class Master(RequestHandlers):
         quiet, self._commits_seen = self.journal.commits == self._commits_seen, self.journal.commits
         now = time.monotonic()
         if idle:
-            self.journal.compact()
+            self.committer.compact(COMPACT_BATCH, now)
         elif quiet and now - self._last_fold >= BUSY_COMPACT_EVERY_S:
-            self.journal.compact(BUSY_COMPACT_BATCH)
+            self.committer.compact(BUSY_COMPACT_BATCH, now)
         else:
             return
         self._last_fold = now
@@ -205,7 +204,7 @@ class Master(RequestHandlers):
             try:
                 handler(frames, user)
             except Exception:  # the master never dies from a message; the operator sees why
-                log.error("internal error while handling a message:\n%s", traceback.format_exc())
+                log.exception("internal error while handling a message")
 
     def _receive(self, socket: zmq.Socket) -> tuple:
         """The frames of one message, and with keys, who sent it ("client:NAME", "worker:NAME"), which the
@@ -335,7 +334,7 @@ class Master(RequestHandlers):
             log.info("refused a request: %s", exc)
             return protocol.encode(protocol.error_reply(rid, exc.kind, str(exc), getattr(exc, "details", None)))
         except Exception as exc:
-            log.error("internal error answering a request:\n%s", traceback.format_exc())
+            log.exception("internal error answering a request")
             return protocol.encode(protocol.error_reply(rid, "InternalError", f"master error: {exc!r}"))
         if changes_state:   # a repeated read is simply answered again; only changes must not repeat
             replies.put(rid, reply)
@@ -408,16 +407,16 @@ class Master(RequestHandlers):
             self._apply(self.scheduler.worker_left(worker_id, "it shut down", now))
 
     def _register_worker(self, worker_id: str, message: dict, claims: list, now: float) -> None:
-        if message["slots"] < 1:
-            log.warning("refused worker %r: it offers %d slots", message["name"], message["slots"])
+        try:
+            name, capabilities, slots, info = protocol.worker_registration(message)
+        except ProtocolError as exc:
+            log.warning("refused a worker registration from connection %s: %s", worker_id, exc)
             return
-        capabilities = [c for c in message["capabilities"] if isinstance(c, str) and c]
         self._scripts_sent.pop(worker_id, None)   # a worker that registers again may have restarted
         self._send_worker(worker_id, protocol.message(TO_WORKER, "welcome"))
-        self._apply(self.scheduler.worker_joined(worker_id, message["name"], capabilities, message["slots"],
-                                                 message.get("info") or {}, now, running=claims))
-        log.info("worker %s registered with %s, %d slots, running %s", message["name"], capabilities,
-                 message["slots"], [job_id for job_id, _ in claims])
+        self._apply(self.scheduler.worker_joined(worker_id, name, capabilities, slots, info, now, running=claims))
+        log.info("worker %s registered with %s, %d slots, running %s", name, capabilities, slots,
+                 [job_id for job_id, _ in claims])
 
     def _record_log(self, message: dict) -> None:
         run = self.scheduler.jobs.get(message["job_id"])

@@ -24,11 +24,10 @@ import msgpack
 
 from titan import defaults
 from titan.core.jobs import JobRun, JobSpec, JobState, spec_to_dict
-from titan.master.journal import Journal, JournalCorrupt, JournalInUse, JournalWriteError, Recovered, StoreValue
+from titan.master.journal import COMPACT_BATCH, Journal, JournalCorrupt, JournalInUse, JournalWriteError, Recovered, StoreValue
 
 SCHEMA_VERSION = 2
 LOCK_WAIT_S = 1.0              # how long a second master waits for the journal before giving up
-COMPACT_BATCH = 2_000          # state changes folded by one compact() when the master is idle: about 5 ms
 FORCED_COMPACT_BATCH = 2_000   # folded by every commit while more than FORCED_COMPACT_AT wait
 FORCED_COMPACT_AT = 200_000
 FILE_NAME = "titan.db"

@@ -335,6 +335,37 @@ def error_reply(rid: Optional[str], kind: str, message: str, details: Optional[d
     return {"rid": rid, "ok": False, "error": {"kind": kind, "message": message, "details": details or {}}}
 
 
+# What a registering worker may say of itself, and how: anything else it sends is left out.
+WORKER_INFO_TYPES = {"host": str, "pid": int, "cpus": int, "memory_mb": int}
+MAX_WORKER_NAME_CHARS = 128
+MAX_CAPABILITY_CHARS = 64
+MAX_CAPABILITIES = 64
+MAX_WORKER_SLOTS = 10_000
+
+
+def worker_registration(message: dict) -> Tuple[str, List[str], int, dict]:
+    """(name, capabilities, slots, info) of a "register" message, each checked: names and tags are shown
+    to people and written to logs, so they must be short printable text."""
+    name, capabilities, slots = message["name"], message["capabilities"], message["slots"]
+    if not is_printable_name(name, MAX_WORKER_NAME_CHARS):
+        raise ProtocolError(f"'register' message: name must be 1 to {MAX_WORKER_NAME_CHARS} printable characters, "
+                            f"got {name[:40]!r}")
+    if len(capabilities) > MAX_CAPABILITIES or not all(is_printable_name(tag, MAX_CAPABILITY_CHARS)
+                                                       for tag in capabilities):
+        raise ProtocolError(f"'register' message: capabilities must be at most {MAX_CAPABILITIES} tags of 1 to "
+                            f"{MAX_CAPABILITY_CHARS} printable characters")
+    if not 1 <= slots <= MAX_WORKER_SLOTS:
+        raise ProtocolError(f"'register' message: slots must be 1 to {MAX_WORKER_SLOTS}, got {slots}")
+    info = {key: value for key, value in (message.get("info") or {}).items()
+            if key in WORKER_INFO_TYPES and is_of_type(value, (WORKER_INFO_TYPES[key],))
+            and (not isinstance(value, str) or is_printable_name(value, 255))}
+    return name, list(capabilities), slots, info
+
+
+def is_printable_name(text, limit: int) -> bool:
+    return isinstance(text, str) and 0 < len(text) <= limit and text.isprintable() and text.strip() == text
+
+
 def job_claims(raw) -> list:
     """A registering worker's [[job_id, attempt], ...]; malformed entries are refused whole."""
     claims = raw or []

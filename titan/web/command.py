@@ -30,6 +30,8 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--master-host", default=None, help="master host (default: TITAN_HOST, else localhost)")
     parser.add_argument("--master-port", type=int, default=None,
                         help="master base port (default: TITAN_PORT, else 9090)")
+    parser.add_argument("--keys", default=None, metavar="DIR",
+                        help="a client key bundle for a keyed master (default: TITAN_KEYS)")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -43,7 +45,8 @@ def run_dashboard(args) -> int:
     from titan.web.server import DashboardServer
     from titan_sdk import TitanClient
 
-    client = TitanClient(host=args.master_host, port=args.master_port, timeout=defaults.DASHBOARD_CLIENT_TIMEOUT_S)
+    client = TitanClient(host=args.master_host, port=args.master_port, keys=args.keys,
+                         timeout=defaults.DASHBOARD_CLIENT_TIMEOUT_S)
     try:
         server = DashboardServer(client, args.host, args.port)
     except OSError as exc:
@@ -51,16 +54,16 @@ def run_dashboard(args) -> int:
         print(f"titan dashboard: cannot serve on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     if not is_loopback(args.host):
-        print(f"titan dashboard: warning: serving on {args.host}; anyone who reaches it can approve or reject "
-              "gates", file=sys.stderr)
+        print(f"titan dashboard: warning: serving on {args.host}; anyone who reaches it can watch the cluster "
+              "and read job logs (acting on it needs the token below)", file=sys.stderr)
     signal.signal(signal.SIGTERM, _exit_on_signal)
     server.start_feed()
     # Say where it serves once it follows the master, so what happens after that line is on the page.
     if not server.feed.following.wait(defaults.DASHBOARD_CLIENT_TIMEOUT_S + 1):
         print(f"titan dashboard: the master at {client.host}:{client.port} does not answer yet; the page says "
               "so until it does", file=sys.stderr, flush=True)
-    print(f"Titan dashboard on http://{_url_host(args.host)}:{server.port}/ (metrics at /metrics), following "
-          f"the master at {client.host}:{client.port}; Ctrl-C stops it", flush=True)
+    print(f"Titan dashboard on http://{_url_host(args.host)}:{server.port}/?token={server.token} (metrics at "
+          f"/metrics), following the master at {client.host}:{client.port}; Ctrl-C stops it", flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

@@ -3,14 +3,17 @@
 The standard library's ThreadingHTTPServer is enough: a handful of routes, one thread per connection, and
 SSE is plain HTTP. Every request must name this server in its Host header (so a web page elsewhere
 cannot reach it through DNS rebinding), and a POST must be JSON from this origin (so a form on another
-site cannot approve a gate).
+site cannot approve a gate) and carry this start's token (X-Titan-Token), which the page takes from the
+URL printed at start, as Jupyter does: another local user or process cannot act through the dashboard.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 import queue
+import secrets
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,9 +38,11 @@ LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 class DashboardServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, client, host: str = defaults.DEFAULT_BIND_HOST, port: int = defaults.DASHBOARD_PORT):
+    def __init__(self, client, host: str = defaults.DEFAULT_BIND_HOST, port: int = defaults.DASHBOARD_PORT,
+                 token: Optional[str] = None):
         super().__init__((host, port), DashboardHandler)
         self.client = client
+        self.token = token or secrets.token_urlsafe(24)   # what an action must carry; new each start
         self.hub = Hub(ClusterView())
         self.metrics = DashboardMetrics(self.stats_for_scrape)
         self.feed = EventFeed(client, self.hub, self.metrics.timings)
@@ -97,7 +102,7 @@ class DashboardHandler(BaseHTTPRequestHandler):
             self._send_error(HTTPStatus.NOT_FOUND, f"no page {url.path!r}")
 
     def do_POST(self) -> None:
-        if not self._host_allowed() or not self._post_allowed():
+        if not self._host_allowed() or not self._post_allowed() or not self._token_given():
             return
         parts = urlsplit(self.path).path.strip("/").split("/")
         if len(parts) == 4 and parts[:2] == ["api", "gates"] and parts[3] in ("approve", "reject"):
@@ -124,6 +129,13 @@ class DashboardHandler(BaseHTTPRequestHandler):
             self._send_error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send the request body as application/json")
             return False
         return True
+
+    def _token_given(self) -> bool:
+        if hmac.compare_digest(self.headers.get("X-Titan-Token", "").encode(), self.server.token.encode()):
+            return True
+        self._send_error(HTTPStatus.FORBIDDEN, "actions need this dashboard's token: open the address it printed "
+                                               "when it started (the one ending in ?token=...)")
+        return False
 
     # ----------------------------------------------------------------- answers
 

@@ -165,6 +165,17 @@ function gateCard(job) {
     el("div", { class: "gate-actions" }, approve, reject));
 }
 
+// The token printed at start (in the page's address): actions must carry it. Kept for this tab only, and
+// taken out of the address bar so it is not shared along with a link.
+function actionToken() {
+  const fromAddress = new URLSearchParams(window.location.search).get("token");
+  if (fromAddress) {
+    window.sessionStorage.setItem("titan-token", fromAddress);
+    window.history.replaceState(null, "", window.location.pathname + window.location.hash);
+  }
+  return window.sessionStorage.getItem("titan-token") || "";
+}
+
 async function decide(gateId, verb, buttons) {
   let body = {};
   if (verb === "reject") {
@@ -174,7 +185,8 @@ async function decide(gateId, verb, buttons) {
   }
   buttons.forEach((button) => { button.disabled = true; });
   const response = await fetch(`/api/gates/${encodeURIComponent(gateId)}/${verb}`, {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    method: "POST", headers: { "Content-Type": "application/json", "X-Titan-Token": actionToken() },
+    body: JSON.stringify(body),
   });
   if (!response.ok) {
     const answer = await response.json().catch(() => ({}));
@@ -371,4 +383,5 @@ function svgEl(tag, attributes = {}, ...children) {
 }
 
 document.getElementById("log-close").addEventListener("click", closeLogs);
+actionToken();
 connect();
