@@ -1,9 +1,10 @@
-"""`python -m benchmarks [--quick] [--json FILE]`: scheduling throughput and latency, as a table.
+"""`python -m benchmarks [--quick] [--only S1,S5-null] [--json FILE]`: scheduling throughput and latency.
 
 Starts its own local cluster (a master with a journal, 2 workers x 4 slots), runs each shape once to
 warm up and then RUNS times, and prints min / median / max. Shapes marked "null" use the workers'
 benchmark-only null executor (jobs reported done without running), so the figure is the scheduler and
-the wire alone; "real" shapes run real Python scripts.
+the wire alone; "real" shapes run real Python scripts. `--only` runs the shapes whose names start with
+one of the given prefixes (S5 covers S5-null, S5-real and their p99), e.g. for A/B runs of one change.
 """
 
 from __future__ import annotations
@@ -128,8 +129,23 @@ class Bench:
         return {"seconds": seconds, "rss-mb": rss_mb}
 
 
-def measure(run: Callable[[], Dict[str, float]], results: Dict[str, List[float]], runs: int) -> None:
-    """Run once to warm up, then `runs` times; each run gives one figure per shape key."""
+# Shape-name prefixes to run (--only); empty: all of them.
+ONLY: List[str] = []
+NULL_SHAPES = ("S1-null", "S3-null", "S4-null", "S5-null", "S5-null-p99", "S6-1", "S6-5", "S6-echo-1",
+               "S6-echo-5", "S7-seconds", "S7-rss-mb")
+REAL_SHAPES = ("S1-real", "S2", "S3-real", "S4-real", "S5-real", "S5-real-p99")
+
+
+def wanted(*shapes: str) -> bool:
+    return not ONLY or any(shape.startswith(prefix) for shape in shapes for prefix in ONLY)
+
+
+def measure(run: Callable[[], Dict[str, float]], results: Dict[str, List[float]], runs: int,
+            shapes: tuple = ()) -> None:
+    """Run once to warm up, then `runs` times; each run gives one figure per shape key. Skipped unless
+    one of `shapes` (the keys it gives) is wanted."""
+    if shapes and not wanted(*shapes):
+        return
     run()
     labels: List[str] = []
     for _ in range(runs):
@@ -151,21 +167,25 @@ def run_cluster(executor: str, sizes: Sizes, script: str, data_dir: str, results
     with LocalCluster(workers=workers, data_dir=data_dir) as cluster:
         bench = Bench(cluster, sizes, script)
         print(f"{kind} jobs ({'null executor: benchmark only, nothing runs' if kind == 'null' else 'print(ok)'}):")
-        measure(lambda: {f"S1-{kind}": bench.independent(sizes.independent)}, results, runs)
+        measure(lambda: {f"S1-{kind}": bench.independent(sizes.independent)}, results, runs, (f"S1-{kind}",))
         if kind == "real":
-            measure(lambda: {"S2": bench.independent(sizes.real_jobs)}, results, runs)
-        measure(lambda: {f"S3-{kind}": bench.chain()}, results, runs)
-        measure(lambda: {f"S4-{kind}": bench.fan()}, results, runs)
-        measure(lambda: _latencies(kind, bench.single()), results, runs)
+            measure(lambda: {"S2": bench.independent(sizes.real_jobs)}, results, runs, ("S2",))
+        measure(lambda: {f"S3-{kind}": bench.chain()}, results, runs, (f"S3-{kind}",))
+        measure(lambda: {f"S4-{kind}": bench.fan()}, results, runs, (f"S4-{kind}",))
+        measure(lambda: _latencies(kind, bench.single()), results, runs, (f"S5-{kind}", f"S5-{kind}-p99"))
         if kind == "null":
-            measure(lambda: {"S6-1": bench.store(1)}, results, runs)
-            measure(lambda: {"S6-5": bench.store(5)}, results, runs)
-            print("the ceiling under S6 (bare ZeroMQ echo, same clients; see benchmarks/echo.py):")
-            measure(lambda: {"S6-echo-1": echo.round_trips_per_second(1, sizes.store_ops)}, results, runs)
-            measure(lambda: {"S6-echo-5": echo.round_trips_per_second(5, sizes.store_ops)}, results, runs)
+            measure(lambda: {"S6-1": bench.store(1)}, results, runs, ("S6-1",))
+            measure(lambda: {"S6-5": bench.store(5)}, results, runs, ("S6-5",))
+            if wanted("S6-echo-1", "S6-echo-5"):
+                print("the ceiling under S6 (bare ZeroMQ echo, same clients; see benchmarks/echo.py):")
+            measure(lambda: {"S6-echo-1": echo.round_trips_per_second(1, sizes.store_ops)}, results, runs,
+                    ("S6-echo-1",))
+            measure(lambda: {"S6-echo-5": echo.round_trips_per_second(5, sizes.store_ops)}, results, runs,
+                    ("S6-echo-5",))
         bench.client.close()
     if kind == "null":   # each S7 run gets a fresh master, so its RSS is that of one huge DAG
-        measure(lambda: huge_dag_on_fresh_cluster(workers, sizes, script, data_dir), results, runs)
+        measure(lambda: huge_dag_on_fresh_cluster(workers, sizes, script, data_dir), results, runs,
+                ("S7-seconds", "S7-rss-mb"))
 
 
 def huge_dag_on_fresh_cluster(workers: List[WorkerSpec], sizes: Sizes, script: str, data_dir: str) -> Dict[str, float]:
@@ -196,7 +216,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run, not a measurement")
     parser.add_argument("--json", metavar="FILE", help="also write {shape: {min, median, max, unit}} here")
+    parser.add_argument("--only", metavar="SHAPES", default="",
+                        help="comma-separated shape-name prefixes to run, e.g. S1,S5-null (default: all)")
     args = parser.parse_args(argv)
+    ONLY[:] = [prefix.strip() for prefix in args.only.split(",") if prefix.strip()]
     sizes, runs = (QUICK, QUICK_RUNS) if args.quick else (Sizes(), RUNS)
     print(f"Titan benchmarks{' (--quick: a smoke run, not a measurement)' if args.quick else ''}: "
           f"{os.cpu_count()} CPUs, load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}; "
@@ -206,8 +229,9 @@ def main(argv=None) -> int:
         script = os.path.join(scratch, "ok.py")
         with open(script, "w") as handle:
             handle.write("print('ok')\n")
-        for executor in ("null", "fork"):
-            run_cluster(executor, sizes, script, os.path.join(scratch, f"data-{executor}"), results, runs)
+        for executor, shapes in (("null", NULL_SHAPES), ("fork", REAL_SHAPES)):
+            if wanted(*shapes):
+                run_cluster(executor, sizes, script, os.path.join(scratch, f"data-{executor}"), results, runs)
     table = {shape: {"min": min(v), "median": statistics.median(v), "max": max(v), "unit": unit(shape)}
              for shape, v in results.items()}
     print_table(table)

@@ -1,8 +1,14 @@
-"""Fixtures that start a real Titan cluster (master and workers as processes) on free loopback ports."""
+"""Fixtures that start a real Titan cluster (master and workers as processes) on free loopback ports.
+
+Every test runs with TITAN_STRICT_MESSAGES=1, inherited by the processes it starts: every message, reply
+and event they build is checked field by field against the catalogue (titan.net.messages), and a cluster
+whose logs show a misbuilt one fails its test at teardown.
+"""
 
 from __future__ import annotations
 
 import os
+import pathlib
 import shutil
 import signal
 import subprocess
@@ -13,7 +19,10 @@ import time
 import psutil
 import pytest
 
-from titan.cluster import LocalCluster, WorkerSpec
+os.environ["TITAN_STRICT_MESSAGES"] = "1"   # before titan.net.protocol is first imported (it reads it once)
+
+from titan.cluster import LocalCluster, WorkerSpec  # noqa: E402
+from titan.net import protocol  # noqa: E402
 
 # The `titan` command of the Python running the tests (a venv's bin/ need not be on PATH), else PATH's.
 TITAN = next((path for path in (os.path.join(os.path.dirname(sys.executable), "titan"), shutil.which("titan"))
@@ -110,6 +119,15 @@ def make_cluster(tmp_path):
     yield make
     for cluster in started:
         cluster.stop()
+    for cluster in started:
+        assert_no_misbuilt_message(cluster.log_dir)
+
+
+def assert_no_misbuilt_message(log_dir) -> None:
+    """Fail naming the log and the line where a master or worker reported a message it built wrong."""
+    for log in sorted(pathlib.Path(log_dir).glob("*.log")) if log_dir else []:
+        for number, line in enumerate(log.read_text(errors="replace").splitlines(), 1):
+            assert protocol.MISBUILT not in line, f"{log}:{number}: {line}"
 
 
 @pytest.fixture

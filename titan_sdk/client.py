@@ -34,9 +34,10 @@ FOLLOW_LOGS_POLL_S = 0.2
 class _Channel:
     """One DEALER socket to one master socket, with request ids, retries and a deadline."""
 
-    def __init__(self, ctx: zmq.Context, address: str, envelope: bool,
+    def __init__(self, ctx: zmq.Context, address: str, envelope: bool, ops: protocol.Table,
                  identity: Optional[security.Identity] = None):
         self.ctx, self.address, self.envelope, self.identity = ctx, address, envelope, identity
+        self.ops = ops   # the catalogue's table of what may be asked here
         self.lock = threading.Lock()
         self.socket: Optional[zmq.Socket] = None
         self.poller: Optional[zmq.Poller] = None
@@ -105,8 +106,10 @@ class TitanClient(FileTransfers):
         self.retry_every = min(defaults.CLIENT_RETRY_INTERVAL_S, timeout)
         self._identity = security.identity_from_environment(keys, security.CLIENT)
         self._ctx = zmq.Context()
-        self._requests = _Channel(self._ctx, self._address(defaults.CLIENT_PORT_OFFSET), False, self._identity)
-        self._store = _Channel(self._ctx, self._address(defaults.STORE_PORT_OFFSET), True, self._identity)
+        self._requests = _Channel(self._ctx, self._address(defaults.CLIENT_PORT_OFFSET), False, protocol.CLIENT_OPS,
+                                  self._identity)
+        self._store = _Channel(self._ctx, self._address(defaults.STORE_PORT_OFFSET), True, protocol.STORE_OPS,
+                               self._identity)
         self._per_thread = threading.local()
         self._kept_subscriptions: List["_Subscription"] = []
         self.event_gaps_healed = 0   # times wait() found events lost (too slow a reader) and re-snapshotted
@@ -118,7 +121,8 @@ class TitanClient(FileTransfers):
         return f"tcp://{self.host}:{defaults.port_for(self.port, offset)}"
 
     def _call(self, channel: _Channel, op: str, **fields):
-        reply = channel.request({"op": op, **fields}, self.timeout, self.retry_every, self.on_no_answer)
+        reply = channel.request(protocol.request(channel.ops, op, **fields), self.timeout, self.retry_every,
+                                self.on_no_answer)
         if not reply.get("ok"):
             raise error_from_reply(reply.get("error") or {})
         return reply.get("result")

@@ -1,15 +1,16 @@
-"""The scheduler test harness: a Scheduler driven by a fake clock, validate() after every step, and helpers
-that pick effects out of what it returned. The scheduler's unit tests import it."""
+"""The scheduler test harness: a Scheduler driven by a fake clock, validate() after every step, every event
+checked against the message catalogue (titan.net.messages.EVENTS), and helpers that pick effects out of
+what it returned. The scheduler's unit tests import it."""
 
 from __future__ import annotations
 
 from titan.core.effects import Dispatch, Note, Publish
 from titan.core.jobs import JobSpec, JobState
 from titan.core.scheduler import Scheduler
+from titan.net import protocol
 
 P, Q, R, C, F, X = (JobState.PENDING, JobState.QUEUED, JobState.RUNNING, JobState.COMPLETED,
                     JobState.FAILED, JobState.CANCELLED)
-JOB_EVENT_FIELDS = {"job_id", "dag", "state", "worker", "attempt", "reason", "exit_code"}
 DEAD_AFTER = 5.0
 
 
@@ -31,14 +32,15 @@ class Sim:
         finally:
             self.s.validate()
         self.log.extend(effects)
-        self._check_job_events(effects)
+        self._check_events(effects)
         return effects
 
-    def _check_job_events(self, effects):
+    def _check_events(self, effects):
         for e in effects:
-            if isinstance(e, Publish) and e.topic.startswith("job."):
-                assert set(e.body) == JOB_EVENT_FIELDS, e
-                assert e.topic == f"job.{e.body['state']}", e
+            if isinstance(e, Publish):
+                protocol.check_event_body(e.topic, e.body)   # raises, naming the topic and the field
+                if e.topic.startswith("job."):
+                    assert e.topic == f"job.{e.body['state']}", e
 
     # events
     def submit(self, *specs, dag=None):

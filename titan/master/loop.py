@@ -37,6 +37,7 @@ from titan.net.protocol import ProtocolError
 log = logging.getLogger("titan.master")
 
 WORKER_GONE_TOPICS = frozenset({"worker.left", "worker.dead"})
+TO_WORKER = protocol.MASTER_TO_WORKER_OPS
 # How many messages one socket may hand the loop per turn, so one busy peer cannot starve the others.
 BATCH_PER_SOCKET = 256
 
@@ -334,7 +335,7 @@ class Master(RequestHandlers):
                                          "it refuses changes until it can, and did not do this one. Free space "
                                          "and retry; reads still work.")
             self._check_allowed(op, message, sender)
-            reply = protocol.encode(protocol.ok_reply(rid, act(op, message)))
+            reply = protocol.encode(protocol.result_reply(ops, op, rid, act(op, message)))
         except (ProtocolError, TitanError) as exc:
             rid = rid or getattr(exc, "rid", None)
             log.info("refused a request: %s", exc)
@@ -390,16 +391,18 @@ class Master(RequestHandlers):
             if self.guard is None or self.guard.admit_worker(worker_id, user):
                 self._register_worker(worker_id, message, claims, now)
         elif not self.scheduler.worker_seen(worker_id, now):
-            self._send_worker(worker_id, {"op": "reregister", "reason": "this master does not know you"})
+            self._send_worker(worker_id, protocol.message(TO_WORKER, "reregister",
+                                                          reason="this master does not know you"))
         elif op == "heartbeat":
-            self._send_worker(worker_id, {"op": "heartbeat"})
+            self._send_worker(worker_id, protocol.message(TO_WORKER, "heartbeat"))
             self._resend_lost_dispatches(worker_id, message, now)
         elif op == "log":
             self._record_log(message)
         elif op == "finished":
             self._apply(self.scheduler.job_finished(worker_id, message["job_id"], message["attempt"],
                                                     message["exit_code"], now, message.get("error")))
-            self._send_worker(worker_id, {"op": "ack", "job_id": message["job_id"], "attempt": message["attempt"]})
+            self._send_worker(worker_id, protocol.message(TO_WORKER, "ack", job_id=message["job_id"],
+                                                          attempt=message["attempt"]))
         elif op == "missing_script":
             log.warning("worker %s lacks the script of job %s; sending it again", worker_id, message["job_id"])
             self._resend_dispatch(worker_id, message["job_id"], message["attempt"])
@@ -417,7 +420,7 @@ class Master(RequestHandlers):
             log.warning("refused a worker registration from connection %s: %s", worker_id, exc)
             return
         self._scripts_sent.pop(worker_id, None)   # a worker that registers again may have restarted
-        self._send_worker(worker_id, {"op": "welcome"})
+        self._send_worker(worker_id, protocol.message(TO_WORKER, "welcome"))
         self._apply(self.scheduler.worker_joined(worker_id, name, capabilities, slots, info, now, running=claims))
         log.info("worker %s registered with %s, %d slots, running %s", name, capabilities, slots,
                  [job_id for job_id, _ in claims])
@@ -435,7 +438,7 @@ class Master(RequestHandlers):
         for worker_id in self.guard.revoked_workers(now, self.scheduler.workers):
             log.warning("worker connection %s: its key %s was revoked", worker_id, self.guard.worker_users[worker_id])
             self._apply(self.scheduler.worker_left(worker_id, "its key was revoked", now))
-            self._send_worker(worker_id, {"op": "reregister", "reason": "its key was revoked"})
+            self._send_worker(worker_id, protocol.message(TO_WORKER, "reregister", reason="its key was revoked"))
 
     def _send_worker(self, worker_id: str, message: dict) -> None:
         self._to_workers.setdefault(worker_id, []).append(message)
@@ -451,8 +454,8 @@ class Master(RequestHandlers):
             elif isinstance(effect, Dispatch):
                 self._dispatch(effect)
             elif isinstance(effect, StopJob):
-                self._send_worker(effect.worker_id, {"op": "stop", "job_id": effect.job_id,
-                                                     "attempt": effect.attempt, "reason": "cancelled"})
+                self._send_worker(effect.worker_id, protocol.message(TO_WORKER, "stop", job_id=effect.job_id,
+                                                                     attempt=effect.attempt, reason="cancelled"))
             elif isinstance(effect, Admitted):
                 self._admit(effect)
             elif isinstance(effect, Note):
@@ -474,11 +477,12 @@ class Master(RequestHandlers):
             del job["script"]
         else:
             sent.add(digest)
-        dispatch = {"op": "dispatch", "job": job, "attempt": effect.attempt, "dag": run.dag,
-                    "agent_run_id": self.dag_agent_run.get(run.dag)}
+        key = {}
         if self.guard is not None:   # the job's own key, honoured only while this attempt runs
-            dispatch["job_key"] = list(self.guard.job_key(effect.job_id, run.seq, effect.attempt))
-        self._send_worker(effect.worker_id, dispatch)
+            key["job_key"] = list(self.guard.job_key(effect.job_id, run.seq, effect.attempt))
+        self._send_worker(effect.worker_id, protocol.message(TO_WORKER, "dispatch", job=job, attempt=effect.attempt,
+                                                             dag=run.dag, agent_run_id=self.dag_agent_run.get(run.dag),
+                                                             **key))
 
     def _script_digest(self, script: bytes) -> str:
         """sha256 of a script, computed once per distinct script for the journal and the dispatches."""
@@ -511,8 +515,12 @@ class Master(RequestHandlers):
     def _publish(self, topic: str, body: dict) -> None:
         self.event_seq += 1
         self._topic_seq[topic] += 1
+        if protocol.STRICT:   # every event, also those nobody subscribes to
+            protocol.check_event_body(topic, body)
         if not self._is_wanted(topic):
             return
         event = {**body, "topic": topic, "seq": self.event_seq, "topic_seq": self._topic_seq[topic],
                  "run_id": self.run_id, "ts": time.time()}
+        if protocol.STRICT:
+            protocol.check_event(topic, event)
         self._outbox.append((self.events, protocol.encode_event(topic, event)))

@@ -141,15 +141,16 @@ class RequestHandlers:
     def _serve_archive(self, worker_id: str, message: dict) -> None:
         """One chunk of a project archive to a worker that asked (it asks for the next when this arrives)."""
         sha256, offset = message["sha256"], message["offset"]
-        reply = {"op": "archive_chunk", "sha256": sha256, "offset": offset, "size": 0, "data": b"", "error": None}
+        data, size, error = b"", 0, None
         try:
-            reply["data"], reply["size"] = self.artifacts.read(sha256, offset)
+            data, size = self.artifacts.read(sha256, offset)
         except UnknownArtifact as exc:
-            reply["error"] = str(exc)
-        if offset == 0 and reply["error"] is None:
+            error = str(exc)
+        if offset == 0 and error is None:
             self.artifacts.archive_fetches += 1
-        self.artifacts.bytes_sent_to_workers += len(reply["data"])
-        self._send_worker(worker_id, reply)
+        self.artifacts.bytes_sent_to_workers += len(data)
+        self._send_worker(worker_id, protocol.message(protocol.MASTER_TO_WORKER_OPS, "archive_chunk", sha256=sha256,
+                                                      offset=offset, size=size, data=data, error=error))
 
     def _shared_script(self, script: bytes) -> bytes:
         return self._scripts.setdefault(script, script)

@@ -1,8 +1,15 @@
-"""Every message Titan puts on the wire: its fields, encode/decode (msgpack), validation and size limit.
+"""How messages travel: encode/decode (msgpack), validation, size limit, and the builders of outgoing ones.
 
+What each message holds is declared once, in titan.net.messages (re-exported here: protocol.CLIENT_OPS ...).
 A message is one msgpack map with an "op" naming its type. Requests also carry "rid", a request id the
 caller picks: the master answers a repeated rid from its reply cache instead of acting twice, so clients
 may retry freely. Anything malformed raises ProtocolError, whose message names what was wrong.
+
+Outgoing messages are built by `message` (a client's by `request`), replies by `result_reply`, and events
+are checked by `check_event`: a field name that is not declared, or a required one left out, raises
+MisbuiltMessage naming the op and the field. With TITAN_STRICT_MESSAGES=1 (the test suite sets it) every
+value is also checked against its declared type and shape, into nested maps and lists; except a client's
+request values, which are the user's and which the master checks (every incoming message is, always).
 """
 
 from __future__ import annotations
@@ -12,16 +19,21 @@ import functools
 import gc
 import hashlib
 import io
-from dataclasses import dataclass
+import os
 from typing import Dict, List, Optional, Tuple, Union
 
 import msgpack
 
 from titan import defaults
 from titan.core.jobs import ISOLATIONS, SERVICE_JOB_TYPE, JobSpec, spec_to_dict
+from titan.net.messages import (ANY, ARTIFACT_KINDS, BATCH, CHANGING_OPS, CLIENT_OPS, CLIENT_RESULTS,  # noqa: F401
+                                ERROR_REPLY, EVENT_ENVELOPE, EVENTS, EVENTS_WELCOME, JOB_FIELDS, LOG_STREAMS,
+                                MASTER_TO_WORKER_OPS, OK_REPLY, STORE_OPS, STORE_RESULTS, WORKER_OPS, Field,
+                                NoneType, Number, Table, optional)
 
-NoneType = type(None)
-Number = (int, float)
+# Full type and shape checks of everything built here, on top of the names (see the module's docstring).
+STRICT_ENV = "TITAN_STRICT_MESSAGES"
+STRICT = os.environ.get(STRICT_ENV) == "1"
 
 
 class ProtocolError(Exception):
@@ -31,112 +43,19 @@ class ProtocolError(Exception):
     rid = None   # the request id, when the message got far enough to have one
 
 
-@dataclass(frozen=True)
-class Field:
-    types: tuple
-    required: bool = True
+class MisbuiltMessage(ProtocolError):
+    """A message, reply or event this process built that does not match the catalogue: a bug here, not a
+    peer's bad input. The text starts with MISBUILT, which the test suite looks for in every log."""
+
+    kind = "MisbuiltMessage"
+
+    def __init__(self, problem: str):
+        super().__init__(f"{MISBUILT}: {problem}")
 
 
-def _fields(**spec) -> Dict[str, Field]:
-    return {name: field if isinstance(field, Field) else Field(field) for name, field in spec.items()}
+MISBUILT = "message does not match the catalogue (titan.net.messages)"
 
 
-def optional(*types) -> Field:
-    return Field(tuple(types) + (NoneType,), required=False)
-
-
-JOB_FIELDS = _fields(
-    job_id=(str,), filename=(str,), script=optional(bytes), script_sha256=optional(str), job_type=optional(str),
-    args=optional(str),    parents=optional(list), port=optional(int), is_archive=optional(bool), priority=optional(int),
-    delay=optional(*Number), affinity=optional(bool), requirement=optional(str),
-    hitl_message=optional(str), max_wait_seconds=optional(*Number), retries=optional(int),
-    timeout=optional(*Number), isolation=optional(str),
-    archive=optional(str),   # sha256 of the project archive; the master fills it in from the archive's name
-)
-
-# Client ROUTER (port P): requests from the SDK, the CLI and jobs.
-CLIENT_OPS = {
-    "ping": _fields(),
-    # Each distinct script once, in "scripts" by sha256; each job names its own with "script_sha256"
-    # (or carries it inline in "script").
-    "submit": _fields(dag=optional(str), jobs=(list,), scripts=optional(dict), agent_run_id=optional(str)),
-    "status": _fields(job_id=(str,)),
-    "states": _fields(job_ids=(list,)),
-    "dag_status": _fields(dag=(str,)),
-    # with `since` (characters already read) the reply is {"text": what came after, "offset", "state"}
-    "logs": _fields(job_id=(str,), since=optional(int)),
-    "cancel": _fields(job_id=(str,)),
-    "cancel_dag": _fields(dag=(str,)),
-    "stats": _fields(),
-    "approve": _fields(gate_id=(str,)),
-    "reject": _fields(gate_id=(str,), reason=optional(str)),
-    "agent_run": _fields(run_id=(str,)),
-    # Files (artifacts and project archives), stored by content hash and named; moved in chunks.
-    "has_blob": _fields(sha256=(str,)),
-    "upload_chunk": _fields(upload_id=(str,), offset=(int,), data=(bytes,)),
-    "upload_finish": _fields(upload_id=optional(str), sha256=(str,), name=(str,), kind=(str,)),
-    "artifact_info": _fields(name=(str,)),
-    "read_blob": _fields(sha256=(str,), offset=(int,)),
-    "stop_service": _fields(job_id=(str,)),
-}
-ARTIFACT_KINDS = ("file", "archive")
-
-# TitanStore REP (port P+3).
-STORE_OPS = {
-    "put": _fields(key=(str,), value=(str,)),
-    "get": _fields(key=(str,)),
-    "delete": _fields(key=(str,)),
-    "incr": _fields(key=(str,), by=optional(int)),
-    "sadd": _fields(key=(str,), member=(str,)),
-    "smembers": _fields(key=(str,)),
-    "keys": _fields(prefix=optional(str)),
-}
-
-# Requests that change state: their replies are journaled, so a retry after a restart is not re-run.
-CHANGING_OPS = frozenset({"submit", "cancel", "cancel_dag", "approve", "reject", "stop_service",
-                          "put", "delete", "incr", "sadd", "upload_finish"})
-
-# Master and worker send each other, per loop turn, one frame: a single message or a batch of them.
-BATCH = "batch"
-
-# Worker DEALER -> master ROUTER (port P+1).
-WORKER_OPS = {
-    BATCH: _fields(messages=(list,)),
-    "register": _fields(name=(str,), capabilities=(list,), slots=(int,), info=optional(dict),
-                        running=optional(list)),
-    # running: the jobs it holds; ended: those whose result awaits the master's ack. A job the master
-    # thinks it runs that is in neither was never received: the master sends its dispatch again.
-    "heartbeat": _fields(running=optional(list), ended=optional(list)),
-    "log": _fields(job_id=(str,), attempt=(int,), stream=(str,), data=(bytes,)),
-    "finished": _fields(job_id=(str,), attempt=(int,), exit_code=(int,), error=optional(str)),
-    # a dispatch named a script by hash that this worker was never sent: send the dispatch again, in full
-    "missing_script": _fields(job_id=(str,), attempt=(int,)),
-    # the master acknowledges every "finished"; the worker re-sends results until then
-    "service_up": _fields(job_id=(str,), attempt=(int,)),
-    # a service's port accepts connections; re-sent after every welcome while it stays up
-    "bye": _fields(),
-    # a worker lacking a dispatched job's project archive pulls it, one chunk per request
-    "fetch_archive": _fields(sha256=(str,), offset=(int,)),
-}
-
-# Master -> worker.
-MASTER_TO_WORKER_OPS = {
-    BATCH: _fields(messages=(list,)),
-    "welcome": _fields(),
-    "heartbeat": _fields(),
-    "reregister": _fields(reason=optional(str)),
-    # job_key: with keys, the job's own [public, secret] key pair (z85), valid while this attempt runs
-    "dispatch": _fields(job=(dict,), attempt=(int,), dag=optional(str), agent_run_id=optional(str),
-                        job_key=optional(list)),
-    "stop": _fields(job_id=(str,), attempt=(int,), reason=optional(str)),
-    "ack": _fields(job_id=(str,), attempt=(int,)),
-    "archive_chunk": _fields(sha256=(str,), offset=(int,), size=(int,), data=(bytes,), error=optional(str)),
-}
-
-LOG_STREAMS = ("stdout", "stderr")
-# Sent by the event socket to each new subscriber once its subscription is live (XPUB_WELCOME_MSG),
-# so a client knows from when on it misses nothing.
-EVENTS_WELCOME = b"titan.welcome"
 MAX_FILE_NAME_BYTES = 255   # what common file systems allow for one path component
 # Below this size a message unpacks into a few objects: no point pausing the garbage collector for it.
 GC_PAUSE_FROM_BYTES = 64 * 1024
@@ -468,3 +387,91 @@ def decode_event(frames: list) -> dict:
     body = _unpack(frames[1])
     body.setdefault("topic", frames[0].decode())
     return body
+
+
+# ----------------------------------------------------------------- building what is sent
+
+
+def message(ops: Table, op: str, **fields) -> dict:
+    """An outgoing message of table `ops` (see titan.net.messages), its fields in the order given. A field
+    the table does not declare, or a required one left out, raises MisbuiltMessage naming the op and the
+    field; in strict mode so does a value of the wrong type or shape."""
+    _check_names(ops, op, fields)
+    if STRICT:
+        _as_misbuilt(check_strictly, f"{ops.what} {op!r}", fields, ops[op])
+    return {"op": op, **fields}
+
+
+def request(ops: Table, op: str, **fields) -> dict:
+    """A client's request: like `message`, but its values are never type-checked here, strict or not. They
+    are the caller's (a user's) to get right, and the master's answer to a wrong one names the field."""
+    _check_names(ops, op, fields)
+    return {"op": op, **fields}
+
+
+def _check_names(ops: Table, op: str, fields: dict) -> None:
+    try:
+        allowed, required = ops.names[op]
+    except KeyError:
+        raise MisbuiltMessage(f"unknown {ops.what} {op!r}; expected one of: {', '.join(sorted(ops))}") from None
+    names = fields.keys()
+    if not (names <= allowed and required <= names):   # cheap enough for every message
+        _as_misbuilt(check_fields, f"{ops.what} {op!r}", fields, ops[op])   # raises, naming the field
+
+
+def result_reply(ops: Table, op: str, rid: Optional[str], result) -> dict:
+    """The ok reply to request `op` of CLIENT_OPS or STORE_OPS; in strict mode its result is checked
+    against the op's declared result (messages.CLIENT_RESULTS, STORE_RESULTS)."""
+    if STRICT:
+        _as_misbuilt(check_value, f"result of {ops.what} {op!r}", result, ops.results[op])
+    return ok_reply(rid, result)
+
+
+def check_event_body(topic: str, body: dict) -> None:
+    """A body the scheduler published (a Publish effect) against messages.EVENTS."""
+    fields = EVENTS.get(topic)
+    if fields is None:
+        raise MisbuiltMessage(f"event topic {topic!r} is not declared in EVENTS")
+    _as_misbuilt(check_strictly, f"event {topic!r}", body, fields)
+
+
+def check_event(topic: str, event: dict) -> None:
+    """An event as published on the wire: its body, and the envelope the master adds."""
+    check_event_body(topic, {name: value for name, value in event.items() if name not in EVENT_ENVELOPE})
+    envelope = {name: event[name] for name in EVENT_ENVELOPE if name in event}
+    _as_misbuilt(check_strictly, f"event {topic!r}", envelope, EVENT_ENVELOPE)
+
+
+def _as_misbuilt(check, what: str, *args) -> None:
+    try:
+        check(what, *args)
+    except MisbuiltMessage:
+        raise
+    except ProtocolError as exc:
+        raise MisbuiltMessage(str(exc)) from None
+
+
+def check_strictly(what: str, message: dict, fields: Dict[str, Field], ignore: tuple = ()) -> None:
+    """check_fields, then inside every map and list whose Field declares a shape."""
+    check_fields(what, message, fields, ignore)
+    for name, field in fields.items():
+        value = message.get(name)
+        if field.shape is not None and value is not None:
+            _check_contents(f"{what}: field {name!r}", value, field.shape)
+
+
+def check_value(what: str, value, field: Field) -> None:
+    """One value (a result, an item of a list) against its Field, shape included."""
+    if not is_of_type(value, field.types):
+        expected = " or ".join(t.__name__ for t in field.types)
+        raise ProtocolError(f"{what} must be {expected}, got {type(value).__name__}")
+    if field.shape is not None and value is not None:
+        _check_contents(what, value, field.shape)
+
+
+def _check_contents(what: str, value, shape) -> None:
+    if isinstance(shape, Field) and isinstance(value, list):   # every item of a list
+        for index, item in enumerate(value):
+            check_value(f"{what}, item #{index}", item, shape)
+    elif isinstance(shape, dict) and isinstance(value, dict):  # a map's own fields
+        check_strictly(what, value, shape)

@@ -16,6 +16,7 @@ from typing import Dict, List, Optional, Tuple
 
 from titan import defaults
 from titan.archives import ArchiveError, safe_extract
+from titan.net import protocol
 
 
 @dataclass
@@ -111,7 +112,7 @@ class ArchiveCache:
 
     def _request(self, fetch: _Fetch, now: float) -> dict:
         fetch.last_request = now
-        return {"op": "fetch_archive", "sha256": fetch.sha256, "offset": fetch.received}
+        return protocol.message(protocol.WORKER_OPS, "fetch_archive", sha256=fetch.sha256, offset=fetch.received)
 
     def _finish(self, fetch: _Fetch) -> Outcome:
         if fetch.hasher.hexdigest() != fetch.sha256:

@@ -31,6 +31,8 @@ from titan.worker.forkserver import ForkServer
 
 log = logging.getLogger("titan.worker")
 
+TO_MASTER = protocol.WORKER_OPS
+
 HANDSHAKE_EVENTS = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
                     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 
@@ -151,19 +153,19 @@ class Worker:
             self._send(self._registration())
             self._last_register = now
         elif self.registered and now - self._last_heartbeat >= self.config.heartbeat_interval:
-            self._send({"op": "heartbeat", "running": sorted(self.jobs)
-                        + sorted(job_id for job_id, _ in self.archives.waiting_jobs()),
-                        "ended": sorted({job_id for job_id, _ in self.unacked})})
+            self._send(protocol.message(TO_MASTER, "heartbeat", running=sorted(self.jobs)
+                                        + sorted(job_id for job_id, _ in self.archives.waiting_jobs()),
+                                        ended=sorted({job_id for job_id, _ in self.unacked})))
             self._last_heartbeat = now
 
     def _registration(self) -> dict:
         memory = psutil.virtual_memory()
         running = [[job_id, job.attempt] for job_id, job in sorted(self.jobs.items())]
         running += [[job_id, attempt] for job_id, attempt in self.archives.waiting_jobs()]   # RUNNING to the master
-        return {"op": "register", "name": self.config.name, "capabilities": self.config.capabilities,
-                "slots": self.config.slots, "running": running,
-                "info": {"host": host_socket.gethostname(), "pid": os.getpid(),
-                         "cpus": psutil.cpu_count() or 1, "memory_mb": memory.total // (1024 * 1024)}}
+        return protocol.message(TO_MASTER, "register", name=self.config.name, capabilities=self.config.capabilities,
+                                slots=self.config.slots, running=running,
+                                info={"host": host_socket.gethostname(), "pid": os.getpid(),
+                                      "cpus": psutil.cpu_count() or 1, "memory_mb": memory.total // (1024 * 1024)})
 
     def _send(self, message: dict) -> None:
         """Queued for the end of this loop turn, when everything the turn produced leaves as one frame."""
@@ -235,7 +237,7 @@ class Worker:
         script = self.scripts.get(digest)
         if script is None:
             log.warning("dispatch of %s named a script this worker was never sent; asking again", job["job_id"])
-            self._send({"op": "missing_script", "job_id": job["job_id"], "attempt": attempt})
+            self._send(protocol.message(TO_MASTER, "missing_script", job_id=job["job_id"], attempt=attempt))
         return script
 
     def _start(self, message: dict) -> None:
@@ -375,13 +377,13 @@ class Worker:
                 self._send_service_up(running)
 
     def _send_service_up(self, running: RunningJob) -> None:
-        self._send({"op": "service_up", "job_id": running.job_id, "attempt": running.attempt})
+        self._send(protocol.message(TO_MASTER, "service_up", job_id=running.job_id, attempt=running.attempt))
 
     def _send_log(self, job_id: str, attempt: int, stream: str, data: bytes) -> None:
-        self._send({"op": "log", "job_id": job_id, "attempt": attempt, "stream": stream, "data": data})
+        self._send(protocol.message(TO_MASTER, "log", job_id=job_id, attempt=attempt, stream=stream, data=data))
 
     def _send_finished(self, job_id: str, attempt: int, code: int, error: Optional[str]) -> None:
-        result = {"op": "finished", "job_id": job_id, "attempt": attempt, "exit_code": code, "error": error}
+        result = protocol.message(TO_MASTER, "finished", job_id=job_id, attempt=attempt, exit_code=code, error=error)
         self.unacked[(job_id, attempt)] = result
         self._send(result)
 
@@ -396,7 +398,7 @@ class Worker:
         for running in self.jobs.values():
             executor.kill_tree(running)
             executor.clean_up(running)
-        self._send({"op": "bye"})
+        self._send(protocol.message(TO_MASTER, "bye"))
         self._flush()
         time.sleep(0.05)  # let the goodbye leave before the context closes
         self.ctx.destroy(linger=100)
