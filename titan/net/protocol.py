@@ -12,6 +12,7 @@ import functools
 import gc
 import hashlib
 import io
+import math
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple, Union
 
@@ -240,6 +241,42 @@ def _no_cyclic_gc():
             gc.enable()
 
 
+# Every number a peer sends must fit where it ends up: SQLite keeps signed 64-bit integers (a bigger one
+# made the journal unloadable), and a NaN or infinite float freezes every timer it is compared with.
+INT64_MIN, INT64_MAX = -2 ** 63, 2 ** 63 - 1
+# Fields whose contents are checked one by one elsewhere (decode_batch, job_from_wire): not walked twice.
+CONTENTS_CHECKED_ELSEWHERE = frozenset({"messages", "jobs"})
+
+
+def number_problem(value) -> Optional[str]:
+    """Why this number cannot be taken from a peer, or None (also for anything not a number)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+        return f"must be a signed 64-bit integer, got {value}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"must be a finite number, got {value}"
+    return None
+
+
+def _nested_number_problem(value) -> Optional[str]:
+    """number_problem for the first bad number anywhere inside lists and maps (walked without recursion,
+    so a deeply nested value cannot exhaust the stack)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        else:
+            problem = number_problem(item)
+            if problem:
+                return problem
+    return None
+
+
 def check_fields(what: str, message: dict, fields: Dict[str, Field], ignore: tuple = ()) -> None:
     unknown = sorted(str(k) for k in message if k not in fields and k not in ignore)
     if unknown:
@@ -253,6 +290,10 @@ def check_fields(what: str, message: dict, fields: Dict[str, Field], ignore: tup
         if not is_of_type(value, field.types):
             expected = " or ".join(t.__name__ for t in field.types)
             raise ProtocolError(f"{what}: field {name!r} must be {expected}, got {type(value).__name__}")
+        walked = isinstance(value, (dict, list)) and name not in CONTENTS_CHECKED_ELSEWHERE
+        problem = _nested_number_problem(value) if walked else number_problem(value)
+        if problem:
+            raise ProtocolError(f"{what}: field {name!r} {problem}")
 
 
 def is_of_type(value, types: tuple) -> bool:
@@ -362,7 +403,10 @@ def _has_plain_job_fields(raw: dict) -> bool:
     the common case, checked in one pass without building messages."""
     for name, value in raw.items():
         types = _JOB_FIELD_TYPES.get(name)
-        if types is None or type(value) not in types:
+        kind = type(value)
+        if types is None or kind not in types:
+            return False
+        if (kind is int or kind is float) and number_problem(value):
             return False
     return "job_id" in raw and "filename" in raw
 
