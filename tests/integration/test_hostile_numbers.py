@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 
+import msgpack
 import pytest
+import zmq
 
 from tests.conftest import wait_until
 from tests.integration.conftest import HandMadeWorker
@@ -48,3 +51,37 @@ def test_a_worker_result_too_big_for_the_journal_is_refused_and_restarts_stay_cl
     with cluster.client(timeout=15) as client:
         assert client.get_job_status("huge") == "COMPLETED", "the restarted master loaded its journal"
         assert client.get_job_status("after") == "COMPLETED"
+
+
+def ask(cluster, message: dict) -> dict:
+    """One request from a raw DEALER, as any program could send it without the SDK's own checks."""
+    ctx = zmq.Context()
+    try:
+        dealer = ctx.socket(zmq.DEALER)
+        dealer.linger = 0
+        dealer.connect(f"tcp://{cluster.host}:{cluster.port}")
+        dealer.send(msgpack.packb({"rid": uuid.uuid4().hex, **message}, use_bin_type=True))
+        assert dealer.poll(10_000), f"no reply to {message['op']!r}"
+        return msgpack.unpackb(dealer.recv(), raw=False)
+    finally:
+        ctx.destroy(linger=0)
+
+
+@pytest.mark.parametrize("field, value", [("max_wait_seconds", float("nan")), ("delay", float("inf")),
+                                          ("timeout", float("nan")), ("priority", 2 ** 63)])
+def test_a_submission_with_a_number_no_timer_can_hold_is_refused_and_timers_keep_running(
+        make_cluster, script, field, value):
+    cluster = make_cluster(WorkerSpec("w1", slots=1))
+    job = {"job_id": "bad", "filename": "ok.py", "script": b"print('ok')\n", "hitl_message": "check",
+           field: value}
+    reply = ask(cluster, {"op": "submit", "dag": "d", "jobs": [job]})
+    assert reply["ok"] is False, reply
+    assert f"job 'bad': field '{field}' must be a" in reply["error"]["message"], reply
+    ok = script("ok.py", "print('ok')")
+    with cluster.client(timeout=15) as client:
+        started = time.monotonic()
+        client.submit_job(TitanJob("delayed", ok, delay=0.5))
+        assert client.wait("delayed", timeout=20) == "COMPLETED", "timers still fire"
+        assert time.monotonic() - started >= 0.5
+        with pytest.raises(Exception, match="bad"):
+            client.get_job_status("bad")

@@ -373,12 +373,19 @@ def _each_row(table: str, rows, convert):
         raise BadRow(table, row[0] if row else None, exc) from None
 
 
+SECONDS_FIELDS = ("delay", "max_wait_seconds", "timeout")
+
+
 def _run_from_row(row: tuple, scripts: Dict[str, bytes]) -> JobRun:
     seq, dag, spec, state, attempt, failures, worker_id, worker, last_worker_id, reason, code = row
     fields = _unpack(spec)
     if "script_sha256" in fields:   # journals before scripts were kept once hold them inline
         fields["script"] = scripts[fields.pop("script_sha256")]
     fields["parents"] = tuple(fields.get("parents") or ())
+    for name in SECONDS_FIELDS:   # older masters took a NaN, and every timer froze at each restart
+        value = fields.get(name)
+        if value is not None and value - value != 0:
+            raise ValueError(f"job {fields.get('job_id')!r}: {name} is {value}, not a finite number of seconds")
     if state is None:   # never dispatched since it was admitted
         state, attempt, failures = JobState.PENDING.value, 0, 0
     return JobRun(spec=JobSpec(**fields), dag=dag, seq=seq, state=JobState(state), attempt=attempt,
