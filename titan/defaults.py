@@ -18,6 +18,16 @@ HEARTBEAT_INTERVAL_S = 1.0
 LOST_DISPATCH_HEARTBEATS = 3
 WORKER_DEAD_AFTER_S = 5.0
 WORKER_RECONNECT_MAX_S = 2.0
+# A worker re-sends a job's result every this many heartbeat intervals until the master acknowledges it.
+RESULT_RESEND_HEARTBEATS = 3
+# What a worker has to send leaves in frames of about this size; ZeroMQ may hold this many of them for
+# the master before the worker's own queue holds the rest (so its memory stays bounded).
+WORKER_FRAME_BYTES = 1024 * 1024
+WORKER_SEND_HWM_FRAMES = 8
+# A job's output waiting to be sent past this: the worker stops reading the job's pipes (the job blocks
+# on its writes) until half of it has gone; while the master is unreachable, newer output is dropped
+# instead and a marker line in the log says how much.
+WORKER_OUTPUT_BACKLOG_BYTES = 1024 * 1024
 
 # A failed attempt with retries left is queued again after BACKOFF * 2**(failures - 1), at most MAX.
 RETRY_BACKOFF_S = 1.0
