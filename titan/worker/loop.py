@@ -13,7 +13,7 @@ import socket as host_socket
 import tempfile
 import time
 import uuid
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import psutil
 import zmq
