@@ -39,6 +39,9 @@ CLIENT_TIMEOUT_S = 30.0
 CLIENT_RETRY_INTERVAL_S = 2.0
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+# An event subscription is a topic prefix; topics are short ("job.COMPLETED"). A longer one makes the
+# master drop that subscriber's connection unread: a 64 MiB prefix once took a master to 5.9 GB.
+MAX_EVENT_PREFIX_BYTES = 256
 # Limits the master enforces (each has a master flag of the same name, e.g. --max-jobs-per-dag). The
 # defaults are far above what ordinary use needs (the S7 benchmark submits 100,000 jobs in one DAG);
 # they stop one runaway client from exhausting the master's memory.

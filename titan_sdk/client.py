@@ -278,6 +278,10 @@ class TitanClient(FileTransfers):
         return EventStream(self._subscription(list(topics or [""])), timeout)
 
     def _subscription(self, topics: List[str]) -> "_Subscription":
+        for topic in topics:   # the master drops a subscriber whose prefix is longer, unanswered
+            if len(topic.encode()) > defaults.MAX_EVENT_PREFIX_BYTES:
+                raise ValueError(f"event topic prefix {topic[:40]!r}... is over the "
+                                 f"{defaults.MAX_EVENT_PREFIX_BYTES}-byte limit (topics are short, e.g. 'job.')")
         return _Subscription(self._ctx, self._address(defaults.EVENTS_PORT_OFFSET), topics, self.timeout,
                              self._identity)
 

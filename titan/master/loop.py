@@ -78,7 +78,8 @@ class Master(RequestHandlers):
         self.clients = self._bind(zmq.ROUTER, defaults.CLIENT_PORT_OFFSET, "clients")
         self.workers = self._bind(zmq.ROUTER, defaults.WORKER_PORT_OFFSET, "workers", {zmq.ROUTER_MANDATORY: 1})
         self.events = self._bind(zmq.XPUB, defaults.EVENTS_PORT_OFFSET, "events",
-                                 {zmq.XPUB_WELCOME_MSG: protocol.EVENTS_WELCOME})
+                                 {zmq.XPUB_WELCOME_MSG: protocol.EVENTS_WELCOME,
+                                  zmq.MAXMSGSIZE: 1 + defaults.MAX_EVENT_PREFIX_BYTES})   # byte 1, then the prefix
         # A ROUTER, not a REP, so store replies can wait for the turn's commit; REQ clients work unchanged.
         self.store_socket = self._bind(zmq.ROUTER, defaults.STORE_PORT_OFFSET, "store")
         self.recovered = self._recover() if self.journal else None
@@ -87,11 +88,11 @@ class Master(RequestHandlers):
         socket = self.ctx.socket(kind)
         if self.guard is not None:
             self.guard.secure(socket, domain)
-        for option, value in (options or {}).items():
-            socket.setsockopt(option, value)
         # Messages over the limit get an error reply; only absurd ones (16x) make libzmq drop the peer
         # unanswered, so one bad sender cannot make the master buffer gigabytes.
         socket.setsockopt(zmq.MAXMSGSIZE, self.config.max_message_bytes * 16 + 1024)
+        for option, value in (options or {}).items():
+            socket.setsockopt(option, value)
         socket.bind(f"tcp://{self.config.host}:{defaults.port_for(self.config.port, offset)}")
         return socket
 
