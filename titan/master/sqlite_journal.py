@@ -33,6 +33,8 @@ FORCED_COMPACT_AT = 200_000
 FILE_NAME = "titan.db"
 REPLIES_KEPT = defaults.REPLY_CACHE_SIZE   # per channel, as many as the master's in-memory reply cache
 SQLITE_HEADER = b"SQLite format 3\0"
+# The journal holds scripts, their args (passwords, sometimes) and logs: for the master's user alone.
+PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
 
 # One B-tree each: a TitanStore put commits its key and its reply, and every extra tree (a rowid table's
 # key index, a uniqueness index, AUTOINCREMENT's counter) was one more page written per commit.
@@ -76,9 +78,10 @@ COMMIT;
 
 class SqliteJournal(Journal):
     def __init__(self, data_dir: str):
-        os.makedirs(data_dir, exist_ok=True)
+        os.makedirs(data_dir, mode=PRIVATE_DIR, exist_ok=True)
         self.path = os.path.join(data_dir, FILE_NAME)
         existed = os.path.exists(self.path) and os.path.getsize(self.path) > 0
+        _make_private(self.path)
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                       timeout=LOCK_WAIT_S)
@@ -402,6 +405,14 @@ def _first_unwritable(db: sqlite3.Connection, up_to_id: int):
                     isinstance(v, int) and not -2 ** 63 <= v < 2 ** 63 for v in state):
                 return row_id
     return up_to_id
+
+
+def _make_private(path: str) -> None:
+    """The journal file created, or an older one tightened, owner-only; SQLite gives its WAL the same mode."""
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, PRIVATE_FILE))
+    for each in (path, f"{path}-wal", f"{path}-shm", f"{path}-journal"):
+        if os.path.exists(each):
+            os.chmod(each, PRIVATE_FILE)
 
 
 def _pack(value) -> bytes:
