@@ -39,9 +39,12 @@ CLIENT_TIMEOUT_S = 30.0
 CLIENT_RETRY_INTERVAL_S = 2.0
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-# An event subscription is a topic prefix; topics are short ("job.COMPLETED"). A longer one makes the
-# master drop that subscriber's connection unread: a 64 MiB prefix once took a master to 5.9 GB.
+# An event subscription is a topic prefix; topics are short ("job.COMPLETED"): the SDK refuses a longer
+# one and the master ignores it. A frame over EVENT_FRAME_BYTES on the event socket makes the master drop
+# the connection unread (a 64 MiB prefix once took a master to 5.9 GB); it leaves room for the CURVE
+# handshake, whose commands count against the same limit.
 MAX_EVENT_PREFIX_BYTES = 256
+EVENT_FRAME_BYTES = 4096
 # Limits the master enforces (each has a master flag of the same name, e.g. --max-jobs-per-dag). The
 # defaults are far above what ordinary use needs (the S7 benchmark submits 100,000 jobs in one DAG);
 # they stop one runaway client from exhausting the master's memory.

@@ -77,6 +77,8 @@ class _Channel:
         if self.socket is None:
             self.socket = self.ctx.socket(zmq.DEALER)
             self.socket.linger = 0
+            # The master keeps replies per client connection: this name stays across its restarts.
+            self.socket.setsockopt(zmq.IDENTITY, f"sdk-{self._rid_prefix}".encode())
             if self.identity is not None:
                 self.identity.apply(self.socket)
             self.socket.connect(self.address)

@@ -1,8 +1,9 @@
 """Every message Titan puts on the wire: its fields, encode/decode (msgpack), validation and size limit.
 
 A message is one msgpack map with an "op" naming its type. Requests also carry "rid", a request id the
-caller picks: the master answers a repeated rid from its reply cache instead of acting twice, so clients
-may retry freely. Anything malformed raises ProtocolError, whose message names what was wrong.
+caller picks: the master answers a rid repeated by the same client (its connection's ZeroMQ identity, and
+its key's user with keys) from its reply cache instead of acting twice, so clients may retry freely; a
+client that retries from a new connection sets the same identity (the SDK does). Anything malformed raises ProtocolError, whose message names what was wrong.
 """
 
 from __future__ import annotations
