@@ -52,6 +52,8 @@ MAX_JOBS_PER_DAG = 250_000
 MAX_SCRIPT_BYTES = 16 * 1024 * 1024
 MAX_STORE_VALUE_BYTES = 1024 * 1024
 MAX_STORE_KEYS = 1_000_000
+# Store keys are names, not data: a 60 MiB key was accepted, kept in memory and journaled on every write.
+MAX_STORE_KEY_BYTES = 1024
 MAX_LOG_BYTES_PER_JOB = 16 * 1024 * 1024
 MAX_SUBMITS_PER_SECOND = 1_000
 # How often the master re-reads its trusted key folders, so a deleted public key stops working.
