@@ -12,7 +12,8 @@ from typing import Dict, List
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from titan import defaults
-from titan.cli.common import CommandError, Section, add_master_options, connect, console, note, show
+from titan.cli.common import (CommandError, Section, add_master_options, connect, console, note, show,
+                              stop_on_ctrl_c)
 from titan.core.errors import UnknownDag, UnknownJob
 
 FINAL_ORDER = ("COMPLETED", "FAILED", "CANCELLED")
@@ -159,6 +160,7 @@ def run_logs(args) -> int:
         if not args.follow:
             sys.stdout.write(client.fetch_logs(args.job))
             return 0
+        stop_on_ctrl_c()
         for text in client.follow_logs(args.job):
             sys.stdout.write(text)
             sys.stdout.flush()

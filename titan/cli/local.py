@@ -11,6 +11,7 @@ import time
 from typing import List
 
 from titan import defaults
+from titan.cli.common import stop_on_ctrl_c
 from titan.cli.pipelines import follow_dag, print_logs
 from titan.cluster import LocalCluster, WorkerSpec
 
@@ -44,8 +45,7 @@ def add_commands(commands) -> None:
 def run_up(args) -> int:
     cluster = LocalCluster(workers=up_workers(args.workers, args.cap, args.slots), port=args.port,
                            data_dir=args.data_dir, keys=args.keys, log_dir=tempfile.mkdtemp(prefix="titan-up-"))
-    # Ctrl-C stops the cluster even when started where SIGINT is ignored (e.g. from `nohup ... &`).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    stop_on_ctrl_c()
     signal.signal(signal.SIGTERM, lambda *_: _interrupt())
     try:
         cluster.start()
