@@ -75,6 +75,7 @@ class HandMadeMaster:
         self.ctx.linger = 0
         self.port = free_port_block("127.0.0.1", 4)
         self.router = self.ctx.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.RCVHWM, 4)   # while the test reads nothing, ZeroMQ takes little either
         self.router.bind(f"tcp://127.0.0.1:{self.port + 1}")
         self.worker = None
 
@@ -120,3 +121,47 @@ def test_a_result_the_master_never_acknowledged_is_sent_again_without_a_new_regi
     finally:
         stop(worker)
         master.close()
+
+
+UNREACHABLE_FLOOD = """
+import os, sys, time
+chunk, started = b"x" * (256 * 1024), time.monotonic()
+written = 0
+while time.monotonic() < started + 2.0:   # all of it while the master is away
+    written += os.write(1, chunk)
+time.sleep(max(0.0, started + 6.0 - time.monotonic()))   # the count, once the master is back
+sys.stdout.write(f"\\nwrote {written} bytes\\n")
+"""
+WORKER_DROPPED = re.compile(r"\[titan worker: ([\d,]+) bytes of this job's stdout were dropped while the master "
+                            r"was unreachable\]")
+
+
+def test_output_past_the_bound_while_the_master_is_unreachable_is_dropped_with_a_marker_saying_how_much():
+    master = HandMadeMaster()
+    worker = start_process([sys.executable, "-m", "titan.worker", "--master", f"127.0.0.1:{master.port}",
+                            "--name", "w1", "--heartbeat-interval", "0.2", "--master-dead-after", "1"])
+    try:
+        assert master.next_messages()[0]["op"] == "register"
+        master.send({"op": "welcome"})
+        master.send({"op": "dispatch", "attempt": 1, "job": {"job_id": "j", "filename": "j.py",
+                                                            "script": UNREACHABLE_FLOOD.encode()}})
+        time.sleep(3.5)   # the master reads nothing: the worker gives it up after 1 s, the job keeps writing
+        output, result = b"", None
+        deadline = time.monotonic() + 30
+        while result is None and time.monotonic() < deadline:
+            for message in master.next_messages():
+                if message["op"] == "register":
+                    master.send({"op": "welcome"})
+                elif message["op"] == "log":
+                    output += message["data"]
+                elif message["op"] == "finished":
+                    result = message
+    finally:
+        stop(worker)
+        master.close()
+    assert result is not None and result["exit_code"] == 0, "the job ran to its end and its result came"
+    text = output.decode()
+    written = int(re.search(r"\nwrote (\d+) bytes\n", text).group(1))
+    dropped = sum(int(n.replace(",", "")) for n in WORKER_DROPPED.findall(text))
+    assert dropped > 0, "the master was away long enough for output to pile past the bound"
+    assert text.count("x") + dropped == written, "every byte arrived or is counted by a marker"
