@@ -24,6 +24,9 @@ RESULT_RESEND_HEARTBEATS = 3
 # the master before the worker's own queue holds the rest (so its memory stays bounded).
 WORKER_FRAME_BYTES = 1024 * 1024
 WORKER_SEND_HWM_FRAMES = 8
+# ... and the master's ZeroMQ takes at most this many frames from one worker ahead of its loop (ZeroMQ's
+# default, 1,000, let one flooding worker park a gigabyte in a busy master).
+MASTER_RECEIVE_HWM_FRAMES = 64
 # A job's output waiting to be sent past this: the worker stops reading the job's pipes (the job blocks
 # on its writes) until half of it has gone; while the master is unreachable, newer output is dropped
 # instead and a marker line in the log says how much.

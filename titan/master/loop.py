@@ -77,7 +77,8 @@ class Master(RequestHandlers):
             self.guard.start(self.ctx)
         # A client that reconnects under its own identity (the SDK's, see _reply_scope) takes it over.
         self.clients = self._bind(zmq.ROUTER, defaults.CLIENT_PORT_OFFSET, "clients", {zmq.ROUTER_HANDOVER: 1})
-        self.workers = self._bind(zmq.ROUTER, defaults.WORKER_PORT_OFFSET, "workers", {zmq.ROUTER_MANDATORY: 1})
+        self.workers = self._bind(zmq.ROUTER, defaults.WORKER_PORT_OFFSET, "workers",
+                                  {zmq.ROUTER_MANDATORY: 1, zmq.RCVHWM: defaults.MASTER_RECEIVE_HWM_FRAMES})
         self.events = self._bind(zmq.XPUB, defaults.EVENTS_PORT_OFFSET, "events",
                                  {zmq.XPUB_WELCOME_MSG: protocol.EVENTS_WELCOME,
                                   zmq.MAXMSGSIZE: defaults.EVENT_FRAME_BYTES})
