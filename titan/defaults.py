@@ -18,6 +18,19 @@ HEARTBEAT_INTERVAL_S = 1.0
 LOST_DISPATCH_HEARTBEATS = 3
 WORKER_DEAD_AFTER_S = 5.0
 WORKER_RECONNECT_MAX_S = 2.0
+# A worker re-sends a job's result every this many heartbeat intervals until the master acknowledges it.
+RESULT_RESEND_HEARTBEATS = 3
+# What a worker has to send leaves in frames of about this size; ZeroMQ may hold this many of them for
+# the master before the worker's own queue holds the rest (so its memory stays bounded).
+WORKER_FRAME_BYTES = 1024 * 1024
+WORKER_SEND_HWM_FRAMES = 8
+# ... and the master's ZeroMQ takes at most this many frames from one worker ahead of its loop (ZeroMQ's
+# default, 1,000, let one flooding worker park a gigabyte in a busy master).
+MASTER_RECEIVE_HWM_FRAMES = 64
+# A job's output waiting to be sent past this: the worker stops reading the job's pipes (the job blocks
+# on its writes) until half of it has gone; while the master is unreachable, newer output is dropped
+# instead and a marker line in the log says how much.
+WORKER_OUTPUT_BACKLOG_BYTES = 1024 * 1024
 
 # A failed attempt with retries left is queued again after BACKOFF * 2**(failures - 1), at most MAX.
 RETRY_BACKOFF_S = 1.0
@@ -34,6 +47,12 @@ CLI_NO_ANSWER_REPEAT_S = 10.0
 CLI_PLACEMENT_CHECK_S = 1.0
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+# An event subscription is a topic prefix; topics are short ("job.COMPLETED"): the SDK refuses a longer
+# one and the master ignores it. A frame over EVENT_FRAME_BYTES on the event socket makes the master drop
+# the connection unread (a 64 MiB prefix once took a master to 5.9 GB); it leaves room for the CURVE
+# handshake, whose commands count against the same limit.
+MAX_EVENT_PREFIX_BYTES = 256
+EVENT_FRAME_BYTES = 4096
 # Limits the master enforces (each has a master flag of the same name, e.g. --max-jobs-per-dag). The
 # defaults are far above what ordinary use needs (the S7 benchmark submits 100,000 jobs in one DAG);
 # they stop one runaway client from exhausting the master's memory.
@@ -41,6 +60,8 @@ MAX_JOBS_PER_DAG = 250_000
 MAX_SCRIPT_BYTES = 16 * 1024 * 1024
 MAX_STORE_VALUE_BYTES = 1024 * 1024
 MAX_STORE_KEYS = 1_000_000
+# Store keys are names, not data: a 60 MiB key was accepted, kept in memory and journaled on every write.
+MAX_STORE_KEY_BYTES = 1024
 MAX_LOG_BYTES_PER_JOB = 16 * 1024 * 1024
 MAX_SUBMITS_PER_SECOND = 1_000
 # How often the master re-reads its trusted key folders, so a deleted public key stops working.

@@ -82,6 +82,8 @@ class _Channel:
         if self.socket is None:
             self.socket = self.ctx.socket(zmq.DEALER)
             self.socket.linger = 0
+            # The master keeps replies per client connection: this name stays across its restarts.
+            self.socket.setsockopt(zmq.IDENTITY, f"sdk-{self._rid_prefix}".encode())
             if self.identity is not None:
                 self.identity.apply(self.socket)
             self.socket.connect(self.address)
@@ -288,6 +290,10 @@ class TitanClient(FileTransfers):
         return EventStream(self._subscription(list(topics or [""])), timeout)
 
     def _subscription(self, topics: List[str]) -> "_Subscription":
+        for topic in topics:   # the master drops a subscriber whose prefix is longer, unanswered
+            if len(topic.encode()) > defaults.MAX_EVENT_PREFIX_BYTES:
+                raise ValueError(f"event topic prefix {topic[:40]!r}... is over the "
+                                 f"{defaults.MAX_EVENT_PREFIX_BYTES}-byte limit (topics are short, e.g. 'job.')")
         return _Subscription(self._ctx, self._address(defaults.EVENTS_PORT_OFFSET), topics, self.timeout,
                              self._identity, self.on_no_answer)
 

@@ -11,7 +11,7 @@ from typing import Dict, Iterable, List, Optional, Tuple, Union
 
 from titan import defaults
 from titan.core.jobs import JobSpec
-from titan.net.protocol import split_archive_filename
+from titan.net.protocol import INT64_MAX, INT64_MIN, number_problem, split_archive_filename
 
 
 class TitanJob:
@@ -88,6 +88,7 @@ class TitanJob:
         self.timeout = timeout
         self.isolation = isolation
         self.archive: Optional[str] = None   # sha256 of the archive, when the submitter already knows it
+        _refuse_unusable_numbers(job_id, self)
         if is_archive:
             split_archive_filename(filename)   # ValueError now, rather than a refusal at submit
             self.script = b""
@@ -95,7 +96,7 @@ class TitanJob:
             self.script = _read_script(filename)
 
     def to_spec(self) -> JobSpec:
-        return JobSpec(
+        spec = JobSpec(
             job_id=self.job_id, script=self.script,
             filename=self.filename if self.is_archive else os.path.basename(self.filename),
             job_type=self.job_type, args=self.args, parents=tuple(self.parents), port=int(self.port),
@@ -104,10 +105,30 @@ class TitanJob:
             max_wait_seconds=float(self.max_wait_seconds), retries=int(self.retries),
             timeout=None if self.timeout is None else float(self.timeout), isolation=self.isolation,
             archive=self.archive)
+        _refuse_unusable_numbers(self.job_id, spec)   # also what float() made of a string, or a later edit
+        return spec
 
     def __repr__(self) -> str:
         parents = f", parents={self.parents}" if self.parents else ""
         return f"TitanJob({self.job_id!r}, {self.filename!r}, requirement={self.requirement!r}{parents})"
+
+
+NUMBER_FIELDS = ("port", "priority", "delay", "max_wait_seconds", "retries", "timeout")
+
+
+def _refuse_unusable_numbers(job_id: str, job) -> None:
+    """A NaN max_wait_seconds froze every timer of the master; a priority past 64 bits broke its journal."""
+    try:
+        seconds = job.delay + job.max_wait_seconds + (job.timeout or 0)
+        counts = (job.port, job.priority, job.retries)
+        if seconds - seconds == 0 and INT64_MIN <= min(counts) and max(counts) <= INT64_MAX:
+            return   # the common case at a fraction of the cost: DAGs of 100,000 jobs check each twice
+    except TypeError:
+        pass   # not numbers (yet): to_spec converts them, then checks again
+    for name in NUMBER_FIELDS:
+        problem = number_problem(getattr(job, name))
+        if problem:
+            raise ValueError(f"job {job_id!r}: {name} {problem}")
 
 
 # Scripts read lately, by path: 100,000 jobs of one script read it once and share one copy in memory.

@@ -33,7 +33,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
-from titan.net.protocol import is_of_type
+from titan.net.protocol import is_of_type, number_problem
 from titan_sdk.job import TitanJob
 
 NUMBER = (int, float)
@@ -127,6 +127,9 @@ def _convert(where: "_Where", key: str, value, node: yaml.Node, label: str):
         if not all(isinstance(parent, str) for parent in parents):
             raise where.error(node, label, "'depends_on' must list job ids")
         return parents
+    problem = number_problem(value)   # YAML's .nan and .inf are floats too
+    if problem:
+        raise where.error(node, label, f"{key!r} {problem}")
     if key == "args" and isinstance(value, list):
         return [str(item) for item in value]
     return value

@@ -660,9 +660,11 @@ def test_request_repeated_after_a_crash_is_answered_from_the_journal(chaos_clust
 
 
 def raw_request(port: int, request: bytes, envelope: bool = False) -> dict:
+    """One request from a new connection that names itself as the SDK does (replies are kept per client)."""
     ctx = zmq.Context()
     dealer = ctx.socket(zmq.DEALER)
     dealer.linger = 0
+    dealer.setsockopt(zmq.IDENTITY, b"sdk-chaos-test-client")
     dealer.connect(f"tcp://127.0.0.1:{port}")
     try:
         dealer.send_multipart([b"", request] if envelope else [request])

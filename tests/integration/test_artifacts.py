@@ -252,3 +252,21 @@ def test_artifacts_archives_and_agent_runs_survive_a_master_restart(make_cluster
         assert client.wait("b", timeout=60) == "COMPLETED"
         assert "hello from helper" in client.fetch_logs("b")
         assert [dag["dag"] for dag in client.agent_run("long-run")["dags"]] == ["before", "after"]
+
+
+def test_the_data_dir_and_everything_in_it_are_private_to_the_masters_user(make_cluster, script, tmp_path):
+    """titan.db, its WAL and the artifacts hold scripts, args and logs: no other local user may read them."""
+    os.chmod(tmp_path, 0o755)
+    data_dir = tmp_path / "data"
+    cluster = make_cluster(WorkerSpec("w1", slots=1), data_dir=str(data_dir))
+    (tmp_path / "secret.bin").write_bytes(b"secret")
+    with cluster.client(timeout=15) as client:
+        client.upload_file(str(tmp_path / "secret.bin"))
+        client.submit_job(TitanJob("a", script("a.py", "print('a')\n"), args="--password hunter2"))
+        assert client.wait("a", timeout=60) == "COMPLETED"
+        paths = [os.path.join(folder, name) for folder, folders, files in os.walk(data_dir)
+                 for name in folders + files]
+        assert {os.path.basename(p) for p in paths} >= {"titan.db", "titan.db-wal", "artifacts", "blobs"}
+        too_open = {os.path.relpath(p, data_dir): oct(os.stat(p).st_mode & 0o777) for p in [str(data_dir), *paths]
+                    if os.stat(p).st_mode & 0o077}
+    assert not too_open, f"readable by others: {too_open}"

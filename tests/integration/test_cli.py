@@ -503,3 +503,26 @@ def test_agent_run_lists_its_dags_and_exits_0_once_they_finished(cluster, client
     assert [line.split()[1] for line in lines if line.startswith("dag ")] == ["plan-1:", "plan-2:"]
     unknown = titan(cluster, "agent-run", "run-none")
     assert unknown.returncode == 1 and "run-none" in unknown.stderr and no_traceback(unknown)
+
+
+@pytest.mark.parametrize("command", [["events"], ["logs", "-f", "sleeper"], ["top", "--interval", "0.5"]],
+                         ids=["events", "logs-follow", "top"])
+def test_ctrl_c_stops_a_following_command_started_where_sigint_is_ignored(cluster, client, script, command):
+    """As from `nohup titan events &` in a script: the shell starts background jobs with SIGINT ignored."""
+    client.submit_job(TitanJob("sleeper", script("sleeper.py", "import time\nprint('up', flush=True)\ntime.sleep(60)")))
+    wait_until(lambda: client.read_logs("sleeper")["text"], timeout=30, what="the sleeper to start")
+    follower = start_process([TITAN, *command], env=cluster_env(cluster),
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        nudge = script("nudge.py", "pass")
+        for attempt in itertools.count():   # `titan events` prints only events after it subscribed
+            if select.select([follower.stdout], [], [], 0.5)[0]:
+                break
+            assert attempt < 40, "the command printed nothing"
+            if command == ["events"]:
+                client.submit_job(TitanJob(f"nudge-{attempt}", nudge))
+        assert follower.stdout.readline(), "it runs"
+    finally:
+        follower.send_signal(signal.SIGINT)
+        out, err = finish(follower, timeout=10)
+    assert follower.returncode in (0, 130) and "Traceback" not in err, (follower.returncode, err)

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import socket
+import struct
+import time
 from collections import defaultdict
 
+import psutil
+import pytest
+
+from tests.integration.test_bad_input import ZMTP_GREETING, _zmtp_ready
+from titan import defaults
 from titan_sdk import TitanJob
 
 
@@ -46,3 +54,32 @@ def test_a_topic_nobody_wanted_reaches_a_later_subscriber(client, script):
         client.submit_job(TitanJob("after", ok))
         event = collect(second, 1)[0]
     assert event["job_id"] == "after" and event["topic"] == "job.QUEUED"
+
+
+HUGE_PREFIX_BYTES = 4 * 1024 * 1024   # 64 MiB took a master from 43 MB to 5.9 GB; 4 MiB is enough to see it
+
+
+def test_a_huge_subscription_costs_the_master_nothing_and_others_keep_their_events(cluster, client, script):
+    """Sent over raw TCP: a SUB socket of our own would build (and crash tearing down) the same deep trie."""
+    master = psutil.Process(cluster.master.pid)
+    before = master.memory_info().rss
+    subscription = b"\x01" + b"j" * HUGE_PREFIX_BYTES
+    with socket.create_connection((cluster.host, cluster.port + defaults.EVENTS_PORT_OFFSET), timeout=10) as raw:
+        raw.sendall(ZMTP_GREETING + _zmtp_ready(b"SUB") + b"\x02" + struct.pack(">Q", len(subscription)))
+        try:
+            raw.sendall(subscription)
+        except ConnectionError:
+            pass   # the master hung up part way through: what it should do
+        time.sleep(2.0)   # time for the master to take it in, if it would
+        grown = master.memory_info().rss - before
+    assert cluster.master.poll() is None, "the master died"
+    assert grown < 20 * 1024 * 1024, f"the master grew by {grown / 2 ** 20:.0f} MiB"
+    ok = script("ok.py", "print('ok')")
+    with client.events(topics=["job.COMPLETED"]) as events:
+        client.submit_job(TitanJob("still", ok))
+        assert collect(events, 1)[0]["job_id"] == "still"
+
+
+def test_the_sdk_refuses_an_over_long_topic_prefix_naming_the_limit(client):
+    with pytest.raises(ValueError, match=f"over the {defaults.MAX_EVENT_PREFIX_BYTES}-byte limit"):
+        client.events(topics=["job." + "x" * defaults.MAX_EVENT_PREFIX_BYTES])

@@ -302,6 +302,31 @@ def test_retried_request_is_answered_not_repeated(cluster, script):
     assert replies[0] == replies[1] and replies[0]["ok"], replies
 
 
+def test_two_clients_reusing_a_request_id_each_get_their_own_answer(cluster, script):
+    """The reply cache is per client: the same request id from another client is another request."""
+    ctx = zmq.Context()
+    ctx.linger = 0
+    clients, store = [], []
+    try:
+        for _ in range(2):
+            clients.append(ctx.socket(zmq.DEALER))
+            clients[-1].connect(f"tcp://{cluster.host}:{cluster.port}")
+            store.append(ctx.socket(zmq.DEALER))
+            store[-1].connect(f"tcp://{cluster.host}:{cluster.port + 3}")
+        submitted, counted = [], []
+        for n, (client_socket, store_socket) in enumerate(zip(clients, store)):
+            job = TitanJob(f"reused-{n}", script("ok.py", "pass")).to_spec()
+            client_socket.send(protocol.encode({"op": "submit", "rid": "1", "jobs": [protocol.job_to_wire(job)]}))
+            store_socket.send_multipart([b"", protocol.encode({"op": "incr", "rid": "1", "key": "n", "by": 1})])
+            for socket, answers in ((client_socket, submitted), (store_socket, counted)):
+                assert socket.poll(10_000), "no reply"
+                answers.append(protocol.decode_reply(socket.recv_multipart()[-1])["result"])
+    finally:
+        ctx.destroy(linger=0)
+    assert [result["jobs"] for result in submitted] == [["reused-0"], ["reused-1"]], submitted
+    assert counted == [1, 2], "the second client's increment was carried out"
+
+
 def test_events_describe_each_transition(client, script):
     ok = script("ok.py", "pass")
     with client.events(topics=["job."], timeout=10) as events:   # live once events() returns

@@ -47,3 +47,27 @@ def test_a_directory_named_like_a_script_is_not_a_script(tmp_path):
     (tmp_path / "step.py").mkdir()
     with pytest.raises(FileNotFoundError, match="step.py"):
         TitanJob("a", str(tmp_path / "step.py"))
+
+
+@pytest.mark.parametrize("field, value, problem", [
+    ("max_wait_seconds", float("nan"), "must be a finite number, got nan"),
+    ("delay", float("inf"), "must be a finite number, got inf"),
+    ("timeout", float("-inf"), "must be a finite number, got -inf"),
+    ("max_wait_seconds", "nan", "must be a finite number, got nan"),   # what float() would make of it
+    ("priority", 2 ** 63, "must be a signed 64-bit integer"),
+])
+def test_a_number_no_timer_or_journal_can_hold_is_refused_naming_the_job_and_field(tmp_path, field, value,
+                                                                                  problem):
+    path = tmp_path / "ok.py"
+    path.write_text("print('ok')\n")
+    with pytest.raises(ValueError, match=f"job 'j': {field} {problem}"):
+        TitanJob("j", str(path), **{field: value}).to_spec()
+
+
+def test_a_number_set_after_the_job_was_built_is_checked_when_it_is_sent(tmp_path):
+    path = tmp_path / "ok.py"
+    path.write_text("print('ok')\n")
+    job = TitanJob("late", str(path))
+    job.max_wait_seconds = float("nan")
+    with pytest.raises(ValueError, match="job 'late': max_wait_seconds must be a finite number"):
+        job.to_spec()

@@ -214,3 +214,43 @@ def test_a_journal_from_a_newer_titan_is_refused(tmp_path):
     db.close()
     with pytest.raises(JournalCorrupt, match="schema version 3"):
         SqliteJournal(str(tmp_path))
+
+
+def _poisoned(tmp_path, sql: str, *params) -> None:
+    """A journal with one job, then one row written behind its back, as an older Titan or damage left it."""
+    journal = SqliteJournal(str(tmp_path))
+    record(journal, run("good", 1))
+    journal.commit()
+    journal.close()
+    db = sqlite3.connect(str(tmp_path / "titan.db"))
+    db.execute(sql, params)
+    db.commit()
+    db.close()
+
+
+def test_a_state_change_too_big_for_sqlite_refuses_the_journal_naming_its_row(tmp_path):
+    """Older masters stored a worker's exit code of 2**63; folding it raised OverflowError at every start."""
+    state = ["good", 1, "FAILED", 1, 1, None, "w", "w", None, 2 ** 63]
+    _poisoned(tmp_path, "INSERT INTO job_transitions (id, count, states) VALUES (7, 1, ?)",
+              msgpack.packb([state], use_bin_type=True))
+    with pytest.raises(JournalCorrupt, match=r"row 7 of table job_transitions .*OverflowError") as refused:
+        SqliteJournal(str(tmp_path)).load()
+    assert str(tmp_path / "titan.db") in str(refused.value)
+
+
+@pytest.mark.parametrize("table, sql, blob, named", [
+    ("job_specs", "INSERT INTO job_specs VALUES (5, 'bad', NULL, ?)", b"\xc1", "row 5 of table job_specs"),
+    ("job_specs", "INSERT INTO job_specs VALUES (6, 'odd', NULL, ?)",
+     msgpack.packb({"job_id": "odd", "filename": "o.py", "script": b"", "colour": 1}), "row 6 of table job_specs"),
+    ("job_specs", "INSERT INTO job_specs VALUES (8, 'nan', NULL, ?)",
+     msgpack.packb({"job_id": "nan", "filename": "n.py", "script": b"", "max_wait_seconds": float("nan")}),
+     "row 8 of table job_specs .*max_wait_seconds is nan"),
+    ("store", "INSERT INTO store VALUES ('k', 'set', ?)", b"\x92\x01", "row 'k' of table store"),
+    ("dags", "INSERT INTO dags VALUES ('d', ?)", b"\xdd\xff\xff\xff\xff", "row 'd' of table dags"),
+    ("job_transitions", "INSERT INTO job_transitions (id, count, states) VALUES (3, 1, ?)", b"\xc1",
+     "row 3 of table job_transitions"),
+])
+def test_one_unreadable_row_refuses_the_journal_naming_it(tmp_path, table, sql, blob, named):
+    _poisoned(tmp_path, sql, blob)
+    with pytest.raises(JournalCorrupt, match=named):
+        SqliteJournal(str(tmp_path)).load()

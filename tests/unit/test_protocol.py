@@ -330,3 +330,66 @@ def test_a_malformed_message_in_a_batch_spares_the_others():
 def test_a_batch_that_is_not_a_list_is_refused_whole():
     with pytest.raises(ProtocolError, match="'messages' must be list"):
         protocol.decode_batch(encode({"op": "batch", "messages": {"op": "bye"}}), MASTER_TO_WORKER_OPS)
+
+
+# ----------------------------------------------------------------- numbers no journal or timer can hold
+
+TABLES = {"client": CLIENT_OPS, "store": STORE_OPS, "worker": WORKER_OPS, "master->worker": MASTER_TO_WORKER_OPS}
+SAMPLES = {str: "x", bytes: b"", int: 1, float: 1.0, list: [], dict: {}, bool: False}
+BAD_INTS = [2 ** 63, -(2 ** 63) - 1, 2 ** 64 - 1]
+BAD_FLOATS = [float("nan"), float("inf"), float("-inf")]
+
+
+def valid_message(op: str, fields: dict) -> dict:
+    message = {"op": op, "rid": "r"}
+    for name, field in fields.items():
+        message[name] = SAMPLES[field.types[0]]
+    if op == "submit":
+        message["jobs"] = [wire_job()]
+    return message
+
+
+def numeric_fields():
+    """(table, op, field, bad value) for every number field of every op of every table."""
+    for table, ops in TABLES.items():
+        for op, fields in ops.items():
+            for name, field in fields.items():
+                bad = (BAD_INTS if int in field.types else []) + (BAD_FLOATS if float in field.types else [])
+                for value in bad:
+                    yield pytest.param(ops, op, name, value, id=f"{table}-{op}-{name}-{value}")
+
+
+@pytest.mark.parametrize("ops, op, field, value", list(numeric_fields()))
+def test_every_number_out_of_range_is_refused_naming_the_op_and_field(ops, op, field, value):
+    message = valid_message(op, ops[op])
+    assert protocol.check_message(dict(message), ops) == op   # the message is fine before
+    message[field] = value
+    with pytest.raises(ProtocolError, match=rf"'{op}' message: field '{field}' must be a (signed 64-bit|finite)"):
+        protocol.check_message(message, ops)
+
+
+@pytest.mark.parametrize("ops, op, field", [(WORKER_OPS, "register", "info"), (WORKER_OPS, "register", "running"),
+                                            (WORKER_OPS, "heartbeat", "ended"),
+                                            (MASTER_TO_WORKER_OPS, "dispatch", "job")])
+@pytest.mark.parametrize("value", [2 ** 63, float("nan")])
+def test_numbers_inside_lists_and_maps_are_checked_too(ops, op, field, value):
+    message = valid_message(op, ops[op])
+    message[field] = {"cpus": [1, {"deep": value}]} if ops[op][field].types[0] is dict else [["j", value]]
+    with pytest.raises(ProtocolError, match=rf"'{op}' message: field '{field}'"):
+        protocol.check_message(message, ops)
+
+
+@pytest.mark.parametrize("field, value", [("priority", 2 ** 63), ("port", -(2 ** 63) - 1), ("retries", 2 ** 64 - 1),
+                                          ("max_wait_seconds", float("nan")), ("delay", float("inf")),
+                                          ("timeout", float("nan")), ("max_wait_seconds", 2 ** 63)])
+def test_a_job_in_a_submission_with_a_number_out_of_range_is_refused_naming_it(field, value):
+    with pytest.raises(ProtocolError, match=rf"job 'j': field '{field}' must be a (signed 64-bit|finite)"):
+        job_from_wire(wire_job(**{field: value}))
+
+
+def test_a_batch_carries_the_refusal_of_its_bad_number_and_spares_the_rest():
+    batch = encode({"op": "batch", "messages": [{"op": "finished", "job_id": "a", "attempt": 1, "exit_code": 2 ** 63},
+                                                {"op": "bye"}]})
+    refused, kept = protocol.decode_batch(batch, WORKER_OPS)
+    assert isinstance(refused, ProtocolError) and "'exit_code'" in str(refused)
+    assert kept[0] == "bye"

@@ -229,3 +229,19 @@ def test_non_ascii_members_and_prefixes(store):
         store.sadd("méli|mélo", member)
     assert store.smembers("méli|mélo") == sorted(["ä", "a", "😀", "z"])
     assert store.keys("méli") == ["méli|mélo"]
+
+
+# ----------------------------------------------------------------- key size
+
+@pytest.mark.parametrize("write", [lambda s, k: s.put(k, "v"), lambda s, k: s.incr(k), lambda s, k: s.sadd(k, "m")],
+                         ids=["put", "incr", "sadd"])
+def test_a_key_over_the_size_limit_is_refused_naming_the_limit_not_echoing_the_key(store, write):
+    from titan import defaults
+    from titan.core.errors import LimitExceeded
+    at_limit, over = "k" * defaults.MAX_STORE_KEY_BYTES, "é" * (defaults.MAX_STORE_KEY_BYTES // 2 + 1)
+    write(store, at_limit)
+    with pytest.raises(LimitExceeded, match=f"store key of {len(over.encode()):,} bytes is over the "
+                                            f"{defaults.MAX_STORE_KEY_BYTES:,}-byte limit") as refused:
+        write(store, over)
+    assert len(str(refused.value)) < 300, "the message does not carry the whole key"
+    assert store.keys() == [at_limit]

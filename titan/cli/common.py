@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import sys
 from typing import List, Optional, Sequence
 
@@ -26,6 +27,12 @@ class CommandError(Exception):
     def __init__(self, message: str, exit_code: int = 1):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def stop_on_ctrl_c() -> None:
+    """Ctrl-C stops a long-running command even when it was started where SIGINT is ignored (`nohup ...
+    &`, or `cmd &` in a script: shells start background jobs so)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def console() -> Console:

@@ -11,7 +11,7 @@ from titan import defaults
 from titan.argtypes import positive_float
 from titan.cli import waiting
 from titan.cli.common import (CommandError, Section, add_json_option, add_master_options, connect, note, print_json,
-                               show)
+                               show, stop_on_ctrl_c)
 from titan.core.errors import JobConflict, UnknownDag, UnknownJob
 
 JOB_FIELDS = ("job_id", "dag", "state", "worker", "attempt", "exit_code", "reason", "requirement", "priority",
@@ -150,6 +150,7 @@ def run_logs(args) -> int:
         if not args.follow:
             sys.stdout.write(client.fetch_logs(args.job))
             return 0
+        stop_on_ctrl_c()
         for text in client.follow_logs(args.job):
             sys.stdout.write(text)
             sys.stdout.flush()

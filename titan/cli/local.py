@@ -11,8 +11,8 @@ import time
 from typing import List
 
 from titan import defaults
+from titan.cli.common import CommandError, stop_on_ctrl_c
 from titan.cli.pipelines import follow_dag, print_logs
-from titan.cli.common import CommandError
 from titan.cluster import LocalCluster, WorkerSpec, ports_in_use
 
 DEMO_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demo")
@@ -50,8 +50,7 @@ def run_up(args) -> int:
     log_dir = tempfile.mkdtemp(prefix="titan-up-")
     cluster = LocalCluster(workers=up_workers(args.workers, args.cap, args.slots), port=args.port,
                            data_dir=args.data_dir, keys=args.keys, log_dir=log_dir)
-    # Ctrl-C stops the cluster even when started where SIGINT is ignored (e.g. from `nohup ... &`).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    stop_on_ctrl_c()
     signal.signal(signal.SIGTERM, lambda *_: _interrupt())
     clean = False
     try:

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from titan.argtypes import positive_float, positive_int
 from titan.cli.common import (Section, add_json_option, add_master_options, connect, console, fields_line, note,
-                               print_json, show)
+                               print_json, show, stop_on_ctrl_c)
 from titan.core.jobs import JobState
 
 EVENT_FIELDS = ("job_id", "dag", "state", "worker", "attempt", "exit_code", "reason", "jobs", "counts")
@@ -62,6 +62,7 @@ def add_commands(commands) -> None:
 # ----------------------------------------------------------------- events
 
 def run_events(args) -> int:
+    stop_on_ctrl_c()
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     printed = 0
     with connect(args) as client, client.events(topics=args.topic or None) as events:
@@ -168,6 +169,7 @@ class TopView:
 
 
 def run_top(args) -> int:
+    stop_on_ctrl_c()
     with connect(args) as client, client.events() as events:
         view = TopView(client.stats())
         out = console()

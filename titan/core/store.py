@@ -24,8 +24,8 @@ class Store:
         self.max_value_bytes, self.max_keys = max_value_bytes, max_keys
 
     def put(self, key: str, value: str) -> str:
-        self._check_value(key, value, "value")
         self._check_room(key)
+        self._check_value(key, value, "value")
         self._data[key] = value
         return "OK"
 
@@ -48,8 +48,8 @@ class Store:
         return value
 
     def sadd(self, key: str, member: str) -> int:
-        self._check_value(key, member, "set member")
         self._check_room(key)
+        self._check_value(key, member, "set member")
         members = self._set(key, "sadd", create=True)
         if member in members:
             return 0
@@ -82,8 +82,15 @@ class Store:
                                 "limit (master flag --max-store-value-bytes)", key=key, limit="max-store-value-bytes")
 
     def _check_room(self, key: str) -> None:
-        """A new key needs room; changing an existing one never does."""
-        if key not in self._data and len(self._data) >= self.max_keys:
+        """A new key needs room (and a name of reasonable size); changing an existing one never does."""
+        if key in self._data:
+            return
+        if len(key) * 4 > defaults.MAX_STORE_KEY_BYTES and len(key.encode("utf-8", "surrogatepass")) > \
+                defaults.MAX_STORE_KEY_BYTES:
+            raise LimitExceeded(f"store key of {len(key.encode('utf-8', 'surrogatepass')):,} bytes is over the "
+                                f"{defaults.MAX_STORE_KEY_BYTES:,}-byte limit (it starts {key[:40]!r})",
+                                key=key[:40], limit="max-store-key-bytes")
+        if len(self._data) >= self.max_keys:
             raise LimitExceeded(f"store is full: {len(self._data):,} keys, the limit (master flag "
                                 f"--max-store-keys); delete keys or raise the limit to add {key!r}",
                                 key=key, limit="max-store-keys")

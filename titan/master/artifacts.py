@@ -28,6 +28,8 @@ from titan.net.protocol import ARTIFACT_KINDS, is_sha256
 # Uploads begun and never finished are forgotten (and their bytes deleted) past this many.
 MAX_OPEN_UPLOADS = 256
 UPLOAD_ID_CHARS = frozenset("0123456789abcdef-")
+# What clients upload is theirs: readable by the master's user alone.
+PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
 
 
 @dataclass
@@ -43,8 +45,9 @@ class ArtifactStore:
         self.owns_root = root is None
         self.root = root or tempfile.mkdtemp(prefix="titan-artifacts-")
         shutil.rmtree(os.path.join(self.root, "uploads"), ignore_errors=True)   # unfinished before a restart
-        for folder in ("blobs", "names", "uploads"):
-            os.makedirs(os.path.join(self.root, folder), exist_ok=True)
+        for folder in ("", "blobs", "names", "uploads"):   # Titan's own folders: private, new or old
+            os.makedirs(os.path.join(self.root, folder), mode=PRIVATE_DIR, exist_ok=True)
+            os.chmod(os.path.join(self.root, folder), PRIVATE_DIR)
         self._uploads: "OrderedDict[str, _Upload]" = OrderedDict()
         self.bytes_received = 0          # upload bytes taken in, for stats (a repeat upload adds none)
         self.bytes_sent_to_workers = 0
@@ -63,7 +66,7 @@ class ArtifactStore:
         if offset != upload.size:
             raise RequestRejected(f"upload {upload_id!r} expected the chunk at offset {upload.size}, got {offset}",
                                   expected=upload.size)
-        with open(upload.path, "ab") as handle:
+        with open(upload.path, "ab", opener=_private) as handle:
             handle.write(data)
         upload.hasher.update(data)
         upload.size += len(data)
@@ -105,7 +108,7 @@ class ArtifactStore:
                 raise RequestRejected(f"no upload {upload_id!r} in progress (the master may have restarted); "
                                       "upload the file again")
             upload = self._uploads[upload_id] = _Upload(os.path.join(self.root, "uploads", upload_id))
-            open(upload.path, "wb").close()
+            open(upload.path, "wb", opener=_private).close()
             while len(self._uploads) > MAX_OPEN_UPLOADS:
                 self._drop_upload(next(iter(self._uploads)))
         return upload
@@ -157,9 +160,13 @@ def check_name(name: str) -> None:
                               f"characters, got {name[:80]!r}")
 
 
+def _private(path: str, flags: int) -> int:
+    return os.open(path, flags, PRIVATE_FILE)
+
+
 def _write_atomically(path: str, data: bytes) -> None:
     temporary = f"{path}.tmp"
-    with open(temporary, "wb") as handle:
+    with open(temporary, "wb", opener=_private) as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())

@@ -86,22 +86,25 @@ class Master(RequestHandlers):
         self.recovered = self._recover() if self.journal else None
 
     def _bind_sockets(self) -> None:
-        self.clients = self._bind(zmq.ROUTER, defaults.CLIENT_PORT_OFFSET, "clients")
-        self.workers = self._bind(zmq.ROUTER, defaults.WORKER_PORT_OFFSET, "workers", {zmq.ROUTER_MANDATORY: 1})
+        # A client that reconnects under its own identity (the SDK's, see _reply_scope) takes it over.
+        self.clients = self._bind(zmq.ROUTER, defaults.CLIENT_PORT_OFFSET, "clients", {zmq.ROUTER_HANDOVER: 1})
+        self.workers = self._bind(zmq.ROUTER, defaults.WORKER_PORT_OFFSET, "workers",
+                                  {zmq.ROUTER_MANDATORY: 1, zmq.RCVHWM: defaults.MASTER_RECEIVE_HWM_FRAMES})
         self.events = self._bind(zmq.XPUB, defaults.EVENTS_PORT_OFFSET, "events",
-                                 {zmq.XPUB_WELCOME_MSG: protocol.EVENTS_WELCOME})
+                                 {zmq.XPUB_WELCOME_MSG: protocol.EVENTS_WELCOME,
+                                  zmq.MAXMSGSIZE: defaults.EVENT_FRAME_BYTES})
         # A ROUTER, not a REP, so store replies can wait for the turn's commit; REQ clients work unchanged.
-        self.store_socket = self._bind(zmq.ROUTER, defaults.STORE_PORT_OFFSET, "store")
+        self.store_socket = self._bind(zmq.ROUTER, defaults.STORE_PORT_OFFSET, "store", {zmq.ROUTER_HANDOVER: 1})
 
     def _bind(self, kind: int, offset: int, domain: str, options: Optional[dict] = None) -> zmq.Socket:
         socket = self.ctx.socket(kind)
         if self.guard is not None:
             self.guard.secure(socket, domain)
-        for option, value in (options or {}).items():
-            socket.setsockopt(option, value)
         # Messages over the limit get an error reply; only absurd ones (16x) make libzmq drop the peer
         # unanswered, so one bad sender cannot make the master buffer gigabytes.
         socket.setsockopt(zmq.MAXMSGSIZE, self.config.max_message_bytes * 16 + 1024)
+        for option, value in (options or {}).items():
+            socket.setsockopt(option, value)
         socket.bind(f"tcp://{self.config.host}:{defaults.port_for(self.config.port, offset)}")
         return socket
 
@@ -277,6 +280,8 @@ class Master(RequestHandlers):
         """The XPUB reports a topic prefix when its first subscriber arrives (byte 1, then the prefix) and
         when its last one leaves (byte 0), so the master need not encode events nobody would receive."""
         message = frames[0]
+        if len(message) > 1 + defaults.MAX_EVENT_PREFIX_BYTES:
+            return   # matches no topic; not kept, so a stream of them costs nothing
         if message[:1] == b"\x01":
             self._subscribed.add(message[1:])
         elif message[:1] == b"\x00":
@@ -293,7 +298,8 @@ class Master(RequestHandlers):
     def _on_client(self, frames: list, user: Optional[str]) -> None:
         self._drain(self.events, self._on_subscription)   # a request may follow a subscription closely
         identity, body = frames[0], frames[1:]
-        reply = self._answer(body, protocol.CLIENT_OPS, self._client_request, "client", user or identity)
+        reply = self._answer(body, protocol.CLIENT_OPS, self._client_request, "client", user or identity,
+                             _reply_scope(user, identity))
         self._reply(self.clients, [identity], reply)
 
     def _on_store(self, frames: list, user: Optional[str]) -> None:
@@ -301,7 +307,7 @@ class Master(RequestHandlers):
         identity, body = frames[0], frames[1:]
         envelope = [b""] if body and body[0] == b"" else []
         reply = self._answer(body[len(envelope):], protocol.STORE_OPS, self._store_request, "store",
-                             user or identity)
+                             user or identity, _reply_scope(user, identity))
         self._reply(self.store_socket, [identity, *envelope], reply)
 
     def _reply(self, socket: zmq.Socket, envelope: list, reply: Optional[bytes]) -> None:
@@ -315,10 +321,10 @@ class Master(RequestHandlers):
         else:
             self._send_now(socket, [*envelope, reply])
 
-    def _answer(self, body: list, ops: dict, act, channel: str, sender) -> Optional[bytes]:
-        """Decode, check the sender may ask it, act (a change at most once per request id), and return
-        the encoded reply; bad input gets an error reply. `sender` is the key's user with keys, else the
-        connection's identity."""
+    def _answer(self, body: list, ops: dict, act, channel: str, sender, scope: str) -> Optional[bytes]:
+        """Decode, check the sender may ask it, act (a change at most once per request id of one client:
+        `scope`), and return the encoded reply; bad input gets an error reply. `sender` is the key's user
+        with keys, else the connection's identity."""
         rid = None
         replies = self.replies[channel]
         try:
@@ -327,7 +333,7 @@ class Master(RequestHandlers):
             op, message = protocol.decode(body[0], ops, self.config.max_message_bytes, needs_rid=True)
             rid = message["rid"]
             changes_state = op in protocol.CHANGING_OPS
-            cached = replies.get(rid) if changes_state else None
+            cached = replies.get(f"{scope}/{rid}") if changes_state else None
             if cached is not None:
                 return None if self.committer.failure is not None else cached
             if changes_state and self.committer.failure is not None:
@@ -344,9 +350,9 @@ class Master(RequestHandlers):
             log.exception("internal error answering a request")
             return protocol.encode(protocol.error_reply(rid, "InternalError", f"master error: {exc!r}"))
         if changes_state:   # a repeated read is simply answered again; only changes must not repeat
-            replies.put(rid, reply)
+            replies.put(f"{scope}/{rid}", reply)
             if self.journal is not None:
-                self.journal.record_reply(channel, rid, reply)
+                self.journal.record_reply(channel, f"{scope}/{rid}", reply)
         return reply
 
     def _check_allowed(self, op: str, message: dict, sender) -> None:
@@ -524,3 +530,9 @@ class Master(RequestHandlers):
         if protocol.STRICT:
             protocol.check_event(topic, event)
         self._outbox.append((self.events, protocol.encode_event(topic, event)))
+
+
+def _reply_scope(user: Optional[str], identity: bytes) -> str:
+    """Whose request ids these are: two clients may pick the same id. The SDK names its connection (a
+    random ZeroMQ identity kept across reconnects), so a retry after a master restart is still its own."""
+    return f"{user or ''}|{identity.hex()}"

@@ -33,6 +33,8 @@ FORCED_COMPACT_AT = 200_000
 FILE_NAME = "titan.db"
 REPLIES_KEPT = defaults.REPLY_CACHE_SIZE   # per channel, as many as the master's in-memory reply cache
 SQLITE_HEADER = b"SQLite format 3\0"
+# The journal holds scripts, their args (passwords, sometimes) and logs: for the master's user alone.
+PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
 
 # One B-tree each: a TitanStore put commits its key and its reply, and every extra tree (a rowid table's
 # key index, a uniqueness index, AUTOINCREMENT's counter) was one more page written per commit.
@@ -76,9 +78,10 @@ COMMIT;
 
 class SqliteJournal(Journal):
     def __init__(self, data_dir: str):
-        os.makedirs(data_dir, exist_ok=True)
+        os.makedirs(data_dir, mode=PRIVATE_DIR, exist_ok=True)
         self.path = os.path.join(data_dir, FILE_NAME)
         existed = os.path.exists(self.path) and os.path.getsize(self.path) > 0
+        _make_private(self.path)
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                       timeout=LOCK_WAIT_S)
@@ -252,17 +255,26 @@ class SqliteJournal(Journal):
         """The oldest commits' changes, whole commits in order, until `batch` changes or none are left."""
         folded, last_id, states = 0, None, []
         oldest_first = db.execute("SELECT id, count, states FROM job_transitions ORDER BY id")
-        for row_id, count, packed in oldest_first:
-            if folded >= batch:
-                break
-            states += _unpack(packed)
-            folded, last_id = folded + count, row_id
-        oldest_first.close()
+        try:
+            for row_id, count, packed in oldest_first:
+                if folded >= batch:
+                    break
+                last_id = row_id
+                states += _unpack(packed)
+                folded += count
+        except (ValueError, TypeError, msgpack.UnpackException) as exc:
+            raise BadRow("job_transitions", last_id, exc) from None
+        finally:
+            oldest_first.close()
         if last_id is None:
             self._unfolded = 0
             return
-        latest = {state[0]: state for state in states}   # a job's last change is the one that stays
-        db.executemany("INSERT OR REPLACE INTO job_states VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", latest.values())
+        try:
+            latest = {state[0]: state for state in states}   # a job's last change is the one that stays
+            db.executemany("INSERT OR REPLACE INTO job_states VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", latest.values())
+        except (OverflowError, ValueError, TypeError, KeyError, sqlite3.InterfaceError,
+                sqlite3.ProgrammingError) as exc:
+            raise BadRow("job_transitions", _first_unwritable(db, last_id), exc) from None
         db.execute("DELETE FROM job_transitions WHERE id <= ?", (last_id,))
         self._unfolded = max(0, self._unfolded - folded)
 
@@ -315,16 +327,35 @@ class SqliteJournal(Journal):
     # ----------------------------------------------------------------- recovery
 
     def load(self) -> Recovered:
-        while self.compact():
-            pass
+        """Everything committed. One row that cannot be read (bad bytes, a number SQLite cannot hold, a
+        field this Titan does not know) refuses the whole journal, naming the row: skipping it would lose
+        or rewind what was acknowledged (a finished job run again), and nobody would notice."""
+        try:
+            while self.compact():
+                pass
+            return self._load_all()
+        except BadRow as bad:
+            raise JournalCorrupt(self._bad_row(bad)) from None
+        except sqlite3.DatabaseError as exc:
+            raise JournalCorrupt(self._unreadable(exc)) from None
+
+    def _bad_row(self, bad: "BadRow") -> str:
+        return (f"journal {self.path}: row {bad.row!r} of table {bad.table} cannot be loaded "
+                f"({type(bad.problem).__name__}: {bad.problem}); the master will not start on it rather than "
+                "lose or misread what it holds. Restore it from a backup, or move it away to start with an "
+                "empty state.")
+
+    def _load_all(self) -> Recovered:
         recovered = Recovered()
         recovered.runs = self._load_runs()
-        recovered.dags = {name: _unpack(ids) for name, ids in self.db.execute("SELECT name, job_ids FROM dags")}
+        recovered.dags = dict(_each_row("dags", self.db.execute("SELECT name, job_ids FROM dags"),
+                                        lambda name, ids: (name, _unpack(ids))))
         recovered.logs = list(self.db.execute(
             "SELECT logs.job_id, logs.attempt, logs.stream, logs.text FROM logs JOIN job_specs "
             "ON logs.seq = job_specs.seq ORDER BY logs.id"))
-        for key, kind, value in self.db.execute("SELECT key, kind, value FROM store"):
-            recovered.store[key] = set(_unpack(value)) if kind == "set" else _unpack(value)
+        store_rows = self.db.execute("SELECT key, kind, value FROM store")
+        recovered.store = dict(_each_row("store", store_rows, lambda key, kind, value: (
+            key, set(_unpack(value)) if kind == "set" else _unpack(value))))
         recovered.agent_runs = dict(self.db.execute("SELECT dag, run_id FROM agent_runs ORDER BY rowid"))
         for channel, rid, reply in self.db.execute("SELECT channel, rid, reply FROM replies ORDER BY id"):
             recovered.replies.setdefault(channel, []).append((rid, reply))
@@ -337,21 +368,67 @@ class SqliteJournal(Journal):
             "ORDER BY s.seq")
         scripts = dict(self.db.execute("SELECT sha256, script FROM scripts"))
         self._stored_scripts = set(scripts)
-        runs = []
-        for seq, dag, spec, state, attempt, failures, worker_id, worker, last_worker_id, reason, code in rows:
-            fields = _unpack(spec)
-            if "script_sha256" in fields:   # journals before scripts were kept once hold them inline
-                fields["script"] = scripts[fields.pop("script_sha256")]
-            fields["parents"] = tuple(fields.get("parents") or ())
-            if state is None:   # never dispatched since it was admitted
-                state, attempt, failures = JobState.PENDING.value, 0, 0
-            runs.append(JobRun(spec=JobSpec(**fields), dag=dag, seq=seq, state=JobState(state), attempt=attempt,
-                               failures=failures, worker_id=worker_id, worker=worker,
-                               last_worker_id=last_worker_id, reason=reason, exit_code=code))
-        return runs
+        return list(_each_row("job_specs", rows, lambda *row: _run_from_row(row, scripts)))
 
     def close(self) -> None:
         self.db.close()
+
+
+class BadRow(Exception):
+    """One row of the journal that cannot be read back; `row` is its key (or None when unknown)."""
+
+    def __init__(self, table: str, row, problem: Exception):
+        super().__init__(f"{table} row {row!r}: {problem}")
+        self.table, self.row, self.problem = table, row, problem
+
+
+def _each_row(table: str, rows, convert):
+    """convert(*row) for each row; a row that fails to convert raises BadRow naming it by its first column."""
+    row = None
+    try:
+        for row in rows:
+            yield convert(*row)
+    except (ValueError, TypeError, KeyError, msgpack.UnpackException) as exc:
+        raise BadRow(table, row[0] if row else None, exc) from None
+
+
+SECONDS_FIELDS = ("delay", "max_wait_seconds", "timeout")
+
+
+def _run_from_row(row: tuple, scripts: Dict[str, bytes]) -> JobRun:
+    seq, dag, spec, state, attempt, failures, worker_id, worker, last_worker_id, reason, code = row
+    fields = _unpack(spec)
+    if "script_sha256" in fields:   # journals before scripts were kept once hold them inline
+        fields["script"] = scripts[fields.pop("script_sha256")]
+    fields["parents"] = tuple(fields.get("parents") or ())
+    for name in SECONDS_FIELDS:   # older masters took a NaN, and every timer froze at each restart
+        value = fields.get(name)
+        if value is not None and value - value != 0:
+            raise ValueError(f"job {fields.get('job_id')!r}: {name} is {value}, not a finite number of seconds")
+    if state is None:   # never dispatched since it was admitted
+        state, attempt, failures = JobState.PENDING.value, 0, 0
+    return JobRun(spec=JobSpec(**fields), dag=dag, seq=seq, state=JobState(state), attempt=attempt,
+                  failures=failures, worker_id=worker_id, worker=worker, last_worker_id=last_worker_id,
+                  reason=reason, exit_code=code)
+
+
+def _first_unwritable(db: sqlite3.Connection, up_to_id: int):
+    """The id of the oldest job_transitions row holding a value SQLite cannot store (found only after an
+    insert failed, so folding pays nothing for the check)."""
+    for row_id, packed in db.execute("SELECT id, states FROM job_transitions WHERE id <= ? ORDER BY id", (up_to_id,)):
+        for state in _unpack(packed):
+            if not isinstance(state, list) or len(state) != 10 or any(
+                    isinstance(v, int) and not -2 ** 63 <= v < 2 ** 63 for v in state):
+                return row_id
+    return up_to_id
+
+
+def _make_private(path: str) -> None:
+    """The journal file created, or an older one tightened, owner-only; SQLite gives its WAL the same mode."""
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, PRIVATE_FILE))
+    for each in (path, f"{path}-wal", f"{path}-shm", f"{path}-journal"):
+        if os.path.exists(each):
+            os.chmod(each, PRIVATE_FILE)
 
 
 def _pack(value) -> bytes:

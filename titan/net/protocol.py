@@ -2,8 +2,10 @@
 
 What each message holds is declared once, in titan.net.messages (re-exported here: protocol.CLIENT_OPS ...).
 A message is one msgpack map with an "op" naming its type. Requests also carry "rid", a request id the
-caller picks: the master answers a repeated rid from its reply cache instead of acting twice, so clients
-may retry freely. Anything malformed raises ProtocolError, whose message names what was wrong.
+caller picks: the master answers a rid repeated by the same client (its connection's ZeroMQ identity, and
+its key's user with keys) from its reply cache instead of acting twice, so clients may retry freely; a
+client that retries from a new connection sets the same identity (the SDK does). Anything malformed
+raises ProtocolError, whose message names what was wrong.
 
 Outgoing messages are built by `message` (a client's by `request`), replies by `result_reply`, and events
 are checked by `check_event`: a field name that is not declared, or a required one left out, raises
@@ -19,12 +21,14 @@ import functools
 import gc
 import hashlib
 import io
+import math
 import os
 from typing import Dict, List, Optional, Tuple, Union
 
 import msgpack
 
 from titan import defaults
+from titan.core.store import INT64_MAX, INT64_MIN
 from titan.core.jobs import ISOLATIONS, SERVICE_JOB_TYPE, JobSpec, spec_to_dict
 from titan.net.messages import (ANY, ARTIFACT_KINDS, BATCH, CHANGING_OPS, CLIENT_OPS, CLIENT_RESULTS,  # noqa: F401
                                 ERROR_REPLY, EVENT_ENVELOPE, EVENTS, EVENTS_WELCOME, JOB_FIELDS, LOG_STREAMS,
@@ -160,6 +164,41 @@ def _no_cyclic_gc():
             gc.enable()
 
 
+# Every number a peer sends must fit where it ends up: SQLite keeps signed 64-bit integers (a bigger one
+# made the journal unloadable), and a NaN or infinite float freezes every timer it is compared with.
+# Fields whose contents are checked one by one elsewhere (decode_batch, job_from_wire): not walked twice.
+CONTENTS_CHECKED_ELSEWHERE = frozenset({"messages", "jobs"})
+
+
+def number_problem(value) -> Optional[str]:
+    """Why this number cannot be taken from a peer, or None (also for anything not a number)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+        return f"must be a signed 64-bit integer, got {value}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"must be a finite number, got {value}"
+    return None
+
+
+def _nested_number_problem(value) -> Optional[str]:
+    """number_problem for the first bad number anywhere inside lists and maps (walked without recursion,
+    so a deeply nested value cannot exhaust the stack)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        else:
+            problem = number_problem(item)
+            if problem:
+                return problem
+    return None
+
+
 def check_fields(what: str, message: dict, fields: Dict[str, Field], ignore: tuple = ()) -> None:
     unknown = sorted(str(k) for k in message if k not in fields and k not in ignore)
     if unknown:
@@ -173,6 +212,10 @@ def check_fields(what: str, message: dict, fields: Dict[str, Field], ignore: tup
         if not is_of_type(value, field.types):
             expected = " or ".join(t.__name__ for t in field.types)
             raise ProtocolError(f"{what}: field {name!r} must be {expected}, got {type(value).__name__}")
+        walked = isinstance(value, (dict, list)) and name not in CONTENTS_CHECKED_ELSEWHERE
+        problem = _nested_number_problem(value) if walked else number_problem(value)
+        if problem:
+            raise ProtocolError(f"{what}: field {name!r} {problem}")
 
 
 def is_of_type(value, types: tuple) -> bool:
@@ -282,7 +325,10 @@ def _has_plain_job_fields(raw: dict) -> bool:
     the common case, checked in one pass without building messages."""
     for name, value in raw.items():
         types = _JOB_FIELD_TYPES.get(name)
-        if types is None or type(value) not in types:
+        kind = type(value)
+        if types is None or kind not in types:
+            return False
+        if (kind is int or kind is float) and number_problem(value):
             return False
     return "job_id" in raw and "filename" in raw
 

@@ -13,7 +13,7 @@ import socket as host_socket
 import tempfile
 import time
 import uuid
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import psutil
 import zmq
@@ -28,6 +28,7 @@ from titan.worker.archive_cache import ArchiveCache
 from titan.worker.config import FORK_EXECUTOR, NULL_EXECUTOR, WorkerConfig
 from titan.worker.executor import JobContext, LaunchError, RunningJob
 from titan.worker.forkserver import ForkServer
+from titan.worker.outbox import Outbox
 
 log = logging.getLogger("titan.worker")
 
@@ -43,8 +44,11 @@ class Worker:
         self.identity = security.identity_from_environment(config.keys, security.WORKER)   # fails early
         self.jobs: Dict[str, RunningJob] = {}
         self.unacked: Dict[tuple, dict] = {}   # (job_id, attempt) -> its "finished" message, until acked
+        self._unacked_sent: Dict[tuple, float] = {}   # (job_id, attempt) -> when its result was last sent
         self.scripts: Dict[str, bytes] = {}    # sha256 -> script, as the master sent them (each once)
-        self._outgoing: List[dict] = []        # this loop turn's messages to the master
+        self.outbox = Outbox()                 # messages to the master, until its socket takes them
+        self._paused: set = set()              # jobs whose pipes are not read while their output waits
+        self._dropped_output: Dict[tuple, int] = {}   # (job_id, stream) -> bytes dropped, master unreachable
         self.registered = False
         self._running = False
         self._last_register = float("-inf")
@@ -64,6 +68,7 @@ class Worker:
         # Queue nothing while the master is away: heartbeats and registrations would pile up and arrive
         # all at once; results are kept in `unacked` and re-sent after the next welcome instead.
         self.dealer.setsockopt(zmq.IMMEDIATE, 1)
+        self.dealer.setsockopt(zmq.SNDHWM, defaults.WORKER_SEND_HWM_FRAMES)   # back-pressure, not gigabytes
         self.job_keys_dir = self._secure(self.dealer)
         port = defaults.port_for(config.master_port, defaults.WORKER_PORT_OFFSET)
         self.dealer.connect(f"tcp://{config.master_host}:{port}")
@@ -157,6 +162,16 @@ class Worker:
                                         + sorted(job_id for job_id, _ in self.archives.waiting_jobs()),
                                         ended=sorted({job_id for job_id, _ in self.unacked})))
             self._last_heartbeat = now
+            self._resend_unacked(now)
+
+    def _resend_unacked(self, now: float) -> None:
+        """A result the master has not acknowledged after a few heartbeats was lost (or its ack was): send
+        it again, without waiting for a re-registration. The master acks a repeat and acts on it once."""
+        after = defaults.RESULT_RESEND_HEARTBEATS * self.config.heartbeat_interval
+        for key, result in self.unacked.items():
+            if now - self._unacked_sent.get(key, now) >= after:
+                self._unacked_sent[key] = now
+                self._send(result)
 
     def _registration(self) -> dict:
         memory = psutil.virtual_memory()
@@ -169,18 +184,20 @@ class Worker:
 
     def _send(self, message: dict) -> None:
         """Queued for the end of this loop turn, when everything the turn produced leaves as one frame."""
-        self._outgoing.append(message)
+        self.outbox.add(message)
 
     def _flush(self) -> None:
-        if not self._outgoing:
-            return
-        messages, self._outgoing = self._outgoing, []
-        try:
-            self.dealer.send(protocol.encode_batch(messages), zmq.NOBLOCK)
-        except zmq.Again:
-            ops = sorted({message["op"] for message in messages})
-            level = logging.DEBUG if set(ops) <= {"register", "heartbeat"} else logging.WARNING
-            log.log(level, "master not reachable; dropped %d message(s): %s", len(messages), ", ".join(ops))
+        """Send what waits, frame by frame, until the socket would block; the rest waits (nothing is
+        dropped) and the poll wakes when the socket takes more."""
+        while self.outbox:
+            messages = self.outbox.take_frame()
+            try:
+                self.dealer.send(protocol.encode_batch(messages), zmq.NOBLOCK)
+            except zmq.Again:
+                self.outbox.give_back(messages)
+                break
+        self.poller.modify(self.dealer, zmq.POLLIN | zmq.POLLOUT if self.outbox else zmq.POLLIN)
+        self._resume_paused_output()
 
     # ----------------------------------------------------------------- messages from the master
 
@@ -208,7 +225,8 @@ class Worker:
         if op == "welcome":
             self.registered = True
             log.info("registered with master %s:%s", self.config.master_host, self.config.master_port)
-            for result in list(self.unacked.values()):   # results the master may not have received
+            for key, result in list(self.unacked.items()):   # results the master may not have received
+                self._unacked_sent[key] = time.monotonic()
                 self._send(result)
             for request in self.archives.stale_requests(time.monotonic(), force=True):
                 self._send(request)
@@ -217,6 +235,7 @@ class Worker:
                     self._send_service_up(running)
         elif op == "ack":
             self.unacked.pop((message["job_id"], message["attempt"]), None)
+            self._unacked_sent.pop((message["job_id"], message["attempt"]), None)
         elif op == "reregister":
             self.registered = False
             self._last_register = float("-inf")
@@ -331,8 +350,10 @@ class Worker:
 
     def _discard(self, running: RunningJob) -> None:
         executor.kill_tree(running)
-        for fd in list(running.streams):
-            self.poller.unregister(fd)
+        if running.job_id not in self._paused:
+            for fd in list(running.streams):
+                self.poller.unregister(fd)
+        self._paused.discard(running.job_id)
         running.streams.clear()
         executor.clean_up(running)
         del self.jobs[running.job_id]
@@ -351,10 +372,44 @@ class Worker:
             if fd in running.streams:
                 stream, data = executor.read_output(running, fd)
                 if data:
-                    self._send_log(running.job_id, running.attempt, stream, data)
+                    self._queue_output(running, stream, data)
                 elif data == b"":
                     self.poller.unregister(fd)
                 return
+
+    def _queue_output(self, running: RunningJob, stream: str, data: bytes) -> None:
+        """Output waits for the master; past the bound the job's pipes are no longer read, so it blocks on
+        its writes. While the master is unreachable the job keeps running and newer output is dropped,
+        counted, and a marker line says so once output flows again."""
+        over = self.outbox.backlog(running.job_id) >= defaults.WORKER_OUTPUT_BACKLOG_BYTES
+        if over and not self.registered:
+            key = (running.job_id, stream)
+            self._dropped_output[key] = self._dropped_output.get(key, 0) + len(data)
+            return
+        self._queue_output_marker(running.job_id, running.attempt, stream)
+        self._send_log(running.job_id, running.attempt, stream, data)
+        if over and running.job_id not in self._paused:
+            self._paused.add(running.job_id)
+            for fd in running.streams:
+                self.poller.unregister(fd)
+
+    def _queue_output_marker(self, job_id: str, attempt: int, stream: str) -> None:
+        dropped = self._dropped_output.pop((job_id, stream), 0)
+        if dropped:
+            self._send_log(job_id, attempt, stream, f"\n[titan worker: {dropped:,} bytes of this job's {stream} "
+                                                    "were dropped while the master was unreachable]\n".encode())
+
+    def _resume_paused_output(self) -> None:
+        """Read a paused job again once half its backlog has gone, or at once when the master is away (a
+        job keeps running then; what it writes past the bound is dropped and counted)."""
+        for job_id in list(self._paused):
+            running = self.jobs.get(job_id)
+            if running is None:
+                self._paused.discard(job_id)
+            elif not self.registered or self.outbox.backlog(job_id) < defaults.WORKER_OUTPUT_BACKLOG_BYTES // 2:
+                self._paused.discard(job_id)
+                for fd in running.streams:
+                    self.poller.register(fd, zmq.POLLIN)
 
     def _report_exits(self) -> None:
         for job_id, running in list(self.jobs.items()):
@@ -384,7 +439,10 @@ class Worker:
 
     def _send_finished(self, job_id: str, attempt: int, code: int, error: Optional[str]) -> None:
         result = protocol.message(TO_MASTER, "finished", job_id=job_id, attempt=attempt, exit_code=code, error=error)
+        for stream in protocol.LOG_STREAMS:   # what was dropped at the end is said before the result
+            self._queue_output_marker(job_id, attempt, stream)
         self.unacked[(job_id, attempt)] = result
+        self._unacked_sent[(job_id, attempt)] = time.monotonic()
         self._send(result)
 
     def _enforce_timeouts(self, now: float) -> None:
