@@ -47,3 +47,19 @@ def test_a_directory_named_like_a_script_is_not_a_script(tmp_path):
     (tmp_path / "step.py").mkdir()
     with pytest.raises(FileNotFoundError, match="step.py"):
         TitanJob("a", str(tmp_path / "step.py"))
+
+
+def test_a_job_made_from_content_reads_and_writes_no_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    job = TitanJob("gen", "generated.py", content="print('hi')\n")
+    assert job.script == b"print('hi')\n"
+    assert job.to_spec().filename == "generated.py"
+    assert list(tmp_path.iterdir()) == []
+    assert TitanJob("raw", "x.sh", content=b"echo hi\n").script == b"echo hi\n"
+
+
+def test_content_must_be_text_or_bytes_and_not_for_an_archive_job():
+    with pytest.raises(TypeError, match="content of job 'bad' must be str or bytes, got int"):
+        TitanJob("bad", "bad.py", content=3)
+    with pytest.raises(ValueError, match="takes no content"):
+        TitanJob("arch", "p.zip/main.py", is_archive=True, content="print(1)")
