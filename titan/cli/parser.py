@@ -12,6 +12,7 @@ from typing import List, Optional
 from titan.cli import files, jobs, keys, local, pipelines, watch
 from titan.cli.common import CommandError, note
 from titan.core.errors import TitanError
+from titan.mcp import add_commands as add_mcp_commands
 from titan.web import add_commands as add_dashboard_commands
 
 
@@ -47,4 +48,5 @@ def build_parser() -> argparse.ArgumentParser:
         module.add_commands(commands)
     add_dashboard_commands(commands)
     keys.add_commands(commands)
+    add_mcp_commands(commands)
     return parser
