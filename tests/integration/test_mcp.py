@@ -4,6 +4,7 @@ stdio and streamable HTTP, in front of a real local cluster."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -255,3 +256,12 @@ def test_a_deployed_script_runs_by_name(cluster, errlog):
 def test_python_dash_m_titan_mcp_is_the_same_command():
     result = subprocess.run([sys.executable, "-m", "titan.mcp", "--help"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0 and "--http HOST:PORT" in result.stdout
+
+
+def test_the_example_agent_loop_fans_out_and_checks_its_results(cluster):
+    example = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "mcp", "agent_loop.py")
+    result = subprocess.run([sys.executable, os.path.abspath(example)], capture_output=True, text=True, timeout=50,
+                            env={**os.environ, **master_environment(cluster)}, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    assert "fanning out to 4 jobs" in result.stdout   # 2 workers x 2 free slots
+    assert "agent: checked: 75 words" in result.stdout
