@@ -13,6 +13,7 @@ from tests.conftest import TITAN
 
 mcp = pytest.importorskip("mcp", reason="the MCP SDK is not installed: pip install -e '.[mcp]'")
 
+import httpx2  # noqa: E402
 from mcp import ClientSession, StdioServerParameters, stdio_client  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
@@ -32,11 +33,12 @@ async def stdio_session(environment: dict, errlog, *arguments: str) -> AsyncIter
 
 
 @asynccontextmanager
-async def http_session(url: str) -> AsyncIterator[ClientSession]:
-    async with streamable_http_client(url) as (read, write):
-        async with ClientSession(read, write) as session:
-            await session.initialize()
-            yield session
+async def http_session(url: str, token: str) -> AsyncIterator[ClientSession]:
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+        async with streamable_http_client(url, http_client=http) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                yield session
 
 
 async def call(session: ClientSession, tool: str, **arguments) -> dict:

@@ -14,7 +14,7 @@ import anyio
 import pytest
 
 from tests.conftest import TITAN, finish, start_process, stop
-from tests.integration.mcp_session import (call, call_error, free_loopback_port, http_session, master_environment,
+from tests.integration.mcp_session import (httpx2, call, call_error, free_loopback_port, http_session, master_environment,
                                            stdio_session, wait_for_port)
 from titan.cluster import free_port_block
 from titan.mcp import deployed
@@ -201,33 +201,38 @@ def test_a_master_that_is_down_is_a_clear_error_within_seconds(tmp_path, errlog)
     run(scenario)
 
 
-def test_streamable_http_serves_the_same_tools(cluster, tmp_path):
-    port = free_loopback_port()
-    environment = {**master_environment(cluster), "PATH": "/usr/bin:/bin"}
+def test_streamable_http_serves_the_same_tools_to_a_client_with_the_token(cluster, tmp_path):
+    port, token = free_loopback_port(), "s3cret-token"
+    environment = {**master_environment(cluster), "TITAN_MCP_TOKEN": token, "PATH": os.environ["PATH"]}
     server = start_process([TITAN, "mcp", "--http", f"127.0.0.1:{port}"], env=environment)
+    url = f"http://127.0.0.1:{port}/mcp"
     try:
         wait_for_port(port, server)
 
         async def scenario():
-            async with http_session(f"http://127.0.0.1:{port}/mcp") as session:
+            async with http_session(url, token) as session:
                 assert {tool.name for tool in (await session.list_tools()).tools} == ORIGINAL_TOOLS | OUR_TOOLS
                 await call(session, "submit_single_job", job_id="over-http", script_content="print('via http')")
                 waited = await call(session, "wait_for_jobs", job_ids=["over-http"], timeout_s=30)
                 assert waited["all_completed"]
                 assert (await call(session, "get_job_logs", job_id="over-http"))["logs"] == "via http\n"
+            async with httpx2.AsyncClient(timeout=10) as http:
+                for headers in ({}, {"Authorization": "Bearer wrong"}):
+                    refused = await http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"}, headers=headers)
+                    assert refused.status_code == 401 and "Authorization: Bearer" in refused.text
         run(scenario)
     finally:
         _, stderr = stop(server, signal.SIGTERM)
-    assert f"serving MCP (streamable HTTP) at http://127.0.0.1:{port}/mcp" in stderr
+    assert f"serving MCP (streamable HTTP, a bearer token) at {url}" in stderr
 
 
-def test_http_beyond_loopback_without_keys_is_refused_like_the_master():
-    port = free_loopback_port()
-    process = start_process([TITAN, "mcp", "--http", f"0.0.0.0:{port}"])
+@pytest.mark.parametrize("more", [[], ["--keys", "/nonexistent/bundle"]], ids=["no keys", "keys but no token"])
+def test_http_beyond_loopback_without_keys_and_token_is_refused_like_the_master(more):
+    process = start_process([TITAN, "mcp", "--http", f"0.0.0.0:{free_loopback_port()}", *more])
     _, stderr = finish(process, timeout=20)
     assert process.returncode == 2
-    assert stderr.startswith("titan mcp: refusing to serve MCP over HTTP on 0.0.0.0 without keys")
-    assert "--keys" in stderr and "--insecure" in stderr
+    assert stderr.startswith("titan mcp: refusing to serve MCP over HTTP on 0.0.0.0 without keys and a token")
+    assert "--keys" in stderr and "--token-file" in stderr and "--insecure" in stderr
 
 
 def test_without_the_mcp_extra_one_line_names_it():

@@ -4,6 +4,7 @@ MCP server over stdio (what desktop clients launch) or streamable HTTP (`--http 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import List, Optional, Tuple
 
@@ -16,6 +17,7 @@ DESCRIPTION = ("Serve Titan to an AI client over the Model Context Protocol: too
                "TITAN_HOST/TITAN_PORT with TITAN_KEYS. Speaks stdio unless --http is given.")
 MISSING_EXTRA = "needs the MCP SDK, which is not installed: pip install 'titan-scheduler[mcp]'"
 MCP_PATH = "/mcp"
+TOKEN_ENV = "TITAN_MCP_TOKEN"
 
 
 def add_commands(commands) -> None:
@@ -35,16 +37,22 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--http", metavar="HOST:PORT", type=http_address, default=None,
                         help=f"serve streamable HTTP at http://HOST:PORT{MCP_PATH} instead of stdio (PORT alone: "
                              f"{defaults.DEFAULT_BIND_HOST})")
+    parser.add_argument("--token-file", default=None,
+                        help=f"with --http: a file holding the token every request must bring as 'Authorization: "
+                             f"Bearer TOKEN' (default: {TOKEN_ENV}, else none)")
     parser.add_argument("--insecure", action="store_true",
-                        help="allow --http on a non-loopback address without keys (trusted networks only)")
+                        help="allow --http on a non-loopback address without keys and a token (trusted networks only)")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m titan.mcp", description=DESCRIPTION)
     add_options(parser)
     args = parser.parse_args(argv)
-    args.command = "mcp"
-    return run_server(args)
+    try:
+        return run_server(args)
+    except ValueError as exc:   # bad input, said in one line as `titan mcp` says it
+        print(f"titan mcp: {exc}", file=sys.stderr)
+        return 2
 
 
 def http_address(text: str) -> Tuple[str, int]:
@@ -58,10 +66,12 @@ def http_address(text: str) -> Tuple[str, int]:
 def run_server(args) -> int:
     from titan.cli.common import note
 
-    if args.http and not (args.keys or _keys_from_environment() or args.insecure or is_loopback(args.http[0])):
+    token = http_token(args)
+    if args.http and not (args.insecure or is_loopback(args.http[0]) or (_has_keys(args) and token)):
         print(refusal_to_serve(args.http[0]), file=sys.stderr)   # before anything listens
         return 2
     try:
+        from titan.mcp import http_transport
         from titan.mcp.server import build_server
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] not in ("mcp", "mcp_types"):
@@ -78,24 +88,40 @@ def run_server(args) -> int:
             server.run("stdio")
         else:
             host, port = args.http
-            note("mcp", f"serving MCP (streamable HTTP) at http://{_url_host(host)}:{port}{MCP_PATH} for {master}")
-            server.run("streamable-http", host=host, port=port, streamable_http_path=MCP_PATH)
+            login = "a bearer token" if token else "no token"
+            note("mcp", f"serving MCP (streamable HTTP, {login}) at http://{_url_host(host)}:{port}{MCP_PATH} "
+                        f"for {master}")
+            http_transport.serve(server, host, port, MCP_PATH, token)
     return 0
 
 
+def http_token(args) -> Optional[str]:
+    """The bearer token HTTP requests must bring: --token-file's content, else TITAN_MCP_TOKEN."""
+    if args.token_file is None:
+        return os.environ.get(TOKEN_ENV) or None
+    try:
+        with open(args.token_file, encoding="utf-8") as handle:
+            token = handle.read().strip()
+    except OSError as exc:
+        raise ValueError(f"cannot read --token-file {args.token_file}: {exc.strerror or exc}") from None
+    if not token:
+        raise ValueError(f"--token-file {args.token_file} is empty")
+    return token
+
+
 def refusal_to_serve(host: str) -> str:
-    """The master's rule (titan/net/security.refusal_to_bind) applied to the MCP server's HTTP address."""
-    return (f"titan mcp: refusing to serve MCP over HTTP on {host} without keys: anyone who can reach it could "
-            "run code on every worker.\n"
+    """The master's rule (titan/net/security.refusal_to_bind) for the MCP server's HTTP address; as the
+    HTTP side has no keys of its own, a token stands in for them there."""
+    return (f"titan mcp: refusing to serve MCP over HTTP on {host} without keys and a token: anyone who can "
+            "reach it could run code on every worker.\n"
             "  Use keys (`titan keys init DIR` for the master and workers, `titan keys add-client NAME` for this "
-            "server) and start it with --keys BUNDLE (or TITAN_KEYS);\n"
+            f"server: --keys BUNDLE or TITAN_KEYS) and a token (--token-file FILE or {TOKEN_ENV}) that every "
+            "client sends as 'Authorization: Bearer TOKEN';\n"
             "  or, on a network you trust completely, pass --insecure to serve without them.")
 
 
-def _keys_from_environment() -> bool:
-    import os
-
-    return bool(os.environ.get("TITAN_KEYS"))
+def _has_keys(args) -> bool:
+    return bool(args.keys or os.environ.get("TITAN_KEYS"))
 
 
 def _url_host(host: str) -> str:
