@@ -56,16 +56,19 @@ def reported(tool):
 
 def build_server(client: TitanClient) -> MCPServer:
     server = MCPServer("titan", instructions=INSTRUCTIONS, log_level="WARNING")
-    add_original_tools(server, client)
-    add_watching_tools(server, client)
-    add_resources(server, client)
+    for add_tools in (add_submitting_tools, add_job_tools, add_waiting_tools, add_cluster_tools, add_resources):
+        add_tools(server, client)
     return server
 
 
-def add_original_tools(server: MCPServer, client: TitanClient) -> None:
-    """The original Titan MCP server's tools, with its names and parameters."""
-    def tool(annotations):
-        return lambda fn: server.tool(annotations=annotations)(reported(fn))
+def registrar(server: MCPServer):
+    """A decorator factory: @tool(annotations) registers a function as a tool, failures reported."""
+    return lambda annotations: (lambda fn: server.tool(annotations=annotations)(reported(fn)))
+
+
+def add_submitting_tools(server: MCPServer, client: TitanClient) -> None:
+    """The original Titan MCP server's tools, with its names and parameters (those that submit)."""
+    tool = registrar(server)
 
     @tool(READ_ONLY)
     def ping_master() -> schemas.Pong:
@@ -91,6 +94,17 @@ def add_original_tools(server: MCPServer, client: TitanClient) -> None:
                              agent_run_id: AgentRunId = "") -> schemas.SubmittedDag:
         """Submit a Titan YAML pipeline file as one DAG."""
         return operations.submit_yaml_pipeline(client, yaml_path, agent_run_id)
+
+    @tool(ToolAnnotations(destructive_hint=True, idempotent_hint=True, open_world_hint=False))
+    def deploy_script(script_name: Annotated[str, Field(description="the name jobs run it by, e.g. etl.py")],
+                      script_content: str) -> schemas.DeployedScript:
+        """Store a script on the master by name; jobs then run it with script_name in submit_dag_pipeline."""
+        return deployed.deploy(client, script_name, script_content)
+
+
+def add_job_tools(server: MCPServer, client: TitanClient) -> None:
+    """The rest of the original's tools: a job's state and logs, gates, TitanStore."""
+    tool = registrar(server)
 
     @tool(READ_ONLY)
     def get_job_status(job_id: JobId) -> schemas.JobInfo:
@@ -122,17 +136,10 @@ def add_original_tools(server: MCPServer, client: TitanClient) -> None:
         """Set a TitanStore key to a string value."""
         return operations.store_put(client, key, value)
 
-    @tool(ToolAnnotations(destructive_hint=True, idempotent_hint=True, open_world_hint=False))
-    def deploy_script(script_name: Annotated[str, Field(description="the name jobs run it by, e.g. etl.py")],
-                      script_content: str) -> schemas.DeployedScript:
-        """Store a script on the master by name; jobs then run it with script_name in submit_dag_pipeline."""
-        return deployed.deploy(client, script_name, script_content)
 
-
-def add_watching_tools(server: MCPServer, client: TitanClient) -> None:
-    """Ours: waiting on events, cancelling, logs piece by piece, listing, the cluster at a glance."""
-    def tool(annotations):
-        return lambda fn: server.tool(annotations=annotations)(reported(fn))
+def add_waiting_tools(server: MCPServer, client: TitanClient) -> None:
+    """Ours: waiting on the event stream, cancelling, logs piece by piece."""
+    tool = registrar(server)
 
     @tool(READ_ONLY)
     def wait_for_jobs(job_ids: Annotated[List[str], Field(description="the jobs to wait for")],
@@ -158,6 +165,11 @@ def add_watching_tools(server: MCPServer, client: TitanClient) -> None:
                       ) -> schemas.LogTail:
         """A job's output after `since` characters; call again with the returned offset for more."""
         return operations.tail_job_logs(client, job_id, since)
+
+
+def add_cluster_tools(server: MCPServer, client: TitanClient) -> None:
+    """Ours: listing jobs, the cluster at a glance, one DAG."""
+    tool = registrar(server)
 
     @tool(READ_ONLY)
     def list_jobs(state: Annotated[str, Field(description="only jobs in this state; empty: all")] = "",
