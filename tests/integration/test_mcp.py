@@ -16,7 +16,8 @@ import pytest
 from tests.conftest import TITAN, finish, start_process, stop
 from tests.integration.mcp_session import (httpx2, call, call_error, free_loopback_port, http_session, master_environment,
                                            stdio_session, wait_for_port)
-from titan.cluster import free_port_block
+from titan import cli
+from titan.cluster import WorkerSpec, free_port_block
 from titan.mcp import deployed
 
 ORIGINAL_TOOLS = {"ping_master", "submit_single_job", "submit_dag_pipeline", "submit_yaml_pipeline", "get_job_status",
@@ -158,6 +159,22 @@ def test_a_rejected_gate_cancels_what_follows(cluster, errlog):
             assert "too risky" in gate["reason"]
             ended = await call(session, "wait_for_jobs", job_ids=["risky-train", "risky-report"], timeout_s=10)
             assert ended["finished"] == {"risky-train": "CANCELLED", "risky-report": "CANCELLED"}
+    run(scenario)
+
+
+def test_with_keys_the_server_acts_with_its_key_and_without_them_gets_no_answer(make_cluster, tmp_path, errlog):
+    key_dir = str(tmp_path / "keys")
+    assert cli.main(["keys", "init", key_dir]) == 0
+    cluster = make_cluster(WorkerSpec("w1"), keys=key_dir)
+    job = "from titan_sdk import TitanClient\nTitanClient().store_put('from-job', 'signed')\n"
+
+    async def scenario():
+        async with stdio_session({**master_environment(cluster), "TITAN_KEYS": key_dir}, errlog) as session:
+            await call(session, "submit_single_job", job_id="keyed", script_content=job)
+            assert (await call(session, "wait_for_jobs", job_ids=["keyed"], timeout_s=30))["all_completed"]
+            assert (await call(session, "store_get", key="from-job"))["value"] == "signed"
+        async with stdio_session(master_environment(cluster), errlog, "--timeout", "2") as session:
+            assert "check TITAN_KEYS" in await call_error(session, "ping_master")
     run(scenario)
 
 
