@@ -178,6 +178,24 @@ def test_with_keys_the_server_acts_with_its_key_and_without_them_gets_no_answer(
     run(scenario)
 
 
+def test_a_yaml_pipeline_is_submitted_from_the_servers_machine(cluster, tmp_path, errlog):
+    (tmp_path / "hello.py").write_text("import sys\nprint('step', sys.argv[1])\n")
+    (tmp_path / "flow.yaml").write_text("name: flow\njobs:\n  - id: one\n    file: hello.py\n    args: one\n"
+                                        "  - id: two\n    file: hello.py\n    args: two\n    depends_on: [one]\n")
+
+    async def scenario():
+        async with stdio_session(master_environment(cluster), errlog) as session:
+            submitted = await call(session, "submit_yaml_pipeline", yaml_path=str(tmp_path / "flow.yaml"))
+            assert (submitted["dag"], submitted["job_ids"], submitted["gates"]) == ("flow", ["one", "two"], [])
+            assert (await call(session, "wait_for_jobs", job_ids=["one", "two"], timeout_s=30))["all_completed"]
+            assert (await call(session, "get_job_logs", job_id="two"))["logs"] == "step two\n"
+            workers = json.loads((await session.read_resource("titan://cluster/workers")).contents[0].text)
+            assert sorted(worker["name"] for worker in workers) == ["cpu-1", "gpu-1"]
+            missing = await call_error(session, "submit_yaml_pipeline", yaml_path=str(tmp_path / "nope.yaml"))
+            assert "pipeline file" in missing and "nope.yaml" in missing and "not found" in missing
+    run(scenario)
+
+
 BAD_JOBS_JSON = [
     ("[{\"job_id\": \"a\", \"script_content\": ", "jobs_json is not valid JSON"),
     (json.dumps([{"job_id": "a", "script_content": "print(1)", "parents": ["b"]},

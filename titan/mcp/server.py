@@ -90,7 +90,7 @@ def add_submitting_tools(server: MCPServer, client: TitanClient) -> None:
         return operations.submit_dag_pipeline(client, dag_name, jobs_json, agent_run_id)
 
     @tool(RUNS_CODE)
-    def submit_yaml_pipeline(yaml_path: Annotated[str, Field(description="a pipeline file on the server's machine")],
+    def submit_yaml_pipeline(yaml_path: Annotated[str, Field(description="a pipeline file where the server runs (absolute path)")],
                              agent_run_id: AgentRunId = "") -> schemas.SubmittedDag:
         """Submit a Titan YAML pipeline file as one DAG."""
         return operations.submit_yaml_pipeline(client, yaml_path, agent_run_id)
