@@ -14,8 +14,8 @@ import anyio
 import pytest
 
 from tests.conftest import TITAN, finish, start_process, stop
-from tests.integration.mcp_session import (httpx2, call, call_error, free_loopback_port, http_session, master_environment,
-                                           stdio_session, wait_for_port)
+from tests.integration.mcp_session import (call, call_error, free_loopback_port, http_session, httpx2,
+                                           master_environment, stdio_session, wait_for_port)
 from titan import cli
 from titan.cluster import WorkerSpec, free_port_block
 from titan.mcp import deployed

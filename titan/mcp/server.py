@@ -29,6 +29,7 @@ JobId = Annotated[str, Field(description="the job's id on the master")]
 GateId = Annotated[str, Field(description="the gate's id: hitl-gate-<id of the job it follows>")]
 AgentRunId = Annotated[str, Field(description="optional: groups the DAGs of one agent run")]
 Requirement = Annotated[str, Field(description="capability a worker must offer (GENERAL: any worker)")]
+YamlPath = Annotated[str, Field(description="a pipeline file where the server runs (absolute path)")]
 JOBS_JSON_HELP = ("a JSON array of jobs, each an object with job_id and script_content (a Python script) or "
                   "script_name (one stored with deploy_script), and optionally args (one string), requirement, "
                   "priority (higher first), parents (job ids that must complete first) and hitl_message (adds "
@@ -90,7 +91,7 @@ def add_submitting_tools(server: MCPServer, client: TitanClient) -> None:
         return operations.submit_dag_pipeline(client, dag_name, jobs_json, agent_run_id)
 
     @tool(RUNS_CODE)
-    def submit_yaml_pipeline(yaml_path: Annotated[str, Field(description="a pipeline file where the server runs (absolute path)")],
+    def submit_yaml_pipeline(yaml_path: YamlPath,
                              agent_run_id: AgentRunId = "") -> schemas.SubmittedDag:
         """Submit a Titan YAML pipeline file as one DAG."""
         return operations.submit_yaml_pipeline(client, yaml_path, agent_run_id)

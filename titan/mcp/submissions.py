@@ -28,9 +28,9 @@ def inline_job(job_id: str, script_content: str, args: str = "", requirement: st
         raise ValueError(f"job_id must be a non-empty string, got {job_id!r}")
     if not script_content.strip():
         raise ValueError(f"job {job_id!r}: script_content is empty (give the Python script to run)")
-    return TitanJob(job_id, script_file_name(job_id), args=args, requirement=requirement or defaults.DEFAULT_REQUIREMENT,
-                    priority=priority, parents=list(parents), hitl_message=hitl_message or None,
-                    content=script_content)
+    requirement = requirement or defaults.DEFAULT_REQUIREMENT
+    return TitanJob(job_id, script_file_name(job_id), args=args, requirement=requirement, priority=priority,
+                    parents=list(parents), hitl_message=hitl_message or None, content=script_content)
 
 
 def script_file_name(job_id: str) -> str:
