@@ -120,3 +120,10 @@ ARCHIVE_FETCH_RETRY_S = 5.0
 ARCHIVE_FETCH_GIVE_UP_S = 120.0
 # Artifact names (and archive names) are at most this long.
 MAX_ARTIFACT_NAME_CHARS = 200
+
+# The MCP server (titan/mcp): a tool call must fail within seconds when the master is gone, not 30 s.
+MCP_CLIENT_TIMEOUT_S = 5.0
+MCP_DEFAULT_WAIT_S = 60.0               # wait_for_jobs' timeout_s when the agent gives none
+MCP_MAX_WAIT_S = 600.0                  # longer and MCP clients give up on the call themselves
+MCP_DEFAULT_LISTED_JOBS = 100
+MCP_MAX_LISTED_JOBS = 1000

@@ -58,6 +58,10 @@ class TitanJob:
     cancels them; with no decision within max_wait_seconds (default 48 h) the gate fails.
 
     Every job sees TITAN_DAG_DIR: a folder shared by the jobs of its DAG on the same worker.
+
+    content=<str or bytes> gives the script itself (an agent's generated code, say): nothing is read from
+    disk and nothing is written; `filename` then only names the script on the worker, its suffix saying
+    how it runs. A str is sent as UTF-8.
     """
 
     def __init__(self, job_id: str, filename: str, job_type: str = "RUN_PAYLOAD",
@@ -66,7 +70,8 @@ class TitanJob:
                  delay: float = 0, affinity: bool = False, requirement: str = defaults.DEFAULT_REQUIREMENT,
                  hitl_message: Optional[str] = None,
                  max_wait_seconds: float = defaults.DEFAULT_MAX_WAIT_SECONDS,
-                 retries: int = 0, timeout: Optional[float] = None, isolation: str = "fork"):
+                 retries: int = 0, timeout: Optional[float] = None, isolation: str = "fork",
+                 content: Union[str, bytes, None] = None):
         if not isinstance(job_id, str) or not job_id.strip():
             raise ValueError(f"job_id must be a non-empty string, got {job_id!r}")
         if isinstance(parents, str):
@@ -90,10 +95,12 @@ class TitanJob:
         self.archive: Optional[str] = None   # sha256 of the archive, when the submitter already knows it
         _refuse_unusable_numbers(job_id, self)
         if is_archive:
+            if content is not None:
+                raise ValueError(f"job {job_id!r}: an archive job runs a file of its archive; it takes no content")
             split_archive_filename(filename)   # ValueError now, rather than a refusal at submit
             self.script = b""
         else:
-            self.script = _read_script(filename)
+            self.script = _read_script(filename) if content is None else _content_bytes(job_id, content)
 
     def to_spec(self) -> JobSpec:
         spec = JobSpec(
@@ -129,6 +136,14 @@ def _refuse_unusable_numbers(job_id: str, job) -> None:
         problem = number_problem(getattr(job, name))
         if problem:
             raise ValueError(f"job {job_id!r}: {name} {problem}")
+
+
+def _content_bytes(job_id: str, content) -> bytes:
+    if isinstance(content, str):
+        return content.encode("utf-8")
+    if isinstance(content, (bytes, bytearray)):
+        return bytes(content)
+    raise TypeError(f"content of job {job_id!r} must be str or bytes, got {type(content).__name__}")
 
 
 # Scripts read lately, by path: 100,000 jobs of one script read it once and share one copy in memory.

@@ -71,3 +71,19 @@ def test_a_number_set_after_the_job_was_built_is_checked_when_it_is_sent(tmp_pat
     job.max_wait_seconds = float("nan")
     with pytest.raises(ValueError, match="job 'late': max_wait_seconds must be a finite number"):
         job.to_spec()
+
+
+def test_a_job_made_from_content_reads_and_writes_no_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    job = TitanJob("gen", "generated.py", content="print('hi')\n")
+    assert job.script == b"print('hi')\n"
+    assert job.to_spec().filename == "generated.py"
+    assert list(tmp_path.iterdir()) == []
+    assert TitanJob("raw", "x.sh", content=b"echo hi\n").script == b"echo hi\n"
+
+
+def test_content_must_be_text_or_bytes_and_not_for_an_archive_job():
+    with pytest.raises(TypeError, match="content of job 'bad' must be str or bytes, got int"):
+        TitanJob("bad", "bad.py", content=3)
+    with pytest.raises(ValueError, match="takes no content"):
+        TitanJob("arch", "p.zip/main.py", is_archive=True, content="print(1)")

@@ -18,6 +18,8 @@ RULES = {
                    "titan_sdk"),
     "titan/net": ("titan.master", "titan.worker", "titan.cli", "titan.web", "titan_sdk"),
     "titan_sdk": ("titan.master", "titan.worker", "titan.cli", "titan.web"),
+    # the MCP server reaches the master only through TitanClient
+    "titan/mcp": ("titan.master", "titan.worker", "titan.web", "titan.net.protocol", "zmq"),
 }
 
 

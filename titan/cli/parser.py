@@ -13,6 +13,7 @@ import titan
 from titan.cli import completion, files, jobs, keys, local, pipelines, processes, watch
 from titan.cli.common import CommandError, note
 from titan.core.errors import TitanError
+from titan.mcp import add_commands as add_mcp_commands
 from titan.web import add_commands as add_dashboard_commands
 
 
@@ -52,4 +53,5 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_commands(commands)
     processes.add_commands(commands)
     completion.add_commands(commands)
+    add_mcp_commands(commands)
     return parser

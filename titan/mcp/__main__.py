@@ -1,0 +1,5 @@
+import sys
+
+from titan.mcp.command import main
+
+sys.exit(main())
