@@ -85,3 +85,10 @@ ARCHIVE_FETCH_RETRY_S = 5.0
 ARCHIVE_FETCH_GIVE_UP_S = 120.0
 # Artifact names (and archive names) are at most this long.
 MAX_ARTIFACT_NAME_CHARS = 200
+
+# The worker's pool (isolation="pool"): a member retires after this many jobs (0: never), or once its
+# memory passes this many MB (0: no limit). Flags --pool-max-jobs and --pool-max-rss.
+POOL_MAX_JOBS = 1_000
+POOL_MAX_RSS_MB = 1_024
+# How long a worker waits for its fork server to import what --preload names.
+PRELOAD_TIMEOUT_S = 300.0

@@ -8,6 +8,7 @@ import sys
 
 from titan.net import security
 from titan.worker.config import NULL_EXECUTOR, parse_args
+from titan.worker.forkserver import PreloadError
 from titan.worker.loop import Worker
 
 
@@ -16,7 +17,7 @@ def main(argv=None) -> int:
     config = parse_args(argv)
     try:
         worker = Worker(config)
-    except security.KeyFileError as exc:
+    except (security.KeyFileError, PreloadError) as exc:
         print(f"titan worker: {exc}", file=sys.stderr)
         return 2
     for sig in (signal.SIGINT, signal.SIGTERM):
