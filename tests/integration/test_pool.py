@@ -4,6 +4,8 @@ interpreter unless it was replaced."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import psutil
@@ -135,3 +137,38 @@ def test_modules_stay_imported_between_jobs(run):
     run("import colorsys\n")
     _, _, logs = run("import sys\nprint('warm', 'colorsys' in sys.modules)\n")
     assert "warm True" in logs
+
+
+def test_the_workers_isolation_flag_is_the_default_for_jobs_that_do_not_choose(make_cluster, script):
+    cluster = make_cluster(WorkerSpec("w1", slots=1, extra_args=("--isolation", "pool")))
+    with cluster.client(timeout=15) as client:
+        path = script("pid.py", PID)
+        pids = []
+        for job_id in ("a", "b"):
+            client.submit_job(TitanJob(job_id, path))   # isolation=None
+            assert client.wait(job_id, timeout=WAIT_S) == "COMPLETED"
+            pids.append(pid_of(client.fetch_logs(job_id)))
+        client.submit_job(TitanJob("old", path, isolation="fork"))   # what older clients always send
+        assert client.wait("old", timeout=WAIT_S) == "COMPLETED"
+        assert pids[0] == pids[1] != pid_of(client.fetch_logs("old"))
+
+
+def test_preload_imports_modules_for_fork_and_pool_jobs(make_cluster, script):
+    cluster = make_cluster(WorkerSpec("w1", slots=1, extra_args=("--preload", "colorsys,fractions")))
+    with cluster.client(timeout=15) as client:
+        path = script("preloaded.py", "import sys\nprint('preloaded', 'colorsys' in sys.modules, 'fractions' in sys.modules)\n")
+        seen = {}
+        for isolation in ("fork", "pool", "process"):
+            client.submit_job(TitanJob(isolation, path, isolation=isolation))
+            assert client.wait(isolation, timeout=WAIT_S) == "COMPLETED"
+            seen[isolation] = client.fetch_logs(isolation).strip()
+        assert seen == {"fork": "preloaded True True", "pool": "preloaded True True",
+                        "process": "preloaded False False"}
+
+
+def test_a_preload_that_fails_stops_the_worker_with_a_clear_error():
+    result = subprocess.run([sys.executable, "-m", "titan.worker", "--master", "127.0.0.1:1",
+                             "--preload", "json,no_such_module_here"], capture_output=True, text=True, timeout=60,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 2
+    assert "--preload no_such_module_here: ModuleNotFoundError" in result.stderr, result.stderr

@@ -330,3 +330,17 @@ def test_a_malformed_message_in_a_batch_spares_the_others():
 def test_a_batch_that_is_not_a_list_is_refused_whole():
     with pytest.raises(ProtocolError, match="'messages' must be list"):
         protocol.decode_batch(encode({"op": "batch", "messages": {"op": "bye"}}), MASTER_TO_WORKER_OPS)
+
+
+@pytest.mark.parametrize("isolation", [None, "fork", "pool", "process"])
+def test_every_isolation_is_accepted_and_none_means_the_workers_default(isolation):
+    """Older clients send "fork" explicitly; a job that does not choose leaves it out (None)."""
+    raw = {"job_id": "j", "filename": "j.py", "script": b"print(1)\n", "isolation": isolation}
+    assert job_from_wire(raw).isolation == isolation
+    assert "isolation" not in job_to_wire(JobSpec("j", "j.py", b""))
+
+
+def test_an_unknown_isolation_is_refused_naming_the_choices():
+    raw = {"job_id": "j", "filename": "j.py", "script": b"", "isolation": "thread"}
+    with pytest.raises(ProtocolError, match="isolation must be one of fork, pool, process, got 'thread'"):
+        job_from_wire(raw)
