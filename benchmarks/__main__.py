@@ -196,7 +196,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run, not a measurement")
     parser.add_argument("--json", metavar="FILE", help="also write {shape: {min, median, max, unit}} here")
+    parser.add_argument("--peers", action="store_true",
+                        help="instead: shapes T1-T5 of real work on Titan (each isolation), Ray and Dask")
+    parser.add_argument("--systems", metavar="NAME[,NAME]",
+                        help="with --peers, only these: titan, titan-pool, titan-fork, titan-process, ray, dask")
     args = parser.parse_args(argv)
+    if args.peers:
+        return peers_main(args)
     sizes, runs = (QUICK, QUICK_RUNS) if args.quick else (Sizes(), RUNS)
     print(f"Titan benchmarks{' (--quick: a smoke run, not a measurement)' if args.quick else ''}: "
           f"{os.cpu_count()} CPUs, load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}; "
@@ -214,6 +220,25 @@ def main(argv=None) -> int:
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(table, handle, indent=2)
+    return 0
+
+
+def peers_main(args) -> int:
+    from benchmarks import peers   # it imports this module's Bench
+
+    sizes = peers.QUICK_PEERS if args.quick else peers.PeerSizes()
+    systems = [s.strip() for s in args.systems.split(",")] if args.systems else None
+    print(f"Titan and its peers{' (--quick: a smoke run, not a measurement)' if args.quick else ''}: "
+          f"{os.cpu_count()} CPUs, load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+          f"8 slots each; median of {sizes.runs} run(s) per shape after a warm-up")
+    with tempfile.TemporaryDirectory(prefix="titan-peers-") as scratch:
+        results = peers.run(sizes, scratch, systems)
+    print()
+    print(peers.table(results))
+    print(f"load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(results, handle, indent=2)
     return 0
 
 
