@@ -4,6 +4,7 @@ interpreter unless it was replaced."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -172,3 +173,19 @@ def test_a_preload_that_fails_stops_the_worker_with_a_clear_error():
                             stdin=subprocess.DEVNULL)
     assert result.returncode == 2
     assert "--preload no_such_module_here: ModuleNotFoundError" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("isolation", ["pool", "fork", "process"])
+def test_a_finished_jobs_workspace_is_removed(make_cluster, script, tmp_path, isolation):
+    """Removal happens off the worker's loop (sweeper.py), but it happens."""
+    work = tmp_path / "work"
+    cluster = make_cluster(WorkerSpec("w1", slots=1, extra_args=("--work-dir", str(work))))
+    with cluster.client(timeout=15) as client:
+        client.submit_job(TitanJob("where", script("where.py", "import os\nprint(os.getcwd())\n"), isolation=isolation))
+        assert client.wait("where", timeout=WAIT_S) == "COMPLETED"
+        workspace = client.fetch_logs("where").strip()
+    assert workspace.startswith(str(work))
+    deadline = time.monotonic() + 10
+    while os.path.exists(workspace) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(workspace)

@@ -22,6 +22,7 @@ import psutil
 
 from titan import defaults
 from titan.net.protocol import split_archive_filename
+from titan.worker.sweeper import SWEEPER
 
 READ_CHUNK_BYTES = 64 * 1024
 
@@ -194,7 +195,7 @@ def clean_up(job: RunningJob) -> None:
     for fd in job.pipes:
         os.close(fd)
     job.process.wait()
-    shutil.rmtree(job.workspace, ignore_errors=True)
+    SWEEPER.remove(job.workspace)
 
 
 def port_in_use(port: int) -> bool:

@@ -32,13 +32,12 @@ import signal
 import socket
 import sys
 import time
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
-import msgpack
 
 from titan import defaults
 from titan.worker import jobrun, pool
-from titan.worker.jobrun import MAX_MESSAGE, send as _send
+from titan.worker.jobrun import send as _send
 from titan.worker.pool import Pool, PoolLimits
 
 
@@ -61,16 +60,14 @@ def serve(channel: socket.socket, preload: Sequence[str] = (), the_pool: Optiona
     selector = selectors.DefaultSelector()
     selector.register(channel, selectors.EVENT_READ)
     selector.register(wake_read, selectors.EVENT_READ)
-    server = _Server(channel, (channel.fileno(), wake_read, wake_write), selector, the_pool)
+    server = _Server(channel, (wake_read, wake_write), the_pool)
+    server.top_up()
     while True:
         for key, _ in selector.select():
             if key.fileobj == wake_read:
                 os.read(wake_read, 4096)
-            elif key.fileobj is channel:
-                if not server.take_request():
-                    os._exit(0)
-            else:
-                server.member_said(key.fileobj)
+            elif not server.take_request():
+                os._exit(0)
         server.report_exits()
         server.top_up()
 
@@ -93,86 +90,51 @@ def _preload(modules: Sequence[str]) -> Optional[str]:
 
 
 class _Server:
-    """The fork server's state: forked jobs not yet reaped, and the pool's members."""
+    """The fork server's state: forked jobs not yet reaped, and the pids of the pool's members (which
+    talk to the worker directly: see pool.py)."""
 
-    def __init__(self, channel, own_fds, selector, the_pool: Pool):
-        self.channel, self.own_fds, self.selector, self.pool = channel, own_fds, selector, the_pool
+    def __init__(self, channel, own_fds, the_pool: Pool):
+        self.channel, self.own_fds, self.pool = channel, own_fds, the_pool
         self.children: Dict[int, int] = {}   # pid -> request id, for forked jobs not yet reaped
-
-    def inherited_fds(self):
-        """What a child must close: the server's descriptors and every member's channel."""
-        return [*self.own_fds, *(m.channel.fileno() for m in self.pool.members.values() if m.channel.fileno() >= 0)]
 
     def take_request(self) -> bool:
         request, fds = jobrun.receive(self.channel, 2)
         if request is None:
             return False
-        if request.get("pool"):
-            pid = self._hand_to_member(request, fds)
-        else:
-            pid = os.fork()
-            if pid == 0:
-                _run_child(request, fds, self.inherited_fds())
-            self.children[pid] = request["id"]
+        if request.get("pool_start"):
+            self.pool.used = True
+            return True
+        pid = os.fork()
+        if pid == 0:
+            _run_child(request, fds, [self.channel.fileno(), *self.own_fds])
+        self.children[pid] = request["id"]
         for fd in fds:
             os.close(fd)
         _send(self.channel, {"id": request["id"], "pid": pid})
         return True
 
-    def _hand_to_member(self, request: dict, fds) -> int:
-        self.pool.used = True
-        member = self.pool.idle() or self._start_member(fds)
-        member.request_id = request["id"]
-        _send(member.channel, {"argv": request["argv"], "cwd": request["cwd"], "env": request["env"]}, fds)
-        return member.pid
-
-    def _start_member(self, held_fds=()) -> pool.Member:
-        """Fork a member; `held_fds` (a request's pipes the server holds now) must not leak into it."""
-        server_end, member_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    def _start_member(self) -> None:
+        """Fork a member and hand the worker its end of their socket pair. The member answers on the
+        server's own channel (each message one atomic packet), so the worker hears it in order with
+        the server's report of the member's exit."""
+        worker_end, member_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         pid = os.fork()
         if pid == 0:
             try:
-                server_end.close()
-                pool.become_member([*self.inherited_fds(), *held_fds])
-                pool.serve_jobs(member_end, self.pool.limits)
+                worker_end.close()
+                pool.become_member(self.own_fds)
+                pool.serve_jobs(member_end, self.channel, self.pool.limits)
             finally:
                 os._exit(1)
         member_end.close()
-        server_end.setblocking(False)
-        member = pool.Member(pid, server_end)
-        self.pool.members[pid] = member
-        self.selector.register(server_end, selectors.EVENT_READ)
-        return member
+        self.pool.members.add(pid)
+        _send(self.channel, {"member": pid}, [worker_end.fileno()])
+        worker_end.close()
 
     def top_up(self) -> None:
         """Keep `size` members warm once the pool is in use, so a job never waits for a fork."""
         while self.pool.used and len(self.pool.members) < self.pool.size:
             self._start_member()
-
-    def member_said(self, member_channel) -> None:
-        member = next((m for m in self.pool.members.values() if m.channel is member_channel), None)
-        if member is not None:
-            self._drain(member)
-
-    def _drain(self, member: pool.Member) -> None:
-        while member.channel.fileno() >= 0:
-            try:
-                message, _ = jobrun.receive(member.channel)
-            except BlockingIOError:
-                return
-            if message is None:   # it died: its exit is reported when it is reaped
-                self._close_channel(member)
-                return
-            _send(self.channel, {"id": member.request_id, "code": message["code"], "retired": message["retire"]})
-            member.request_id = None
-            if message["retire"]:   # it exits now; its exit is nobody's
-                self._close_channel(member)
-                self.pool.members.pop(member.pid, None)
-
-    def _close_channel(self, member: pool.Member) -> None:
-        if member.channel.fileno() >= 0:
-            self.selector.unregister(member.channel)
-            member.channel.close()
 
     def report_exits(self) -> None:
         while True:
@@ -184,14 +146,11 @@ class _Server:
                 return
             code = os.waitstatus_to_exitcode(status)
             request_id = self.children.pop(pid, None)
-            member = self.pool.members.get(pid)
-            if member is not None:   # a member that died: during a job, that is the job's end
-                self._drain(member)
-                request_id = member.request_id
-                self._close_channel(member)
-                self.pool.members.pop(pid, None)
             if request_id is not None:
-                _send(self.channel, {"id": request_id, "code": code, "retired": "the job ended its process"})
+                _send(self.channel, {"id": request_id, "code": code})
+            elif pid in self.pool.members:
+                self.pool.members.discard(pid)
+                _send(self.channel, {"member_exit": pid, "code": code})
 
 
 def _run_child(request: dict, fds, server_fds) -> None:
@@ -282,6 +241,10 @@ class ForkServer:
         self._started: Dict[int, int] = {}            # request id -> pid, until launch() takes it
         self._processes: Dict[int, ForkedProcess] = {}   # request id -> its running process
         self._early_exits: Dict[int, dict] = {}       # request id -> its end, for exits seen inside launch()
+        self._members: Dict[int, socket.socket] = {}   # pool member pid -> the channel its jobs go down
+        self._idle: List[int] = []                    # members waiting for a job, oldest first
+        self._member_jobs: Dict[int, int] = {}        # member pid -> the request id it runs
+        self._pool_started = warm_pool
         self.preload_error: Optional[str] = None
         self._ready = False
         if preload and not self.pump_until(lambda: self._ready, defaults.PRELOAD_TIMEOUT_S):
@@ -293,7 +256,9 @@ class ForkServer:
     def launch(self, argv, cwd: str, env: dict, stdout_fd: int, stderr_fd: int, pooled: bool = False) -> ForkedProcess:
         self._next_id += 1
         request_id = self._next_id
-        request = {"id": request_id, "argv": list(argv), "cwd": cwd, "env": env, "pool": pooled}
+        request = {"id": request_id, "argv": list(argv), "cwd": cwd, "env": env}
+        if pooled:
+            return self._hand_to_member(request, (stdout_fd, stderr_fd))
         _send(self.channel, request, (stdout_fd, stderr_fd))
         if not self.pump_until(lambda: request_id in self._started, timeout=10.0):
             raise OSError("the fork server did not start the job within 10s")
@@ -304,16 +269,36 @@ class ForkServer:
             self._processes[request_id] = process
         return process
 
+    def _hand_to_member(self, request: dict, fds) -> ForkedProcess:
+        """Straight to an idle member: no round trip, its pid is known."""
+        while True:
+            if not self._idle:
+                if not self._pool_started:
+                    _send(self.channel, {"pool_start": True})
+                    self._pool_started = True
+                if not self.pump_until(lambda: bool(self._idle), timeout=10.0):
+                    raise OSError("no pool interpreter became free within 10s")
+            pid = self._idle.pop(0)
+            try:
+                _send(self._members[pid], request, fds)
+                break
+            except OSError:   # it has just died; the server's report of that will follow
+                continue
+        self._member_jobs[pid] = request["id"]
+        process = ForkedProcess(self, pid, pooled=True)
+        self._processes[request["id"]] = process
+        return process
+
     def pump(self) -> None:
-        """Read what the server has said (without blocking): starts and exits."""
+        """Read what the server and the pool have said (without blocking): starts, members and exits."""
         while True:
             try:
-                payload = self.channel.recv(MAX_MESSAGE, socket.MSG_DONTWAIT)
+                message, fds = jobrun.receive(self.channel, 1, socket.MSG_DONTWAIT)
             except BlockingIOError:
                 return
-            if not payload:
+            if message is None:
                 raise ConnectionError("the fork server has exited")
-            self._on_message(msgpack.unpackb(payload, raw=False))
+            self._on_message(message, fds)
 
     def pump_until(self, done, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -325,10 +310,23 @@ class ForkServer:
             self.pump()
         return True
 
-    def _on_message(self, message: dict) -> None:
+    def _on_message(self, message: dict, fds=()) -> None:
         if "ready" in message:
             self._ready, self.preload_error = True, message["error"]
             return
+        if "member" in message and "id" not in message:   # a new member, and its channel
+            self._members[message["member"]] = socket.socket(fileno=fds[0])
+            self._idle.append(message["member"])
+            return
+        if "member_exit" in message:
+            self._member_ended(message["member_exit"], message["code"])
+            return
+        if "member" in message:   # a member finished a job
+            self._member_jobs.pop(message["member"], None)
+            if message["retired"]:
+                self._drop_member(message["member"])
+            else:
+                self._idle.append(message["member"])
         request_id = message["id"]
         if "pid" in message:
             self._started[request_id] = message["pid"]
@@ -339,11 +337,27 @@ class ForkServer:
         else:
             self._ended(process, message)
 
+    def _member_ended(self, pid: int, code: int) -> None:
+        """A member's exit: the end of the job it ran, if it was running one (os._exit, a signal, a kill)."""
+        request_id = self._member_jobs.pop(pid, None)
+        self._drop_member(pid)
+        if request_id is not None:
+            self._on_message({"id": request_id, "code": code, "retired": "the job ended its process"})
+
+    def _drop_member(self, pid: int) -> None:
+        channel = self._members.pop(pid, None)
+        if channel is not None:
+            channel.close()
+        if pid in self._idle:
+            self._idle.remove(pid)
+
     def _ended(self, process: ForkedProcess, message: dict) -> None:
         process.retired = message.get("retired")
         process.returncode = message["code"]
 
     def close(self) -> None:
+        for pid in list(self._members):
+            self._drop_member(pid)   # an idle member exits when its channel closes
         self.channel.close()
         try:
             os.kill(self.pid, signal.SIGTERM)

@@ -8,6 +8,7 @@ with file descriptors attached).
 
 from __future__ import annotations
 
+import array
 import atexit
 import builtins
 import importlib.machinery
@@ -21,6 +22,7 @@ import types
 import msgpack
 
 MAX_MESSAGE = 1 << 20
+FD_BYTES = array.array("i").itemsize
 
 
 def send(channel: socket.socket, message: dict, fds=()) -> None:
@@ -31,12 +33,17 @@ def send(channel: socket.socket, message: dict, fds=()) -> None:
         channel.send(payload)
 
 
-def receive(channel: socket.socket, max_fds: int = 0):
-    """(message, fds), or (None, []) when the other end has gone."""
+def receive(channel: socket.socket, max_fds: int = 0, flags: int = 0):
+    """(message, fds), or (None, []) when the other end has gone. (Not socket.recv_fds: before Python
+    3.12 it ignores `flags`, so MSG_DONTWAIT would block.)"""
     try:
-        payload, fds, _flags, _addr = socket.recv_fds(channel, MAX_MESSAGE, max_fds)
+        payload, ancillary, _flags, _addr = channel.recvmsg(MAX_MESSAGE, socket.CMSG_LEN(max_fds * FD_BYTES), flags)
     except ConnectionError:
         return None, []
+    fds = array.array("i")
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[:len(data) - len(data) % FD_BYTES])
     if not payload:
         return None, list(fds)
     return msgpack.unpackb(payload, raw=False), list(fds)

@@ -28,6 +28,7 @@ from titan.worker.archive_cache import ArchiveCache
 from titan.worker.config import FORK_EXECUTOR, NULL_EXECUTOR, WorkerConfig
 from titan.worker.executor import JobContext, LaunchError, RunningJob
 from titan.worker.forkserver import start_fork_server
+from titan.worker.sweeper import SWEEPER
 
 log = logging.getLogger("titan.worker")
 
@@ -394,6 +395,7 @@ class Worker:
         self.ctx.destroy(linger=100)
         if self.fork_server is not None:
             self.fork_server.close()
+        SWEEPER.finish()
         if self.owns_work_root:
             shutil.rmtree(self.work_root, ignore_errors=True)
         elif self.job_keys_dir:

@@ -10,20 +10,28 @@ forks a fresh one) when it cannot be trusted any more: threads or child processe
 resource limits, too many jobs (--pool-max-jobs), too much memory (--pool-max-rss). A job that ends its
 process (`os._exit`, a signal, a kill) ends the member; the fork server reports that as the job's exit.
 
-    server -> member: {"id", "argv", "cwd", "env"} with the job's stdout and stderr attached
-    member -> server: {"code", "retire"} once the job has finished and its output pipes are closed
+Members are forked by the fork server, which hands the worker its end of each member's socket pair;
+jobs then go straight from the worker to a member, and answers straight back (on the fork server's
+channel, which members share for sending), so a job costs no hop through the server:
+
+    server -> worker: {"member": pid} with the worker's end of the member's socket pair attached
+    worker -> member: {"id", "argv", "cwd", "env"} with the job's stdout and stderr attached
+    member -> worker: {"id", "code", "retired", "member"} once the job has finished and its output
+                      pipes are closed ("retired": why it will not take another job, or None)
+    server -> worker: {"member_exit": pid, "code"} when a member has ended (during a job: its end)
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import _signal
 import resource
 import signal
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import List, Optional, Set
 
 from titan.worker import jobrun
 
@@ -39,17 +47,14 @@ class PoolLimits:
 
 # ----------------------------------------------------------------- inside a member
 
-class JobSnapshot:
-    """What a job may change in its interpreter, taken before it runs and put back after."""
+class Baseline:
+    """The state every job starts from, taken once when the member starts."""
 
-    def __init__(self, job_dirs: List[str]) -> None:
-        self.job_dirs = [os.path.join(os.path.abspath(d), "") for d in job_dirs if d]
+    def __init__(self) -> None:
         self.environ = dict(os.environ)
         self.cwd = os.getcwd()
         self.argv, self.path = list(sys.argv), list(sys.path)
-        self.modules = set(sys.modules)
-        self.importer_cache = set(sys.path_importer_cache)
-        self.handlers = {sig: signal.getsignal(sig) for sig in _CATCHABLE}
+        self.handlers = {sig: _signal.getsignal(sig) for sig in _CATCHABLE}
         self.mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
         self.umask = os.umask(0o22)
         os.umask(self.umask)
@@ -57,31 +62,41 @@ class JobSnapshot:
         self.recursion_limit = sys.getrecursionlimit()
         self.hooks = (sys.excepthook, sys.displayhook, sys.breakpointhook, sys.unraisablehook)
         self.stdio = (sys.stdin, sys.stdout, sys.stderr, sys.__stdin__, sys.__stdout__, sys.__stderr__)
-        self.logging = (list(logging.root.handlers), logging.root.level, set(logging.Logger.manager.loggerDict))
+        self.root_logging = (list(logging.root.handlers), logging.root.level)
+
+
+class JobSnapshot:
+    """What a job may change in its interpreter: put back after it, to the member's baseline."""
+
+    def __init__(self, baseline: Baseline, job_dirs: List[str]) -> None:
+        self.base = baseline
+        self.job_dirs = [os.path.join(os.path.abspath(d), "") for d in job_dirs if d]
+        self.modules = set(sys.modules)
+        self.importer_cache = set(sys.path_importer_cache)
+        self.loggers = set(logging.Logger.manager.loggerDict)
 
     def restore(self) -> None:
-        signal.alarm(0)
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        for sig, handler in self.handlers.items():
-            if handler is not None and signal.getsignal(sig) is not handler:
+        base = self.base
+        signal.setitimer(signal.ITIMER_REAL, 0)   # also cancels an alarm()
+        for sig, handler in base.handlers.items():
+            if handler is not None and _signal.getsignal(sig) is not handler:
                 signal.signal(sig, handler)
-        signal.pthread_sigmask(signal.SIG_SETMASK, self.mask)
-        os.umask(self.umask)
-        os.chdir(self.cwd)
-        os.environ.clear()
-        os.environ.update(self.environ)
-        sys.argv[:], sys.path[:] = self.argv, self.path
-        sys.setrecursionlimit(self.recursion_limit)
-        sys.excepthook, sys.displayhook, sys.breakpointhook, sys.unraisablehook = self.hooks
-        (sys.stdin, sys.stdout, sys.stderr, sys.__stdin__, sys.__stdout__, sys.__stderr__) = self.stdio
+        signal.pthread_sigmask(signal.SIG_SETMASK, base.mask)
+        os.umask(base.umask)
+        os.chdir(base.cwd)
+        replace_environ(base.environ)
+        sys.argv[:], sys.path[:] = base.argv, base.path
+        sys.setrecursionlimit(base.recursion_limit)
+        sys.excepthook, sys.displayhook, sys.breakpointhook, sys.unraisablehook = base.hooks
+        (sys.stdin, sys.stdout, sys.stderr, sys.__stdin__, sys.__stdout__, sys.__stderr__) = base.stdio
         self._restore_logging()
         self._forget_job_modules()
 
     def _restore_logging(self) -> None:
-        handlers, level, loggers = self.logging
+        handlers, level = self.base.root_logging
         logging.root.handlers[:] = handlers
         logging.root.setLevel(level)
-        for name in set(logging.Logger.manager.loggerDict) - loggers:
+        for name in set(logging.Logger.manager.loggerDict) - self.loggers:
             del logging.Logger.manager.loggerDict[name]
 
     def _forget_job_modules(self) -> None:
@@ -100,13 +115,24 @@ class JobSnapshot:
             return "the job left threads running"
         if _children_left():
             return "the job left child processes"
-        if _resource_limits() != self.limits:
+        if _resource_limits() != self.base.limits:
             return "the job changed resource limits"
         if limits.max_jobs and jobs_run >= limits.max_jobs:
             return "--pool-max-jobs reached"
         if limits.max_rss_mb and _rss_bytes() > limits.max_rss_mb * 2**20:
             return "--pool-max-rss reached"
         return None
+
+
+def replace_environ(wanted: dict) -> None:
+    """os.environ becomes `wanted`, touching only what differs (a job's differs in a few TITAN_* keys;
+    clear() and update() would unset and set every variable)."""
+    current = dict(os.environ)
+    for key in current.keys() - wanted.keys():
+        del os.environ[key]
+    for key, value in wanted.items():
+        if current.get(key) != value:
+            os.environ[key] = value
 
 
 def _resource_limits() -> tuple:
@@ -131,22 +157,24 @@ def _rss_bytes() -> int:
         return int(statm.read().split()[1]) * PAGE_BYTES
 
 
-def serve_jobs(channel, limits: PoolLimits) -> None:
-    """A member's life: run jobs until one ends it or it retires. Never returns."""
+def serve_jobs(requests, replies, limits: PoolLimits) -> None:
+    """A member's life: run the jobs the worker sends on `requests`, answer each on `replies` (shared
+    with the fork server), until a job ends it or it retires. Never returns."""
     idle_out, idle_err = os.dup(1), os.dup(2)   # where fds 1 and 2 point between jobs
+    baseline = Baseline()
     jobs_run = 0
     while True:
-        request, fds = jobrun.receive(channel, 2)
+        request, fds = jobrun.receive(requests, 2)
         if request is None:
             os._exit(0)
         jobs_run += 1
-        snapshot = JobSnapshot(_job_dirs(request))
+        snapshot = JobSnapshot(baseline, _job_dirs(request))
         code = _run_job(request, fds)
         for target, idle in ((1, idle_out), (2, idle_err)):
             os.dup2(idle, target)   # the job's pipes close here: the worker sees its output end
         snapshot.restore()
         why = snapshot.untrusted(limits, jobs_run)
-        jobrun.send(channel, {"code": code, "retire": why})
+        jobrun.send(replies, {"id": request["id"], "code": code, "retired": why, "member": os.getpid()})
         if why:
             os._exit(0)
 
@@ -164,8 +192,7 @@ def _run_job(request: dict, fds) -> int:
     jobrun.job_stdio()
     sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
     os.chdir(request["cwd"])
-    os.environ.clear()
-    os.environ.update(request["env"])
+    replace_environ(request["env"])
     sys.argv = list(request["argv"])
     sys.path[0] = os.path.dirname(os.path.abspath(request["argv"][0]))
     extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p not in sys.path]
@@ -190,20 +217,10 @@ def become_member(server_fds) -> None:
 # ----------------------------------------------------------------- in the fork server: the members
 
 @dataclass
-class Member:
-    pid: int
-    channel: object                     # the server's end of its socket pair
-    request_id: Optional[int] = None    # the job it runs now
-
-
-@dataclass
 class Pool:
-    """The fork server's members: idle ones wait for a job; `size` are kept warm once the pool is used."""
+    """The fork server's members; `size` are kept warm once the pool is in use."""
 
     size: int
     limits: PoolLimits
-    members: Dict[int, Member] = field(default_factory=dict)   # pid -> member
     used: bool = False
-
-    def idle(self) -> Optional[Member]:
-        return next((m for m in self.members.values() if m.request_id is None and m.channel.fileno() >= 0), None)
+    members: Set[int] = field(default_factory=set)   # their pids
