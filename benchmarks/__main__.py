@@ -9,6 +9,7 @@ the wire alone; "real" shapes run real Python scripts.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -198,6 +199,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", metavar="FILE", help="also write {shape: {min, median, max, unit}} here")
     parser.add_argument("--peers", action="store_true",
                         help="instead: shapes T1-T5 of real work on Titan (each isolation), Ray and Dask")
+    parser.add_argument("--runs", type=int, default=None, help="with --peers, measured runs per shape (default 3)")
     parser.add_argument("--systems", metavar="NAME[,NAME]",
                         help="with --peers, only these: titan, titan-pool, titan-fork, titan-process, ray, dask")
     args = parser.parse_args(argv)
@@ -227,6 +229,7 @@ def peers_main(args) -> int:
     from benchmarks import peers   # it imports this module's Bench
 
     sizes = peers.QUICK_PEERS if args.quick else peers.PeerSizes()
+    sizes = dataclasses.replace(sizes, runs=args.runs or sizes.runs)
     systems = [s.strip() for s in args.systems.split(",")] if args.systems else None
     print(f"Titan and its peers{' (--quick: a smoke run, not a measurement)' if args.quick else ''}: "
           f"{os.cpu_count()} CPUs, load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}; "

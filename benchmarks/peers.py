@@ -8,7 +8,7 @@ Ray and Dask when they are installed (`pip install -e '.[peers]'`), in one run o
 
 Peers run a Python function per task; Titan runs a script per job (`print('ok')`). For T2, Titan with
 isolation="process" runs noop.py itself as the job; with fork and pool the job starts it, as the peers'
-tasks do. Medians of RUNS runs after a warm-up.
+tasks do. Medians of --runs runs (default 3) after a warm-up.
 """
 
 from __future__ import annotations
@@ -54,10 +54,9 @@ def titan_shapes(isolation: str, sizes: PeerSizes, scratch: str) -> Dict[str, Li
         fresh = Bench(cluster, Sizes(), noop if isolation == "process" else starts_noop)
         shapes = {"T1": lambda: bench.independent(sizes.T1), "T2": lambda: fresh.independent(sizes.T2),
                   "T3": bench.chain, "T4": bench.fan, "T5": lambda: statistics.median(bench.single())}
-        figures = {}
-        for shape, run in shapes.items():
-            run()   # warm-up
-            figures[shape] = [run() for _ in range(sizes.runs)]
+        bench.independent(min(sizes.T1, 100))   # warm-up: every slot has run a job
+        fresh.independent(min(sizes.T2, 8))
+        figures = {shape: [run() for _ in range(sizes.runs)] for shape, run in shapes.items()}
         bench.client.close()
         fresh.client.close()
     return figures
