@@ -189,3 +189,29 @@ def test_a_finished_jobs_workspace_is_removed(make_cluster, script, tmp_path, is
     while os.path.exists(workspace) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not os.path.exists(workspace)
+
+
+def test_what_each_isolation_shows_a_job(make_cluster, script):
+    """The rows of README's isolation table that differ: the parent, warm modules (a job's own file
+    named like one is not imported under fork and pool), and module state carried between pool jobs."""
+    cluster = make_cluster(WorkerSpec("w1", slots=1))
+    worker_pid = cluster.worker_processes["w1"].pid
+    path = script("shows.py", """
+        import json, os
+        open(os.path.join(os.path.dirname(__file__), "msgpack.py"), "w").write("OWN = True\\n")
+        import msgpack
+        print("parent-is-worker", os.getppid() == WORKER_PID)
+        print("own-msgpack", getattr(msgpack, "OWN", False))
+        print("state-from-before", getattr(json, "titan_test_marker", False))
+        json.titan_test_marker = True
+        """.replace("WORKER_PID", str(worker_pid)))
+    seen = {}
+    with cluster.client(timeout=15) as client:
+        for run in ("process", "fork", "pool", "pool-again"):
+            client.submit_job(TitanJob(run, path, isolation=run.split("-")[0]))
+            assert client.wait(run, timeout=WAIT_S) == "COMPLETED", client.fetch_logs(run)
+            seen[run] = client.fetch_logs(run).split()
+    assert seen["process"] == ["parent-is-worker", "True", "own-msgpack", "True", "state-from-before", "False"]
+    assert seen["fork"] == ["parent-is-worker", "False", "own-msgpack", "False", "state-from-before", "False"]
+    assert seen["pool"] == seen["fork"]
+    assert seen["pool-again"] == ["parent-is-worker", "False", "own-msgpack", "False", "state-from-before", "True"]
