@@ -10,6 +10,7 @@ one of the given prefixes (S5 covers S5-null, S5-real and their p99), e.g. for A
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -218,7 +219,14 @@ def main(argv=None) -> int:
     parser.add_argument("--json", metavar="FILE", help="also write {shape: {min, median, max, unit}} here")
     parser.add_argument("--only", metavar="SHAPES", default="",
                         help="comma-separated shape-name prefixes to run, e.g. S1,S5-null (default: all)")
+    parser.add_argument("--peers", action="store_true",
+                        help="instead: shapes T1-T5 of real work on Titan (each isolation), Ray and Dask")
+    parser.add_argument("--runs", type=int, default=None, help="with --peers, measured runs per shape (default 3)")
+    parser.add_argument("--systems", metavar="NAME[,NAME]",
+                        help="with --peers, only these: titan, titan-pool, titan-fork, titan-process, ray, dask")
     args = parser.parse_args(argv)
+    if args.peers:
+        return peers_main(args)
     ONLY[:] = [prefix.strip() for prefix in args.only.split(",") if prefix.strip()]
     sizes, runs = (QUICK, QUICK_RUNS) if args.quick else (Sizes(), RUNS)
     print(f"Titan benchmarks{' (--quick: a smoke run, not a measurement)' if args.quick else ''}: "
@@ -238,6 +246,26 @@ def main(argv=None) -> int:
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(table, handle, indent=2)
+    return 0
+
+
+def peers_main(args) -> int:
+    from benchmarks import peers   # it imports this module's Bench
+
+    sizes = peers.QUICK_PEERS if args.quick else peers.PeerSizes()
+    sizes = dataclasses.replace(sizes, runs=args.runs or sizes.runs)
+    systems = [s.strip() for s in args.systems.split(",")] if args.systems else None
+    print(f"Titan and its peers{' (--quick: a smoke run, not a measurement)' if args.quick else ''}: "
+          f"{os.cpu_count()} CPUs, load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+          f"8 slots each; median of {sizes.runs} run(s) per shape after a warm-up")
+    with tempfile.TemporaryDirectory(prefix="titan-peers-") as scratch:
+        results = peers.run(sizes, scratch, systems)
+    print()
+    print(peers.table(results))
+    print(f"load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(results, handle, indent=2)
     return 0
 
 

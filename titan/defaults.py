@@ -127,3 +127,9 @@ MCP_DEFAULT_WAIT_S = 60.0               # wait_for_jobs' timeout_s when the agen
 MCP_MAX_WAIT_S = 600.0                  # longer and MCP clients give up on the call themselves
 MCP_DEFAULT_LISTED_JOBS = 100
 MCP_MAX_LISTED_JOBS = 1000
+# The worker's pool (isolation="pool"): a member retires after this many jobs (0: never), or once its
+# memory passes this many MB (0: no limit). Flags --pool-max-jobs and --pool-max-rss.
+POOL_MAX_JOBS = 1_000
+POOL_MAX_RSS_MB = 1_024
+# How long a worker waits for its fork server to import what --preload names.
+PRELOAD_TIMEOUT_S = 300.0

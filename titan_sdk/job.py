@@ -37,9 +37,12 @@ class TitanJob:
                    last failure is final. Every attempt's logs are kept, marked by attempt.
       timeout      seconds one attempt may run; past it its whole process tree is killed and the
                    attempt fails with reason "timeout".
-      isolation    "fork" (default): a .py job is forked from the worker's warm Python, which starts it
-                   in a few milliseconds; "process": a fresh interpreter, for jobs that need one.
-                   Other scripts always get a fresh process.
+      isolation    how a .py job runs on its worker. None (default): as the worker's --isolation says.
+                   "pool": in one of the worker's warm interpreters, which run jobs one after another
+                   (fastest: tens of microseconds; modules stay imported between jobs); "fork": in a
+                   child forked from a warm interpreter (a few milliseconds); "process": in a fresh
+                   interpreter, for jobs that need one. Other scripts always get a fresh process.
+                   What a job can tell apart between them: README.md, "Isolation".
 
       is_archive   True: `filename` is '<archive>.zip/<path in it>', naming a project folder uploaded with
                    client.upload_project_folder(folder, name='<archive>.zip'). The job runs with (a copy
@@ -70,7 +73,7 @@ class TitanJob:
                  delay: float = 0, affinity: bool = False, requirement: str = defaults.DEFAULT_REQUIREMENT,
                  hitl_message: Optional[str] = None,
                  max_wait_seconds: float = defaults.DEFAULT_MAX_WAIT_SECONDS,
-                 retries: int = 0, timeout: Optional[float] = None, isolation: str = "fork",
+                 retries: int = 0, timeout: Optional[float] = None, isolation: Optional[str] = None,
                  content: Union[str, bytes, None] = None):
         if not isinstance(job_id, str) or not job_id.strip():
             raise ValueError(f"job_id must be a non-empty string, got {job_id!r}")

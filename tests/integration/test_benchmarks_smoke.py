@@ -26,3 +26,20 @@ def test_quick_benchmark_run_completes_and_writes_json(tmp_path):
         assert row["min"] <= row["median"] <= row["max"] and row["min"] > 0, (shape, row)
         assert row["unit"], shape
     assert "null executor" in result.stdout and "CPUs, load average" in result.stdout
+
+
+@pytest.mark.timeout(240)
+def test_quick_peers_run_of_titan_alone_prints_every_shape_for_every_isolation(tmp_path):
+    """The --peers code path with Titan alone (the peers are not run here: they take minutes)."""
+    out = tmp_path / "peers.json"
+    result = subprocess.run([sys.executable, "-m", "benchmarks", "--peers", "--quick", "--systems", "titan",
+                             "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=220,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stdout + result.stderr
+    results = json.loads(out.read_text())
+    assert sorted(results) == ["titan-fork", "titan-pool", "titan-process"]
+    for system, shapes in results.items():
+        assert sorted(shapes) == ["T1", "T2", "T3", "T4", "T5"], system
+        assert all(figure > 0 for figures in shapes.values() for figure in figures), (system, shapes)
+    rows = [line.split()[0] for line in result.stdout.splitlines() if line[:2] in ("T1", "T2", "T3", "T4", "T5")]
+    assert rows == ["T1", "T2", "T3", "T4", "T5"], result.stdout

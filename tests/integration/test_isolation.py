@@ -1,4 +1,5 @@
-"""The fork server runs .py jobs exactly as a fresh interpreter would: the same scripts, both ways."""
+"""The fork server and the pool run .py jobs exactly as a fresh interpreter would: the same scripts, every
+way (the pool twice, so that the second run meets an interpreter the first one used)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,14 @@ SCRIPTS = {
     "killed_by_signal.py": ("import os, signal\nos.kill(os.getpid(), signal.SIGTERM)\n", "FAILED", -15),
     "atexit_job.py": ("import atexit\natexit.register(lambda: print('atexit ran'))\nprint('main')\n",
                       "COMPLETED", 0),
+    "logging_setup.py": ("import logging\nlogging.basicConfig(level=logging.DEBUG, format='%(levelname)s %(message)s')\n"
+                         "logging.getLogger('job').debug('debug line')\n", "COMPLETED", 0),
+    "waits_for_threads.py": ("import threading, time\n"
+                             "threading.Thread(target=lambda: (time.sleep(0.3), print('thread done'))).start()\n"
+                             "print('main done')\n", "COMPLETED", 0),
+    "finalizer.py": ("class Noisy:\n    def __del__(self):\n        print('finalizer ran')\n"
+                     "def helper():\n    pass\nkept = Noisy()\nprint('main')\n", "COMPLETED", 0),
+    "os_exit.py": ("import os\nprint('leaving', flush=True)\nos._exit(5)\n", "FAILED", 5),
     "imports_sibling.py": ("import sys, os\nprint(sys.path[0] == os.getcwd())\n", "COMPLETED", 0),
 }
 
@@ -34,9 +43,9 @@ SCRIPTS = {
 def run_both_ways(client, script, name: str, code: str):
     path = script(name, code)
     results = {}
-    for isolation in ("fork", "process"):
+    for isolation in ("fork", "process", "pool", "pool-again"):
         job_id = f"{name[:-3]}_{isolation}"
-        client.submit_job(TitanJob(job_id, path, args="--flag 'a b'", isolation=isolation))
+        client.submit_job(TitanJob(job_id, path, args="--flag 'a b'", isolation=isolation.split("-")[0]))
         state = client.wait(job_id, timeout=WAIT_S)
         info = client.job_info(job_id)
         logs = WORKSPACE.sub("<workspace>", client.fetch_logs(job_id).replace(job_id, "<id>"))
@@ -48,7 +57,7 @@ def run_both_ways(client, script, name: str, code: str):
 def test_fork_and_process_isolation_agree(client, script, name):
     code, expected_state, expected_exit = SCRIPTS[name]
     results = run_both_ways(client, script, name, code)
-    assert results["fork"] == results["process"], results
+    assert results["fork"] == results["process"] == results["pool"] == results["pool-again"], results
     state, exit_code, logs = results["fork"]
     assert (state, exit_code) == (expected_state, expected_exit), logs
 
@@ -65,7 +74,7 @@ def test_fork_details_match_a_fresh_interpreter(client, script):
     assert "atexit ran" in run_both_ways(client, script, "atexit_job.py", SCRIPTS["atexit_job.py"][0])["fork"][2]
 
 
-@pytest.mark.parametrize("isolation", ["fork", "process"])
+@pytest.mark.parametrize("isolation", ["fork", "process", "pool"])
 def test_timeout_and_cancel_kill_forked_trees(client, script, tmp_path, isolation):
     pid_file = tmp_path / f"child-{isolation}.pid"
     path = script(f"tree_{isolation}.py", f"""

@@ -393,3 +393,17 @@ def test_a_batch_carries_the_refusal_of_its_bad_number_and_spares_the_rest():
     refused, kept = protocol.decode_batch(batch, WORKER_OPS)
     assert isinstance(refused, ProtocolError) and "'exit_code'" in str(refused)
     assert kept[0] == "bye"
+
+
+@pytest.mark.parametrize("isolation", [None, "fork", "pool", "process"])
+def test_every_isolation_is_accepted_and_none_means_the_workers_default(isolation):
+    """Older clients send "fork" explicitly; a job that does not choose leaves it out (None)."""
+    raw = {"job_id": "j", "filename": "j.py", "script": b"print(1)\n", "isolation": isolation}
+    assert job_from_wire(raw).isolation == isolation
+    assert "isolation" not in job_to_wire(JobSpec("j", "j.py", b""))
+
+
+def test_an_unknown_isolation_is_refused_naming_the_choices():
+    raw = {"job_id": "j", "filename": "j.py", "script": b"", "isolation": "thread"}
+    with pytest.raises(ProtocolError, match="isolation must be one of fork, pool, process, got 'thread'"):
+        job_from_wire(raw)

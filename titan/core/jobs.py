@@ -23,7 +23,10 @@ class JobState(str, enum.Enum):
         return self in FINAL_STATES
 
 
-ISOLATIONS = ("fork", "process")
+# How a `.py` job runs on its worker: "pool" in a warm interpreter that runs jobs one after another,
+# "fork" in a child forked from a warm interpreter, "process" in a fresh interpreter. None: the worker's
+# default (its --isolation flag).
+ISOLATIONS = ("fork", "pool", "process")
 
 # What a worker reports as the error of an attempt it killed for running past its timeout.
 TIMEOUT_ERROR = "timeout"
@@ -94,7 +97,7 @@ class JobSpec:
     max_wait_seconds: float = defaults.DEFAULT_MAX_WAIT_SECONDS
     retries: int = 0                          # failed attempts that are run again
     timeout: Optional[float] = None           # seconds one attempt may run before it is killed
-    isolation: str = "fork"                   # "process": a .py job gets a fresh interpreter, not a fork
+    isolation: Optional[str] = None           # one of ISOLATIONS; None: the worker's --isolation
     archive: Optional[str] = None             # sha256 of the project archive an is_archive job runs from
 
 

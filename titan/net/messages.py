@@ -136,11 +136,15 @@ CLIENT_OPS = Table("client request", {
     "artifact_info": _fields(name=(str,)),
     "read_blob": _fields(sha256=(str,), offset=(int,)),
     "stop_service": _fields(job_id=(str,)),
+    # Scripts kept on the master under their file name, for jobs whose script is not where they are built.
+    "deploy_script": _fields(name=(str,), script=(bytes,)),
+    "deployed_scripts": _fields(),
 })
 ARTIFACT_KINDS = ("file", "archive")
 
 _JOB_RESULT = Field((dict,), shape=JOB_INFO)
 _DAG_RESULT = Field((dict,), shape=DAG_INFO)
+_DEPLOYED_SCRIPT = map_of(name=(str,), sha256=(str,), size=(int,), deployed_at=Number)
 
 # op -> the "result" of its ok reply.
 CLIENT_RESULTS = {
@@ -167,6 +171,8 @@ CLIENT_RESULTS = {
     "artifact_info": Field((dict,), shape=ARTIFACT_ENTRY),
     "read_blob": map_of(data=(bytes,), size=(int,)),   # `size`: the whole blob's
     "stop_service": _JOB_RESULT,
+    "deploy_script": _DEPLOYED_SCRIPT,
+    "deployed_scripts": list_of(dict, shape=_DEPLOYED_SCRIPT.shape),
 }
 CLIENT_OPS.results = CLIENT_RESULTS
 
@@ -202,7 +208,7 @@ STORE_OPS.results = STORE_RESULTS
 
 # Requests that change state: their replies are journaled, so a retry after a restart is not re-run.
 CHANGING_OPS = frozenset({"submit", "cancel", "cancel_dag", "approve", "reject", "stop_service",
-                          "put", "delete", "incr", "sadd", "upload_finish"})
+                          "put", "delete", "incr", "sadd", "upload_finish", "deploy_script"})
 
 # ----------------------------------------------------------------- worker <-> master (port P+1)
 

@@ -290,7 +290,7 @@ def job_from_wire(raw, index: int = 0, same_script=lambda script: script,
     problem = _port_problem(raw)
     if problem:
         raise ProtocolError(f"{_job_label(raw, index)}: {problem}")
-    if raw.get("isolation", "fork") not in (None, *ISOLATIONS):
+    if raw.get("isolation") not in (None, *ISOLATIONS):
         raise ProtocolError(f"{_job_label(raw, index)}: isolation must be one of {', '.join(ISOLATIONS)}, "
                             f"got {raw['isolation']!r}")
     present = {k: v for k, v in raw.items() if v is not None and k != "parents" and k != "script_sha256"}

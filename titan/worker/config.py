@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from titan import defaults, log_level
+from titan.core.jobs import ISOLATIONS
 from titan.net import security
 
 FORK_EXECUTOR = "fork"        # .py jobs forked from a warm fork server; other jobs in new processes
 PROCESS_EXECUTOR = "process"  # every job in a new process (a fresh interpreter for .py)
 NULL_EXECUTOR = "null"
+DEFAULT_ISOLATION = "fork"
 
 
 @dataclass
@@ -30,6 +32,10 @@ class WorkerConfig:
     executor: str = FORK_EXECUTOR
     keys: Optional[str] = None   # a worker key bundle, or the key directory on the master's machine
     log_level: Optional[str] = None   # None: TITAN_LOG_LEVEL, else INFO
+    isolation: str = DEFAULT_ISOLATION   # how a .py job that does not choose runs (one of ISOLATIONS)
+    preload: List[str] = field(default_factory=list)   # modules the fork server and pool import first
+    pool_max_jobs: int = defaults.POOL_MAX_JOBS
+    pool_max_rss_mb: int = defaults.POOL_MAX_RSS_MB
 
     def __post_init__(self):
         self.slots = self.slots or os.cpu_count() or 1
@@ -73,6 +79,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keys", default=None, metavar="DIR",
                         help=f"this worker's key bundle (titan keys add-worker), or the key directory on the "
                              f"master's machine (default: ${security.KEYS_ENV})")
+    _isolation_flags(parser)
     log_level.add_option(parser)
 
 
@@ -82,4 +89,32 @@ def config_from(args: argparse.Namespace) -> WorkerConfig:
     return WorkerConfig(master_host=host, master_port=port, capabilities=caps, slots=args.slots,
                         name=args.name, heartbeat_interval=args.heartbeat_interval,
                         master_dead_after=args.master_dead_after, work_dir=args.work_dir,
-                        executor=args.executor, keys=args.keys, log_level=args.log_level)
+                        executor=args.executor, keys=args.keys, isolation=args.isolation,
+                        preload=[m.strip() for item in args.preload for m in item.split(",") if m.strip()],
+                        pool_max_jobs=args.pool_max_jobs, pool_max_rss_mb=args.pool_max_rss,
+                        log_level=args.log_level)
+
+
+def _isolation_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--isolation", choices=ISOLATIONS, default=DEFAULT_ISOLATION,
+                        help=f"how a .py job that does not choose runs (default {DEFAULT_ISOLATION}): pool, in a "
+                             "warm interpreter that runs jobs one after another; fork, in a child forked from "
+                             "a warm interpreter; process, in a fresh interpreter")
+    parser.add_argument("--preload", action="append", default=[], metavar="MODULE[,MODULE]",
+                        help="import these modules before any job, so fork and pool jobs start with them "
+                             "(e.g. numpy,pandas)")
+    parser.add_argument("--pool-max-jobs", type=_not_negative, default=defaults.POOL_MAX_JOBS, metavar="N",
+                        help=f"a pool interpreter is replaced after N jobs (0: never; default {defaults.POOL_MAX_JOBS})")
+    parser.add_argument("--pool-max-rss", type=_not_negative, default=defaults.POOL_MAX_RSS_MB, metavar="MB",
+                        help="a pool interpreter is replaced once its memory passes MB megabytes "
+                             f"(0: no limit; default {defaults.POOL_MAX_RSS_MB})")
+
+
+def _not_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value

@@ -22,6 +22,7 @@ import psutil
 
 from titan import defaults
 from titan.net.protocol import split_archive_filename
+from titan.worker.sweeper import SWEEPER
 
 READ_CHUNK_BYTES = 64 * 1024
 
@@ -88,9 +89,10 @@ def command_for(script_path: str, args: str) -> List[str]:
 
 
 def start_job(context: JobContext, filename: str, script: bytes, args: str, work_root: str,
-              timeout: Optional[float] = None, fork_server=None, project_dir: Optional[str] = None) -> RunningJob:
+              timeout: Optional[float] = None, fork_server=None, project_dir: Optional[str] = None,
+              pooled: bool = False) -> RunningJob:
     """Start the job in a fresh workspace. With a fork server, a `.py` job is forked from a warm Python
-    instead of starting a new interpreter. With a project_dir (an extracted archive), the workspace is a
+    (or, `pooled`, run by one of its warm pool members) instead of starting a new interpreter. With a project_dir (an extracted archive), the workspace is a
     copy of the project and `filename` is '<archive>.zip/<path of the script in it>'."""
     workspace = tempfile.mkdtemp(prefix=f"titan-{_safe(context.job_id)}-{context.attempt}-", dir=work_root)
     if project_dir is not None:
@@ -111,7 +113,7 @@ def start_job(context: JobContext, filename: str, script: bytes, args: str, work
             os.chmod(script_path, 0o755)
         if fork_server is not None and script_path.endswith(".py"):
             process = fork_server.launch([script_path, *shlex.split(args or "")], workspace, env,
-                                         stdout_write, stderr_write)
+                                         stdout_write, stderr_write, pooled=pooled)
         else:
             process = subprocess.Popen(
                 command_for(script_path, args), cwd=workspace, env=env, stdin=subprocess.DEVNULL,
@@ -169,8 +171,11 @@ def exit_code(job: RunningJob) -> Optional[int]:
 
 def kill_tree(job: RunningJob) -> None:
     """Kill the job's process and everything it started, including children that left its group."""
+    target = job.process.kill_target() if hasattr(job.process, "kill_target") else job.process.pid
+    if target is None:
+        return   # a pool member that already finished this job and now runs or awaits another
     try:
-        parent = psutil.Process(job.process.pid)
+        parent = psutil.Process(target)
         victims = parent.children(recursive=True) + [parent]
     except psutil.NoSuchProcess:
         victims = []
@@ -180,7 +185,7 @@ def kill_tree(job: RunningJob) -> None:
         except psutil.NoSuchProcess:
             pass
     try:
-        os.killpg(job.process.pid, 9)
+        os.killpg(target, 9)
     except (ProcessLookupError, PermissionError):
         pass
 
@@ -189,7 +194,7 @@ def clean_up(job: RunningJob) -> None:
     for fd in job.pipes:
         os.close(fd)
     job.process.wait()
-    shutil.rmtree(job.workspace, ignore_errors=True)
+    SWEEPER.remove(job.workspace)
     if job.context.keys_dir:
         shutil.rmtree(job.context.keys_dir, ignore_errors=True)
 

@@ -4,8 +4,10 @@ Starting a fresh interpreter costs tens of milliseconds of CPU per job; forking 
 imported what jobs use costs a few. The worker starts the server before it creates its ZeroMQ context
 (forking a process that holds one is unsafe) and talks to it over a Unix socket pair:
 
-  worker -> server: {"id", "argv", "cwd", "env"} with the job's stdout and stderr pipe ends attached
-  server -> worker: {"id", "pid"} once forked; {"id", "code"} when that child exits
+  server -> worker: {"ready", "error"} once it has imported titan_sdk and what --preload names
+  worker -> server: {"id", "argv", "cwd", "env", "pool"} with the job's stdout and stderr pipe ends attached
+  server -> worker: {"id", "pid"} once forked (or handed to a pool member: see pool.py);
+                    {"id", "code", "retired"} when the job ends ("retired": why its member was not kept)
 
 Everything is keyed by the request id, never by pid: pids are reused (pid_max is often 32768), and an
 exit reported under a pid could otherwise be taken for a later job's.
@@ -15,43 +17,40 @@ and 2, the job's argv, cwd and environment, and runs the script with runpy as `_
 `sys.exit`, uncaught exceptions and signals come out as they would from `python -u script.py`.
 One difference remains: modules the server already imported (titan_sdk, zmq, msgpack and the standard
 modules they use) are not imported again, so a job's own file named like one of them does not shadow it.
-Jobs that need a pristine interpreter ask for isolation="process".
+Jobs that need a pristine interpreter ask for isolation="process". The server is also the parent of
+the pool's members (isolation="pool", pool.py), so they too start warm.
 """
 
 from __future__ import annotations
 
-import atexit
-import io
+import importlib
+import logging
 import os
-import runpy
 import select
 import selectors
 import signal
 import socket
 import sys
 import time
-import traceback
-from typing import Dict, Optional
-
-import msgpack
-
-MAX_MESSAGE = 1 << 20
+from typing import Dict, List, Optional, Sequence
 
 
-def _send(channel: socket.socket, message: dict, fds=()) -> None:
-    payload = msgpack.packb(message, use_bin_type=True)
-    if fds:
-        socket.send_fds(channel, [payload], list(fds))
-    else:
-        channel.send(payload)
+from titan import defaults
+from titan.worker import jobrun, pool
+from titan.worker.jobrun import send as _send
+from titan.worker.pool import Pool, PoolLimits
 
 
 # ----------------------------------------------------------------- the server (a child of the worker)
 
-def serve(channel: socket.socket) -> None:
-    """Fork a child per request; report each child's pid and exit code. Returns when the worker is gone."""
+def serve(channel: socket.socket, preload: Sequence[str] = (), the_pool: Optional[Pool] = None) -> None:
+    """Fork a child per request (or hand it to a pool member); report each job's pid and exit code.
+    Returns when the worker is gone."""
     import titan_sdk  # noqa: F401 -- warm: jobs import it, and its dependencies
 
+    _forget_workers_logging()
+    _send(channel, {"ready": True, "error": _preload(preload)})
+    the_pool = the_pool or Pool(0, PoolLimits())
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_write, False)
     signal.set_wakeup_fd(wake_write)
@@ -61,45 +60,97 @@ def serve(channel: socket.socket) -> None:
     selector = selectors.DefaultSelector()
     selector.register(channel, selectors.EVENT_READ)
     selector.register(wake_read, selectors.EVENT_READ)
-    children: Dict[int, int] = {}   # pid -> request id, for the children not yet reaped
+    server = _Server(channel, (wake_read, wake_write), the_pool)
+    server.top_up()
     while True:
         for key, _ in selector.select():
             if key.fileobj == wake_read:
                 os.read(wake_read, 4096)
-            elif not _fork_job(channel, (channel, wake_read, wake_write), children):
+            elif not server.take_request():
                 os._exit(0)
-        _report_exits(channel, children)
+        server.report_exits()
+        server.top_up()
 
 
-def _fork_job(channel: socket.socket, server_fds, children: Dict[int, int]) -> bool:
-    try:
-        payload, fds, _flags, _addr = socket.recv_fds(channel, MAX_MESSAGE, 2)
-    except ConnectionError:
-        return False
-    if not payload:
-        return False
-    request = msgpack.unpackb(payload, raw=False)
-    pid = os.fork()
-    if pid == 0:
-        _run_child(request, fds, server_fds)
-    for fd in fds:
-        os.close(fd)
-    children[pid] = request["id"]
-    _send(channel, {"id": request["id"], "pid": pid})
-    return True
+def _forget_workers_logging() -> None:
+    """Jobs start with logging as a fresh interpreter has it: no handlers, level WARNING (the worker's
+    own basicConfig would otherwise make a job's logging.basicConfig do nothing)."""
+    logging.root.handlers.clear()
+    logging.root.setLevel(logging.WARNING)
 
 
-def _report_exits(channel: socket.socket, children: Dict[int, int]) -> None:
-    while True:
+def _preload(modules: Sequence[str]) -> Optional[str]:
+    """Import what --preload names, so every forked job and pool member starts with it."""
+    for name in modules:
         try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
+            importlib.import_module(name)
+        except BaseException as exc:   # noqa: BLE001 -- any failure is reported to the worker
+            return f"--preload {name}: {type(exc).__name__}: {exc}"
+    return None
+
+
+class _Server:
+    """The fork server's state: forked jobs not yet reaped, and the pids of the pool's members (which
+    talk to the worker directly: see pool.py)."""
+
+    def __init__(self, channel, own_fds, the_pool: Pool):
+        self.channel, self.own_fds, self.pool = channel, own_fds, the_pool
+        self.children: Dict[int, int] = {}   # pid -> request id, for forked jobs not yet reaped
+
+    def take_request(self) -> bool:
+        request, fds = jobrun.receive(self.channel, 2)
+        if request is None:
+            return False
+        if request.get("pool_start"):
+            self.pool.used = True
+            return True
+        pid = os.fork()
         if pid == 0:
-            return
-        request_id = children.pop(pid, None)
-        if request_id is not None:
-            _send(channel, {"id": request_id, "code": os.waitstatus_to_exitcode(status)})
+            _run_child(request, fds, [self.channel.fileno(), *self.own_fds])
+        self.children[pid] = request["id"]
+        for fd in fds:
+            os.close(fd)
+        _send(self.channel, {"id": request["id"], "pid": pid})
+        return True
+
+    def _start_member(self) -> None:
+        """Fork a member and hand the worker its end of their socket pair. The member answers on the
+        server's own channel (each message one atomic packet), so the worker hears it in order with
+        the server's report of the member's exit."""
+        worker_end, member_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                worker_end.close()
+                pool.become_member(self.own_fds)
+                pool.serve_jobs(member_end, self.channel, self.pool.limits)
+            finally:
+                os._exit(1)
+        member_end.close()
+        self.pool.members.add(pid)
+        _send(self.channel, {"member": pid}, [worker_end.fileno()])
+        worker_end.close()
+
+    def top_up(self) -> None:
+        """Keep `size` members warm once the pool is in use, so a job never waits for a fork."""
+        while self.pool.used and len(self.pool.members) < self.pool.size:
+            self._start_member()
+
+    def report_exits(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            code = os.waitstatus_to_exitcode(status)
+            request_id = self.children.pop(pid, None)
+            if request_id is not None:
+                _send(self.channel, {"id": request_id, "code": code})
+            elif pid in self.pool.members:
+                self.pool.members.discard(pid)
+                _send(self.channel, {"member_exit": pid, "code": code})
 
 
 def _run_child(request: dict, fds, server_fds) -> None:
@@ -107,7 +158,7 @@ def _run_child(request: dict, fds, server_fds) -> None:
     code = 1
     try:
         _become_job(request, fds, server_fds)
-        code = _run_script(request["argv"])
+        code = jobrun.run_script(request["argv"])
     finally:
         os._exit(code)
 
@@ -118,18 +169,14 @@ def _become_job(request: dict, fds, server_fds) -> None:
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     for fd in server_fds:
-        os.close(fd.fileno() if hasattr(fd, "fileno") else fd)
+        os.close(fd)
     os.setsid()
     stdin = os.open(os.devnull, os.O_RDONLY)
     for target, source in ((0, stdin), (1, fds[0]), (2, fds[1])):
         os.dup2(source, target)
     for fd in (stdin, *fds):
         os.close(fd)
-    # Like `python -u`: every write reaches the pipe at once, so the master sees output as it happens.
-    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
-    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), write_through=True)
-    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), write_through=True,
-                                  errors="backslashreplace")
+    jobrun.job_stdio()
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
@@ -140,48 +187,29 @@ def _become_job(request: dict, fds, server_fds) -> None:
     sys.path[1:1] = extra
 
 
-def _run_script(argv) -> int:
-    try:
-        runpy.run_path(argv[0], run_name="__main__")
-        code = 0
-    except SystemExit as exit_request:
-        code = _exit_code(exit_request.code)
-    except BaseException as error:
-        _print_traceback(error, argv[0])
-        code = 1
-    atexit._run_exitfuncs()   # a fresh interpreter would run them at exit too
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    return code
-
-
-def _print_traceback(error: BaseException, script: str) -> None:
-    """The traceback a fresh interpreter would print: starting at the script, not in runpy."""
-    tb = error.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename != script:
-        tb = tb.tb_next
-    traceback.print_exception(type(error), error, tb or error.__traceback__)
-
-
-def _exit_code(code) -> int:
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code & 0xFF
-    print(code, file=sys.stderr)
-    return 1
-
-
 # ----------------------------------------------------------------- the worker's side
+
+class PreloadError(Exception):
+    """A module named by --preload could not be imported; the message says which and why."""
+
+
+def start_fork_server(config) -> "ForkServer":
+    """The fork server a worker with this WorkerConfig needs; PreloadError if --preload failed."""
+    server = ForkServer(config.preload, pool_size=config.slots,
+                        limits=PoolLimits(config.pool_max_jobs, config.pool_max_rss_mb),
+                        warm_pool=config.isolation == "pool")
+    if server.preload_error:
+        server.close()
+        raise PreloadError(server.preload_error)
+    return server
+
 
 class ForkedProcess:
     """A job forked by the server: enough of subprocess.Popen for the executor (pid, poll, wait)."""
 
-    def __init__(self, server: "ForkServer", pid: int):
-        self.server, self.pid, self.returncode = server, pid, None
+    def __init__(self, server: "ForkServer", pid: int, pooled: bool = False):
+        self.server, self.pid, self.returncode, self.pooled = server, pid, None, pooled
+        self.retired: Optional[str] = None   # a pool job's member: why it was not kept for more jobs
 
     def poll(self) -> Optional[int]:
         return self.returncode
@@ -190,48 +218,87 @@ class ForkedProcess:
         self.server.pump_until(lambda: self.returncode is not None, timeout)
         return self.returncode
 
+    def kill_target(self) -> Optional[int]:
+        """The process group a kill must reach: the job's own, or its pool member's while that runs it
+        (or left it for good); None once a member that stays in the pool has finished the job."""
+        if self.returncode is not None and self.pooled and not self.retired:
+            return None
+        return self.pid
+
 
 class ForkServer:
-    def __init__(self) -> None:
+    def __init__(self, preload: Sequence[str] = (), pool_size: int = 0, limits: Optional[PoolLimits] = None,
+                 warm_pool: bool = False) -> None:
         worker_end, server_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.pid = os.fork()
         if self.pid == 0:
             worker_end.close()
-            serve(server_end)
+            serve(server_end, preload, Pool(pool_size, limits or PoolLimits(), used=warm_pool))
             os._exit(0)
         server_end.close()
         self.channel = worker_end
         self._next_id = 0
         self._started: Dict[int, int] = {}            # request id -> pid, until launch() takes it
         self._processes: Dict[int, ForkedProcess] = {}   # request id -> its running process
-        self._early_exits: Dict[int, int] = {}        # request id -> code, for exits seen inside launch()
+        self._early_exits: Dict[int, dict] = {}       # request id -> its end, for exits seen inside launch()
+        self._members: Dict[int, socket.socket] = {}   # pool member pid -> the channel its jobs go down
+        self._idle: List[int] = []                    # members waiting for a job, oldest first
+        self._member_jobs: Dict[int, int] = {}        # member pid -> the request id it runs
+        self._pool_started = warm_pool
+        self.preload_error: Optional[str] = None
+        self._ready = False
+        if preload and not self.pump_until(lambda: self._ready, defaults.PRELOAD_TIMEOUT_S):
+            self.preload_error = f"--preload {','.join(preload)}: not imported within {defaults.PRELOAD_TIMEOUT_S:.0f}s"
 
     def fileno(self) -> int:
         return self.channel.fileno()
 
-    def launch(self, argv, cwd: str, env: dict, stdout_fd: int, stderr_fd: int) -> ForkedProcess:
+    def launch(self, argv, cwd: str, env: dict, stdout_fd: int, stderr_fd: int, pooled: bool = False) -> ForkedProcess:
         self._next_id += 1
         request_id = self._next_id
-        _send(self.channel, {"id": request_id, "argv": list(argv), "cwd": cwd, "env": env}, (stdout_fd, stderr_fd))
+        request = {"id": request_id, "argv": list(argv), "cwd": cwd, "env": env}
+        if pooled:
+            return self._hand_to_member(request, (stdout_fd, stderr_fd))
+        _send(self.channel, request, (stdout_fd, stderr_fd))
         if not self.pump_until(lambda: request_id in self._started, timeout=10.0):
             raise OSError("the fork server did not start the job within 10s")
-        process = ForkedProcess(self, self._started.pop(request_id))
+        process = ForkedProcess(self, self._started.pop(request_id), pooled)
         if request_id in self._early_exits:
-            process.returncode = self._early_exits.pop(request_id)
+            self._ended(process, self._early_exits.pop(request_id))
         else:
             self._processes[request_id] = process
         return process
 
+    def _hand_to_member(self, request: dict, fds) -> ForkedProcess:
+        """Straight to an idle member: no round trip, its pid is known."""
+        while True:
+            if not self._idle:
+                if not self._pool_started:
+                    _send(self.channel, {"pool_start": True})
+                    self._pool_started = True
+                if not self.pump_until(lambda: bool(self._idle), timeout=10.0):
+                    raise OSError("no pool interpreter became free within 10s")
+            pid = self._idle.pop(0)
+            try:
+                _send(self._members[pid], request, fds)
+                break
+            except OSError:   # it has just died; the server's report of that will follow
+                continue
+        self._member_jobs[pid] = request["id"]
+        process = ForkedProcess(self, pid, pooled=True)
+        self._processes[request["id"]] = process
+        return process
+
     def pump(self) -> None:
-        """Read what the server has said (without blocking): starts and exits."""
+        """Read what the server and the pool have said (without blocking): starts, members and exits."""
         while True:
             try:
-                payload = self.channel.recv(MAX_MESSAGE, socket.MSG_DONTWAIT)
+                message, fds = jobrun.receive(self.channel, 1, socket.MSG_DONTWAIT)
             except BlockingIOError:
                 return
-            if not payload:
+            if message is None:
                 raise ConnectionError("the fork server has exited")
-            self._on_message(msgpack.unpackb(payload, raw=False))
+            self._on_message(message, fds)
 
     def pump_until(self, done, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -243,18 +310,54 @@ class ForkServer:
             self.pump()
         return True
 
-    def _on_message(self, message: dict) -> None:
+    def _on_message(self, message: dict, fds=()) -> None:
+        if "ready" in message:
+            self._ready, self.preload_error = True, message["error"]
+            return
+        if "member" in message and "id" not in message:   # a new member, and its channel
+            self._members[message["member"]] = socket.socket(fileno=fds[0])
+            self._idle.append(message["member"])
+            return
+        if "member_exit" in message:
+            self._member_ended(message["member_exit"], message["code"])
+            return
+        if "member" in message:   # a member finished a job
+            self._member_jobs.pop(message["member"], None)
+            if message["retired"]:
+                self._drop_member(message["member"])
+            else:
+                self._idle.append(message["member"])
         request_id = message["id"]
         if "pid" in message:
             self._started[request_id] = message["pid"]
             return
         process = self._processes.pop(request_id, None)
         if process is None:   # it ended before launch() had registered it
-            self._early_exits[request_id] = message["code"]
+            self._early_exits[request_id] = message
         else:
-            process.returncode = message["code"]
+            self._ended(process, message)
+
+    def _member_ended(self, pid: int, code: int) -> None:
+        """A member's exit: the end of the job it ran, if it was running one (os._exit, a signal, a kill)."""
+        request_id = self._member_jobs.pop(pid, None)
+        self._drop_member(pid)
+        if request_id is not None:
+            self._on_message({"id": request_id, "code": code, "retired": "the job ended its process"})
+
+    def _drop_member(self, pid: int) -> None:
+        channel = self._members.pop(pid, None)
+        if channel is not None:
+            channel.close()
+        if pid in self._idle:
+            self._idle.remove(pid)
+
+    def _ended(self, process: ForkedProcess, message: dict) -> None:
+        process.retired = message.get("retired")
+        process.returncode = message["code"]
 
     def close(self) -> None:
+        for pid in list(self._members):
+            self._drop_member(pid)   # an idle member exits when its channel closes
         self.channel.close()
         try:
             os.kill(self.pid, signal.SIGTERM)

@@ -27,8 +27,9 @@ from titan.worker import executor
 from titan.worker.archive_cache import ArchiveCache
 from titan.worker.config import FORK_EXECUTOR, NULL_EXECUTOR, WorkerConfig
 from titan.worker.executor import JobContext, LaunchError, RunningJob
-from titan.worker.forkserver import ForkServer
+from titan.worker.forkserver import start_fork_server
 from titan.worker.outbox import Outbox
+from titan.worker.sweeper import SWEEPER
 
 log = logging.getLogger("titan.worker")
 
@@ -59,7 +60,7 @@ class Worker:
         os.makedirs(self.work_root, exist_ok=True)
         self.archives = ArchiveCache(os.path.join(self.work_root, "archives"))
         # Forked before the ZeroMQ context exists: a process holding one must not fork.
-        self.fork_server = ForkServer() if config.executor == FORK_EXECUTOR else None
+        self.fork_server = start_fork_server(config) if config.executor == FORK_EXECUTOR else None
         self.ctx = zmq.Context()
         self.ctx.linger = 0
         self.dealer = self.ctx.socket(zmq.DEALER)
@@ -293,10 +294,11 @@ class Worker:
             log.warning("cannot make the DAG folder for %r: %s", context.dag, exc)
         try:
             context.keys_dir = self._job_keys(message.get("job_key"))
-            fork_server = self.fork_server if job.get("isolation", "fork") == "fork" else None
+            isolation = job.get("isolation") or self.config.isolation
+            fork_server = self.fork_server if isolation in ("fork", "pool") else None
             running = executor.start_job(context, job["filename"], script, job.get("args") or "",
                                          self.work_root, timeout=job.get("timeout"), fork_server=fork_server,
-                                         project_dir=project_dir)
+                                         project_dir=project_dir, pooled=isolation == "pool")
         except Exception as exc:   # whatever went wrong, the job fails visibly instead of hanging RUNNING
             problem = str(exc) if isinstance(exc, LaunchError) else f"titan worker: cannot start the job: {exc!r}"
             if not isinstance(exc, LaunchError):
@@ -462,6 +464,7 @@ class Worker:
         self.ctx.destroy(linger=100)
         if self.fork_server is not None:
             self.fork_server.close()
+        SWEEPER.finish()
         if self.owns_work_root:
             shutil.rmtree(self.work_root, ignore_errors=True)
         elif self.job_keys_dir:

@@ -1,0 +1,226 @@
+"""The warm pool (isolation="pool"): long-lived interpreters, forked from the fork server, that each run
+`.py` jobs one after another, so a job costs what `runpy` costs (tens of microseconds) rather than a fork
+(milliseconds) or a new interpreter (tens of milliseconds).
+
+A pool process ("member") is a session leader, so killing its process group on timeout or cancel reaches
+everything the job started. It runs a job with the job's argv, cwd, environment and stdio (fds 1 and 2
+are the job's output pipes, which the worker polls as for any job), answers the job's exit code, and
+then puts back what the job may have changed (`JobSnapshot`). It retires (exits, and the fork server
+forks a fresh one) when it cannot be trusted any more: threads or child processes left behind, changed
+resource limits, too many jobs (--pool-max-jobs), too much memory (--pool-max-rss). A job that ends its
+process (`os._exit`, a signal, a kill) ends the member; the fork server reports that as the job's exit.
+
+Members are forked by the fork server, which hands the worker its end of each member's socket pair;
+jobs then go straight from the worker to a member, and answers straight back (on the fork server's
+channel, which members share for sending), so a job costs no hop through the server:
+
+    server -> worker: {"member": pid} with the worker's end of the member's socket pair attached
+    worker -> member: {"id", "argv", "cwd", "env"} with the job's stdout and stderr attached
+    member -> worker: {"id", "code", "retired", "member"} once the job has finished and its output
+                      pipes are closed ("retired": why it will not take another job, or None)
+    server -> worker: {"member_exit": pid, "code"} when a member has ended (during a job: its end)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import _signal
+import resource
+import signal
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import List, Optional, Set
+
+from titan.worker import jobrun
+
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+_CATCHABLE = [s for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP)]
+
+
+@dataclass
+class PoolLimits:
+    max_jobs: int = 0        # 0: no limit
+    max_rss_mb: int = 0      # 0: no limit
+
+
+# ----------------------------------------------------------------- inside a member
+
+class Baseline:
+    """The state every job starts from, taken once when the member starts."""
+
+    def __init__(self) -> None:
+        self.environ = dict(os.environ)
+        self.cwd = os.getcwd()
+        self.argv, self.path = list(sys.argv), list(sys.path)
+        self.handlers = {sig: _signal.getsignal(sig) for sig in _CATCHABLE}
+        self.mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        self.umask = os.umask(0o22)
+        os.umask(self.umask)
+        self.limits = _resource_limits()
+        self.recursion_limit = sys.getrecursionlimit()
+        self.hooks = (sys.excepthook, sys.displayhook, sys.breakpointhook, sys.unraisablehook)
+        self.stdio = (sys.stdin, sys.stdout, sys.stderr, sys.__stdin__, sys.__stdout__, sys.__stderr__)
+        self.root_logging = (list(logging.root.handlers), logging.root.level)
+
+
+class JobSnapshot:
+    """What a job may change in its interpreter: put back after it, to the member's baseline."""
+
+    def __init__(self, baseline: Baseline, job_dirs: List[str]) -> None:
+        self.base = baseline
+        self.job_dirs = [os.path.join(os.path.abspath(d), "") for d in job_dirs if d]
+        self.modules = set(sys.modules)
+        self.importer_cache = set(sys.path_importer_cache)
+        self.loggers = set(logging.Logger.manager.loggerDict)
+
+    def restore(self) -> None:
+        base = self.base
+        signal.setitimer(signal.ITIMER_REAL, 0)   # also cancels an alarm()
+        for sig, handler in base.handlers.items():
+            if handler is not None and _signal.getsignal(sig) is not handler:
+                signal.signal(sig, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, base.mask)
+        os.umask(base.umask)
+        os.chdir(base.cwd)
+        replace_environ(base.environ)
+        sys.argv[:], sys.path[:] = base.argv, base.path
+        sys.setrecursionlimit(base.recursion_limit)
+        sys.excepthook, sys.displayhook, sys.breakpointhook, sys.unraisablehook = base.hooks
+        (sys.stdin, sys.stdout, sys.stderr, sys.__stdin__, sys.__stdout__, sys.__stderr__) = base.stdio
+        self._restore_logging()
+        self._forget_job_modules()
+
+    def _restore_logging(self) -> None:
+        handlers, level = self.base.root_logging
+        logging.root.handlers[:] = handlers
+        logging.root.setLevel(level)
+        for name in set(logging.Logger.manager.loggerDict) - self.loggers:
+            del logging.Logger.manager.loggerDict[name]
+
+    def _forget_job_modules(self) -> None:
+        """The job's own modules (beside its script, or in its project) go: the next job may have its own
+        file of the same name. Modules it imported from the installation stay warm."""
+        for name in set(sys.modules) - self.modules:
+            where = getattr(sys.modules[name], "__file__", None) or ""
+            if any(where.startswith(folder) for folder in self.job_dirs):
+                del sys.modules[name]
+        for entry in set(sys.path_importer_cache) - self.importer_cache:
+            del sys.path_importer_cache[entry]
+
+    def untrusted(self, limits: PoolLimits, jobs_run: int) -> Optional[str]:
+        """Why this interpreter should not run another job, if it should not."""
+        if threading.active_count() > 1:
+            return "the job left threads running"
+        if _children_left():
+            return "the job left child processes"
+        if _resource_limits() != self.base.limits:
+            return "the job changed resource limits"
+        if limits.max_jobs and jobs_run >= limits.max_jobs:
+            return "--pool-max-jobs reached"
+        if limits.max_rss_mb and _rss_bytes() > limits.max_rss_mb * 2**20:
+            return "--pool-max-rss reached"
+        return None
+
+
+def replace_environ(wanted: dict) -> None:
+    """os.environ becomes `wanted`, touching only what differs (a job's differs in a few TITAN_* keys;
+    clear() and update() would unset and set every variable)."""
+    current = dict(os.environ)
+    for key in current.keys() - wanted.keys():
+        del os.environ[key]
+    for key, value in wanted.items():
+        if current.get(key) != value:
+            os.environ[key] = value
+
+
+def _resource_limits() -> tuple:
+    return tuple(resource.getrlimit(r) for r in (resource.RLIMIT_AS, resource.RLIMIT_CPU,
+                                                 resource.RLIMIT_NOFILE, resource.RLIMIT_STACK,
+                                                 resource.RLIMIT_NPROC, resource.RLIMIT_FSIZE))
+
+
+def _children_left() -> bool:
+    """Reap the job's ended children; whether any is still running."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        if pid == 0:
+            return True
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * PAGE_BYTES
+
+
+def serve_jobs(requests, replies, limits: PoolLimits) -> None:
+    """A member's life: run the jobs the worker sends on `requests`, answer each on `replies` (shared
+    with the fork server), until a job ends it or it retires. Never returns."""
+    idle_out, idle_err = os.dup(1), os.dup(2)   # where fds 1 and 2 point between jobs
+    baseline = Baseline()
+    jobs_run = 0
+    while True:
+        request, fds = jobrun.receive(requests, 2)
+        if request is None:
+            os._exit(0)
+        jobs_run += 1
+        snapshot = JobSnapshot(baseline, _job_dirs(request))
+        code = _run_job(request, fds)
+        for target, idle in ((1, idle_out), (2, idle_err)):
+            os.dup2(idle, target)   # the job's pipes close here: the worker sees its output end
+        snapshot.restore()
+        why = snapshot.untrusted(limits, jobs_run)
+        jobrun.send(replies, {"id": request["id"], "code": code, "retired": why, "member": os.getpid()})
+        if why:
+            os._exit(0)
+
+
+def _job_dirs(request: dict) -> List[str]:
+    extra = request["env"].get("PYTHONPATH", "").split(os.pathsep)
+    return [request["cwd"], os.path.dirname(os.path.abspath(request["argv"][0])), *extra]
+
+
+def _run_job(request: dict, fds) -> int:
+    for target, source in ((1, fds[0]), (2, fds[1])):
+        os.dup2(source, target)
+    for fd in fds:
+        os.close(fd)
+    jobrun.job_stdio()
+    sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
+    os.chdir(request["cwd"])
+    replace_environ(request["env"])
+    sys.argv = list(request["argv"])
+    sys.path[0] = os.path.dirname(os.path.abspath(request["argv"][0]))
+    extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p not in sys.path]
+    sys.path[1:1] = extra
+    return jobrun.run_script(request["argv"])
+
+
+def become_member(server_fds) -> None:
+    """In a freshly forked member: drop the server's descriptors and signal set-up, lead a session."""
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGCHLD, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for fd in server_fds:
+        os.close(fd)
+    os.setsid()
+    stdin = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(stdin, 0)
+    os.close(stdin)
+
+
+# ----------------------------------------------------------------- in the fork server: the members
+
+@dataclass
+class Pool:
+    """The fork server's members; `size` are kept warm once the pool is in use."""
+
+    size: int
+    limits: PoolLimits
+    used: bool = False
+    members: Set[int] = field(default_factory=set)   # their pids
