@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import sys
 import time
+import warnings
 from typing import List, Optional
 
 from titan.cli import jobs
@@ -44,10 +46,20 @@ def run_gate_decision(args) -> int:
     return 0
 
 
-def run_pipeline(args) -> int:
-    from titan_sdk import load_pipeline
+def _load_with_warnings(path: str):
+    """The pipeline; keys it ignores are told on stderr as one plain line each."""
+    from titan_sdk.pipeline import PipelineWarning, load_pipeline
 
-    pipeline = load_pipeline(args.pipeline)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PipelineWarning)
+        pipeline = load_pipeline(path)
+    for message in pipeline.warnings:
+        print(f"titan run: warning: {message}", file=sys.stderr)
+    return pipeline
+
+
+def run_pipeline(args) -> int:
+    pipeline = _load_with_warnings(args.pipeline)
     with connect(args) as client:
         if not args.wait:
             job_ids = client.submit_pipeline(pipeline)
