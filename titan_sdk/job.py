@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import shlex
 import stat
@@ -24,12 +25,15 @@ class TitanJob:
       job_id       unique id of this job on the master.
       filename     the script: `.py` runs with the worker's Python, `.sh` with bash, anything else directly.
                    A relative path is looked up in the current directory, then beside the running script.
-      args         command-line arguments, one string split like a shell would (a list is accepted too).
+      args         command-line arguments: one string, split like a shell would where it parses as shell
+                   words, else at whitespace as the original did (so args="it's" is one argument "it's");
+                   a list is taken as the arguments themselves.
       parents      ids of jobs that must COMPLETE before this one starts.
       priority     higher runs first among ready jobs; ties go first-come-first-served.
       requirement  capability a worker must offer (GENERAL: any worker).
-      delay        seconds to hold the job back once it is ready (its parents completed) before
-                   queueing it. Note: the original Titan SDK took milliseconds here; Titan takes seconds.
+      delay        MILLISECONDS (as in the original Titan SDK) to hold the job back once it is ready (its
+                   parents completed) before queueing it: delay=5000 is five seconds. (The YAML `delay:`
+                   key is in seconds, as in the original YAML.) job_info()["reason"] shows the time left.
       affinity     True: run on the worker that ran the job's first parent (to use that parent's files,
                    e.g. in TITAN_DAG_DIR); if that worker is gone, any capable worker runs it and
                    job_info()["note"] says so.
@@ -58,6 +62,8 @@ class TitanJob:
     cancels them; with no decision within max_wait_seconds (default 48 h) the gate fails.
 
     Every job sees TITAN_DAG_DIR: a folder shared by the jobs of its DAG on the same worker.
+
+    As in the original, `job.id` is the job's id (`job.job_id` is the same attribute).
     """
 
     def __init__(self, job_id: str, filename: str, job_type: str = "RUN_PAYLOAD",
@@ -94,12 +100,26 @@ class TitanJob:
         else:
             self.script = _read_script(filename)
 
+    @property
+    def id(self) -> str:
+        """The original SDK's name for job_id."""
+        return self.job_id
+
+    @id.setter
+    def id(self, value: str) -> None:
+        self.job_id = value
+
+    @property
+    def payload_b64(self) -> str:
+        """The script as base64, as the original kept it ("REMOTE_ASSET" for an archive job)."""
+        return "REMOTE_ASSET" if self.is_archive else base64.b64encode(self.script).decode("ascii")
+
     def to_spec(self) -> JobSpec:
         return JobSpec(
             job_id=self.job_id, script=self.script,
             filename=self.filename if self.is_archive else os.path.basename(self.filename),
             job_type=self.job_type, args=self.args, parents=tuple(self.parents), port=int(self.port),
-            is_archive=bool(self.is_archive), priority=int(self.priority), delay=float(self.delay),
+            is_archive=bool(self.is_archive), priority=int(self.priority), delay=_delay_seconds(self.delay),
             affinity=bool(self.affinity), requirement=self.requirement, hitl_message=self.hitl_message,
             max_wait_seconds=float(self.max_wait_seconds), retries=int(self.retries),
             timeout=None if self.timeout is None else float(self.timeout), isolation=self.isolation,
@@ -108,6 +128,14 @@ class TitanJob:
     def __repr__(self) -> str:
         parents = f", parents={self.parents}" if self.parents else ""
         return f"TitanJob({self.job_id!r}, {self.filename!r}, requirement={self.requirement!r}{parents})"
+
+
+MS_PER_S = 1000.0
+
+
+def _delay_seconds(delay_ms) -> float:
+    """TitanJob.delay is in milliseconds, as in the original SDK; the scheduler counts seconds."""
+    return float(delay_ms) / MS_PER_S
 
 
 # Scripts read lately, by path: 100,000 jobs of one script read it once and share one copy in memory.

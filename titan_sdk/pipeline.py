@@ -146,6 +146,8 @@ def _convert(where: "_Where", key: str, value, node: yaml.Node, label: str):
         return parents
     if key == "args" and isinstance(value, list):
         return [str(item) for item in value]
+    if key == "delay":
+        return value * 1000   # seconds in YAML (as in the original's YAML); TitanJob takes milliseconds
     return value
 
 

@@ -43,7 +43,7 @@ def test_scalars_lists_and_types(pipeline_file):
           - {id: b, file: step.py, depends_on: a, affinity: true, port: 0, max_wait_seconds: 60}
         """))
     a, b = pipeline.jobs
-    assert a.args == "--n 3" and a.job_type == "RUN_PAYLOAD" and a.delay == 0.5 and a.requirement == "GPU"
+    assert a.args == "--n 3" and a.job_type == "RUN_PAYLOAD" and a.to_spec().delay == 0.5 and a.requirement == "GPU"
     assert b.parents == ["a"] and b.affinity is True and b.max_wait_seconds == 60
 
 
@@ -106,7 +106,7 @@ def test_the_originals_keys_and_spellings_are_accepted(pipeline_file):
         """))
     a, b, c = pipeline.jobs
     assert (a.job_type, a.priority, a.args) == ("RUN_PAYLOAD", 5, "42")
-    assert (b.job_type, b.port, b.max_wait_seconds, b.delay) == ("SERVICE", 8080, 60, 2)
+    assert (b.job_type, b.port, b.max_wait_seconds, b.delay) == ("SERVICE", 8080, 60, 2000)
     assert c.job_type == "RUN_PAYLOAD" and pipeline.warnings == []
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import shlex
 from dataclasses import dataclass, field, fields
 from typing import Optional
 
@@ -61,6 +62,15 @@ def gate_id(job_id: str) -> str:
 SERVICE_JOB_TYPE = "SERVICE"
 # What a worker reports as the error of a service it did not start because its port was taken.
 PORT_IN_USE_ERROR = "port in use"
+
+
+def split_args(args: str) -> list:
+    """A job's argument string as its argv: shell words where it parses as such (quotes group), else
+    split at whitespace, as the original did, so an apostrophe (args="it's") does not fail the job."""
+    try:
+        return shlex.split(args or "")
+    except ValueError:
+        return (args or "").split()
 
 
 class IllegalTransition(RuntimeError):

@@ -27,11 +27,11 @@ class RequestHandlers:
             scripts = protocol.submitted_scripts(message.get("scripts"))
             return self._submit(message.get("dag"), message["jobs"], scripts, now, message.get("agent_run_id"))
         if op == "status":
-            return self.scheduler.describe_job(self._job_id(message["job_id"]))
+            return self.scheduler.describe_job(self._job_id(message["job_id"]), now)
         if op == "states":
             return self._states(message["job_ids"])
         if op == "dag_status":
-            return self.scheduler.describe_dag(message["dag"])
+            return self.scheduler.describe_dag(message["dag"], now)
         if op == "logs":
             return self._logs(self.scheduler.job(self._job_id(message["job_id"])), message.get("since"))
         if op == "cancel":

@@ -8,7 +8,6 @@ when one is readable, and `exit_code` to learn whether the process has ended.
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import socket
 import subprocess
@@ -21,6 +20,7 @@ from typing import Dict, List, Optional, Tuple
 import psutil
 
 from titan import defaults
+from titan.core.jobs import split_args
 from titan.net.protocol import split_archive_filename
 
 READ_CHUNK_BYTES = 64 * 1024
@@ -80,7 +80,7 @@ class LaunchError(Exception):
 
 def command_for(script_path: str, args: str) -> List[str]:
     """`.py` runs with this worker's Python, `.sh` with bash, anything else is executed directly."""
-    argv = shlex.split(args or "")
+    argv = split_args(args)
     if script_path.endswith(".py"):
         return [sys.executable, "-u", script_path, *argv]
     if script_path.endswith(".sh"):
@@ -111,7 +111,7 @@ def start_job(context: JobContext, filename: str, script: bytes, args: str, work
                 handle.write(script)
             os.chmod(script_path, 0o755)
         if fork_server is not None and script_path.endswith(".py"):
-            process = fork_server.launch([script_path, *shlex.split(args or "")], workspace, env,
+            process = fork_server.launch([script_path, *split_args(args)], workspace, env,
                                          stdout_write, stderr_write)
         else:
             process = subprocess.Popen(
