@@ -17,7 +17,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 import zmq
 
 from titan import defaults
-from titan.core.errors import MasterUnreachable, error_from_reply
+from titan.core.errors import MasterUnreachable, UnknownJob, error_from_reply
 from titan.core.jobs import FINAL_STATES
 from titan.net import protocol, security
 from titan_sdk.files import FileTransfers
@@ -26,6 +26,8 @@ from titan_sdk.job import TitanJob
 from titan_sdk.pipeline import Pipeline, load_pipeline
 
 FINAL_STATE_NAMES = frozenset(state.value for state in FINAL_STATES)
+# What get_job_status answers for an id the master does not know: the original's word for it.
+UNKNOWN_JOB_STATUS = "NULL"
 # wait() asks for a fresh snapshot this often even when no gap was seen: a lost last event shows no gap.
 SNAPSHOT_EVERY_S = 1.0
 FOLLOW_LOGS_POLL_S = 0.2
@@ -166,8 +168,12 @@ class TitanClient(FileTransfers):
     # ----------------------------------------------------------------- watching
 
     def get_job_status(self, job_id: str) -> str:
-        """The job's state name: PENDING, QUEUED, RUNNING, COMPLETED, FAILED or CANCELLED."""
-        return self._ask("status", job_id=job_id)["state"]
+        """The job's state name: PENDING, QUEUED, RUNNING, COMPLETED, FAILED or CANCELLED; "NULL" for an id
+        the master does not know, as the original answered (job_info and the rest raise UnknownJob)."""
+        try:
+            return self._ask("status", job_id=job_id)["state"]
+        except UnknownJob:
+            return UNKNOWN_JOB_STATUS
 
     def job_info(self, job_id: str) -> dict:
         """Everything the master knows of a job: state, attempt, worker, reason, exit code, ..."""

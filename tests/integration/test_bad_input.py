@@ -248,7 +248,7 @@ def test_malformed_submit_is_refused_and_queues_nothing(case, titan, sdk, script
     refused(ask_raw(zctx, titan, CLIENT, [pack({"op": "submit", "rid": rid(), **build(job_id)})]), *fragments)
     for maybe in (job_id, job_id + "-2"):
         with pytest.raises(UnknownJob):
-            sdk.get_job_status(maybe)
+            sdk.job_info(maybe)
     assert sdk.stats()["jobs_by_state"]["PENDING"] == 0
     assert_still_serves(titan, sdk, script)
 
@@ -365,7 +365,7 @@ def test_bad_dag_is_refused_whole(case, titan, sdk, script):
         assert fragment in str(caught.value), f"{fragment!r} not in {caught.value}"
     for job in jobs:
         with pytest.raises(UnknownJob):
-            sdk.get_job_status(job.job_id)
+            sdk.job_info(job.job_id)
     with pytest.raises(UnknownDag):
         sdk.dag_status(dag)
     assert_still_serves(titan, sdk, script)
@@ -376,7 +376,7 @@ def test_single_job_with_unknown_parent_is_refused(titan, sdk, script):
     with pytest.raises(InvalidDag, match="never-submitted"):
         sdk.submit_job(job)
     with pytest.raises(UnknownJob):
-        sdk.get_job_status(job.job_id)
+        sdk.job_info(job.job_id)
     assert_still_serves(titan, sdk, script)
 
 

@@ -196,7 +196,7 @@ def test_bad_dags_are_refused_whole(client, script):
     with pytest.raises(InvalidDag, match="unknown parent.*'ghost'"):
         client.submit_dag("dangling", [TitanJob("c", ok, parents=["ghost"])])
     with pytest.raises(UnknownJob):
-        client.get_job_status("c")
+        client.job_info("c")
 
 
 def test_status_accepts_dag_prefix(client, script):

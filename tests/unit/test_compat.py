@@ -34,3 +34,12 @@ def test_args_split_as_a_shell_would_where_they_parse():
 def test_args_that_do_not_parse_as_shell_words_split_at_whitespace_as_the_original():
     assert split_args("it's fine") == ["it's", "fine"]
     assert split_args('say "hello') == ["say", '"hello']
+
+
+def test_a_parent_spelt_dag_prefix_is_that_job_unless_a_job_has_that_very_name():
+    from titan.master.requests import _parents_without_dag_prefix
+
+    known = {"root": object(), "DAG-real": object()}
+    specs = [spec("a", parents=["DAG-root", "DAG-real", "DAG-b"]), spec("b"), spec("DAG-b")]
+    rewritten = _parents_without_dag_prefix(specs, known)
+    assert rewritten[0].parents == ("root", "DAG-real", "DAG-b") and rewritten[1:] == specs[1:]

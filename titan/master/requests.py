@@ -42,11 +42,13 @@ class RequestHandlers:
             self._apply(self.scheduler.cancel_dag(message["dag"], now))
             return self.scheduler.describe_dag(message["dag"])
         if op == "approve":
-            self._apply(self.scheduler.approve(message["gate_id"], now))
-            return self.scheduler.describe_job(message["gate_id"])
+            gate = self._job_id(message["gate_id"])
+            self._apply(self.scheduler.approve(gate, now))
+            return self.scheduler.describe_job(gate)
         if op == "reject":
-            self._apply(self.scheduler.reject(message["gate_id"], message.get("reason") or "", now))
-            return self.scheduler.describe_job(message["gate_id"])
+            gate = self._job_id(message["gate_id"])
+            self._apply(self.scheduler.reject(gate, message.get("reason") or "", now))
+            return self.scheduler.describe_job(gate)
         if op == "agent_run":
             return self._agent_run(message["run_id"])
         if op in ARTIFACT_OPS:
@@ -70,6 +72,7 @@ class RequestHandlers:
         for spec in {id(spec.script): spec for spec in specs}.values():   # each shared script once
             self.limits.check_script(spec.job_id, len(spec.script))
         specs = [self._with_archive(spec) for spec in specs]
+        specs = _parents_without_dag_prefix(specs, self.scheduler.jobs)
         if agent_run_id is not None and not dag:
             raise RequestRejected("agent_run_id groups DAGs: submit the jobs as a DAG (submit_dag) to use it")
         if agent_run_id is not None and not 0 < len(agent_run_id) <= defaults.MAX_ARTIFACT_NAME_CHARS:
@@ -190,3 +193,17 @@ class RequestHandlers:
         if self.journal is not None:
             self.journal.record_store(key, self.store.raw(key))
         return result
+
+
+def _parents_without_dag_prefix(specs: list, known_jobs: dict) -> list:
+    """A parent spelt 'DAG-<id>' (the original's name for a submitted job) is the job <id>, unless a job,
+    known or in this submission, has that very name."""
+    own = {spec.job_id for spec in specs}
+
+    def parent(name: str) -> str:
+        if name.startswith("DAG-") and name not in own and name not in known_jobs:
+            return name[4:]
+        return name
+
+    return [spec if not any(p.startswith("DAG-") for p in spec.parents)
+            else dataclasses.replace(spec, parents=tuple(parent(p) for p in spec.parents)) for spec in specs]
