@@ -141,15 +141,24 @@ class TitanClient(FileTransfers):
                            agent_run_id=run_id)
         return result["jobs"]
 
-    def submit_yaml(self, path: str, wait: bool = False, timeout: Optional[float] = None,
-                    agent_run_id: Optional[str] = None):
-        """Submit a pipeline file (original Titan YAML format, see titan_sdk.pipeline). With `project:
-        true` the YAML's folder is uploaded first as a project archive (once per content).
+    def submit_yaml(self, yaml_path: str, agent_run_id: Optional[str] = None, wait: bool = False,
+                    poll_interval: float = 2, timeout: Optional[float] = 300):
+        """Submit a pipeline file (original Titan YAML format, see titan_sdk.pipeline); the original's
+        arguments, in its order. With `project: true` the YAML's folder is uploaded first as a project
+        archive (once per content).
 
-        Returns the job ids; with wait=True, waits and returns {job_id: final state} instead.
+        Returns the job ids; with wait=True, waits (for each job to end and each service to be up) and
+        returns {job_id: final state} instead, or False if `timeout` seconds (None: no limit) pass first,
+        as the original did. `poll_interval` is accepted for the original's scripts and not needed:
+        waiting follows the master's events.
         """
-        job_ids = self.submit_pipeline(load_pipeline(path), agent_run_id=agent_run_id)
-        return self.wait(job_ids, timeout=timeout) if wait else job_ids
+        job_ids = self.submit_pipeline(load_pipeline(yaml_path), agent_run_id=agent_run_id)
+        if not wait:
+            return job_ids
+        try:
+            return self.wait(job_ids, timeout=timeout)
+        except TimeoutError:
+            return False
 
     def submit_pipeline(self, pipeline: Pipeline, agent_run_id: Optional[str] = None) -> List[str]:
         """Submit a loaded pipeline (titan_sdk.load_pipeline) as one DAG, uploading its project folder

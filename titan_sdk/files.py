@@ -16,19 +16,28 @@ from titan import defaults
 from titan.archives import zip_folder
 
 
+# Where the original SDK's get_artifact saved a file when given no save_path.
+ORIGINAL_ARTIFACT_FOLDER = "/tmp"
+
+
 class FileTransfers:
     """Mixed into TitanClient; needs its `_ask(op, **fields)`."""
 
-    def upload_project_folder(self, path: str, name: Optional[str] = None) -> str:
+    def upload_project_folder(self, folder_path: str, project_name: Optional[str] = None, *,
+                              name: Optional[str] = None) -> str:
         """Zip a project folder (skipping __pycache__, .git, .venv, *.pyc and other caches) and store it on
-        the master under `name` (default: the folder's name + ".zip"). Returns the name, for jobs that run
-        from it: TitanJob(id, "<name>/src/step.py", is_archive=True). The same content is sent only once."""
-        return self._upload_project(path, name)[0]
+        the master as `project_name` (the original's argument; `name` is the same) + ".zip" when it does not
+        end so already; default: the folder's name. Returns the name, for jobs that run from it:
+        TitanJob(id, "<name>/src/step.py", is_archive=True). The same content is sent only once."""
+        if project_name is not None and name is not None and project_name != name:
+            raise ValueError(f"give the archive's name once: project_name={project_name!r} or name={name!r}")
+        return self._upload_project(folder_path, project_name or name)[0]
 
     def _upload_project(self, path: str, name: Optional[str]) -> tuple:
-        name = name or os.path.basename(os.path.abspath(path)) + ".zip"
-        if not name.endswith(".zip") or "/" in name:
-            raise ValueError(f"a project archive name ends in '.zip' and has no '/', got {name!r}")
+        name = name or os.path.basename(os.path.abspath(path))
+        name = name if name.endswith(".zip") else name + ".zip"
+        if "/" in name:
+            raise ValueError(f"a project archive name has no '/', got {name!r}")
         data = zip_folder(path)
         entry = self._upload(lambda: io.BytesIO(data), name, "archive")
         return name, entry["sha256"]
@@ -49,10 +58,13 @@ class FileTransfers:
             raise FileNotFoundError(f"artifact file {path!r} not found")
         return self._upload(lambda: open(path, "rb"), key, "file")
 
-    def fetch_artifact(self, name: str, save_path: str) -> str:
+    def fetch_artifact(self, filename: str, save_path: Optional[str] = None) -> str:
         """Download an artifact (or a project archive's zip) to save_path (a folder: saved in it under the
-        artifact's name); byte-identical, written whole or not at all. Returns the path written.
-        UnknownArtifact names the artifact if the master has none of that name."""
+        artifact's name; default, as in the original: `filename` itself, relative to the current folder);
+        byte-identical, written whole or not at all. Returns the path written. UnknownArtifact names the
+        artifact if the master has none of that name."""
+        name = filename
+        save_path = filename if save_path is None else save_path
         entry = self._ask("artifact_info", name=name)
         if os.path.isdir(save_path):
             save_path = os.path.join(save_path, os.path.basename(name) or "artifact")
@@ -70,8 +82,11 @@ class FileTransfers:
                 os.unlink(partial)
         return save_path
 
-    def get_artifact(self, key: str, save_path: str) -> str:
-        """What publish_artifact(key, ...) stored, saved to save_path; see fetch_artifact."""
+    def get_artifact(self, key: str, save_path: Optional[str] = None) -> str:
+        """What publish_artifact(key, ...) stored, saved to save_path (default, as in the original:
+        /tmp/<the key's last part>); see fetch_artifact."""
+        if save_path is None:
+            save_path = os.path.join(ORIGINAL_ARTIFACT_FOLDER, os.path.basename(key) or "artifact")
         return self.fetch_artifact(key, save_path)
 
     def _upload(self, open_source, name: str, kind: str) -> dict:

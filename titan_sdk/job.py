@@ -46,7 +46,7 @@ class TitanJob:
                    Other scripts always get a fresh process.
 
       is_archive   True: `filename` is '<archive>.zip/<path in it>', naming a project folder uploaded with
-                   client.upload_project_folder(folder, name='<archive>.zip'). The job runs with (a copy
+                   client.upload_project_folder(folder, '<archive>'). The job runs with (a copy
                    of) the extracted project as its working directory, the project on PYTHONPATH, and
                    the script at that path; nothing is read locally. The master pins the archive's
                    content when the job is submitted, so re-uploading under the same name later does not

@@ -110,7 +110,7 @@ class RequestHandlers:
             entry = self.artifacts.info(name)
         except UnknownArtifact:
             raise UnknownArtifact(f"job {spec.job_id!r} runs from project archive {name!r}, which was never "
-                                  "uploaded (client.upload_project_folder(folder, name=...))", name=name) from None
+                                  "uploaded (client.upload_project_folder(folder, project_name=...))", name=name) from None
         return dataclasses.replace(spec, archive=entry["sha256"])
 
     def _record_agent_run(self, dag: str, agent_run_id: Optional[str]) -> None:
