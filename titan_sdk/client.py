@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 import threading
 import time
 import uuid
@@ -97,8 +98,9 @@ class TitanClient(FileTransfers):
                  timeout: float = defaults.CLIENT_TIMEOUT_S, keys: Optional[str] = None):
         """`keys`: a client key bundle (titan keys add-client) or, on the master's machine, the key
         directory; default TITAN_KEYS. Inside a job, TITAN_KEYS and TITAN_JOB_TOKEN come from the worker."""
-        self.host = host or os.environ.get("TITAN_HOST") or defaults.DEFAULT_HOST
-        self.port = int(port or os.environ.get("TITAN_PORT") or defaults.DEFAULT_PORT)
+        assigned = _assigned_original_settings()
+        self.host = host or assigned.get("TITAN_HOST") or os.environ.get("TITAN_HOST") or defaults.DEFAULT_HOST
+        self.port = int(port or assigned.get("TITAN_PORT") or os.environ.get("TITAN_PORT") or defaults.DEFAULT_PORT)
         self.timeout = timeout
         self.retry_every = min(defaults.CLIENT_RETRY_INTERVAL_S, timeout)
         self._identity = security.identity_from_environment(keys, security.CLIENT)
@@ -448,6 +450,13 @@ class EventStream:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _assigned_original_settings() -> dict:
+    """TITAN_HOST / TITAN_PORT a script assigned on the original's module (titan_sdk.titan_sdk), if any."""
+    module = sys.modules.get("titan_sdk.titan_sdk")
+    return {name: value for name, value in vars(module).items() if name in ("TITAN_HOST", "TITAN_PORT")} \
+        if module is not None else {}
 
 
 def _settle(job_id: str, state: str, waiting: set, final: Dict[str, str], on_final) -> None:
