@@ -43,3 +43,13 @@ def test_a_parent_spelt_dag_prefix_is_that_job_unless_a_job_has_that_very_name()
     specs = [spec("a", parents=["DAG-root", "DAG-real", "DAG-b"]), spec("b"), spec("DAG-b")]
     rewritten = _parents_without_dag_prefix(specs, known)
     assert rewritten[0].parents == ("root", "DAG-real", "DAG-b") and rewritten[1:] == specs[1:]
+
+
+def test_deploy_payload_is_a_service_and_needs_its_port():
+    import pytest
+    from titan.net.protocol import ProtocolError, job_from_wire
+
+    wire = {"job_id": "api", "filename": "api.py", "script": b"", "job_type": "DEPLOY_PAYLOAD", "port": 8080}
+    assert job_from_wire(wire).job_type == "SERVICE"
+    with pytest.raises(ProtocolError, match="needs the port"):
+        job_from_wire({**wire, "port": 0})

@@ -60,6 +60,8 @@ def gate_id(job_id: str) -> str:
 # A long-running process that listens on `port`. It stays RUNNING while it lives; once its port accepts
 # connections it is "up" and its children start. Any exit restarts it after a backoff (see services.py).
 SERVICE_JOB_TYPE = "SERVICE"
+# The original's other name for a service (its wire header for one): the same thing here.
+JOB_TYPE_ALIASES = {"DEPLOY_PAYLOAD": SERVICE_JOB_TYPE}
 # What a worker reports as the error of a service it did not start because its port was taken.
 PORT_IN_USE_ERROR = "port in use"
 
