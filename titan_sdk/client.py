@@ -20,6 +20,7 @@ import zmq
 from titan import defaults
 from titan.core.errors import MasterUnreachable, UnknownJob, error_from_reply
 from titan.core.jobs import FINAL_STATES
+from titan.core.services import SERVICE_UP_TOPIC, reported_state
 from titan.net import protocol, security
 from titan_sdk.files import FileTransfers
 from titan_sdk.event_order import EventGap, EventOrder
@@ -180,11 +181,13 @@ class TitanClient(FileTransfers):
 
     def get_job_status(self, job_id: str) -> str:
         """The job's state name: PENDING, QUEUED, RUNNING, COMPLETED, FAILED or CANCELLED; "NULL" for an id
-        the master does not know, as the original answered (job_info and the rest raise UnknownJob)."""
+        the master does not know, as the original answered (job_info and the rest raise UnknownJob). A
+        service that is up is COMPLETED here (deployed, as the original said); job_info says RUNNING."""
         try:
-            return self._ask("status", job_id=job_id)["state"]
+            info = self._ask("status", job_id=job_id)
         except UnknownJob:
             return UNKNOWN_JOB_STATUS
+        return reported_state(info["state"], info.get("service_up", False))
 
     def job_info(self, job_id: str) -> dict:
         """Everything the master knows of a job: state, attempt, worker, reason, exit code, ..."""
@@ -223,7 +226,8 @@ class TitanClient(FileTransfers):
 
     def wait(self, job_ids: Union[str, Iterable[str]], timeout: Optional[float] = None,
              on_final: Optional[Callable[[str, str], None]] = None):
-        """Block until the jobs end. Returns the final state (for one id) or {job_id: state}.
+        """Block until the jobs end (a service: until it is up, reported COMPLETED as get_job_status does).
+        Returns the final state (for one id) or {job_id: state}.
 
         Raises TimeoutError naming the jobs still running when `timeout` seconds pass. `on_final(job_id,
         state)` is called as each job ends (e.g. to show progress).
@@ -256,7 +260,7 @@ class TitanClient(FileTransfers):
         """One live subscription per thread, kept between waits: subscribing costs a round trip."""
         subscription = getattr(self._per_thread, "final_states", None)
         if subscription is None:
-            topics = [f"job.{state}" for state in sorted(FINAL_STATE_NAMES)]
+            topics = [f"job.{state}" for state in sorted(FINAL_STATE_NAMES)] + [SERVICE_UP_TOPIC]
             subscription = self._per_thread.final_states = self._subscription(topics)
             self._kept_subscriptions.append(subscription)
         return subscription
@@ -283,7 +287,11 @@ class TitanClient(FileTransfers):
                 return
             if event.get("run_id") != run_id or event.get("seq", 0) <= seq:
                 continue   # already in the snapshot
-            if event.get("job_id") in waiting and event.get("state") in FINAL_STATE_NAMES:
+            if event.get("job_id") not in waiting:
+                continue
+            if event.get("topic") == SERVICE_UP_TOPIC:
+                _settle(event["job_id"], reported_state(event.get("state"), True), waiting, final, on_final)
+            elif event.get("state") in FINAL_STATE_NAMES:
                 _settle(event["job_id"], event["state"], waiting, final, on_final)
 
     def events(self, topics: Optional[Iterable[str]] = None, timeout: Optional[float] = None) -> "EventStream":

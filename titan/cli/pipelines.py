@@ -9,6 +9,8 @@ import warnings
 from typing import List, Optional
 
 from titan.cli import jobs
+from titan.cli.jobs import FINAL_ORDER
+from titan.core.services import SERVICE_UP_TOPIC, reported_state
 from titan.cli.common import add_master_options, connect, console
 
 FOLLOW_QUIET_S = 1.0   # with no event for this long, ask the master whether the DAG has finished
@@ -69,11 +71,11 @@ def run_pipeline(args) -> int:
             job_ids = client.submit_pipeline(pipeline)
             print(f"submitted pipeline {pipeline.name!r}: {len(job_ids)} jobs", flush=True)
             return jobs.wait_with_progress(client, job_ids, label=pipeline.name)
-        with client.events(topics=["job.", "dag."]) as events:
+        with client.events(topics=["job.", "dag.", SERVICE_UP_TOPIC]) as events:
             started = time.monotonic()
-            client.submit_pipeline(pipeline)
+            job_ids = client.submit_pipeline(pipeline)
             print(f"submitted pipeline {pipeline.name!r}: {len(pipeline.jobs)} jobs", flush=True)
-            final = follow_dag(client, events, pipeline.name, started, args.timeout)
+            final = follow_dag(client, events, pipeline.name, started, args.timeout, job_ids)
     completed = sum(1 for state in final.values() if state == "COMPLETED")
     print(f"{completed} of {len(pipeline.jobs)} jobs completed in {time.monotonic() - started:.2f}s")
     return 0 if completed == len(pipeline.jobs) else 1
@@ -86,8 +88,9 @@ def print_logs(client, job_ids: List[str]) -> None:
             print(f"  {job_id:<9} | {line}")
 
 
-def follow_dag(client, events, dag: str, started: float, timeout: Optional[float]) -> dict:
-    """Print each job's state change until the DAG has finished; returns {job_id: last state}. When events
+def follow_dag(client, events, dag: str, started: float, timeout: Optional[float], job_ids=()) -> dict:
+    """Print each job's state change until the DAG has finished, or until each of `job_ids` has ended or
+    (a service) is up; returns {job_id: last state}, a service that is up counted COMPLETED. When events
     were lost, or none came for a while (the lost one may have been the last), the master's view of the
     DAG settles it."""
     final = {}
@@ -98,15 +101,30 @@ def follow_dag(client, events, dag: str, started: float, timeout: Optional[float
         if event is not None and event.get("dag") == dag:
             if event["topic"] == "dag.finished":
                 return final
-            if event["topic"].startswith("job."):
-                print_state_change(event, started)
-                final[event["job_id"]] = event["state"]
+            if event["topic"] == SERVICE_UP_TOPIC or event["topic"].startswith("job."):
+                final[event["job_id"]] = _followed_state(event, started)
+            if _all_settled(final, job_ids):
+                return final
         if event is None or events.take_gap() is not None:
             described = client.dag_status(dag)
-            if described["finished"]:
-                return {**final, **{job["job_id"]: job["state"] for job in described["jobs"]}}
+            states = {job["job_id"]: reported_state(job["state"], job["service_up"]) for job in described["jobs"]}
+            if described["finished"] or _all_settled(states, job_ids):
+                return {**final, **states}
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"DAG {dag!r} did not finish within {timeout:g}s")
+
+
+def _followed_state(event: dict, started: float) -> str:
+    """Print the change; the job's state as `titan run --wait` counts it (a service up: COMPLETED)."""
+    if event["topic"] == SERVICE_UP_TOPIC:
+        print_state_change({**event, "state": "UP"}, started)
+        return reported_state(event["state"], True)
+    print_state_change(event, started)
+    return event["state"]
+
+
+def _all_settled(states: dict, job_ids) -> bool:
+    return bool(job_ids) and all(states.get(job_id) in FINAL_ORDER for job_id in job_ids)
 
 
 def print_state_change(event: dict, started: float) -> None:

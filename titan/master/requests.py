@@ -9,6 +9,7 @@ from typing import Optional
 from titan import defaults
 from titan.core.errors import RequestRejected, UnknownAgentRun, UnknownArtifact
 from titan.core.jobs import JobSpec
+from titan.core.services import reported_state
 from titan.net import protocol
 from titan.net.protocol import ProtocolError
 
@@ -158,11 +159,12 @@ class RequestHandlers:
         return self._scripts.setdefault(script, script)
 
     def _states(self, job_ids: list) -> dict:
-        """The jobs' states, and the sequence number of the last event they reflect: a subscriber drops
+        """The jobs' states as wait() counts them (a service that is up: COMPLETED), and the sequence number of the last event they reflect: a subscriber drops
         events up to it (they are in this snapshot already)."""
         jobs = self.scheduler.jobs
         runs = {job_id: jobs.get(self._job_id(job_id)) for job_id in job_ids if isinstance(job_id, str)}
-        states = {job_id: run.state.value if run is not None else None for job_id, run in runs.items()}
+        states = {job_id: reported_state(run.state.value, run.service_up) if run is not None else None
+                  for job_id, run in runs.items()}
         return {"states": states, "seq": self.event_seq, "run_id": self.run_id}
 
     def _job_id(self, requested: str) -> str:
