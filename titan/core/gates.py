@@ -1,11 +1,16 @@
 """Human-in-the-loop gates: a job with a `hitl_message` gets a gate after it, and its children wait for
 the gate instead of the job. The gate waits (WAITING_APPROVAL, on no worker) until someone approves or
-rejects it, or fails after the job's `max_wait_seconds`."""
+rejects it, or fails after the job's `max_wait_seconds`.
+
+As in the original, a gate can also be decided through TitanStore: APPROVED or REJECTED put under
+`titan:hitl:status:<gate id>` decides it as approve/reject would. A decision put before the gate opens
+(its job still running) is taken when it opens; the key is reset to CLEARED when the gate is submitted,
+so a decision left from an earlier run of the same gate does not decide the new one."""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, List, Sequence
+from typing import Callable, List, Optional, Sequence
 
 from titan.core.jobs import GATE_JOB_TYPE, JobSpec, gate_id
 
@@ -31,3 +36,22 @@ def add_gates(specs: Sequence[JobSpec], gated_before: Callable[[str], bool] = la
 
 def is_gate(spec: JobSpec) -> bool:
     return spec.job_type == GATE_JOB_TYPE
+
+
+STATUS_KEY_PREFIX = "titan:hitl:status:"
+APPROVED, REJECTED, CLEARED = "APPROVED", "REJECTED", "CLEARED"
+
+
+def status_key(gate: str) -> str:
+    return STATUS_KEY_PREFIX + gate
+
+
+def gate_of_status_key(key: str) -> Optional[str]:
+    """The gate a TitanStore key decides, or None for any other key."""
+    return key[len(STATUS_KEY_PREFIX):] if key.startswith(STATUS_KEY_PREFIX) else None
+
+
+def decision_of(value: Optional[str]) -> Optional[str]:
+    """APPROVED or REJECTED (any case, spaces around ignored), else None (e.g. CLEARED)."""
+    decision = (value or "").strip().upper() if isinstance(value, str) else ""
+    return decision if decision in (APPROVED, REJECTED) else None

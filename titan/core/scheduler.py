@@ -16,7 +16,7 @@ from titan.core import matching, timers
 from titan.core.dag import validate_dag
 from titan.core.effects import Admitted, Dispatch, Note, Publish, StopJob
 from titan.core.errors import GateError, JobConflict, UnknownDag, UnknownJob
-from titan.core.gates import add_gates, is_gate
+from titan.core.gates import APPROVED, REJECTED, add_gates, decision_of, is_gate
 from titan.core.jobs import FINAL_STATES, TIMEOUT_ERROR, JobRun, JobSpec, JobState, check_transition, gate_id
 from titan.core.matching import WorkerView
 from titan.core.queries import SchedulerQueries
@@ -51,6 +51,8 @@ class Scheduler(SchedulerQueries, SchedulerServices):
         # Whether anyone listens to a topic: an event nobody would receive is not built (a 10,000-job
         # submission makes 20,000 job events, most of them unwatched). The master sets this.
         self.wants_event: Callable[[str], bool] = lambda topic: True
+        # A gate's decision made before it opened (the master reads it from TitanStore), or None.
+        self.decision_made_early: Callable[[str], Optional[str]] = lambda gate: None
 
     # ----------------------------------------------------------------- submissions
 
@@ -152,14 +154,21 @@ class Scheduler(SchedulerQueries, SchedulerServices):
     def _open_gate(self, run: JobRun, now: float) -> None:
         self._transition(run, JobState.WAITING_APPROVAL, run.spec.hitl_message)
         self._deadlines.add(now + run.spec.max_wait_seconds, timers.GATE, run.seq, run.job_id)
+        decision = decision_of(self.decision_made_early(run.job_id))
+        if decision == APPROVED:
+            self._approve_gate(run, now, "approved (through TitanStore, before the gate opened)")
+        elif decision == REJECTED:
+            self._cancel_tree(run, "rejected: through TitanStore, before the gate opened", now)
 
-    def approve(self, gate: str, now: float) -> list:
-        run = self._waiting_gate(gate)
-        run.ended_at = now
-        self._transition(run, JobState.COMPLETED, "approved")
-        self._settle_children(run, now)
+    def approve(self, gate: str, now: float, reason: str = "approved") -> list:
+        self._approve_gate(self._waiting_gate(gate), now, reason)
         self._schedule(now)
         return self._take_effects()
+
+    def _approve_gate(self, run: JobRun, now: float, reason: str) -> None:
+        run.ended_at = now
+        self._transition(run, JobState.COMPLETED, reason)
+        self._settle_children(run, now)
 
     def reject(self, gate: str, reason: str, now: float) -> list:
         run = self._waiting_gate(gate)

@@ -47,6 +47,7 @@ class Master(RequestHandlers):
         self.scheduler = Scheduler(worker_dead_after=config.worker_dead_after, retry_backoff=config.retry_backoff,
                                    retry_backoff_max=config.retry_backoff_max)
         self.scheduler.wants_event = self._is_wanted
+        self.scheduler.decision_made_early = self._decision_made_early
         self.store = Store(config.limits.store_value_bytes, config.limits.store_keys)
         self.logs = JobLogs(config.limits.log_bytes)
         self.limits = config.limits

@@ -8,7 +8,9 @@ from typing import Optional
 
 from titan import defaults
 from titan.core.errors import RequestRejected, UnknownAgentRun, UnknownArtifact
-from titan.core.jobs import JobSpec
+from titan.core import gates
+from titan.core.effects import Admitted
+from titan.core.jobs import JobSpec, JobState
 from titan.core.services import reported_state
 from titan.net import protocol
 from titan.net.protocol import ProtocolError
@@ -79,6 +81,7 @@ class RequestHandlers:
         if agent_run_id is not None and not 0 < len(agent_run_id) <= defaults.MAX_ARTIFACT_NAME_CHARS:
             raise RequestRejected(f"agent_run_id must be 1 to {defaults.MAX_ARTIFACT_NAME_CHARS} characters")
         effects = self.scheduler.submit(dag, specs, now)
+        self._clear_gate_keys(effects)
         if dag:
             self._record_agent_run(dag, agent_run_id)
         if dag and self.journal is not None:
@@ -177,6 +180,9 @@ class RequestHandlers:
         key = message.get("key")
         if op == "put":
             result = self.store.put(key, message["value"])
+            self._journal_store(key)
+            self._gate_decision_from_store(key, message["value"])
+            return result
         elif op == "get":
             return self.store.get(key)
         elif op == "delete":
@@ -192,9 +198,43 @@ class RequestHandlers:
             return self.store.keys(message.get("prefix") or "")
         else:
             raise ProtocolError(f"unhandled store op {op!r}")
+        self._journal_store(key)
+        return result
+
+    def _journal_store(self, key: str) -> None:
         if self.journal is not None:
             self.journal.record_store(key, self.store.raw(key))
-        return result
+
+    def _gate_decision_from_store(self, key: str, value: str) -> None:
+        """APPROVED / REJECTED under titan:hitl:status:<gate> decides a waiting gate as approve/reject do
+        (journaled, with events). A gate not waiting yet reads the key when it opens; other keys, values
+        and gates are plain store data."""
+        gate, decision = gates.gate_of_status_key(key), gates.decision_of(value)
+        if gate is None or decision is None:
+            return
+        run = self.scheduler.jobs.get(self._job_id(gate))
+        if run is None or not gates.is_gate(run.spec) or run.state != JobState.WAITING_APPROVAL:
+            return
+        now = time.monotonic()
+        if decision == gates.APPROVED:
+            self._apply(self.scheduler.approve(run.job_id, now, f"approved through TitanStore key {key!r}"))
+        else:
+            self._apply(self.scheduler.reject(run.job_id, f"through TitanStore key {key!r}", now))
+
+    def _decision_made_early(self, gate: str) -> Optional[str]:
+        """What the gate's TitanStore key says when the gate opens (scheduler.decision_made_early)."""
+        value = self.store.raw(gates.status_key(gate))
+        return value if isinstance(value, str) else None
+
+    def _clear_gate_keys(self, effects: list) -> None:
+        """A new run of a gate starts undecided: a decision left in its key from an earlier run is reset
+        to CLEARED, as the original SDK did at submit."""
+        for effect in effects:
+            if isinstance(effect, Admitted) and gates.is_gate(self.scheduler.jobs[effect.job_id].spec):
+                key = gates.status_key(effect.job_id)
+                if self.store.raw(key) is not None:
+                    self.store.put(key, gates.CLEARED)
+                    self._journal_store(key)
 
 
 def _parents_without_dag_prefix(specs: list, known_jobs: dict) -> list:
