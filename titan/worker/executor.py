@@ -90,9 +90,11 @@ def command_for(script_path: str, args: str) -> List[str]:
 
 def start_job(context: JobContext, filename: str, script: bytes, args: str, work_root: str,
               timeout: Optional[float] = None, fork_server=None, project_dir: Optional[str] = None) -> RunningJob:
-    """Start the job in a fresh workspace. With a fork server, a `.py` job is forked from a warm Python
-    instead of starting a new interpreter. With a project_dir (an extracted archive), the workspace is a
-    copy of the project and `filename` is '<archive>.zip/<path of the script in it>'."""
+    """Start the job. Its script goes in a fresh workspace of its own; it runs in its DAG's folder on this
+    worker (TITAN_DAG_DIR), which the DAG's jobs here share as in the original, or, outside a DAG, in the
+    workspace. With a fork server, a `.py` job is forked from a warm Python instead of starting a new
+    interpreter. With a project_dir (an extracted archive), the workspace is a copy of the project and the
+    job runs there; `filename` is '<archive>.zip/<path of the script in it>'."""
     workspace = tempfile.mkdtemp(prefix=f"titan-{_safe(context.job_id)}-{context.attempt}-", dir=work_root)
     if project_dir is not None:
         script_path = _project_script(workspace, project_dir, filename)
@@ -102,6 +104,7 @@ def start_job(context: JobContext, filename: str, script: bytes, args: str, work
     stderr_read, stderr_write = os.pipe()
     if not context.dag_dir:
         context.dag_dir = workspace   # a job outside any DAG shares with nobody
+    cwd = workspace if project_dir is not None else context.dag_dir
     env = {**os.environ, **context.environment()}
     if project_dir is not None:   # the project's top-level modules import from anywhere in it
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [workspace, env.get("PYTHONPATH")]))
@@ -111,11 +114,11 @@ def start_job(context: JobContext, filename: str, script: bytes, args: str, work
                 handle.write(script)
             os.chmod(script_path, 0o755)
         if fork_server is not None and script_path.endswith(".py"):
-            process = fork_server.launch([script_path, *split_args(args)], workspace, env,
+            process = fork_server.launch([script_path, *split_args(args)], cwd, env,
                                          stdout_write, stderr_write)
         else:
             process = subprocess.Popen(
-                command_for(script_path, args), cwd=workspace, env=env, stdin=subprocess.DEVNULL,
+                command_for(script_path, args), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                 stdout=stdout_write, stderr=stderr_write,
                 start_new_session=True)  # its own process group, so a kill reaches everything it started
     except (OSError, ValueError) as exc:
