@@ -18,8 +18,10 @@ from titan.net.protocol import split_archive_filename
 class TitanJob:
     """A script to run on the cluster, and how.
 
-    The script file is read when the job is built (FileNotFoundError names the path if it is missing)
-    and its bytes travel with the job, so nothing has to exist on the worker beforehand.
+    The script file is read when the job is built and its bytes travel with the job, so nothing has to
+    exist on the worker beforehand. A script not found here runs the one deployed on the master under its
+    file name (client.deploy_script); if none is, submitting raises FileNotFoundError (UnknownScript)
+    naming where it was looked for. A local file wins over a deployed one of the same name.
 
     Arguments:
       job_id       unique id of this job on the master.
@@ -94,11 +96,13 @@ class TitanJob:
         self.timeout = timeout
         self.isolation = isolation
         self.archive: Optional[str] = None   # sha256 of the archive, when the submitter already knows it
+        # Not found here: the script deployed on the master under this file name (client.deploy_script).
+        self.not_found_locally: Optional[str] = None
         if is_archive:
             split_archive_filename(filename)   # ValueError now, rather than a refusal at submit
             self.script = b""
         else:
-            self.script = _read_script(filename)
+            self.script, self.not_found_locally = _local_script(filename)
 
     @property
     def id(self) -> str:
@@ -123,7 +127,7 @@ class TitanJob:
             affinity=bool(self.affinity), requirement=self.requirement, hitl_message=self.hitl_message,
             max_wait_seconds=float(self.max_wait_seconds), retries=int(self.retries),
             timeout=None if self.timeout is None else float(self.timeout), isolation=self.isolation,
-            archive=self.archive)
+            archive=self.archive, deployed=self.not_found_locally is not None)
 
     def __repr__(self) -> str:
         parents = f", parents={self.parents}" if self.parents else ""
@@ -144,6 +148,14 @@ def _delay_seconds(delay_ms) -> float:
 _SCRIPT_CACHE: Dict[str, Tuple[tuple, bytes]] = {}
 SCRIPT_CACHE_SIZE = 256
 SETTLE_S = 2.0
+
+
+def _local_script(filename: str) -> Tuple[bytes, Optional[str]]:
+    """(the script, None), or (b"", why it was not found here) for a script to take from the master."""
+    try:
+        return _read_script(filename), None
+    except FileNotFoundError as exc:
+        return b"", str(exc)
 
 
 def _read_script(filename: str) -> bytes:

@@ -380,11 +380,13 @@ def test_single_job_with_unknown_parent_is_refused(titan, sdk, script):
     assert_still_serves(titan, sdk, script)
 
 
-def test_titan_job_with_missing_file_names_the_path(tmp_path):
+def test_titan_job_with_missing_file_names_the_path(tmp_path, sdk):
     missing = tmp_path / "nowhere" / "train.py"
-    with pytest.raises(FileNotFoundError) as caught:
-        TitanJob("train", str(missing))
-    assert str(missing) in str(caught.value)
+    with pytest.raises(FileNotFoundError) as caught:   # not here, and not deployed on the master
+        sdk.submit_job(TitanJob("train", str(missing)))
+    assert str(missing) in str(caught.value) and "no script named 'train.py' is deployed" in str(caught.value)
+    with pytest.raises(UnknownJob):
+        sdk.job_info("train")
 
 
 # ----------------------------------------------------------------------------- random frames (hypothesis)

@@ -108,6 +108,7 @@ class JobSpec:
     timeout: Optional[float] = None           # seconds one attempt may run before it is killed
     isolation: str = "fork"                   # "process": a .py job gets a fresh interpreter, not a fork
     archive: Optional[str] = None             # sha256 of the project archive an is_archive job runs from
+    deployed: bool = False                    # runs the script deployed on the master under its file name
 
 
 # Fields every spec states; the others are left out of its compact form when they hold their default.

@@ -20,7 +20,8 @@ ARTIFACT_OPS = frozenset({"has_blob", "upload_chunk", "upload_finish", "artifact
 
 class RequestHandlers:
     """Needs: self.scheduler, self.store, self.logs, self.journal, self._apply, run and event facts,
-    self.artifacts (titan.artifacts.ArtifactStore) and self.dag_agent_run (DAG name -> agent run id)."""
+    self.artifacts (titan.artifacts.ArtifactStore), self.dag_agent_run (DAG name -> agent run id) and
+    self.deployed_scripts (titan.master.deployed_scripts.DeployedScripts)."""
 
     def _client_request(self, op: str, message: dict):
         now = time.monotonic()
@@ -56,6 +57,8 @@ class RequestHandlers:
             return self._agent_run(message["run_id"])
         if op in ARTIFACT_OPS:
             return self._artifact_request(op, message)
+        if op in ("deploy_script", "deployed_scripts"):
+            return self._deployed_scripts_request(op, message)
         if op == "stop_service":
             job_id = self._job_id(message["job_id"])
             self._apply(self.scheduler.stop_service(job_id, now))
@@ -74,7 +77,7 @@ class RequestHandlers:
         specs = [protocol.job_from_wire(raw, i, self._shared_script, scripts) for i, raw in enumerate(raw_jobs)]
         for spec in {id(spec.script): spec for spec in specs}.values():   # each shared script once
             self.limits.check_script(spec.job_id, len(spec.script))
-        specs = [self._with_archive(spec) for spec in specs]
+        specs = [self.deployed_scripts.resolve(self._with_archive(spec)) for spec in specs]
         specs = _parents_without_dag_prefix(specs, self.scheduler.jobs)
         if agent_run_id is not None and not dag:
             raise RequestRejected("agent_run_id groups DAGs: submit the jobs as a DAG (submit_dag) to use it")
@@ -88,6 +91,15 @@ class RequestHandlers:
             self.journal.record_dag(dag, self.scheduler.dags[dag])
         self._apply(effects)
         return {"dag": dag, "jobs": [spec.job_id for spec in specs]}
+
+    def _deployed_scripts_request(self, op: str, message: dict):
+        if op == "deployed_scripts":
+            return self.deployed_scripts.list()
+        self.limits.check_script(message["name"], len(message["script"]))
+        entry = self.deployed_scripts.deploy(message["name"], message["script"], time.time())
+        if self.journal is not None:
+            self.journal.record_deployed_script(entry.name, entry.script, entry.deployed_at)
+        return entry.describe()
 
     def _logs(self, run, since: Optional[int]):
         """All the text (the original reply), or, with `since`, only what came after that many characters,

@@ -52,6 +52,7 @@ JOB_FIELDS = _fields(
     hitl_message=optional(str), max_wait_seconds=optional(*Number), retries=optional(int),
     timeout=optional(*Number), isolation=optional(str),
     archive=optional(str),   # sha256 of the project archive; the master fills it in from the archive's name
+    deployed=optional(bool),  # the script is the one deployed on the master under the file name (deploy_script)
 )
 
 # Client ROUTER (port P): requests from the SDK, the CLI and jobs.
@@ -78,6 +79,9 @@ CLIENT_OPS = {
     "artifact_info": _fields(name=(str,)),
     "read_blob": _fields(sha256=(str,), offset=(int,)),
     "stop_service": _fields(job_id=(str,)),
+    # Scripts kept on the master under their file name, for jobs whose script is not where they are built.
+    "deploy_script": _fields(name=(str,), script=(bytes,)),
+    "deployed_scripts": _fields(),
 }
 ARTIFACT_KINDS = ("file", "archive")
 
@@ -94,7 +98,7 @@ STORE_OPS = {
 
 # Requests that change state: their replies are journaled, so a retry after a restart is not re-run.
 CHANGING_OPS = frozenset({"submit", "cancel", "cancel_dag", "approve", "reject", "stop_service",
-                          "put", "delete", "incr", "sadd", "upload_finish"})
+                          "put", "delete", "incr", "sadd", "upload_finish", "deploy_script"})
 
 # Master and worker send each other, per loop turn, one frame: a single message or a batch of them.
 BATCH = "batch"
