@@ -7,7 +7,6 @@ After the client's timeout the call raises MasterUnreachable naming the address 
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import sys
@@ -19,18 +18,16 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 import zmq
 
 from titan import defaults
-from titan.core.errors import MasterUnreachable, UnknownJob, UnknownScript, error_from_reply
+from titan.core.errors import MasterUnreachable, UnknownJob, error_from_reply
 from titan.core.jobs import FINAL_STATES
 from titan.core.services import SERVICE_UP_TOPIC, reported_state
 from titan.net import protocol, security
 from titan_sdk.files import FileTransfers
 from titan_sdk.event_order import EventGap, EventOrder
-from titan_sdk.job import TitanJob
+from titan_sdk.job import TitanJob, local_lookup_told
 from titan_sdk.pipeline import Pipeline, load_pipeline
 
 FINAL_STATE_NAMES = frozenset(state.value for state in FINAL_STATES)
-# What deploy_script returns, as the original did.
-DEPLOY_SUCCESS = "DEPLOY_SUCCESS"
 # What get_job_status answers for an id the master does not know: the original's word for it.
 UNKNOWN_JOB_STATUS = "NULL"
 # wait() asks for a fresh snapshot this often even when no gap was seen: a lost last event shows no gap.
@@ -132,7 +129,7 @@ class TitanClient(FileTransfers):
 
     def submit_job(self, job: TitanJob) -> str:
         """Submit one job; returns its id. Its parents may be jobs submitted earlier."""
-        with _local_lookup_told([job]):
+        with local_lookup_told([job]):
             self._ask("submit", dag=None, **protocol.submission([job.to_spec()]))
         return job.job_id
 
@@ -144,29 +141,10 @@ class TitanClient(FileTransfers):
         job it defaults to the run the job's own DAG was submitted under (TITAN_AGENT_RUN_ID).
         """
         run_id = agent_run_id if agent_run_id is not None else (os.environ.get("TITAN_AGENT_RUN_ID") or None)
-        with _local_lookup_told(jobs):
+        with local_lookup_told(jobs):
             result = self._ask("submit", dag=name, **protocol.submission([job.to_spec() for job in jobs]),
                                agent_run_id=run_id)
         return result["jobs"]
-
-    def deploy_script(self, filepath: str, content: Union[bytes, str, None] = None) -> str:
-        """Keep a script on the master under its file name, as the original did: a TitanJob whose script
-        is not found where it is built runs the deployed one (a local file of that name wins). `content`
-        (bytes or text) is deployed instead of reading `filepath`, which then only names it. Deploying a
-        name again replaces the script for jobs submitted afterwards. Returns "DEPLOY_SUCCESS", as the
-        original did; `deployed_scripts()` and `titan scripts` list what is deployed."""
-        if content is None:
-            if not os.path.isfile(filepath):
-                raise FileNotFoundError(f"script to deploy {filepath!r} not found")
-            with open(filepath, "rb") as handle:
-                content = handle.read()
-        script = content.encode("utf-8") if isinstance(content, str) else bytes(content)
-        self._ask("deploy_script", name=os.path.basename(filepath), script=script)
-        return DEPLOY_SUCCESS
-
-    def deployed_scripts(self) -> List[dict]:
-        """The scripts deployed on the master, by name: [{"name", "sha256", "size", "deployed_at"}, ...]."""
-        return self._ask("deployed_scripts")
 
     def submit_yaml(self, yaml_path: str, agent_run_id: Optional[str] = None, wait: bool = False,
                     poll_interval: float = 2, timeout: Optional[float] = 300):
@@ -489,20 +467,6 @@ def _assigned_original_settings() -> dict:
     module = sys.modules.get("titan_sdk.titan_sdk")
     return {name: value for name, value in vars(module).items() if name in ("TITAN_HOST", "TITAN_PORT")} \
         if module is not None else {}
-
-
-@contextlib.contextmanager
-def _local_lookup_told(jobs: Sequence[TitanJob]):
-    """A script neither found locally nor deployed: the master's refusal, with where it was looked for."""
-    try:
-        yield
-    except UnknownScript as exc:
-        local = {job.job_id: job.not_found_locally for job in jobs}
-        where = local.get(exc.details.get("job_id"))
-        if where:
-            raise UnknownScript(f"{where}, and no script named {exc.details.get('name')!r} is deployed on the "
-                                "master (client.deploy_script(path) deploys one)", **exc.details) from None
-        raise
 
 
 def _settle(job_id: str, state: str, waiting: set, final: Dict[str, str], on_final) -> None:

@@ -1,4 +1,5 @@
-"""TitanClient's file methods: project archives and artifacts, moved in chunks and stored by content hash.
+"""TitanClient's file methods: project archives and artifacts, moved in chunks and stored by content hash,
+and scripts deployed on the master under their file name.
 
 The master keeps one copy of each content (sha256) and names point at contents. An upload first asks
 whether the master already holds the content, so sending the same file or folder again moves no bytes.
@@ -10,12 +11,14 @@ import hashlib
 import io
 import os
 import uuid
-from typing import Optional
+from typing import List, Optional, Union
 
 from titan import defaults
 from titan.archives import zip_folder
 
 
+# What deploy_script returns, as the original did.
+DEPLOY_SUCCESS = "DEPLOY_SUCCESS"
 # Where the original SDK's get_artifact saved a file when given no save_path.
 ORIGINAL_ARTIFACT_FOLDER = "/tmp"
 
@@ -88,6 +91,25 @@ class FileTransfers:
         if save_path is None:
             save_path = os.path.join(ORIGINAL_ARTIFACT_FOLDER, os.path.basename(key) or "artifact")
         return self.fetch_artifact(key, save_path)
+
+    def deploy_script(self, filepath: str, content: Union[bytes, str, None] = None) -> str:
+        """Keep a script on the master under its file name, as the original did: a TitanJob whose script
+        is not found where it is built runs the deployed one (a local file of that name wins). `content`
+        (bytes or text) is deployed instead of reading `filepath`, which then only names it. Deploying a
+        name again replaces the script for jobs submitted afterwards. Returns "DEPLOY_SUCCESS", as the
+        original did; `deployed_scripts()` and `titan scripts` list what is deployed."""
+        if content is None:
+            if not os.path.isfile(filepath):
+                raise FileNotFoundError(f"script to deploy {filepath!r} not found")
+            with open(filepath, "rb") as handle:
+                content = handle.read()
+        script = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+        self._ask("deploy_script", name=os.path.basename(filepath), script=script)
+        return DEPLOY_SUCCESS
+
+    def deployed_scripts(self) -> List[dict]:
+        """The scripts deployed on the master, by name: [{"name", "sha256", "size", "deployed_at"}, ...]."""
+        return self._ask("deployed_scripts")
 
     def _upload(self, open_source, name: str, kind: str) -> dict:
         with open_source() as source:

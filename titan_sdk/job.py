@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import shlex
 import stat
 import sys
 import time
-from typing import Dict, Iterable, List, Optional, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from titan import defaults
+from titan.core.errors import UnknownScript
 from titan.core.jobs import JobSpec
 from titan.net.protocol import split_archive_filename
 
@@ -132,6 +134,20 @@ class TitanJob:
     def __repr__(self) -> str:
         parents = f", parents={self.parents}" if self.parents else ""
         return f"TitanJob({self.job_id!r}, {self.filename!r}, requirement={self.requirement!r}{parents})"
+
+
+@contextlib.contextmanager
+def local_lookup_told(jobs: Sequence["TitanJob"]):
+    """A script neither found locally nor deployed: the master's refusal, with where it was looked for."""
+    try:
+        yield
+    except UnknownScript as exc:
+        local = {job.job_id: job.not_found_locally for job in jobs}
+        where = local.get(exc.details.get("job_id"))
+        if where:
+            raise UnknownScript(f"{where}, and no script named {exc.details.get('name')!r} is deployed on the "
+                                "master (client.deploy_script(path) deploys one)", **exc.details) from None
+        raise
 
 
 MS_PER_S = 1000.0
