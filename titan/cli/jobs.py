@@ -74,6 +74,8 @@ def run_submit(args) -> int:
     job_id = args.job_id or f"{os.path.splitext(os.path.basename(args.file))[0]}-{uuid.uuid4().hex[:6]}"
     job = TitanJob(job_id, os.path.abspath(args.file), args=args.args, requirement=args.requirement,
                    priority=args.priority, retries=args.retries)
+    if job.not_found_locally:   # the command sends the file it is given, never a deployed one
+        raise FileNotFoundError(job.not_found_locally)
     with connect(args) as client:
         client.submit_job(job)
         print(f"submitted {job_id}", flush=True)

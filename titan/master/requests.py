@@ -174,8 +174,8 @@ class RequestHandlers:
         return self._scripts.setdefault(script, script)
 
     def _states(self, job_ids: list) -> dict:
-        """The jobs' states as wait() counts them (a service that is up: COMPLETED), and the sequence number of the last event they reflect: a subscriber drops
-        events up to it (they are in this snapshot already)."""
+        """The jobs' states as wait() counts them (a service that is up: COMPLETED), and the sequence number
+        of the last event they reflect: a subscriber drops events up to it (they are in this snapshot already)."""
         jobs = self.scheduler.jobs
         runs = {job_id: jobs.get(self._job_id(job_id)) for job_id in job_ids if isinstance(job_id, str)}
         states = {job_id: reported_state(run.state.value, run.service_up) if run is not None else None
