@@ -9,8 +9,7 @@ from typing import Optional
 from titan import defaults
 from titan.core.errors import RequestRejected, UnknownAgentRun, UnknownArtifact
 from titan.core import gates
-from titan.core.effects import Admitted
-from titan.core.jobs import JobSpec, JobState
+from titan.core.jobs import JobSpec, JobState, gate_id
 from titan.core.services import reported_state
 from titan.net import protocol
 from titan.net.protocol import ProtocolError
@@ -77,14 +76,16 @@ class RequestHandlers:
         specs = [protocol.job_from_wire(raw, i, self._shared_script, scripts) for i, raw in enumerate(raw_jobs)]
         for spec in {id(spec.script): spec for spec in specs}.values():   # each shared script once
             self.limits.check_script(spec.job_id, len(spec.script))
-        specs = [self.deployed_scripts.resolve(self._with_archive(spec)) for spec in specs]
+        specs = [self._with_archive(spec) for spec in specs]
+        if any(spec.deployed for spec in specs):
+            specs = [self.deployed_scripts.resolve(spec) for spec in specs]
         specs = _parents_without_dag_prefix(specs, self.scheduler.jobs)
         if agent_run_id is not None and not dag:
             raise RequestRejected("agent_run_id groups DAGs: submit the jobs as a DAG (submit_dag) to use it")
         if agent_run_id is not None and not 0 < len(agent_run_id) <= defaults.MAX_ARTIFACT_NAME_CHARS:
             raise RequestRejected(f"agent_run_id must be 1 to {defaults.MAX_ARTIFACT_NAME_CHARS} characters")
         effects = self.scheduler.submit(dag, specs, now)
-        self._clear_gate_keys(effects)
+        self._clear_gate_keys(specs)
         if dag:
             self._record_agent_run(dag, agent_run_id)
         if dag and self.journal is not None:
@@ -238,12 +239,12 @@ class RequestHandlers:
         value = self.store.raw(gates.status_key(gate))
         return value if isinstance(value, str) else None
 
-    def _clear_gate_keys(self, effects: list) -> None:
-        """A new run of a gate starts undecided: a decision left in its key from an earlier run is reset
-        to CLEARED, as the original SDK did at submit."""
-        for effect in effects:
-            if isinstance(effect, Admitted) and gates.is_gate(self.scheduler.jobs[effect.job_id].spec):
-                key = gates.status_key(effect.job_id)
+    def _clear_gate_keys(self, specs: list) -> None:
+        """A new run of a gate (one per job with a hitl_message) starts undecided: a decision left in its
+        key from an earlier run is reset to CLEARED, as the original SDK did at submit."""
+        for spec in specs:
+            if spec.hitl_message:
+                key = gates.status_key(gate_id(spec.job_id))
                 if self.store.raw(key) is not None:
                     self.store.put(key, gates.CLEARED)
                     self._journal_store(key)
@@ -252,6 +253,8 @@ class RequestHandlers:
 def _parents_without_dag_prefix(specs: list, known_jobs: dict) -> list:
     """A parent spelt 'DAG-<id>' (the original's name for a submitted job) is the job <id>, unless a job,
     known or in this submission, has that very name."""
+    if not any(parent.startswith("DAG-") for spec in specs for parent in spec.parents):
+        return specs
     own = {spec.job_id for spec in specs}
 
     def parent(name: str) -> str:
@@ -259,5 +262,5 @@ def _parents_without_dag_prefix(specs: list, known_jobs: dict) -> list:
             return name[4:]
         return name
 
-    return [spec if not any(p.startswith("DAG-") for p in spec.parents)
-            else dataclasses.replace(spec, parents=tuple(parent(p) for p in spec.parents)) for spec in specs]
+    return [dataclasses.replace(spec, parents=tuple(parent(p) for p in spec.parents))
+            if any(p.startswith("DAG-") for p in spec.parents) else spec for spec in specs]
