@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 import threading
 import time
 import uuid
@@ -17,15 +18,18 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 import zmq
 
 from titan import defaults
-from titan.core.errors import MasterUnreachable, error_from_reply
+from titan.core.errors import MasterUnreachable, UnknownJob, error_from_reply
 from titan.core.jobs import FINAL_STATES
+from titan.core.services import SERVICE_UP_TOPIC, reported_state
 from titan.net import protocol, security
 from titan_sdk.files import FileTransfers
 from titan_sdk.event_order import EventGap, EventOrder
-from titan_sdk.job import TitanJob
+from titan_sdk.job import TitanJob, local_lookup_told
 from titan_sdk.pipeline import Pipeline, load_pipeline
 
 FINAL_STATE_NAMES = frozenset(state.value for state in FINAL_STATES)
+# What get_job_status answers for an id the master does not know: the original's word for it.
+UNKNOWN_JOB_STATUS = "NULL"
 # wait() asks for a fresh snapshot this often even when no gap was seen: a lost last event shows no gap.
 SNAPSHOT_EVERY_S = 1.0
 FOLLOW_LOGS_POLL_S = 0.2
@@ -102,8 +106,9 @@ class TitanClient(FileTransfers):
                  timeout: float = defaults.CLIENT_TIMEOUT_S, keys: Optional[str] = None):
         """`keys`: a client key bundle (titan keys add-client) or, on the master's machine, the key
         directory; default TITAN_KEYS. Inside a job, TITAN_KEYS names the job's own key, from the worker."""
-        self.host = host or os.environ.get("TITAN_HOST") or defaults.DEFAULT_HOST
-        self.port = int(port or os.environ.get("TITAN_PORT") or defaults.DEFAULT_PORT)
+        assigned = _assigned_original_settings()
+        self.host = host or assigned.get("TITAN_HOST") or os.environ.get("TITAN_HOST") or defaults.DEFAULT_HOST
+        self.port = int(port or assigned.get("TITAN_PORT") or os.environ.get("TITAN_PORT") or defaults.DEFAULT_PORT)
         self.timeout = timeout
         self.retry_every = min(defaults.CLIENT_RETRY_INTERVAL_S, timeout)
         self._identity = security.identity_from_environment(keys, security.CLIENT)
@@ -136,7 +141,8 @@ class TitanClient(FileTransfers):
 
     def submit_job(self, job: TitanJob) -> str:
         """Submit one job; returns its id. Its parents may be jobs submitted earlier."""
-        self._ask("submit", dag=None, **protocol.submission([job.to_spec()]))
+        with local_lookup_told([job]):
+            self._ask("submit", dag=None, **protocol.submission([job.to_spec()]))
         return job.job_id
 
     def submit_dag(self, name: str, jobs: Sequence[TitanJob], agent_run_id: Optional[str] = None) -> List[str]:
@@ -147,19 +153,29 @@ class TitanClient(FileTransfers):
         job it defaults to the run the job's own DAG was submitted under (TITAN_AGENT_RUN_ID).
         """
         run_id = agent_run_id if agent_run_id is not None else (os.environ.get("TITAN_AGENT_RUN_ID") or None)
-        result = self._ask("submit", dag=name, **protocol.submission([job.to_spec() for job in jobs]),
-                           agent_run_id=run_id)
+        with local_lookup_told(jobs):
+            result = self._ask("submit", dag=name, **protocol.submission([job.to_spec() for job in jobs]),
+                               agent_run_id=run_id)
         return result["jobs"]
 
-    def submit_yaml(self, path: str, wait: bool = False, timeout: Optional[float] = None,
-                    agent_run_id: Optional[str] = None):
-        """Submit a pipeline file (original Titan YAML format, see titan_sdk.pipeline). With `project:
-        true` the YAML's folder is uploaded first as a project archive (once per content).
+    def submit_yaml(self, yaml_path: str, agent_run_id: Optional[str] = None, wait: bool = False,
+                    poll_interval: float = 2, timeout: Optional[float] = 300):
+        """Submit a pipeline file (original Titan YAML format, see titan_sdk.pipeline); the original's
+        arguments, in its order. With `project: true` the YAML's folder is uploaded first as a project
+        archive (once per content).
 
-        Returns the job ids; with wait=True, waits and returns {job_id: final state} instead.
+        Returns the job ids; with wait=True, waits (for each job to end and each service to be up) and
+        returns {job_id: final state} instead, or False if `timeout` seconds (None: no limit) pass first,
+        as the original did. `poll_interval` is accepted for the original's scripts and not needed:
+        waiting follows the master's events.
         """
-        job_ids = self.submit_pipeline(load_pipeline(path), agent_run_id=agent_run_id)
-        return self.wait(job_ids, timeout=timeout) if wait else job_ids
+        job_ids = self.submit_pipeline(load_pipeline(yaml_path), agent_run_id=agent_run_id)
+        if not wait:
+            return job_ids
+        try:
+            return self.wait(job_ids, timeout=timeout)
+        except TimeoutError:
+            return False
 
     def submit_pipeline(self, pipeline: Pipeline, agent_run_id: Optional[str] = None) -> List[str]:
         """Submit a loaded pipeline (titan_sdk.load_pipeline) as one DAG, uploading its project folder
@@ -178,8 +194,14 @@ class TitanClient(FileTransfers):
     # ----------------------------------------------------------------- watching
 
     def get_job_status(self, job_id: str) -> str:
-        """The job's state name: PENDING, QUEUED, RUNNING, COMPLETED, FAILED or CANCELLED."""
-        return self._ask("status", job_id=job_id)["state"]
+        """The job's state name: PENDING, QUEUED, RUNNING, COMPLETED, FAILED or CANCELLED; "NULL" for an id
+        the master does not know, as the original answered (job_info and the rest raise UnknownJob). A
+        service that is up is COMPLETED here (deployed, as the original said); job_info says RUNNING."""
+        try:
+            info = self._ask("status", job_id=job_id)
+        except UnknownJob:
+            return UNKNOWN_JOB_STATUS
+        return reported_state(info["state"], info.get("service_up", False))
 
     def job_info(self, job_id: str) -> dict:
         """Everything the master knows of a job: state, attempt, worker, reason, exit code, ..."""
@@ -218,7 +240,8 @@ class TitanClient(FileTransfers):
 
     def wait(self, job_ids: Union[str, Iterable[str]], timeout: Optional[float] = None,
              on_final: Optional[Callable[[str, str], None]] = None):
-        """Block until the jobs end. Returns the final state (for one id) or {job_id: state}.
+        """Block until the jobs end (a service: until it is up, reported COMPLETED as get_job_status does).
+        Returns the final state (for one id) or {job_id: state}.
 
         Raises TimeoutError naming the jobs still running when `timeout` seconds pass. `on_final(job_id,
         state)` is called as each job ends (e.g. to show progress).
@@ -251,7 +274,7 @@ class TitanClient(FileTransfers):
         """One live subscription per thread, kept between waits: subscribing costs a round trip."""
         subscription = getattr(self._per_thread, "final_states", None)
         if subscription is None:
-            topics = [f"job.{state}" for state in sorted(FINAL_STATE_NAMES)]
+            topics = [f"job.{state}" for state in sorted(FINAL_STATE_NAMES)] + [SERVICE_UP_TOPIC]
             subscription = self._per_thread.final_states = self._subscription(topics)
             self._kept_subscriptions.append(subscription)
         return subscription
@@ -278,7 +301,11 @@ class TitanClient(FileTransfers):
                 return
             if event.get("run_id") != run_id or event.get("seq", 0) <= seq:
                 continue   # already in the snapshot
-            if event.get("job_id") in waiting and event.get("state") in FINAL_STATE_NAMES:
+            if event.get("job_id") not in waiting:
+                continue
+            if event.get("topic") == SERVICE_UP_TOPIC:
+                _settle(event["job_id"], reported_state(event.get("state"), True), waiting, final, on_final)
+            elif event.get("state") in FINAL_STATE_NAMES:
                 _settle(event["job_id"], event["state"], waiting, final, on_final)
 
     def events(self, topics: Optional[Iterable[str]] = None, timeout: Optional[float] = None) -> "EventStream":
@@ -463,6 +490,13 @@ class EventStream:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _assigned_original_settings() -> dict:
+    """TITAN_HOST / TITAN_PORT a script assigned on the original's module (titan_sdk.titan_sdk), if any."""
+    module = sys.modules.get("titan_sdk.titan_sdk")
+    return {name: value for name, value in vars(module).items() if name in ("TITAN_HOST", "TITAN_PORT")} \
+        if module is not None else {}
 
 
 def _settle(job_id: str, state: str, waiting: set, final: Dict[str, str], on_final) -> None:

@@ -1,4 +1,5 @@
-"""TitanClient's file methods: project archives and artifacts, moved in chunks and stored by content hash.
+"""TitanClient's file methods: project archives and artifacts, moved in chunks and stored by content hash,
+and scripts deployed on the master under their file name.
 
 The master keeps one copy of each content (sha256) and names point at contents. An upload first asks
 whether the master already holds the content, so sending the same file or folder again moves no bytes.
@@ -10,25 +11,36 @@ import hashlib
 import io
 import os
 import uuid
-from typing import Optional
+from typing import List, Optional, Union
 
 from titan import defaults
 from titan.archives import zip_folder
 
 
+# What deploy_script returns, as the original did.
+DEPLOY_SUCCESS = "DEPLOY_SUCCESS"
+# Where the original SDK's get_artifact saved a file when given no save_path.
+ORIGINAL_ARTIFACT_FOLDER = "/tmp"
+
+
 class FileTransfers:
     """Mixed into TitanClient; needs its `_ask(op, **fields)`."""
 
-    def upload_project_folder(self, path: str, name: Optional[str] = None) -> str:
+    def upload_project_folder(self, folder_path: str, project_name: Optional[str] = None, *,
+                              name: Optional[str] = None) -> str:
         """Zip a project folder (skipping __pycache__, .git, .venv, *.pyc and other caches) and store it on
-        the master under `name` (default: the folder's name + ".zip"). Returns the name, for jobs that run
-        from it: TitanJob(id, "<name>/src/step.py", is_archive=True). The same content is sent only once."""
-        return self._upload_project(path, name)[0]
+        the master as `project_name` (the original's argument; `name` is the same) + ".zip" when it does not
+        end so already; default: the folder's name. Returns the name, for jobs that run from it:
+        TitanJob(id, "<name>/src/step.py", is_archive=True). The same content is sent only once."""
+        if project_name is not None and name is not None and project_name != name:
+            raise ValueError(f"give the archive's name once: project_name={project_name!r} or name={name!r}")
+        return self._upload_project(folder_path, project_name or name)[0]
 
     def _upload_project(self, path: str, name: Optional[str]) -> tuple:
-        name = name or os.path.basename(os.path.abspath(path)) + ".zip"
-        if not name.endswith(".zip") or "/" in name:
-            raise ValueError(f"a project archive name ends in '.zip' and has no '/', got {name!r}")
+        name = name or os.path.basename(os.path.abspath(path))
+        name = name if name.endswith(".zip") else name + ".zip"
+        if "/" in name:
+            raise ValueError(f"a project archive name has no '/', got {name!r}")
         data = zip_folder(path)
         entry = self._upload(lambda: io.BytesIO(data), name, "archive")
         return name, entry["sha256"]
@@ -49,10 +61,13 @@ class FileTransfers:
             raise FileNotFoundError(f"artifact file {path!r} not found")
         return self._upload(lambda: open(path, "rb"), key, "file")
 
-    def fetch_artifact(self, name: str, save_path: str) -> str:
+    def fetch_artifact(self, filename: str, save_path: Optional[str] = None) -> str:
         """Download an artifact (or a project archive's zip) to save_path (a folder: saved in it under the
-        artifact's name); byte-identical, written whole or not at all. Returns the path written.
-        UnknownArtifact names the artifact if the master has none of that name."""
+        artifact's name; default, as in the original: `filename` itself, relative to the current folder);
+        byte-identical, written whole or not at all. Returns the path written. UnknownArtifact names the
+        artifact if the master has none of that name."""
+        name = filename
+        save_path = filename if save_path is None else save_path
         entry = self._ask("artifact_info", name=name)
         if os.path.isdir(save_path):
             save_path = os.path.join(save_path, os.path.basename(name) or "artifact")
@@ -70,9 +85,31 @@ class FileTransfers:
                 os.unlink(partial)
         return save_path
 
-    def get_artifact(self, key: str, save_path: str) -> str:
-        """What publish_artifact(key, ...) stored, saved to save_path; see fetch_artifact."""
+    def get_artifact(self, key: str, save_path: Optional[str] = None) -> str:
+        """What publish_artifact(key, ...) stored, saved to save_path (default, as in the original:
+        /tmp/<the key's last part>); see fetch_artifact."""
+        if save_path is None:
+            save_path = os.path.join(ORIGINAL_ARTIFACT_FOLDER, os.path.basename(key) or "artifact")
         return self.fetch_artifact(key, save_path)
+
+    def deploy_script(self, filepath: str, content: Union[bytes, str, None] = None) -> str:
+        """Keep a script on the master under its file name, as the original did: a TitanJob whose script
+        is not found where it is built runs the deployed one (a local file of that name wins). `content`
+        (bytes or text) is deployed instead of reading `filepath`, which then only names it. Deploying a
+        name again replaces the script for jobs submitted afterwards. Returns "DEPLOY_SUCCESS", as the
+        original did; `deployed_scripts()` and `titan scripts` list what is deployed."""
+        if content is None:
+            if not os.path.isfile(filepath):
+                raise FileNotFoundError(f"script to deploy {filepath!r} not found")
+            with open(filepath, "rb") as handle:
+                content = handle.read()
+        script = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+        self._ask("deploy_script", name=os.path.basename(filepath), script=script)
+        return DEPLOY_SUCCESS
+
+    def deployed_scripts(self) -> List[dict]:
+        """The scripts deployed on the master, by name: [{"name", "sha256", "size", "deployed_at"}, ...]."""
+        return self._ask("deployed_scripts")
 
     def _upload(self, open_source, name: str, kind: str) -> dict:
         with open_source() as source:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import os
 import shlex
 import stat
 import sys
 import time
-from typing import Dict, Iterable, List, Optional, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from titan import defaults
+from titan.core.errors import UnknownScript
 from titan.core.jobs import JobSpec
 from titan.net.protocol import INT64_MAX, INT64_MIN, number_problem, split_archive_filename
 
@@ -17,19 +20,24 @@ from titan.net.protocol import INT64_MAX, INT64_MIN, number_problem, split_archi
 class TitanJob:
     """A script to run on the cluster, and how.
 
-    The script file is read when the job is built (FileNotFoundError names the path if it is missing)
-    and its bytes travel with the job, so nothing has to exist on the worker beforehand.
+    The script file is read when the job is built and its bytes travel with the job, so nothing has to
+    exist on the worker beforehand. A script not found here runs the one deployed on the master under its
+    file name (client.deploy_script); if none is, submitting raises FileNotFoundError (UnknownScript)
+    naming where it was looked for. A local file wins over a deployed one of the same name.
 
     Arguments:
       job_id       unique id of this job on the master.
       filename     the script: `.py` runs with the worker's Python, `.sh` with bash, anything else directly.
                    A relative path is looked up in the current directory, then beside the running script.
-      args         command-line arguments, one string split like a shell would (a list is accepted too).
+      args         command-line arguments: one string, split like a shell would where it parses as shell
+                   words, else at whitespace as the original did (so args="it's" is one argument "it's");
+                   a list is taken as the arguments themselves.
       parents      ids of jobs that must COMPLETE before this one starts.
       priority     higher runs first among ready jobs; ties go first-come-first-served.
       requirement  capability a worker must offer (GENERAL: any worker).
-      delay        seconds to hold the job back once it is ready (its parents completed) before
-                   queueing it. Note: the original Titan SDK took milliseconds here; Titan takes seconds.
+      delay        MILLISECONDS (as in the original Titan SDK) to hold the job back once it is ready (its
+                   parents completed) before queueing it: delay=5000 is five seconds. (The YAML `delay:`
+                   key is in seconds, as in the original YAML.) job_info()["reason"] shows the time left.
       affinity     True: run on the worker that ran the job's first parent (to use that parent's files,
                    e.g. in TITAN_DAG_DIR); if that worker is gone, any capable worker runs it and
                    job_info()["note"] says so.
@@ -45,7 +53,7 @@ class TitanJob:
                    What a job can tell apart between them: README.md, "Isolation".
 
       is_archive   True: `filename` is '<archive>.zip/<path in it>', naming a project folder uploaded with
-                   client.upload_project_folder(folder, name='<archive>.zip'). The job runs with (a copy
+                   client.upload_project_folder(folder, '<archive>'). The job runs with (a copy
                    of) the extracted project as its working directory, the project on PYTHONPATH, and
                    the script at that path; nothing is read locally. The master pins the archive's
                    content when the job is submitted, so re-uploading under the same name later does not
@@ -65,6 +73,8 @@ class TitanJob:
     content=<str or bytes> gives the script itself (an agent's generated code, say): nothing is read from
     disk and nothing is written; `filename` then only names the script on the worker, its suffix saying
     how it runs. A str is sent as UTF-8.
+
+    As in the original, `job.id` is the job's id (`job.job_id` is the same attribute).
     """
 
     def __init__(self, job_id: str, filename: str, job_type: str = "RUN_PAYLOAD",
@@ -96,6 +106,8 @@ class TitanJob:
         self.timeout = timeout
         self.isolation = isolation
         self.archive: Optional[str] = None   # sha256 of the archive, when the submitter already knows it
+        # Not found here: the script deployed on the master under this file name (client.deploy_script).
+        self.not_found_locally: Optional[str] = None
         _refuse_unusable_numbers(job_id, self)
         if is_archive:
             if content is not None:
@@ -103,18 +115,35 @@ class TitanJob:
             split_archive_filename(filename)   # ValueError now, rather than a refusal at submit
             self.script = b""
         else:
-            self.script = _read_script(filename) if content is None else _content_bytes(job_id, content)
+            if content is None:
+                self.script, self.not_found_locally = _local_script(filename)
+            else:
+                self.script = _content_bytes(job_id, content)
+
+    @property
+    def id(self) -> str:
+        """The original SDK's name for job_id."""
+        return self.job_id
+
+    @id.setter
+    def id(self, value: str) -> None:
+        self.job_id = value
+
+    @property
+    def payload_b64(self) -> str:
+        """The script as base64, as the original kept it ("REMOTE_ASSET" for an archive job)."""
+        return "REMOTE_ASSET" if self.is_archive else base64.b64encode(self.script).decode("ascii")
 
     def to_spec(self) -> JobSpec:
         spec = JobSpec(
             job_id=self.job_id, script=self.script,
             filename=self.filename if self.is_archive else os.path.basename(self.filename),
             job_type=self.job_type, args=self.args, parents=tuple(self.parents), port=int(self.port),
-            is_archive=bool(self.is_archive), priority=int(self.priority), delay=float(self.delay),
+            is_archive=bool(self.is_archive), priority=int(self.priority), delay=_delay_seconds(self.delay),
             affinity=bool(self.affinity), requirement=self.requirement, hitl_message=self.hitl_message,
             max_wait_seconds=float(self.max_wait_seconds), retries=int(self.retries),
             timeout=None if self.timeout is None else float(self.timeout), isolation=self.isolation,
-            archive=self.archive)
+            archive=self.archive, deployed=self.not_found_locally is not None)
         _refuse_unusable_numbers(self.job_id, spec)   # also what float() made of a string, or a later edit
         return spec
 
@@ -149,12 +178,42 @@ def _content_bytes(job_id: str, content) -> bytes:
     raise TypeError(f"content of job {job_id!r} must be str or bytes, got {type(content).__name__}")
 
 
+@contextlib.contextmanager
+def local_lookup_told(jobs: Sequence["TitanJob"]):
+    """A script neither found locally nor deployed: the master's refusal, with where it was looked for."""
+    try:
+        yield
+    except UnknownScript as exc:
+        local = {job.job_id: job.not_found_locally for job in jobs}
+        where = local.get(exc.details.get("job_id"))
+        if where:
+            raise UnknownScript(f"{where}, and no script named {exc.details.get('name')!r} is deployed on the "
+                                "master (client.deploy_script(path) deploys one)", **exc.details) from None
+        raise
+
+
+MS_PER_S = 1000.0
+
+
+def _delay_seconds(delay_ms) -> float:
+    """TitanJob.delay is in milliseconds, as in the original SDK; the scheduler counts seconds."""
+    return float(delay_ms) / MS_PER_S
+
+
 # Scripts read lately, by path: 100,000 jobs of one script read it once and share one copy in memory.
 # A file changed within SETTLE_S of its reading is read again each time, as git does for racy files:
 # an edit that keeps the size within a coarse clock tick would otherwise go unseen.
 _SCRIPT_CACHE: Dict[str, Tuple[tuple, bytes]] = {}
 SCRIPT_CACHE_SIZE = 256
 SETTLE_S = 2.0
+
+
+def _local_script(filename: str) -> Tuple[bytes, Optional[str]]:
+    """(the script, None), or (b"", why it was not found here) for a script to take from the master."""
+    try:
+        return _read_script(filename), None
+    except FileNotFoundError as exc:
+        return b"", str(exc)
 
 
 def _read_script(filename: str) -> bytes:

@@ -20,15 +20,18 @@ With `project: true` the YAML's folder is shipped as a project archive (uploaded
 "<pipeline name>.zip"); each job's `file:` is a path inside that folder, and the job runs with the
 extracted folder as its working directory, so it can import its sibling modules and read its data files.
 
-Every problem names the file, the job and the line: unknown keys, wrong types, missing fields, missing
-script files. The graph itself (cycles, unknown parents) is checked by the master before it queues any
+Every problem names the file, the job and the line: misspelt keys ("did you mean ..."), wrong types,
+missing fields, missing script files. Other unknown keys are ignored, as the original ignored them, with a
+PipelineWarning naming the file, the line and the key. The graph itself (cycles, unknown parents) is checked by the master before it queues any
 job of the pipeline.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
@@ -37,7 +40,9 @@ from titan.net.protocol import is_of_type, number_problem
 from titan_sdk.job import TitanJob
 
 NUMBER = (int, float)
-TOP_LEVEL = {"name": (str,), "project": (bool,), "jobs": (list,), "description": (str,)}
+# `version` is read by nobody (the original's files carry it; it names the format, not the pipeline).
+TOP_LEVEL = {"name": (str,), "project": (bool,), "jobs": (list,), "description": (str,),
+             "version": (str, int, float)}
 # key -> (accepted types, TitanJob argument it becomes)
 JOB_KEYS: Dict[str, Tuple[tuple, str]] = {
     "id": ((str,), "job_id"), "file": ((str,), "filename"), "type": ((str,), "job_type"),
@@ -47,7 +52,16 @@ JOB_KEYS: Dict[str, Tuple[tuple, str]] = {
     "max_wait_seconds": (NUMBER, "max_wait_seconds"), "retries": ((int,), "retries"),
     "timeout": (NUMBER, "timeout"), "isolation": ((str,), "isolation"),
 }
-JOB_TYPES = {"run": "RUN_PAYLOAD", "service": "SERVICE"}
+# `type:` in any case; "task" is what the original called a run internally.
+JOB_TYPES = {"run": "RUN_PAYLOAD", "task": "RUN_PAYLOAD", "service": "SERVICE"}
+# Keys the original read with int(...), so "5" worked there as 5.
+DIGIT_STRING_KEYS = frozenset({"priority", "delay", "port", "max_wait_seconds"})
+# An unknown key this close to a known one is taken for a misspelling: an error, not a warning.
+MISSPELLING_CUTOFF = 0.75
+
+
+class PipelineWarning(UserWarning):
+    """A key Titan does not know and ignores; the message names the file, the line and the key."""
 
 
 class PipelineError(ValueError):
@@ -61,6 +75,7 @@ class Pipeline:
     path: str
     project_folder: Optional[str] = None   # project: true -> the folder to ship as archive `archive_name`
     archive_name: Optional[str] = None
+    warnings: List[str] = field(default_factory=list)   # keys ignored, each with its file and line
 
 
 def load_pipeline(path: str) -> Pipeline:
@@ -82,8 +97,10 @@ def load_pipeline(path: str) -> Pipeline:
     folder = os.path.dirname(os.path.abspath(path))
     archive = _archive_name(top["name"][0]) if top.get("project", (False,))[0] else None
     jobs = [_job(where, node, index, folder, archive) for index, node in enumerate(top["jobs"][1].value)]
+    for message in where.warnings:
+        warnings.warn(message, PipelineWarning, stacklevel=2)
     return Pipeline(name=top["name"][0], jobs=jobs, path=path, project_folder=folder if archive else None,
-                    archive_name=archive)
+                    archive_name=archive, warnings=where.warnings)
 
 
 def _archive_name(pipeline_name: str) -> str:
@@ -99,7 +116,7 @@ def _job(where: "_Where", node: yaml.Node, index: int, folder: str, archive: Opt
     fields = where.mapping(node, label, {key: types for key, (types, _) in JOB_KEYS.items()},
                            required=("id", "file"))
     label = f"job {fields['id'][0]!r}"
-    if fields.get("type", (None,))[0] == "service" and not fields.get("port", (0,))[0]:
+    if str(fields.get("type", ("",))[0]).lower() == "service" and not fields.get("port", (0,))[0]:
         raise where.error(fields["type"][1], label, "'type: service' needs the 'port' it listens on")
     arguments: Dict[str, Any] = {}
     for key, (value, value_node) in fields.items():
@@ -119,9 +136,9 @@ def _job(where: "_Where", node: yaml.Node, index: int, folder: str, archive: Opt
 
 def _convert(where: "_Where", key: str, value, node: yaml.Node, label: str):
     if key == "type":
-        if value not in JOB_TYPES:
-            raise where.error(node, label, f"'type' must be one of {', '.join(JOB_TYPES)}, got {value!r}")
-        return JOB_TYPES[value]
+        if value.lower() not in JOB_TYPES:
+            raise where.error(node, label, f"'type' must be one of {', '.join(JOB_TYPES)} (any case), got {value!r}")
+        return JOB_TYPES[value.lower()]
     if key == "depends_on":
         parents = [value] if isinstance(value, str) else value
         if not all(isinstance(parent, str) for parent in parents):
@@ -132,6 +149,8 @@ def _convert(where: "_Where", key: str, value, node: yaml.Node, label: str):
         raise where.error(node, label, f"{key!r} {problem}")
     if key == "args" and isinstance(value, list):
         return [str(item) for item in value]
+    if key == "delay":
+        return value * 1000   # seconds in YAML (as in the original's YAML); TitanJob takes milliseconds
     return value
 
 
@@ -140,6 +159,7 @@ class _Where:
 
     def __init__(self, path: str):
         self.path = path
+        self.warnings: List[str] = []
 
     def error(self, node: yaml.Node, label: str, problem: str) -> PipelineError:
         return PipelineError(f"{self.path}, line {node.start_mark.line + 1}, {label}: {problem}")
@@ -150,8 +170,9 @@ class _Where:
         for key_node, value_node in node.value:
             key = key_node.value
             if key not in allowed:
-                raise self.error(key_node, label, f"unknown key {key!r}; known keys: {', '.join(sorted(allowed))}")
-            value = self._value(value_node)
+                self._unknown_key(key_node, label, allowed)
+                continue
+            value = _as_the_original_read_it(key, self._value(value_node))
             if value is not None and not is_of_type(value, allowed[key]):
                 expected = " or ".join(t.__name__ for t in allowed[key])
                 raise self.error(value_node, label, f"{key!r} must be {expected}, got {type(value).__name__} "
@@ -163,5 +184,24 @@ class _Where:
             raise self.error(node, label, f"missing {', '.join(map(repr, missing))}")
         return fields
 
+    def _unknown_key(self, key_node: yaml.Node, label: str, allowed: Dict[str, tuple]) -> None:
+        """A misspelt known key is an error (an ignored `depends_on` would run jobs out of order); any
+        other unknown key is ignored, as the original did, with a warning naming it."""
+        key = str(key_node.value)
+        close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=MISSPELLING_CUTOFF)
+        if close:
+            raise self.error(key_node, label, f"unknown key {key!r}; did you mean {close[0]!r}?")
+        self.warnings.append(f"{self.path}, line {key_node.start_mark.line + 1}, {label}: unknown key {key!r} "
+                             f"ignored (known keys: {', '.join(sorted(allowed))})")
+
     def _value(self, node: yaml.Node) -> Optional[Any]:
         return yaml.SafeLoader("").construct_document(node)
+
+
+def _as_the_original_read_it(key: str, value):
+    """The original converted some values itself: int("5") for numbers, str(...) for args."""
+    if key in DIGIT_STRING_KEYS and isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if key == "args" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return value

@@ -15,9 +15,7 @@ while True:
     print(f"{chain[-1]}: {state}")
     print("   " + client.fetch_logs(chain[-1]).strip().replace("\n", "\n   "))
     follow_up = f"agent_retry_{len(chain)}"
-    try:
-        client.get_job_status(follow_up)
-    except LookupError:
+    if client.get_job_status(follow_up) == "NULL":
         # The clone is submitted before the job exits, so if it is not there now it never will be.
         break
     chain.append(follow_up)

@@ -249,7 +249,7 @@ def test_malformed_submit_is_refused_and_queues_nothing(case, titan, sdk, script
     refused(ask_raw(zctx, titan, CLIENT, [pack({"op": "submit", "rid": rid(), **build(job_id)})]), *fragments)
     for maybe in (job_id, job_id + "-2"):
         with pytest.raises(UnknownJob):
-            sdk.get_job_status(maybe)
+            sdk.job_info(maybe)
     assert sdk.stats()["jobs_by_state"]["PENDING"] == 0
     assert_still_serves(titan, sdk, script)
 
@@ -366,7 +366,7 @@ def test_bad_dag_is_refused_whole(case, titan, sdk, script):
         assert fragment in str(caught.value), f"{fragment!r} not in {caught.value}"
     for job in jobs:
         with pytest.raises(UnknownJob):
-            sdk.get_job_status(job.job_id)
+            sdk.job_info(job.job_id)
     with pytest.raises(UnknownDag):
         sdk.dag_status(dag)
     assert_still_serves(titan, sdk, script)
@@ -377,15 +377,17 @@ def test_single_job_with_unknown_parent_is_refused(titan, sdk, script):
     with pytest.raises(InvalidDag, match="never-submitted"):
         sdk.submit_job(job)
     with pytest.raises(UnknownJob):
-        sdk.get_job_status(job.job_id)
+        sdk.job_info(job.job_id)
     assert_still_serves(titan, sdk, script)
 
 
-def test_titan_job_with_missing_file_names_the_path(tmp_path):
+def test_titan_job_with_missing_file_names_the_path(tmp_path, sdk):
     missing = tmp_path / "nowhere" / "train.py"
-    with pytest.raises(FileNotFoundError) as caught:
-        TitanJob("train", str(missing))
-    assert str(missing) in str(caught.value)
+    with pytest.raises(FileNotFoundError) as caught:   # not here, and not deployed on the master
+        sdk.submit_job(TitanJob("train", str(missing)))
+    assert str(missing) in str(caught.value) and "no script named 'train.py' is deployed" in str(caught.value)
+    with pytest.raises(UnknownJob):
+        sdk.job_info("train")
 
 
 # ----------------------------------------------------------------------------- random frames (hypothesis)

@@ -42,7 +42,7 @@ def test_cyclic_pipeline_is_refused_before_anything_runs(client, tmp_path):
     with pytest.raises(InvalidDag, match="cycle"):
         client.submit_yaml(str(path))
     with pytest.raises(UnknownJob):
-        client.get_job_status("free")
+        client.job_info("free")
 
 
 def run_titan(cluster, *args) -> subprocess.CompletedProcess:

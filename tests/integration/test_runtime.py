@@ -43,7 +43,7 @@ def test_job_environment_arguments_and_workspace(client, script):
         keys = ["TITAN_HOST", "TITAN_PORT", "TITAN_JOB_ID", "TITAN_DAG_ID", "TITAN_ATTEMPT", "TITAN_WORKER_ID"]
         print({key: os.environ[key] for key in keys})
         print(sys.argv[1:])
-        print(sorted(os.listdir(".")))
+        print(sorted(os.listdir(".")), os.getcwd() == os.environ["TITAN_DAG_DIR"])
         """)
     client.submit_dag("envdag", [TitanJob("env", path, args="--name 'two words' 3")])
     assert client.wait("env", timeout=WAIT_S) == "COMPLETED"
@@ -53,7 +53,7 @@ def test_job_environment_arguments_and_workspace(client, script):
     assert (env["TITAN_HOST"], env["TITAN_PORT"]) == (client.host, str(client.port))
     assert env["TITAN_WORKER_ID"] in {"cpu-1", "gpu-1"}
     assert eval(argv_line) == ["--name", "two words", "3"]
-    assert eval(files_line) == ["env.py"]
+    assert files_line == "[] True", "a DAG's job runs in the DAG's folder; its script is kept apart"
 
 
 def test_shell_and_executable_scripts(client, script):
@@ -196,7 +196,7 @@ def test_bad_dags_are_refused_whole(client, script):
     with pytest.raises(InvalidDag, match="unknown parent.*'ghost'"):
         client.submit_dag("dangling", [TitanJob("c", ok, parents=["ghost"])])
     with pytest.raises(UnknownJob):
-        client.get_job_status("c")
+        client.job_info("c")
 
 
 def test_status_accepts_dag_prefix(client, script):

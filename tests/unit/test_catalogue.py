@@ -16,6 +16,7 @@ from titan.core.jobs import SERVICE_JOB_TYPE, JobRun, JobSpec, gate_id
 from titan.net import messages, protocol
 from titan.net.protocol import MisbuiltMessage
 from titan_sdk import TitanJob
+from titan_sdk.job import MS_PER_S
 from titan_sdk.pipeline import JOB_KEYS
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -172,11 +173,13 @@ def _bring_up(sim: Sim, job_id: str) -> None:
 
 # JobSpec fields that a place leaves out on purpose, and why; any other field missing there fails below.
 NOT_TITAN_JOB_ARGUMENTS = {"script": "read from `filename` when the job is built",
-                           "archive": "pinned from the uploaded project (TitanJob.archive, submit_pipeline)"}
+                           "archive": "pinned from the uploaded project (TitanJob.archive, submit_pipeline)",
+                           "deployed": "set when `filename` is not found locally: the master's deployed script"}
 NOT_YAML_KEYS = {"script": "read from `file`", "is_archive": "set by `project: true`",
-                 "archive": "pinned from the uploaded project by submit_pipeline"}
+                 "archive": "pinned from the uploaded project by submit_pipeline",
+                 "deployed": "set when `file` is not found locally: the master's deployed script"}
 NOT_DESCRIBED = {"filename": "", "script": "", "args": "", "is_archive": "", "delay": "", "hitl_message": "",
-                 "max_wait_seconds": "", "isolation": "", "archive": ""}   # `status` has never shown these
+                 "max_wait_seconds": "", "isolation": "", "archive": "", "deployed": ""}   # `status` has never shown these
 
 
 def test_the_wire_table_of_a_job_is_every_jobspec_field_and_the_script_hash():
@@ -196,9 +199,10 @@ def test_titan_job_carries_every_jobspec_field_into_its_spec():
     job = TitanJob("j", "project.zip/x.py", is_archive=True)
     hints = typing.get_type_hints(JobSpec)
     expected = {name: _a_value_other_than_the_default(name, hints[name]) for name in SPEC_FIELDS
-                if name not in ("job_id", "filename", "is_archive")}
+                if name not in ("job_id", "filename", "is_archive", "deployed")}
     for name, value in expected.items():
-        setattr(job, name, list(value) if name == "parents" else value)
+        set_to = value * MS_PER_S if name == "delay" else value   # TitanJob.delay is in ms, as in the original
+        setattr(job, name, list(set_to) if name == "parents" else set_to)
     made = job.to_spec()
     for name, value in expected.items():
         assert getattr(made, name) == value, f"TitanJob.to_spec() does not carry JobSpec field {name!r}"

@@ -147,3 +147,28 @@ def test_a_rerun_of_a_gated_job_without_a_gate_is_not_wired_to_the_old_gate():
     sim.submit(spec("train"))                              # the same id again, this time without a gate
     sim.submit(spec("after", ["train"]))
     assert sim.s.jobs["after"].spec.parents == ("train",)
+
+
+@pytest.mark.parametrize("early, gate_state, reason", [
+    ("APPROVED", C, "approved (through TitanStore, before the gate opened)"),
+    (" rejected ", X, "rejected: through TitanStore, before the gate opened"),
+    ("CLEARED", W, "check the loss curve"),
+    (None, W, "check the loss curve"),
+])
+def test_a_decision_made_before_the_gate_opens_is_taken_when_it_opens(early, gate_state, reason):
+    sim = gated_pipeline()
+    asked = []
+    sim.s.decision_made_early = lambda gate: asked.append(gate) or early
+    effects = sim.finish("train")
+    assert asked == ["hitl-gate-train"]
+    assert state(sim, "hitl-gate-train") == gate_state and sim.s.jobs["hitl-gate-train"].reason == reason
+    assert sorted(dispatched_ids(effects)) == (["deploy", "report"] if gate_state == C else [])
+
+
+def test_status_keys_name_their_gate_and_only_decisions_count():
+    from titan.core.gates import decision_of, gate_of_status_key, status_key
+
+    assert gate_of_status_key(status_key("hitl-gate-x")) == "hitl-gate-x"
+    assert gate_of_status_key("titan:hitl:other") is None
+    assert [decision_of(v) for v in ("APPROVED", "approved\n", "REJECTED", "CLEARED", "", None)] == \
+        ["APPROVED", "APPROVED", "REJECTED", None, None, None]

@@ -45,8 +45,9 @@ def test_a_script_written_just_now_is_not_trusted_by_its_stat_alone(tmp_path):
 
 def test_a_directory_named_like_a_script_is_not_a_script(tmp_path):
     (tmp_path / "step.py").mkdir()
-    with pytest.raises(FileNotFoundError, match="step.py"):
-        TitanJob("a", str(tmp_path / "step.py"))
+    job = TitanJob("a", str(tmp_path / "step.py"))
+    assert job.script == b"" and job.to_spec().deployed   # the master's deployed step.py, if it has one
+    assert "TitanJob script" in job.not_found_locally and "step.py" in job.not_found_locally
 
 
 @pytest.mark.parametrize("field, value, problem", [
@@ -87,3 +88,4 @@ def test_content_must_be_text_or_bytes_and_not_for_an_archive_job():
         TitanJob("bad", "bad.py", content=3)
     with pytest.raises(ValueError, match="takes no content"):
         TitanJob("arch", "p.zip/main.py", is_archive=True, content="print(1)")
+

@@ -185,7 +185,8 @@ def test_a_version_1_journal_is_upgraded_and_keeps_its_jobs_store_and_replies(tm
     schema = dict(journal.db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'"))
     assert "WITHOUT ROWID" in schema["store"] and "UNIQUE" not in schema["replies"]
     assert "job_specs_by_job" not in {name for (name,) in journal.db.execute("SELECT name FROM sqlite_master")}
-    assert journal.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+    assert journal.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+    assert "deployed_scripts" in schema and recovered.deployed_scripts == []
 
 
 def test_each_channel_keeps_its_own_latest_replies(tmp_path, monkeypatch):
@@ -209,10 +210,10 @@ def test_each_channel_keeps_its_own_latest_replies(tmp_path, monkeypatch):
 def test_a_journal_from_a_newer_titan_is_refused(tmp_path):
     SqliteJournal(str(tmp_path)).close()
     db = sqlite3.connect(str(tmp_path / "titan.db"))
-    db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    db.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
     db.commit()
     db.close()
-    with pytest.raises(JournalCorrupt, match="schema version 3"):
+    with pytest.raises(JournalCorrupt, match="schema version 4, this Titan reads version 3"):
         SqliteJournal(str(tmp_path))
 
 
@@ -254,3 +255,40 @@ def test_one_unreadable_row_refuses_the_journal_naming_it(tmp_path, table, sql, 
     _poisoned(tmp_path, sql, blob)
     with pytest.raises(JournalCorrupt, match=named):
         SqliteJournal(str(tmp_path)).load()
+
+
+def test_deployed_scripts_come_back_and_a_later_deploy_replaces(tmp_path):
+    journal = SqliteJournal(str(tmp_path))
+    journal.record_deployed_script("train.py", b"print('v1')\n", 100.0)
+    journal.commit()
+    journal.record_deployed_script("train.py", b"print('v2')\n", 200.0)
+    journal.record_deployed_script("eval.py", b"print('e')\n", 150.0)
+    journal.commit()
+    journal.close()
+    deployed = {entry.name: entry for entry in SqliteJournal(str(tmp_path)).load().deployed_scripts}
+    assert {name: (e.script, e.deployed_at) for name, e in deployed.items()} == {
+        "train.py": (b"print('v2')\n", 200.0), "eval.py": (b"print('e')\n", 150.0)}
+
+
+def test_a_version_2_journal_is_upgraded_in_place_and_keeps_its_jobs(tmp_path):
+    """Version 2 had no deployed_scripts table. Made here as such a file is: the table absent, version 2."""
+    journal = SqliteJournal(str(tmp_path))
+    record(journal, run("old", 1, priority=4))
+    journal.record_store("k", "v")
+    journal.commit()
+    journal.close()
+    db = sqlite3.connect(str(tmp_path / "titan.db"))
+    db.execute("DROP TABLE deployed_scripts")
+    db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    upgraded = SqliteJournal(str(tmp_path))
+    (version,) = upgraded.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    recovered = upgraded.load()
+    assert version == "3" and [r.job_id for r in recovered.runs] == ["old"] and recovered.store == {"k": "v"}
+    assert recovered.deployed_scripts == []
+    upgraded.record_deployed_script("new.py", b"print('new')\n", 1.0)
+    upgraded.commit()
+    upgraded.close()
+    assert [e.name for e in SqliteJournal(str(tmp_path)).load().deployed_scripts] == ["new.py"]
+

@@ -8,6 +8,7 @@ import textwrap
 import pytest
 
 from titan_sdk import PipelineError, load_pipeline
+from titan_sdk.pipeline import PipelineWarning
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "yaml_pipelines")
 
@@ -42,16 +43,19 @@ def test_scalars_lists_and_types(pipeline_file):
           - {id: b, file: step.py, depends_on: a, affinity: true, port: 0, max_wait_seconds: 60}
         """))
     a, b = pipeline.jobs
-    assert a.args == "--n 3" and a.job_type == "RUN_PAYLOAD" and a.delay == 0.5 and a.requirement == "GPU"
+    assert a.args == "--n 3" and a.job_type == "RUN_PAYLOAD" and a.to_spec().delay == 0.5 and a.requirement == "GPU"
     assert b.parents == ["a"] and b.affinity is True and b.max_wait_seconds == 60
 
 
 @pytest.mark.parametrize("body, message", [
     ("jobs: []\n", r"line 1, the pipeline: missing 'name'"),
     ("name: p\njobs: []\n", r"line 2, the pipeline: 'jobs' is empty"),
-    ("name: p\nowner: me\njobs: [{id: a, file: step.py}]\n", r"line 2, the pipeline: unknown key 'owner'"),
+    ("name: p\njobs: [{id: a, file: step.py}]\nnmae: q\n", r"line 3, the pipeline: unknown key 'nmae'; did you mean 'name'"),
     ("name: p\njobs:\n  - id: a\n    file: step.py\n  - id: b\n    file: step.py\n    priorty: 5\n",
-     r"line 7, job 'b': unknown key 'priorty'"),
+     r"line 7, job 'b': unknown key 'priorty'; did you mean 'priority'"),
+    ("name: p\njobs:\n  - id: a\n    file: step.py\n    depnds_on: [b]\n", r"did you mean 'depends_on'"),
+    ("name: p\njobs:\n  - id: a\n    file: step.py\n    requirment: GPU\n", r"did you mean 'requirement'"),
+    ("name: p\njobs:\n  - id: a\n    file: step.py\n    priority: '5x'\n", r"'priority' must be int, got str"),
     ("name: p\njobs:\n  - id: a\n    file: step.py\n    priority: high\n", r"line 5, job 'a': 'priority' must be int"),
     ("name: p\njobs:\n  - id: a\n    file: step.py\n    retries: true\n", r"line 5, job 'a': 'retries' must be int"),
     ("name: p\njobs:\n  - id: a\n", r"line 3, job 'a': missing 'file'"),
@@ -96,3 +100,37 @@ def test_a_service_job_with_its_port(pipeline_file):
 def test_missing_pipeline_file_names_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.yaml"):
         load_pipeline(str(tmp_path / "nope.yaml"))
+
+
+def test_the_originals_keys_and_spellings_are_accepted(pipeline_file):
+    pipeline = load_pipeline(pipeline_file("""
+        name: p
+        version: "1.0"
+        description: the original's files carry a version
+        jobs:
+          - {id: a, file: step.py, type: RUN, priority: "5", args: 42}
+          - {id: b, file: step.py, type: Service, port: "8080", max_wait_seconds: "60", delay: "2"}
+          - {id: c, file: step.py, type: task}
+        """))
+    a, b, c = pipeline.jobs
+    assert (a.job_type, a.priority, a.args) == ("RUN_PAYLOAD", 5, "42")
+    assert (b.job_type, b.port, b.max_wait_seconds, b.delay) == ("SERVICE", 8080, 60, 2000)
+    assert c.job_type == "RUN_PAYLOAD" and pipeline.warnings == []
+
+
+def test_an_unknown_key_is_ignored_with_a_warning_naming_file_line_and_key(pipeline_file):
+    path = pipeline_file("""
+        name: p
+        owner: me
+        jobs:
+          - id: a
+            file: step.py
+            colour: blue
+        """)
+    with pytest.warns(PipelineWarning) as caught:
+        pipeline = load_pipeline(path)
+    messages = [str(w.message) for w in caught]
+    assert messages == pipeline.warnings
+    assert messages[0].startswith(f"{path}, line 3, the pipeline: unknown key 'owner' ignored")
+    assert messages[1].startswith(f"{path}, line 7, job 'a': unknown key 'colour' ignored")
+    assert [job.job_id for job in pipeline.jobs] == ["a"]

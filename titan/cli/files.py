@@ -1,8 +1,12 @@
-"""`titan artifact put|get` and `titan agent-run`: files on the master and agent runs from a shell."""
+"""`titan artifact put|get`, `titan scripts` and `titan agent-run`: files on the master, deployed scripts and
+agent runs from a shell."""
 
 from __future__ import annotations
 
-from titan.cli.common import add_master_options, connect
+import os
+import time
+
+from titan.cli.common import Section, add_master_options, connect, show
 from titan.cli.jobs import show_dag
 
 
@@ -21,6 +25,15 @@ def add_commands(commands) -> None:
         add_master_options(verb)
         verb.set_defaults(run=run_artifact)
 
+    scripts = commands.add_parser("scripts", help="list the scripts deployed on the master (deploy one with --deploy)",
+                                  description="Scripts kept on the master under their file name "
+                                              "(client.deploy_script): a job whose script is not found where "
+                                              "it is built runs the one deployed under that name.")
+    scripts.add_argument("--deploy", action="append", default=[], metavar="FILE",
+                         help="deploy this script first (repeat for more); a name deployed again is replaced")
+    add_master_options(scripts)
+    scripts.set_defaults(run=run_scripts)
+
     agent_run = commands.add_parser("agent-run", help="the DAGs submitted under one agent run",
                                     description="Each DAG submitted with this agent_run_id, oldest first, "
                                                 "with its jobs' states. Exit 0 when all have finished.")
@@ -35,6 +48,18 @@ def run_artifact(args) -> int:
             print(client.upload_file(args.path, args.name))
         else:
             print(client.fetch_artifact(args.name, args.path))
+    return 0
+
+
+def run_scripts(args) -> int:
+    with connect(args) as client:
+        for path in args.deploy:
+            client.deploy_script(path)
+            print(f"deployed {os.path.basename(path)}")
+        deployed = client.deployed_scripts()
+    rows = [(entry["name"], entry["size"], entry["sha256"][:12],
+             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry["deployed_at"]))) for entry in deployed]
+    show([Section("deployed scripts", ("name", "bytes", "sha256", "deployed"), rows)])
     return 0
 
 

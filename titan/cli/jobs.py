@@ -73,8 +73,11 @@ def run_submit(args) -> int:
     from titan_sdk import TitanJob
 
     def job_named(job_id: str):
-        return TitanJob(job_id, os.path.abspath(args.file), args=args.args, requirement=args.requirement,
-                        priority=args.priority, retries=args.retries)
+        job = TitanJob(job_id, os.path.abspath(args.file), args=args.args, requirement=args.requirement,
+                       priority=args.priority, retries=args.retries)
+        if job.not_found_locally:   # the command sends the file it is given, never a deployed one
+            raise FileNotFoundError(job.not_found_locally)
+        return job
 
     started = time.monotonic()
     with connect(args) as client:

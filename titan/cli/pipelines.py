@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import sys
 import time
+import warnings
 from typing import List, Optional
 
 from titan.argtypes import positive_float
 from titan.cli import waiting
+from titan.cli.waiting import FINAL_ORDER
+from titan.core.services import SERVICE_UP_TOPIC, reported_state
 from titan.cli.common import add_master_options, connect, console
 from titan.core.errors import MasterUnreachable
 from titan.core.queries import NO_WORKER_REASON
@@ -47,10 +51,20 @@ def run_gate_decision(args) -> int:
     return 0
 
 
-def run_pipeline(args) -> int:
-    from titan_sdk import load_pipeline
+def _load_with_warnings(path: str):
+    """The pipeline; keys it ignores are told on stderr as one plain line each."""
+    from titan_sdk.pipeline import PipelineWarning, load_pipeline
 
-    pipeline = load_pipeline(args.pipeline)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PipelineWarning)
+        pipeline = load_pipeline(path)
+    for message in pipeline.warnings:
+        print(f"titan run: warning: {message}", file=sys.stderr)
+    return pipeline
+
+
+def run_pipeline(args) -> int:
+    pipeline = _load_with_warnings(args.pipeline)
     started = time.monotonic()
     with connect(args) as client:
         if not args.wait:
@@ -67,10 +81,10 @@ def _submit_and_follow(client, pipeline, args, started: float) -> int:
         submit(client, pipeline)
         return waiting.wait_with_progress(client, job_ids, label=pipeline.name, timeout=args.timeout,
                                           command_started=started, dag=pipeline.name)
-    with client.events(topics=["job.", "dag."]) as events:
+    with client.events(topics=["job.", "dag.", SERVICE_UP_TOPIC]) as events:
         submit(client, pipeline)
         try:
-            final = follow_dag(client, events, pipeline.name, started, args.timeout)
+            final = follow_dag(client, events, pipeline.name, started, args.timeout, job_ids)
         except MasterUnreachable:
             raise
         except TimeoutError:
@@ -95,8 +109,9 @@ def print_logs(client, job_ids: List[str]) -> None:
             print(f"  {job_id:<9} | {line}")
 
 
-def follow_dag(client, events, dag: str, started: float, timeout: Optional[float]) -> dict:
-    """Print each job's state change until the DAG has finished; returns {job_id: last state}. When events
+def follow_dag(client, events, dag: str, started: float, timeout: Optional[float], job_ids=()) -> dict:
+    """Print each job's state change until the DAG has finished, or until each of `job_ids` has ended or
+    (a service) is up; returns {job_id: last state}, a service that is up counted COMPLETED. When events
     were lost, or none came for a while (the lost one may have been the last), the master's view of the
     DAG settles it; it also says, at once and then whenever it looks, why a job no worker can run waits."""
     final, reasons_shown = {}, {}
@@ -105,8 +120,9 @@ def follow_dag(client, events, dag: str, started: float, timeout: Optional[float
     while True:
         if event is None or events.take_gap() is not None:
             described = client.dag_status(dag)
-            if described["finished"]:
-                return {**final, **{job["job_id"]: job["state"] for job in described["jobs"]}}
+            states = {job["job_id"]: reported_state(job["state"], job["service_up"]) for job in described["jobs"]}
+            if described["finished"] or _all_settled(states, job_ids):
+                return {**final, **states}
             show_unplaceable(described["jobs"], reasons_shown, started)
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"DAG {dag!r} did not finish within {timeout:g}s")
@@ -115,9 +131,10 @@ def follow_dag(client, events, dag: str, started: float, timeout: Optional[float
         if event is not None and event.get("dag") == dag:
             if event["topic"] == "dag.finished":
                 return final
-            if event["topic"].startswith("job."):
-                print_state_change(event, started)
-                final[event["job_id"]] = event["state"]
+            if event["topic"] == SERVICE_UP_TOPIC or event["topic"].startswith("job."):
+                final[event["job_id"]] = _followed_state(event, started)
+            if _all_settled(final, job_ids):
+                return final
 
 
 def show_unplaceable(jobs: list, shown: dict, started: float) -> None:
@@ -127,6 +144,19 @@ def show_unplaceable(jobs: list, shown: dict, started: float) -> None:
         if job["state"] == "QUEUED" and reason.startswith(NO_WORKER_REASON) and shown.get(job["job_id"]) != reason:
             print_state_change(job, started)
             shown[job["job_id"]] = reason
+
+
+def _followed_state(event: dict, started: float) -> str:
+    """Print the change; the job's state as `titan run --wait` counts it (a service up: COMPLETED)."""
+    if event["topic"] == SERVICE_UP_TOPIC:
+        print_state_change({**event, "state": "UP"}, started)
+        return reported_state(event["state"], True)
+    print_state_change(event, started)
+    return event["state"]
+
+
+def _all_settled(states: dict, job_ids) -> bool:
+    return bool(job_ids) and all(states.get(job_id) in FINAL_ORDER for job_id in job_ids)
 
 
 def print_state_change(event: dict, started: float) -> None:

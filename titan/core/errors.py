@@ -68,9 +68,16 @@ class MasterUnreachable(TitanError, TimeoutError):
     kind = "MasterUnreachable"
 
 
+class UnknownScript(TitanError, FileNotFoundError):
+    """A job's script was not found where the job was built, and no script of that name is deployed on
+    the master (client.deploy_script). A FileNotFoundError, as the original raised for a missing script."""
+
+    kind = "UnknownScript"
+
+
 ERRORS_BY_KIND = {cls.kind: cls for cls in (InvalidDag, JobConflict, UnknownJob, UnknownDag,
                                              StoreTypeError, GateError, ServiceError, RequestRejected,
-                                             UnknownArtifact, UnknownAgentRun)}
+                                             UnknownArtifact, UnknownAgentRun, UnknownScript)}
 
 
 def error_from_reply(error: dict) -> TitanError:

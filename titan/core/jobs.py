@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import shlex
 from dataclasses import dataclass, field, fields
 from typing import Optional
 
@@ -62,8 +63,19 @@ def gate_id(job_id: str) -> str:
 # A long-running process that listens on `port`. It stays RUNNING while it lives; once its port accepts
 # connections it is "up" and its children start. Any exit restarts it after a backoff (see services.py).
 SERVICE_JOB_TYPE = "SERVICE"
+# The original's other name for a service (its wire header for one): the same thing here.
+JOB_TYPE_ALIASES = {"DEPLOY_PAYLOAD": SERVICE_JOB_TYPE}
 # What a worker reports as the error of a service it did not start because its port was taken.
 PORT_IN_USE_ERROR = "port in use"
+
+
+def split_args(args: str) -> list:
+    """A job's argument string as its argv: shell words where it parses as such (quotes group), else
+    split at whitespace, as the original did, so an apostrophe (args="it's") does not fail the job."""
+    try:
+        return shlex.split(args or "")
+    except ValueError:
+        return (args or "").split()
 
 
 class IllegalTransition(RuntimeError):
@@ -99,6 +111,7 @@ class JobSpec:
     timeout: Optional[float] = None           # seconds one attempt may run before it is killed
     isolation: Optional[str] = None           # one of ISOLATIONS; None: the worker's --isolation
     archive: Optional[str] = None             # sha256 of the project archive an is_archive job runs from
+    deployed: bool = False                    # runs the script deployed on the master under its file name
 
 
 # Fields every spec states; the others are left out of its compact form when they hold their default.

@@ -29,19 +29,22 @@ class SchedulerQueries:
             raise UnknownJob(f"no job {job_id!r} on this master", job_id=job_id)
         return run
 
-    def describe_job(self, job_id: str) -> dict:
+    def describe_job(self, job_id: str, now: Optional[float] = None) -> dict:
+        """What people see of a job; given `now`, a job held back by its delay says for how much longer."""
         run = self.job(job_id)
         info = run.describe()
+        if now is not None and _delayed(run, now):
+            info["reason"] = f"delayed: starts in {run.not_before - now:.1f}s (delay {run.spec.delay:g}s)"
         if run.state == JobState.QUEUED and not matching.anyone_offers(run.spec.requirement, self.workers.values()):
             offered = ", ".join(matching.offered_capabilities(self.workers.values())) if self.workers else "none"
             info["reason"] = (f"{NO_WORKER_REASON} {run.spec.requirement}; "
                               f"connected workers offer: {offered}")
         return info
 
-    def describe_dag(self, dag: str) -> dict:
+    def describe_dag(self, dag: str, now: Optional[float] = None) -> dict:
         if dag not in self.dags:
             raise UnknownDag(f"no DAG {dag!r} on this master", dag=dag)
-        jobs = [self.describe_job(j) for j in self.dags[dag] if self.jobs[j].dag == dag]
+        jobs = [self.describe_job(j, now) for j in self.dags[dag] if self.jobs[j].dag == dag]
         return {"dag": dag, "finished": self._dag_finished(dag), "jobs": jobs}
 
     def stats(self, now: Optional[float] = None) -> dict:
@@ -112,3 +115,8 @@ class SchedulerQueries:
             assert run.state == JobState.RUNNING, run.job_id
             worker = self.workers.get(run.worker_id)
             assert worker is None or run.job_id not in worker.running, f"{run.job_id} orphan and claimed"
+
+
+def _delayed(run: JobRun, now: float) -> bool:
+    """Ready to queue but for its delay (PENDING, no parent left to wait for)."""
+    return run.state == JobState.PENDING and not run.waiting_on and run.not_before > now

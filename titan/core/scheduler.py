@@ -15,8 +15,8 @@ from titan import defaults
 from titan.core import matching, timers
 from titan.core.dag import validate_dag
 from titan.core.effects import Admitted, Dispatch, Note, Publish, StopJob
-from titan.core.errors import GateError, JobConflict, UnknownDag, UnknownJob
-from titan.core.gates import add_gates, is_gate
+from titan.core.errors import JobConflict, UnknownDag, UnknownJob
+from titan.core.gates import SchedulerGates, add_gates, is_gate
 from titan.core.jobs import FINAL_STATES, TIMEOUT_ERROR, JobRun, JobSpec, JobState, check_transition, gate_id
 from titan.core.matching import WorkerView
 from titan.core.queries import SchedulerQueries
@@ -28,7 +28,7 @@ BY_REQUIREMENT, PINNED = "requirement", "worker"
 JOB_TOPICS = {state: f"job.{state.value}" for state in JobState}
 
 
-class Scheduler(SchedulerQueries, SchedulerServices):
+class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates):
     def __init__(self, worker_dead_after: float = defaults.WORKER_DEAD_AFTER_S,
                  retry_backoff: float = defaults.RETRY_BACKOFF_S,
                  retry_backoff_max: float = defaults.RETRY_BACKOFF_MAX_S):
@@ -51,6 +51,8 @@ class Scheduler(SchedulerQueries, SchedulerServices):
         # Whether anyone listens to a topic: an event nobody would receive is not built (a 10,000-job
         # submission makes 20,000 job events, most of them unwatched). The master sets this.
         self.wants_event: Callable[[str], bool] = lambda topic: True
+        # A gate's decision made before it opened (the master reads it from TitanStore), or None.
+        self.decision_made_early: Callable[[str], Optional[str]] = lambda gate: None
 
     # ----------------------------------------------------------------- submissions
 
@@ -146,34 +148,6 @@ class Scheduler(SchedulerQueries, SchedulerServices):
             run.note = (f"affinity: worker {parent.worker if parent else None!r} that ran parent "
                         f"{run.spec.parents[0]!r} is gone, so any capable worker runs it")
         return (BY_REQUIREMENT, run.spec.requirement)
-
-    # ----------------------------------------------------------------- human-in-the-loop gates
-
-    def _open_gate(self, run: JobRun, now: float) -> None:
-        self._transition(run, JobState.WAITING_APPROVAL, run.spec.hitl_message)
-        self._deadlines.add(now + run.spec.max_wait_seconds, timers.GATE, run.seq, run.job_id)
-
-    def approve(self, gate: str, now: float) -> list:
-        run = self._waiting_gate(gate)
-        run.ended_at = now
-        self._transition(run, JobState.COMPLETED, "approved")
-        self._settle_children(run, now)
-        self._schedule(now)
-        return self._take_effects()
-
-    def reject(self, gate: str, reason: str, now: float) -> list:
-        run = self._waiting_gate(gate)
-        self._cancel_tree(run, f"rejected: {reason}" if reason else "rejected", now)
-        self._schedule(now)
-        return self._take_effects()
-
-    def _waiting_gate(self, gate: str) -> JobRun:
-        run = self.job(gate)
-        if not is_gate(run.spec):
-            raise GateError(f"{gate!r} is a job, not a gate; gates are named hitl-gate-<job id>", gate=gate)
-        if run.state != JobState.WAITING_APPROVAL:
-            raise GateError(f"gate {gate!r} is {run.state.value}, not waiting for a decision", gate=gate)
-        return run
 
     # ----------------------------------------------------------------- workers
 

@@ -14,6 +14,8 @@ How a service moves through the ordinary job states:
 - A port found taken by the worker before starting fails it at once ("port N already in use"), no retry.
 - `stop_service` ends it for good: COMPLETED, "stopped by request", its process tree killed. A service
   that never came up is CANCELLED instead, and so are the children still waiting for it.
+- What the original's calls see (reported_state): get_job_status and wait() report a service that is up
+  as COMPLETED, as the original reported a deployed service; job_info keeps RUNNING with service_up.
 """
 
 from __future__ import annotations
@@ -27,6 +29,14 @@ from titan.core.errors import ServiceError
 from titan.core.jobs import PORT_IN_USE_ERROR, SERVICE_JOB_TYPE, JobRun, JobSpec, JobState
 
 STOPPED_REASON = "stopped by request"
+# The event a service's coming up publishes; get_job_status and wait() take it as the service deployed.
+SERVICE_UP_TOPIC = "service.up"
+
+
+def reported_state(state: str, service_up: bool) -> str:
+    """The state the original's calls report (get_job_status, wait): a service that is up has been
+    deployed, which the original called COMPLETED. Its own state stays RUNNING while its process runs."""
+    return JobState.COMPLETED.value if service_up and state == JobState.RUNNING.value else state
 
 
 def is_service(spec: JobSpec) -> bool:
@@ -48,7 +58,7 @@ class SchedulerServices:
             run.up_since = now
             run.times_up += 1
             up = f"port {run.spec.port} accepts connections"
-            self._publish("service.up", self._service_event(run, reason=up))
+            self._publish(SERVICE_UP_TOPIC, self._service_event(run, reason=up))
             self._settle_children(run, now)
             self._schedule(now)
         return self._take_effects()

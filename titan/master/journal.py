@@ -49,6 +49,7 @@ class Recovered:
     store: Dict[str, Union[str, set]] = field(default_factory=dict)
     replies: Dict[str, List[Tuple[str, bytes]]] = field(default_factory=dict)
     agent_runs: Dict[str, str] = field(default_factory=dict)   # DAG name -> agent run id, oldest first
+    deployed_scripts: list = field(default_factory=list)       # DeployedScript entries (deploy_script)
 
 
 class Journal(abc.ABC):
@@ -80,6 +81,10 @@ class Journal(abc.ABC):
     @abc.abstractmethod
     def record_store(self, key: str, value: StoreValue) -> None:
         """The key's value now; None when it was deleted."""
+
+    @abc.abstractmethod
+    def record_deployed_script(self, name: str, script: bytes, deployed_at: float) -> None:
+        """A script deployed under `name`, replacing any earlier one of that name."""
 
     @abc.abstractmethod
     def record_reply(self, channel: str, rid: str, reply: bytes) -> None:

@@ -24,6 +24,7 @@ from titan.core.limits import RateLimiter
 from titan.core.logs import JobLogs
 from titan.core.scheduler import Scheduler
 from titan.core.store import Store
+from titan.master.deployed_scripts import DeployedScripts
 from titan.master.artifacts import ArtifactStore
 from titan.master.committer import Committer
 from titan.master.config import MasterConfig
@@ -48,7 +49,9 @@ class Master(RequestHandlers):
         self.scheduler = Scheduler(worker_dead_after=config.worker_dead_after, retry_backoff=config.retry_backoff,
                                    retry_backoff_max=config.retry_backoff_max)
         self.scheduler.wants_event = self._is_wanted
+        self.scheduler.decision_made_early = self._decision_made_early
         self.store = Store(config.limits.store_value_bytes, config.limits.store_keys)
+        self.deployed_scripts = DeployedScripts()
         self.logs = JobLogs(config.limits.log_bytes)
         self.limits = config.limits
         self.submit_rate = RateLimiter(config.limits.submits_per_second, "submissions",
@@ -122,6 +125,7 @@ class Master(RequestHandlers):
     def _recover(self) -> str:
         recovered = self.journal.load()
         self.store.restore(recovered.store)
+        self.deployed_scripts.restore(recovered.deployed_scripts)
         for job_id, attempt, stream, text in recovered.logs:
             self.logs.append(job_id, attempt, stream, text)
         for channel, replies in recovered.replies.items():

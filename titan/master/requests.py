@@ -8,7 +8,9 @@ from typing import Optional
 
 from titan import defaults
 from titan.core.errors import RequestRejected, UnknownAgentRun, UnknownArtifact
-from titan.core.jobs import JobSpec
+from titan.core import gates
+from titan.core.jobs import JobSpec, JobState, gate_id
+from titan.core.services import reported_state
 from titan.net import protocol
 from titan.net.protocol import ProtocolError
 
@@ -17,7 +19,8 @@ ARTIFACT_OPS = frozenset({"has_blob", "upload_chunk", "upload_finish", "artifact
 
 class RequestHandlers:
     """Needs: self.scheduler, self.store, self.logs, self.journal, self._apply, run and event facts,
-    self.artifacts (titan.artifacts.ArtifactStore) and self.dag_agent_run (DAG name -> agent run id)."""
+    self.artifacts (titan.artifacts.ArtifactStore), self.dag_agent_run (DAG name -> agent run id) and
+    self.deployed_scripts (titan.master.deployed_scripts.DeployedScripts)."""
 
     def _client_request(self, op: str, message: dict):
         now = time.monotonic()
@@ -27,11 +30,11 @@ class RequestHandlers:
             scripts = protocol.submitted_scripts(message.get("scripts"))
             return self._submit(message.get("dag"), message["jobs"], scripts, now, message.get("agent_run_id"))
         if op == "status":
-            return self.scheduler.describe_job(self._job_id(message["job_id"]))
+            return self.scheduler.describe_job(self._job_id(message["job_id"]), now)
         if op == "states":
             return self._states(message["job_ids"])
         if op == "dag_status":
-            return self.scheduler.describe_dag(message["dag"])
+            return self.scheduler.describe_dag(message["dag"], now)
         if op == "logs":
             return self._logs(self.scheduler.job(self._job_id(message["job_id"])), message.get("since"))
         if op == "cancel":
@@ -42,15 +45,19 @@ class RequestHandlers:
             self._apply(self.scheduler.cancel_dag(message["dag"], now))
             return self.scheduler.describe_dag(message["dag"])
         if op == "approve":
-            self._apply(self.scheduler.approve(message["gate_id"], now))
-            return self.scheduler.describe_job(message["gate_id"])
+            gate = self._job_id(message["gate_id"])
+            self._apply(self.scheduler.approve(gate, now))
+            return self.scheduler.describe_job(gate)
         if op == "reject":
-            self._apply(self.scheduler.reject(message["gate_id"], message.get("reason") or "", now))
-            return self.scheduler.describe_job(message["gate_id"])
+            gate = self._job_id(message["gate_id"])
+            self._apply(self.scheduler.reject(gate, message.get("reason") or "", now))
+            return self.scheduler.describe_job(gate)
         if op == "agent_run":
             return self._agent_run(message["run_id"])
         if op in ARTIFACT_OPS:
             return self._artifact_request(op, message)
+        if op in ("deploy_script", "deployed_scripts"):
+            return self._deployed_scripts_request(op, message)
         if op == "stop_service":
             job_id = self._job_id(message["job_id"])
             self._apply(self.scheduler.stop_service(job_id, now))
@@ -70,17 +77,30 @@ class RequestHandlers:
         for spec in {id(spec.script): spec for spec in specs}.values():   # each shared script once
             self.limits.check_script(spec.job_id, len(spec.script))
         specs = [self._with_archive(spec) for spec in specs]
+        if any(spec.deployed for spec in specs):
+            specs = [self.deployed_scripts.resolve(spec) for spec in specs]
+        specs = _parents_without_dag_prefix(specs, self.scheduler.jobs)
         if agent_run_id is not None and not dag:
             raise RequestRejected("agent_run_id groups DAGs: submit the jobs as a DAG (submit_dag) to use it")
         if agent_run_id is not None and not 0 < len(agent_run_id) <= defaults.MAX_ARTIFACT_NAME_CHARS:
             raise RequestRejected(f"agent_run_id must be 1 to {defaults.MAX_ARTIFACT_NAME_CHARS} characters")
         effects = self.scheduler.submit(dag, specs, now)
+        self._clear_gate_keys(specs)
         if dag:
             self._record_agent_run(dag, agent_run_id)
         if dag and self.journal is not None:
             self.journal.record_dag(dag, self.scheduler.dags[dag])
         self._apply(effects)
         return {"dag": dag, "jobs": [spec.job_id for spec in specs]}
+
+    def _deployed_scripts_request(self, op: str, message: dict):
+        if op == "deployed_scripts":
+            return self.deployed_scripts.list()
+        self.limits.check_script(message["name"], len(message["script"]))
+        entry = self.deployed_scripts.deploy(message["name"], message["script"], time.time())
+        if self.journal is not None:
+            self.journal.record_deployed_script(entry.name, entry.script, entry.deployed_at)
+        return entry.describe()
 
     def _logs(self, run, since: Optional[int]):
         """All the text (the original reply), or, with `since`, only what came after that many characters,
@@ -107,7 +127,7 @@ class RequestHandlers:
             entry = self.artifacts.info(name)
         except UnknownArtifact:
             raise UnknownArtifact(f"job {spec.job_id!r} runs from project archive {name!r}, which was never "
-                                  "uploaded (client.upload_project_folder(folder, name=...))", name=name) from None
+                                  "uploaded (client.upload_project_folder(folder, project_name=...))", name=name) from None
         return dataclasses.replace(spec, archive=entry["sha256"])
 
     def _record_agent_run(self, dag: str, agent_run_id: Optional[str]) -> None:
@@ -156,11 +176,12 @@ class RequestHandlers:
         return self._scripts.setdefault(script, script)
 
     def _states(self, job_ids: list) -> dict:
-        """The jobs' states, and the sequence number of the last event they reflect: a subscriber drops
-        events up to it (they are in this snapshot already)."""
+        """The jobs' states as wait() counts them (a service that is up: COMPLETED), and the sequence number
+        of the last event they reflect: a subscriber drops events up to it (they are in this snapshot already)."""
         jobs = self.scheduler.jobs
         runs = {job_id: jobs.get(self._job_id(job_id)) for job_id in job_ids if isinstance(job_id, str)}
-        states = {job_id: run.state.value if run is not None else None for job_id, run in runs.items()}
+        states = {job_id: reported_state(run.state.value, run.service_up) if run is not None else None
+                  for job_id, run in runs.items()}
         return {"states": states, "seq": self.event_seq, "run_id": self.run_id}
 
     def _job_id(self, requested: str) -> str:
@@ -173,6 +194,9 @@ class RequestHandlers:
         key = message.get("key")
         if op == "put":
             result = self.store.put(key, message["value"])
+            self._journal_store(key)
+            self._gate_decision_from_store(key, message["value"])
+            return result
         elif op == "get":
             return self.store.get(key)
         elif op == "delete":
@@ -188,6 +212,56 @@ class RequestHandlers:
             return self.store.keys(message.get("prefix") or "")
         else:
             raise ProtocolError(f"unhandled store op {op!r}")
+        self._journal_store(key)
+        return result
+
+    def _journal_store(self, key: str) -> None:
         if self.journal is not None:
             self.journal.record_store(key, self.store.raw(key))
-        return result
+
+    def _gate_decision_from_store(self, key: str, value: str) -> None:
+        """APPROVED / REJECTED under titan:hitl:status:<gate> decides a waiting gate as approve/reject do
+        (journaled, with events). A gate not waiting yet reads the key when it opens; other keys, values
+        and gates are plain store data."""
+        gate, decision = gates.gate_of_status_key(key), gates.decision_of(value)
+        if gate is None or decision is None:
+            return
+        run = self.scheduler.jobs.get(self._job_id(gate))
+        if run is None or not gates.is_gate(run.spec) or run.state != JobState.WAITING_APPROVAL:
+            return
+        now = time.monotonic()
+        if decision == gates.APPROVED:
+            self._apply(self.scheduler.approve(run.job_id, now, f"approved through TitanStore key {key!r}"))
+        else:
+            self._apply(self.scheduler.reject(run.job_id, f"through TitanStore key {key!r}", now))
+
+    def _decision_made_early(self, gate: str) -> Optional[str]:
+        """What the gate's TitanStore key says when the gate opens (scheduler.decision_made_early)."""
+        value = self.store.raw(gates.status_key(gate))
+        return value if isinstance(value, str) else None
+
+    def _clear_gate_keys(self, specs: list) -> None:
+        """A new run of a gate (one per job with a hitl_message) starts undecided: a decision left in its
+        key from an earlier run is reset to CLEARED, as the original SDK did at submit."""
+        for spec in specs:
+            if spec.hitl_message:
+                key = gates.status_key(gate_id(spec.job_id))
+                if self.store.raw(key) is not None:
+                    self.store.put(key, gates.CLEARED)
+                    self._journal_store(key)
+
+
+def _parents_without_dag_prefix(specs: list, known_jobs: dict) -> list:
+    """A parent spelt 'DAG-<id>' (the original's name for a submitted job) is the job <id>, unless a job,
+    known or in this submission, has that very name."""
+    if not any(parent.startswith("DAG-") for spec in specs for parent in spec.parents):
+        return specs
+    own = {spec.job_id for spec in specs}
+
+    def parent(name: str) -> str:
+        if name.startswith("DAG-") and name not in own and name not in known_jobs:
+            return name[4:]
+        return name
+
+    return [dataclasses.replace(spec, parents=tuple(parent(p) for p in spec.parents))
+            if any(p.startswith("DAG-") for p in spec.parents) else spec for spec in specs]

@@ -24,9 +24,10 @@ import msgpack
 
 from titan import defaults
 from titan.core.jobs import JobRun, JobSpec, JobState, spec_to_dict
+from titan.master.deployed_scripts import DeployedScript
 from titan.master.journal import COMPACT_BATCH, Journal, JournalCorrupt, JournalInUse, JournalWriteError, Recovered, StoreValue
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 LOCK_WAIT_S = 1.0              # how long a second master waits for the journal before giving up
 FORCED_COMPACT_BATCH = 2_000   # folded by every commit while more than FORCED_COMPACT_AT wait
 FORCED_COMPACT_AT = 200_000
@@ -56,6 +57,7 @@ CREATE TABLE IF NOT EXISTS logs (id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TE
 CREATE INDEX IF NOT EXISTS logs_by_job ON logs (job_id, seq);
 CREATE TABLE IF NOT EXISTS {STORE_TABLE};
 CREATE TABLE IF NOT EXISTS {REPLIES_TABLE};
+CREATE TABLE IF NOT EXISTS deployed_scripts (name TEXT PRIMARY KEY, script BLOB NOT NULL, deployed_at REAL NOT NULL);
 """
 
 UNFOLDED_STATES = (JobState.PENDING, JobState.QUEUED)
@@ -75,6 +77,10 @@ ALTER TABLE new_replies RENAME TO replies;
 UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version';
 COMMIT;
 """
+
+# Version 2 had no deployed_scripts table; SCHEMA has just created it (empty), so only the number moves.
+UPGRADE_FROM_2 = f"UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version';"
+
 
 class SqliteJournal(Journal):
     def __init__(self, data_dir: str):
@@ -133,6 +139,8 @@ class SqliteJournal(Journal):
             self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         elif row[0] == "1":
             self.db.executescript(UPGRADE_FROM_1)
+        elif row[0] == "2":
+            self.db.execute(UPGRADE_FROM_2)
         elif row[0] != str(SCHEMA_VERSION):
             raise sqlite3.DatabaseError(f"schema version {row[0]}, this Titan reads version {SCHEMA_VERSION}")
 
@@ -147,6 +155,7 @@ class SqliteJournal(Journal):
         self._logs: List[tuple] = []
         self._store: Dict[str, StoreValue] = {}
         self._replies: List[tuple] = []
+        self._deployed: Dict[str, tuple] = {}   # name -> (script, deployed_at)
 
     # ----------------------------------------------------------------- recording (buffered until commit)
 
@@ -189,6 +198,9 @@ class SqliteJournal(Journal):
         """The key's value now; None when it was deleted."""
         self._store[key] = set(value) if isinstance(value, set) else value
 
+    def record_deployed_script(self, name: str, script: bytes, deployed_at: float) -> None:
+        self._deployed[name] = (script, deployed_at)
+
     def record_reply(self, channel: str, rid: str, reply: bytes) -> None:
         self._replies.append((self._next_reply_id, channel, rid, reply))
         self._reply_ids[channel].append(self._next_reply_id)
@@ -202,7 +214,7 @@ class SqliteJournal(Journal):
     @property
     def has_pending(self) -> bool:
         return bool(self._specs or self._states or self._dags or self._logs or self._store or self._replies
-                    or self._agent_runs)
+                    or self._agent_runs or self._deployed)
 
     def commit(self) -> None:
         """Write everything recorded since the last commit in one transaction. If it cannot be written
@@ -217,6 +229,8 @@ class SqliteJournal(Journal):
             self._delete_replaced(db)   # last: a run replaced within this commit was written above
             self._write_store(db)
             pruned = self._write_replies(db)
+            db.executemany("INSERT OR REPLACE INTO deployed_scripts VALUES (?, ?, ?)",
+                           [(name, script, at) for name, (script, at) in self._deployed.items()])
             if self._unfolded > FORCED_COMPACT_AT:   # a master never idle still keeps the backlog bounded
                 self._fold(db, FORCED_COMPACT_BATCH)
         for channel, count in pruned.items():
@@ -357,6 +371,8 @@ class SqliteJournal(Journal):
         recovered.store = dict(_each_row("store", store_rows, lambda key, kind, value: (
             key, set(_unpack(value)) if kind == "set" else _unpack(value))))
         recovered.agent_runs = dict(self.db.execute("SELECT dag, run_id FROM agent_runs ORDER BY rowid"))
+        recovered.deployed_scripts = [DeployedScript(name, script, at) for name, script, at in
+                                      self.db.execute("SELECT name, script, deployed_at FROM deployed_scripts")]
         for channel, rid, reply in self.db.execute("SELECT channel, rid, reply FROM replies ORDER BY id"):
             recovered.replies.setdefault(channel, []).append((rid, reply))
         return recovered

@@ -29,7 +29,7 @@ import msgpack
 
 from titan import defaults
 from titan.core.store import INT64_MAX, INT64_MIN
-from titan.core.jobs import ISOLATIONS, SERVICE_JOB_TYPE, JobSpec, spec_to_dict
+from titan.core.jobs import ISOLATIONS, JOB_TYPE_ALIASES, SERVICE_JOB_TYPE, JobSpec, spec_to_dict
 from titan.net.messages import (ANY, ARTIFACT_KINDS, BATCH, CHANGING_OPS, CLIENT_OPS, CLIENT_RESULTS,  # noqa: F401
                                 ERROR_REPLY, EVENT_ENVELOPE, EVENTS, EVENTS_WELCOME, JOB_FIELDS, LOG_STREAMS,
                                 MASTER_TO_WORKER_OPS, OK_REPLY, STORE_OPS, STORE_RESULTS, WORKER_OPS, Field,
@@ -275,6 +275,7 @@ def job_from_wire(raw, index: int = 0, same_script=lambda script: script,
         check_fields(_job_label(raw, index), raw, JOB_FIELDS)
     if not raw["job_id"].strip():
         raise ProtocolError(f"job #{index} has an empty job_id")
+    _use_canonical_job_type(raw)
     problem = _filename_problem(raw["filename"])
     if problem:
         raise ProtocolError(f"{_job_label(raw, index)}: {problem}")
@@ -296,6 +297,12 @@ def job_from_wire(raw, index: int = 0, same_script=lambda script: script,
     present = {k: v for k, v in raw.items() if v is not None and k != "parents" and k != "script_sha256"}
     present["script"] = same_script(_job_script(raw, index, scripts))
     return JobSpec(parents=tuple(parents), **present)
+
+
+def _use_canonical_job_type(raw: dict) -> None:
+    """job_type="DEPLOY_PAYLOAD" (the original's) is a SERVICE."""
+    if raw.get("job_type") in JOB_TYPE_ALIASES:
+        raw["job_type"] = JOB_TYPE_ALIASES[raw["job_type"]]
 
 
 def _job_script(raw: dict, index: int, scripts: Optional[Dict[str, bytes]]) -> bytes:

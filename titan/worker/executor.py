@@ -8,7 +8,6 @@ when one is readable, and `exit_code` to learn whether the process has ended.
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import socket
 import subprocess
@@ -21,6 +20,7 @@ from typing import Dict, List, Optional, Tuple
 import psutil
 
 from titan import defaults
+from titan.core.jobs import split_args
 from titan.net.protocol import split_archive_filename
 from titan.worker.sweeper import SWEEPER
 
@@ -80,7 +80,7 @@ class LaunchError(Exception):
 
 def command_for(script_path: str, args: str) -> List[str]:
     """`.py` runs with this worker's Python, `.sh` with bash, anything else is executed directly."""
-    argv = shlex.split(args or "")
+    argv = split_args(args)
     if script_path.endswith(".py"):
         return [sys.executable, "-u", script_path, *argv]
     if script_path.endswith(".sh"):
@@ -91,9 +91,12 @@ def command_for(script_path: str, args: str) -> List[str]:
 def start_job(context: JobContext, filename: str, script: bytes, args: str, work_root: str,
               timeout: Optional[float] = None, fork_server=None, project_dir: Optional[str] = None,
               pooled: bool = False) -> RunningJob:
-    """Start the job in a fresh workspace. With a fork server, a `.py` job is forked from a warm Python
-    (or, `pooled`, run by one of its warm pool members) instead of starting a new interpreter. With a project_dir (an extracted archive), the workspace is a
-    copy of the project and `filename` is '<archive>.zip/<path of the script in it>'."""
+    """Start the job. Its script goes in a fresh workspace of its own; it runs in its DAG's folder on this
+    worker (TITAN_DAG_DIR), which the DAG's jobs here share as in the original, or, outside a DAG, in the
+    workspace. With a fork server, a `.py` job is forked from a warm Python (or, `pooled`, run by one of
+    its warm pool members) instead of starting a new interpreter. With a project_dir (an extracted
+    archive), the workspace is a copy of the project and the job runs there; `filename` is
+    '<archive>.zip/<path of the script in it>'."""
     workspace = tempfile.mkdtemp(prefix=f"titan-{_safe(context.job_id)}-{context.attempt}-", dir=work_root)
     if project_dir is not None:
         script_path = _project_script(workspace, project_dir, filename)
@@ -103,6 +106,7 @@ def start_job(context: JobContext, filename: str, script: bytes, args: str, work
     stderr_read, stderr_write = os.pipe()
     if not context.dag_dir:
         context.dag_dir = workspace   # a job outside any DAG shares with nobody
+    cwd = workspace if project_dir is not None else context.dag_dir
     env = {**os.environ, **context.environment()}
     if project_dir is not None:   # the project's top-level modules import from anywhere in it
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [workspace, env.get("PYTHONPATH")]))
@@ -112,11 +116,11 @@ def start_job(context: JobContext, filename: str, script: bytes, args: str, work
                 handle.write(script)
             os.chmod(script_path, 0o755)
         if fork_server is not None and script_path.endswith(".py"):
-            process = fork_server.launch([script_path, *shlex.split(args or "")], workspace, env,
+            process = fork_server.launch([script_path, *split_args(args)], cwd, env,
                                          stdout_write, stderr_write, pooled=pooled)
         else:
             process = subprocess.Popen(
-                command_for(script_path, args), cwd=workspace, env=env, stdin=subprocess.DEVNULL,
+                command_for(script_path, args), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                 stdout=stdout_write, stderr=stderr_write,
                 start_new_session=True)  # its own process group, so a kill reaches everything it started
     except (OSError, ValueError) as exc:

@@ -1,0 +1,1 @@
+print("the LOCAL clash.py ran")

@@ -1,0 +1,2 @@
+def message():
+    return "made by the compat project"

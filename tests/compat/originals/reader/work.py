@@ -1,0 +1,2 @@
+with open("report.txt") as handle:
+    print("reader read:", handle.read())

@@ -1,0 +1,3 @@
+import sys
+
+print("argv:", sys.argv[1:])

@@ -1,0 +1,1 @@
+print("the DEPLOYED clash.py ran")

@@ -1,0 +1,3 @@
+import sys
+
+print("deployed worker ran with", sys.argv[1:])
