@@ -85,3 +85,15 @@ def test_no_module_is_left_flat_beside_the_packages():
     flat = sorted(p.name for p in (ROOT / "titan").glob("*.py")
                   if p.name.startswith(("master", "worker", "cli", "executor", "forkserver", "keys")))
     assert flat == []
+
+
+def test_every_docs_page_is_linked_from_the_readme_and_every_link_resolves():
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    linked = set(re.findall(r"\]\((docs/[^)#]+)\)", readme))
+    assert linked, "the README links no docs page"
+    missing = sorted(path for path in linked if not (ROOT / path).is_file())
+    assert not missing, f"README links pages that do not exist: {missing}"
+    pages = {f"docs/{page.name}" for page in (ROOT / "docs").glob("*.md")}
+    assert sorted(pages - linked) == [], "docs pages no README link leads to"
