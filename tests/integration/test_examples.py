@@ -268,3 +268,8 @@ def test_hitl_pipeline_waits_for_the_approval_given_from_another_terminal(as_rea
     assert run.outputs[0].splitlines()[-1].startswith("2 of 2 jobs completed"), run.outputs[0]
     with run.client() as client:
         assert client.fetch_logs("deploy") == "deploying the model with validation loss 0.042\n"
+
+
+def test_mcp_agent_loop_fans_out_and_checks_its_results(as_readme_says):
+    run = as_readme_says("mcp")
+    assert "fanning out to" in run.outputs[0] and "agent: checked: 75 words" in run.outputs[0], run.outputs[0]
