@@ -18,7 +18,6 @@ from tests.integration.mcp_session import (call, call_error, free_loopback_port,
                                            master_environment, stdio_session, wait_for_port)
 from titan import cli
 from titan.cluster import WorkerSpec, free_port_block
-from titan.mcp import deployed
 
 ORIGINAL_TOOLS = {"ping_master", "submit_single_job", "submit_dag_pipeline", "submit_yaml_pipeline", "get_job_status",
                   "get_job_logs", "approve_hitl_gate", "reject_hitl_gate", "store_get", "store_put", "deploy_script"}
@@ -279,7 +278,6 @@ def test_without_the_mcp_extra_one_line_names_it():
     assert result.stderr == "titan mcp: needs the MCP SDK, which is not installed: pip install 'titan-scheduler[mcp]'\n"
 
 
-@pytest.mark.skipif(not deployed.supported(), reason="TitanClient.deploy_script is not in this SDK yet (issue 13)")
 def test_a_deployed_script_runs_by_name(cluster, errlog):
     async def scenario():
         async with stdio_session(master_environment(cluster), errlog) as session:

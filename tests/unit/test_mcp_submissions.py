@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from titan.mcp import deployed
 from titan.mcp.submissions import inline_job, jobs_from_json, script_file_name
 
 
@@ -41,11 +40,6 @@ def test_a_bad_job_is_named_with_what_is_wrong(entries, message):
         jobs_from_json(json.dumps(entries))
     assert message in str(refused.value)
 
-
-@pytest.mark.skipif(deployed.supported(), reason="only while TitanClient.deploy_script is missing")
-def test_a_deployed_script_by_name_says_the_sdk_cannot_yet():
-    with pytest.raises(NotImplementedError, match="TitanClient.deploy_script is missing"):
-        jobs_from_json([{"job_id": "a", "script_name": "etl.py"}])
 
 
 def test_an_inline_job_is_named_after_its_id():
