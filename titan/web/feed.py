@@ -102,7 +102,8 @@ class EventFeed(threading.Thread):
                 event = events.get(self._idle_wait())
                 if event is not None:
                     self._handle(event)
-                self._refresh_stats_if_due(idle=event is None)
+                if self._restarted_unseen(idle=event is None):
+                    return   # subscribe anew (run() follows again), then snapshot: nothing is missed
 
     def _handle(self, event: dict) -> None:
         placement = self.hub.read(lambda view: view.place(event))
@@ -146,18 +147,20 @@ class EventFeed(threading.Thread):
             return defaults.DASHBOARD_BURST_END_S
         return min(0.5, max(0.0, self._next_stats_at() - time.monotonic()))
 
-    def _refresh_stats_if_due(self, idle: bool) -> None:
+    def _restarted_unseen(self, idle: bool) -> bool:
         """Fresh stats when a burst of events ends (so counts settle at once), at most every
-        DASHBOARD_STATS_AFTER_EVENTS_S during one, and every DASHBOARD_STATS_REFRESH_S anyway."""
+        DASHBOARD_STATS_AFTER_EVENTS_S during one, and every DASHBOARD_STATS_REFRESH_S anyway. True when
+        they show the master restarted without an event reaching us yet: the old subscription may not be
+        live at the new master, so a snapshot now could miss what follows it."""
         burst_ended = idle and self._events_since_stats
         if not burst_ended and time.monotonic() < self._next_stats_at():
-            return
+            return False
         stats = self.client.stats()
         if stats["run_id"] != self.hub.read(lambda view: view.run_id):
-            self._resync()       # restarted without an event reaching us yet
-            return
+            return True
         self.hub.change(lambda view: _new_stats(view, stats))
         self._schedule_stats()
+        return False
 
     def _next_stats_at(self) -> float:
         if self._events_since_stats:
