@@ -333,6 +333,15 @@ class TitanClient(FileTransfers):
     def cancel_dag(self, name: str) -> dict:
         return self._ask("cancel_dag", dag=name)
 
+    def retry(self, job_id: str) -> str:
+        """Run a FAILED or CANCELLED job again from the spec it last ran with; returns its state after
+        (its children that were cancelled stay so: retry_dag runs them again too)."""
+        return self._ask("retry", job_id=job_id)["state"]
+
+    def retry_dag(self, name: str) -> dict:
+        """Run every FAILED or CANCELLED job of a DAG again, in the DAG's order; returns the DAG."""
+        return self._ask("retry_dag", dag=name)
+
     def approve(self, gate_id: str) -> str:
         """Let the jobs below a human-in-the-loop gate (hitl-gate-<job id>) run; returns its state."""
         return self._ask("approve", gate_id=gate_id)["state"]

@@ -19,6 +19,7 @@ class WorkerView:
     running: set = field(default_factory=set)   # job ids it runs now
     last_seen: float = 0.0
     info: dict = field(default_factory=dict)     # host, pid, cpus, memory: shown, never used to decide
+    usage: dict = field(default_factory=dict)    # the host's CPU and memory use at its last heartbeat
     special_capabilities: int = field(init=False, default=0)   # capabilities beyond GENERAL
 
     @property
@@ -43,7 +44,7 @@ class WorkerView:
         return {   # what the worker says of its host first, so it can never stand in for the master's facts
             **self.info, "worker_id": self.worker_id, "name": self.name, "capabilities": sorted(self.capabilities),
             "slots": self.slots, "running": sorted(self.running), "load": round(self.load, 3),
-            "last_seen": self.last_seen, "last_heartbeat_s_ago": age,
+            "last_seen": self.last_seen, "last_heartbeat_s_ago": age, "usage": self.usage or None,
         }
 
 

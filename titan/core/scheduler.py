@@ -20,6 +20,7 @@ from titan.core.gates import SchedulerGates, add_gates, is_gate
 from titan.core.jobs import FINAL_STATES, TIMEOUT_ERROR, JobRun, JobSpec, JobState, check_transition, gate_id
 from titan.core.matching import WorkerView
 from titan.core.queries import SchedulerQueries
+from titan.core.retries import SchedulerRetries, new_totals
 from titan.core.services import SchedulerServices, is_service
 
 
@@ -28,7 +29,7 @@ BY_REQUIREMENT, PINNED = "requirement", "worker"
 JOB_TOPICS = {state: f"job.{state.value}" for state in JobState}
 
 
-class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates):
+class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRetries):
     def __init__(self, worker_dead_after: float = defaults.WORKER_DEAD_AFTER_S,
                  retry_backoff: float = defaults.RETRY_BACKOFF_S,
                  retry_backoff_max: float = defaults.RETRY_BACKOFF_MAX_S):
@@ -44,6 +45,7 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates):
         self._deadlines = timers.Deadlines()
         self._orphans: set = set()                   # RUNNING jobs whose worker has not re-registered
         self._next_seq = 0
+        self.totals = new_totals()                   # what /metrics counts (retries.py)
         self._effects: list = []
         self._dispatch_held = False   # see hold_dispatches
         # Runs whose journaled facts changed (state, attempt, worker...), for whoever keeps them durable.
@@ -92,6 +94,7 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates):
         run = JobRun(spec=spec, dag=dag, seq=self._next_seq, submitted_at=now,
                      not_before=now + max(0.0, spec.delay))
         earlier = self.jobs.get(run.job_id)
+        self.totals["submitted"] += 1
         self._effects.append(Admitted(run.job_id, replaced_seq=None if earlier is None else earlier.seq))
         self._add_run(run)
         self._publish_job(run)
@@ -194,6 +197,11 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates):
         worker.last_seen = now
         return True
 
+    def worker_usage(self, worker_id: str, usage: dict) -> None:
+        """The worker's host figures from its heartbeat (CPU and memory), shown and never used to decide."""
+        if worker_id in self.workers:
+            self.workers[worker_id].usage = dict(usage)
+
     def master_stalled(self, seconds: float, now: float) -> None:
         """The master did not look for `seconds` (it was paused, or busy): heartbeats that waited unread
         meanwhile are not the workers' fault, so that time does not count as their silence."""
@@ -208,6 +216,7 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates):
 
     def _drop_worker(self, worker_id: str, reason: str, topic: str) -> None:
         worker = self.workers.pop(worker_id)
+        self.totals["workers_lost"] += topic == "worker.dead"
         self._publish(topic, {"worker": worker.name, "worker_id": worker_id, "reason": reason,
                               "running": sorted(worker.running)})
         verdict = "declared dead" if topic == "worker.dead" else "left"
@@ -251,6 +260,7 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates):
             self._transition(run, JobState.FAILED, reason)
             return
         backoff = self._backoff(run.failures)
+        self.totals["retries"] += 1
         self._transition(run, JobState.QUEUED, f"attempt {run.attempt} failed ({reason}); "
                                                f"retry {run.failures} of {run.spec.retries} in {backoff:g}s")
         run.last_worker_id = None   # that attempt has ended: no worker may claim it back
@@ -442,6 +452,8 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates):
         if new == JobState.QUEUED:
             run.last_worker_id, run.worker_id, run.worker = run.worker_id, None, None
         self._publish_job(run)
+        if new.is_final:
+            self.totals["ended"][new.value] += 1
         if run.dag and new.is_final:
             self._dag_open[run.dag] -= 1
             if self._dag_finished(run.dag):

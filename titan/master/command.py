@@ -29,9 +29,10 @@ def serve(config: MasterConfig) -> int:
     gc.set_threshold(100_000, 50, 100)
     for handler in logging.getLogger().handlers:   # peers' text is escaped, repeats are rate-limited
         handler.addFilter(LogGuard(config.max_log_repeats))
-    if not (config.keys or config.insecure or security.is_loopback(config.host)):
-        print(security.refusal_to_bind(config.host), file=sys.stderr)   # before any socket exists
-        return 2
+    for host in (config.host, config.metrics_host):
+        if not (config.keys or config.insecure or security.is_loopback(host)):
+            print(security.refusal_to_bind(host), file=sys.stderr)   # before any socket exists
+            return 2
     if config.insecure and not config.keys and not security.is_loopback(config.host):
         log.warning("listening on %s WITHOUT keys (--insecure): anyone who reaches it can run code on the "
                     "workers", config.host)
@@ -39,6 +40,10 @@ def serve(config: MasterConfig) -> int:
         master = Master(config)
     except zmq.ZMQError as exc:
         print(f"titan master: cannot bind {config.host}:{config.port}-{config.port + 3}: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:   # only the metrics port binds through the socket module
+        print(f"titan master: cannot serve metrics on {config.metrics_host}:{config.metrics_port}: "
+              f"{exc.strerror or exc}", file=sys.stderr)
         return 1
     except (JournalCorrupt, JournalInUse, JournalWriteError, security.KeyFileError) as exc:
         print(f"titan master: {exc}", file=sys.stderr)

@@ -26,6 +26,8 @@ class MasterConfig:
     limits: Limits = field(default_factory=Limits)
     max_log_repeats: int = defaults.MAX_LOG_REPEATS   # lines of one kind per minute in the master's log
     log_level: Optional[str] = None     # None: TITAN_LOG_LEVEL, else INFO
+    metrics_port: Optional[int] = None  # serve Prometheus /metrics here (0: any free port); None: not at all
+    metrics_host: str = defaults.DEFAULT_BIND_HOST
 
 
 DESCRIPTION = "Run a Titan master."
@@ -60,6 +62,11 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-log-repeats", type=int, default=defaults.MAX_LOG_REPEATS, metavar="N",
                         help="at most N lines of one kind a minute in the master's log, the rest counted "
                              "(default %(default)s; 0: no limit)")
+    parser.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                        help="also serve Prometheus metrics at http://HOST:PORT/metrics (default: not served)")
+    parser.add_argument("--metrics-host", default=defaults.DEFAULT_BIND_HOST,
+                        help="address for --metrics-port (default %(default)s; another needs --keys or "
+                             "--insecure, as --host does)")
     add_limit_options(parser)
     log_level.add_option(parser)
 
@@ -72,7 +79,8 @@ def config_from(args: argparse.Namespace) -> MasterConfig:
                         max_message_bytes=args.max_message_bytes, heartbeat_interval=args.heartbeat_interval,
                         worker_dead_after=args.worker_dead_after, retry_backoff=args.retry_backoff,
                         retry_backoff_max=args.retry_backoff_max, keys=args.keys, insecure=args.insecure,
-                        max_log_repeats=args.max_log_repeats, limits=limits, log_level=args.log_level)
+                        max_log_repeats=args.max_log_repeats, limits=limits, log_level=args.log_level,
+                        metrics_port=args.metrics_port, metrics_host=args.metrics_host)
 
 
 def add_limit_options(parser: argparse.ArgumentParser) -> None:

@@ -29,6 +29,7 @@ from titan.master.artifacts import ArtifactStore
 from titan.master.committer import Committer
 from titan.master.config import MasterConfig
 from titan.master.gatekeeper import Gatekeeper
+from titan.master.metrics_port import MetricsPort
 from titan.master.journal import BUSY_COMPACT_BATCH, BUSY_COMPACT_EVERY_S, COMPACT_BATCH, open_journal
 from titan.master.replies import ReplyCache
 from titan.master.requests import RequestHandlers
@@ -81,9 +82,12 @@ class Master(RequestHandlers):
         self.ctx.linger = 0
         if self.guard is not None:
             self.guard.start(self.ctx)
+        self.metrics_port: Optional[MetricsPort] = None
         try:
             self._bind_sockets()
-        except zmq.ZMQError:   # e.g. a port in use: leave no temporary artifact folder behind
+            if config.metrics_port is not None:
+                self.metrics_port = MetricsPort(config.metrics_host, config.metrics_port)
+        except (zmq.ZMQError, OSError):   # e.g. a port in use: leave no temporary artifact folder behind
             self.close()
             raise
         self.recovered = self._recover() if self.journal else None
@@ -119,8 +123,10 @@ class Master(RequestHandlers):
             durability = f"journal {self.journal.path}" + (f" ({self.recovered})" if self.recovered else "")
         access = (f"CURVE keys from {self.config.keys}" if self.guard is not None
                   else "no keys: unauthenticated and unencrypted")
+        metrics = "" if self.metrics_port is None else \
+            f"; metrics at http://{self.config.metrics_host}:{self.metrics_port.port}/metrics"
         return (f"Titan master listening on {host}: clients {port}, workers {port + 1}, "
-                f"events {port + 2}, store {port + 3}; {durability}; {access}")
+                f"events {port + 2}, store {port + 3}; {durability}; {access}{metrics}")
 
     def _recover(self) -> str:
         recovered = self.journal.load()
@@ -151,6 +157,8 @@ class Master(RequestHandlers):
         for socket in handlers:
             poller.register(socket, zmq.POLLIN)
         self._running = True
+        if self.metrics_port is not None:
+            self.metrics_port.start()
         self._end_turn()   # what recovery decided (re-queues, cancellations) goes out first
         while self._running:
             ready = dict(poller.poll(self._poll_timeout_ms()))
@@ -159,6 +167,8 @@ class Master(RequestHandlers):
                 if socket in ready:
                     self._drain(socket, handler)
             self._tick()
+            if self.metrics_port is not None:
+                self.metrics_port.renew(lambda: self._client_request("stats", {}))
             if self.guard is not None:
                 self._drop_revoked_workers(time.monotonic())
             self._end_turn()
@@ -179,6 +189,8 @@ class Master(RequestHandlers):
         self._apply(self.scheduler.tick(now))
 
     def close(self) -> None:
+        if self.metrics_port is not None:
+            self.metrics_port.stop()
         if self.journal is not None:
             self.journal.close()
         self.artifacts.close()
@@ -405,6 +417,7 @@ class Master(RequestHandlers):
                                                           reason="this master does not know you"))
         elif op == "heartbeat":
             self._send_worker(worker_id, protocol.message(TO_WORKER, "heartbeat"))
+            self.scheduler.worker_usage(worker_id, protocol.host_usage(message.get("usage")) or {})
             self._resend_lost_dispatches(worker_id, message, now)
         elif op == "log":
             self._record_log(message)

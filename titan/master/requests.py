@@ -44,6 +44,13 @@ class RequestHandlers:
         if op == "cancel_dag":
             self._apply(self.scheduler.cancel_dag(message["dag"], now))
             return self.scheduler.describe_dag(message["dag"])
+        if op == "retry":
+            job_id = self._job_id(message["job_id"])
+            self._apply(self.scheduler.retry(job_id, now))
+            return self.scheduler.describe_job(job_id)
+        if op == "retry_dag":
+            self._apply(self.scheduler.retry_dag(message["dag"], now))
+            return self.scheduler.describe_dag(message["dag"])
         if op == "approve":
             gate = self._job_id(message["gate_id"])
             self._apply(self.scheduler.approve(gate, now))
@@ -64,6 +71,7 @@ class RequestHandlers:
             return self.scheduler.describe_job(job_id)
         if op == "stats":
             return {**self.scheduler.stats(now), "run_id": self.run_id, "seq": self.event_seq,
+                    "totals": self.scheduler.totals_report(),
                     "artifacts": self.artifacts.stats(),
                     "uptime_s": round(time.time() - self.started_at, 3), "store_keys": len(self.store),
                     "journal": self.journal.path if self.journal else None,

@@ -125,6 +125,9 @@ CLIENT_OPS = Table("client request", {
     "logs": _fields(job_id=(str,), since=optional(int)),
     "cancel": _fields(job_id=(str,)),
     "cancel_dag": _fields(dag=(str,)),
+    # a FAILED or CANCELLED job runs again from its last spec; retry_dag: every such job of the DAG
+    "retry": _fields(job_id=(str,)),
+    "retry_dag": _fields(dag=(str,)),
     "stats": _fields(),
     "approve": _fields(gate_id=(str,)),
     "reject": _fields(gate_id=(str,), reason=optional(str)),
@@ -158,11 +161,15 @@ CLIENT_RESULTS = {
     "logs": Field((str, dict), shape=_fields(text=(str,), offset=(int,), state=(str,))),   # dict: with `since`
     "cancel": _JOB_RESULT,
     "cancel_dag": _DAG_RESULT,
+    "retry": _JOB_RESULT,
+    "retry_dag": _DAG_RESULT,
     "stats": map_of(workers=list_of(dict), jobs_by_state=(dict,), queued_by_requirement=(dict,),
                     queue_depths=(dict,), recent_dags=list_of(str), run_id=(str,), seq=(int,),
                     artifacts=map_of(bytes_received=(int,), bytes_sent_to_workers=(int,),
                                      archive_fetches=(int,), root=nullable(str)),
-                    uptime_s=Number, store_keys=(int,), journal=nullable(str), journal_backlog=(int,)),
+                    uptime_s=Number, store_keys=(int,), journal=nullable(str), journal_backlog=(int,),
+                    # counts since this master started: what /metrics serves as counters
+                    totals=map_of(submitted=(int,), ended=(dict,), retries=(int,), workers_lost=(int,))),
     "approve": _JOB_RESULT,
     "reject": _JOB_RESULT,
     "agent_run": map_of(run_id=(str,), dags=list_of(dict, shape=DAG_INFO), finished=(bool,)),
@@ -208,10 +215,15 @@ STORE_RESULTS = {
 STORE_OPS.results = STORE_RESULTS
 
 # Requests that change state: their replies are journaled, so a retry after a restart is not re-run.
-CHANGING_OPS = frozenset({"submit", "cancel", "cancel_dag", "approve", "reject", "stop_service",
+CHANGING_OPS = frozenset({"submit", "cancel", "cancel_dag", "retry", "retry_dag", "approve", "reject",
+                          "stop_service",
                           "put", "delete", "incr", "sadd", "upload_finish", "deploy_script"})
 
 # ----------------------------------------------------------------- worker <-> master (port P+1)
+
+# What a worker says of its host in each heartbeat: percentages of the whole host, memory in bytes.
+HOST_USAGE = _fields(cpu_percent=Number, memory_percent=Number, memory_used_bytes=(int,),
+                     memory_total_bytes=(int,))
 
 # Master and worker send each other, per loop turn, one frame: a single message or a batch of them.
 BATCH = "batch"
@@ -224,8 +236,10 @@ WORKER_OPS = Table("worker message", {
                         running=Field((list, NoneType), required=False, shape=Field((list,)))),
     # running: the jobs it holds; ended: those whose result awaits the master's ack. A job the master
     # thinks it runs that is in neither was never received: the master sends its dispatch again.
+    # usage: the host's CPU and memory use now (titan.net.protocol.host_usage checks the ranges)
     "heartbeat": _fields(running=Field((list, NoneType), required=False, shape=Field((str,))),
-                         ended=Field((list, NoneType), required=False, shape=Field((str,)))),
+                         ended=Field((list, NoneType), required=False, shape=Field((str,))),
+                         usage=Field((dict, NoneType), required=False, shape=HOST_USAGE)),
     "log": _fields(job_id=(str,), attempt=(int,), stream=(str,), data=(bytes,)),
     # the master acknowledges every "finished"; the worker re-sends results until then
     "finished": _fields(job_id=(str,), attempt=(int,), exit_code=(int,), error=optional(str)),

@@ -415,6 +415,20 @@ def worker_registration(message: dict) -> Tuple[str, List[str], int, dict]:
     return name, list(capabilities), slots, info
 
 
+def host_usage(raw) -> Optional[dict]:
+    """A heartbeat's host figures, or None when it sent none or any is out of range (a worker on another
+    platform may not know one; the figures are only shown, so leaving them out is the safe answer)."""
+    if not isinstance(raw, dict):
+        return None
+    cpu, memory = raw.get("cpu_percent"), raw.get("memory_percent")
+    used, total = raw.get("memory_used_bytes"), raw.get("memory_total_bytes")
+    if not (all(is_of_type(v, Number) and 0 <= v <= 100 for v in (cpu, memory))
+            and all(is_of_type(v, (int,)) for v in (used, total)) and 0 <= used <= total):
+        return None
+    return {"cpu_percent": round(float(cpu), 1), "memory_percent": round(float(memory), 1),
+            "memory_used_bytes": used, "memory_total_bytes": total}
+
+
 def is_printable_name(text, limit: int) -> bool:
     return isinstance(text, str) and 0 < len(text) <= limit and text.isprintable() and text.strip() == text
 

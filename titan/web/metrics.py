@@ -1,4 +1,5 @@
-"""Prometheus metrics: gauges read from the master's stats at scrape time, histograms fed by events.
+"""The dashboard's Prometheus metrics: the master's figures at scrape time (titan.metrics, the same as the
+master's own --metrics-port serves) and histograms of dispatch latency and run time fed by events.
 
 A dedicated CollectorRegistry, so nothing else in the process (or a test) can add to or clash with it.
 """
@@ -8,56 +9,12 @@ from __future__ import annotations
 from typing import Callable, Dict, Optional, Tuple
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
 
+from titan.metrics import ClusterCollector
 from titan_sdk.client import FINAL_STATE_NAMES
 
 DISPATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
 RUN_TIME_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
-
-
-class ClusterCollector:
-    """Gauges from one stats reply, taken when Prometheus scrapes. `read_stats` returns (stats, reached):
-    the freshest stats it has, and whether the master answered just now."""
-
-    def __init__(self, read_stats: Callable[[], Tuple[dict, bool]]):
-        self.read_stats = read_stats
-
-    def describe(self):
-        return []        # no stats call while registering: the master may not be up yet
-
-    def collect(self):
-        stats, reached = self.read_stats()
-        up = GaugeMetricFamily("titan_master_up", "1 if the master answered this scrape, else 0 (the other "
-                                                  "gauges then show its last answer)")
-        up.add_metric([], 1 if reached else 0)
-        yield up
-        yield from _job_gauges(stats)
-        yield from _worker_gauges(stats.get("workers") or [])
-
-
-def _job_gauges(stats: dict):
-    jobs = GaugeMetricFamily("titan_jobs", "Jobs the master knows, by state", labels=["state"])
-    for state, count in sorted((stats.get("jobs_by_state") or {}).items()):
-        jobs.add_metric([state], count)
-    queued = GaugeMetricFamily("titan_queue_depth", "QUEUED jobs by the capability they require",
-                               labels=["requirement"])
-    for requirement, count in sorted((stats.get("queued_by_requirement") or {}).items()):
-        queued.add_metric([requirement], count)
-    return jobs, queued
-
-
-def _worker_gauges(workers: list):
-    count = GaugeMetricFamily("titan_workers", "Connected workers")
-    count.add_metric([], len(workers))
-    slots = GaugeMetricFamily("titan_worker_slots", "Jobs a worker may run at once", labels=["worker"])
-    used = GaugeMetricFamily("titan_worker_slots_used", "Jobs a worker runs now", labels=["worker"])
-    load = GaugeMetricFamily("titan_worker_load", "A worker's load as it reports it", labels=["worker"])
-    for worker in workers:
-        slots.add_metric([worker["name"]], worker["slots"])
-        used.add_metric([worker["name"]], len(worker.get("running") or []))
-        load.add_metric([worker["name"]], worker.get("load") or 0)
-    return count, slots, used, load
 
 
 class JobTimings:

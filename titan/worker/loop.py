@@ -161,7 +161,8 @@ class Worker:
         elif self.registered and now - self._last_heartbeat >= self.config.heartbeat_interval:
             self._send(protocol.message(TO_MASTER, "heartbeat", running=sorted(self.jobs)
                                         + sorted(job_id for job_id, _ in self.archives.waiting_jobs()),
-                                        ended=sorted({job_id for job_id, _ in self.unacked})))
+                                        ended=sorted({job_id for job_id, _ in self.unacked}),
+                                        usage=host_usage()))
             self._last_heartbeat = now
             self._resend_unacked(now)
 
@@ -469,3 +470,11 @@ class Worker:
             shutil.rmtree(self.work_root, ignore_errors=True)
         elif self.job_keys_dir:
             shutil.rmtree(self.job_keys_dir, ignore_errors=True)
+
+
+def host_usage() -> dict:
+    """This host's CPU use since the last call (psutil keeps the previous reading: no wait here) and its
+    memory use, for the dashboard's worker list."""
+    memory = psutil.virtual_memory()
+    return {"cpu_percent": psutil.cpu_percent(interval=None), "memory_percent": memory.percent,
+            "memory_used_bytes": memory.total - memory.available, "memory_total_bytes": memory.total}
