@@ -9,6 +9,7 @@ URL printed at start, as Jupyter does: another local user or process cannot act 
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import logging
@@ -26,6 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from titan import defaults
 from titan.core.errors import MasterUnreachable, TitanError
 from titan.net.security import is_loopback
+from titan.web import jobs_api
 from titan.web.feed import EventFeed, Hub
 from titan.web.metrics import DashboardMetrics
 from titan.web.view import ClusterView
@@ -36,6 +38,7 @@ STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+ACTIONS = ("cancel", "retry")
 
 
 class DashboardServer(ThreadingHTTPServer):
@@ -49,6 +52,9 @@ class DashboardServer(ThreadingHTTPServer):
         self.hub = Hub(ClusterView())
         self.metrics = DashboardMetrics(self.stats_for_scrape)
         self.feed = EventFeed(client, self.hub, self.metrics.timings)
+        # The job table's one source of entries: see jobs_api.list_jobs.
+        self.job_source = functools.partial(jobs_api.list_jobs, client,
+                                            lambda read: self.hub.read(lambda view: read(view.history)))
         self.stopping = threading.Event()
         # Bound beyond loopback on purpose, it is reached by names we cannot know: accept any.
         self.allowed_hosts = {f"{name}:{self.port}" for name in LOOPBACK_NAMES} if is_loopback(host) else None
@@ -100,6 +106,8 @@ class DashboardHandler(BaseHTTPRequestHandler):
             self._send_json(self.server.hub.read(lambda view: view.snapshot()))
         elif url.path == "/api/logs":
             self._send_logs(_one(query, "job"), _one(query, "offset") or "0")
+        elif url.path in ("/api/jobs", "/api/timeline"):
+            self._send_jobs(url.path, {name: values[0] for name, values in query.items()})
         elif url.path == "/metrics":
             self._send(HTTPStatus.OK, self.server.metrics.text(), CONTENT_TYPE_LATEST)
         else:
@@ -111,8 +119,11 @@ class DashboardHandler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path).path.strip("/").split("/")
         if len(parts) == 4 and parts[:2] == ["api", "gates"] and parts[3] in ("approve", "reject"):
             self._decide_gate(unquote(parts[2]), parts[3])
+        elif len(parts) == 4 and parts[:2] in (["api", "jobs"], ["api", "dags"]) and parts[3] in ACTIONS:
+            self._act(parts[1], unquote(parts[2]), parts[3])
         else:
-            self._send_error(HTTPStatus.NOT_FOUND, f"no action {self.path!r}; try /api/gates/GATE/approve")
+            self._send_error(HTTPStatus.NOT_FOUND, f"no action {self.path!r}; try /api/gates/GATE/approve, "
+                                                   "/api/jobs/JOB/cancel or /api/dags/DAG/retry")
 
     # ----------------------------------------------------------------- guards
 
@@ -198,6 +209,35 @@ class DashboardHandler(BaseHTTPRequestHandler):
             self._send_titan_error(exc)
             return
         self._send_json({"gate_id": gate_id, "state": state})
+
+    def _act(self, kind: str, name: str, verb: str) -> None:
+        """Cancel or Retry a job or a DAG; the answer is its state (a job) or its description (a DAG)."""
+        if self._json_body() is None:
+            return
+        client = self.server.client
+        try:
+            if kind == "jobs":
+                answer = {"job_id": name, "state": (client.cancel if verb == "cancel" else client.retry)(name)}
+            else:
+                answer = (client.cancel_dag if verb == "cancel" else client.retry_dag)(name)
+        except TitanError as exc:
+            self._send_titan_error(exc)
+            return
+        self._send_json(answer)
+
+    def _send_jobs(self, path: str, query: dict) -> None:
+        try:
+            if path == "/api/jobs":
+                answer = jobs_api.search(self.server.job_source, query)
+            else:
+                answer = jobs_api.timeline(self.server.job_source, query.get("dag"))
+        except jobs_api.BadQuery as exc:
+            self._send_error(HTTPStatus.BAD_REQUEST, str(exc))
+            return
+        except TitanError as exc:
+            self._send_titan_error(exc)
+            return
+        self._send_json(answer)
 
     def _json_body(self) -> Optional[dict]:
         length = int(self.headers.get("Content-Length") or 0)
