@@ -11,7 +11,9 @@ const SINGLE_JOBS = "";          // the model's key for jobs submitted without a
 const SVG_NS = "http://www.w3.org/2000/svg";
 
 const model = { stats: {}, master: {}, dags: new Map() };   // dag name -> {dag, finished, jobs: Map}
-const dirty = { all: true, dags: new Set() };
+// all: every DAG card (a snapshot); sidebar: workers, counts, master (stats come every few seconds, and
+// redrawing 100 DAG cards for them would take the page most of a second); dags: the cards that changed.
+const dirty = { all: true, sidebar: true, dags: new Set() };
 
 // ------------------------------------------------------------------ the stream
 
@@ -26,8 +28,8 @@ function receive(message) {
   if (message.type === "snapshot") applySnapshot(message);
   else if (message.type === "event") applyEvent(message.event);
   else if (message.type === "dag") setDag(message);
-  else if (message.type === "stats") { model.stats = message.stats; model.master = message.master; dirty.all = true; }
-  else if (message.type === "master") { model.master = message; dirty.all = true; }
+  else if (message.type === "stats") { model.stats = message.stats; model.master = message.master; dirty.sidebar = true; }
+  else if (message.type === "master") { model.master = message; dirty.sidebar = true; }
   scheduleRender();
 }
 
@@ -77,7 +79,7 @@ function scheduleRender() {
 }
 
 function render() {
-  if (dirty.all) {
+  if (dirty.all || dirty.sidebar) {
     renderMaster();
     renderWorkers();
     renderCounts();
@@ -86,7 +88,7 @@ function render() {
   renderDags(dirty.all ? new Set(model.dags.keys()) : dirty.dags);
   renderPanelFacts();
   refreshTimelines(dirty.all ? new Set(model.dags.keys()) : dirty.dags);
-  dirty.all = false;
+  dirty.all = dirty.sidebar = false;
   dirty.dags.clear();
 }
 
@@ -207,6 +209,11 @@ function svgEl(tag, attributes = {}, ...children) {
   for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
   node.append(...children);
   return node;
+}
+
+// The card that draws a job: redrawn when the job is selected or unselected.
+function markJobDirty(jobId) {
+  for (const [name, dag] of model.dags) if (dag.jobs.has(jobId)) dirty.dags.add(name);
 }
 
 function findJob(jobId) {

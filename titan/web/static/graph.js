@@ -35,16 +35,15 @@ function dagCard(dag, old) {
     if (counts[state]) progress.append(el("span", { "data-state": state, style: `flex:${counts[state]}` }));
   }
   const summary = STATE_ORDER.filter((s) => counts[s]).map((s) => `${counts[s]} ${stateLabel(s)}`).join(" · ");
-  const graph = el("div", { class: "graph" }, dagSvg(dag));
+  // The old card's graph box is kept (its SVG replaced), so a redraw keeps the reader's scroll position
+  // without reading it: reading it would lay the page out once per card.
+  const graph = old?.querySelector(".graph") || el("div", { class: "graph" });
+  graph.replaceChildren(dagSvg(dag));
   const card = el("article", { class: "dag-card", "data-dag": dag.dag, "data-finished": String(dag.finished),
     "data-outcome": failed ? "failed" : "ok", "data-jobs": jobs.length },
   dagHead(dag, jobs.length, failed, summary), progress, graph);
-  if (old) {
-    graph.scrollTop = old.querySelector(".graph")?.scrollTop || 0;     // a redraw keeps the reader's place
-    graph.scrollLeft = old.querySelector(".graph")?.scrollLeft || 0;
-    const timeline = old.querySelector(".timeline");
-    if (timeline) card.append(timeline);
-  }
+  const timeline = old?.querySelector(".timeline");
+  if (timeline) card.append(timeline);
   if (old?.classList.contains("linked")) card.classList.add("linked");
   return card;
 }

@@ -34,7 +34,9 @@ function showDag(name) {
 
 function openJob(jobId) {
   if (selectedJob === jobId && !document.getElementById("log-panel").hidden) return;
+  if (selectedJob) markJobDirty(selectedJob);
   selectedJob = jobId;
+  markJobDirty(jobId);
   const panel = document.getElementById("log-panel");
   panel.hidden = false;
   panel.dataset.jobId = jobId;
@@ -43,18 +45,17 @@ function openJob(jobId) {
   document.getElementById("log-text").textContent = "";
   document.getElementById("log-facts").textContent = "";
   renderPanelFacts();
-  dirty.all = true;
   scheduleRender();
   if (logPoll) clearTimeout(logPoll);
   pollLogs(jobId, 0);
 }
 
 function closePanel() {
+  if (selectedJob) markJobDirty(selectedJob);
   selectedJob = null;
   if (logPoll) clearTimeout(logPoll);
   document.getElementById("log-panel").hidden = true;
   if (window.location.hash.startsWith("#job=")) history.replaceState(null, "", window.location.pathname);
-  dirty.all = true;
   scheduleRender();
 }
 

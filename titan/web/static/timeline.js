@@ -6,6 +6,7 @@
 const TIMELINE = { row: 20, label: 170, width: 760, pad: 6, maxHeight: 420 };
 const TIMELINE_REFRESH_MS = 1000;
 const openTimelines = new Map();        // DAG name -> time of its last fetch
+const timelineTimers = new Map();       // DAG name -> its one pending refresh
 
 function toggleTimeline(name) {
   if (openTimelines.has(name)) {
@@ -23,10 +24,9 @@ function openTimeline(name) {
 
 function refreshTimelines(names) {
   for (const name of names) {
-    if (!openTimelines.has(name)) continue;
-    const wait = openTimelines.get(name) + TIMELINE_REFRESH_MS - Date.now();
-    if (wait <= 0) loadTimeline(name);
-    else setTimeout(() => refreshTimelines([name]), wait);
+    if (!openTimelines.has(name) || timelineTimers.has(name)) continue;
+    const wait = Math.max(0, openTimelines.get(name) + TIMELINE_REFRESH_MS - Date.now());
+    timelineTimers.set(name, setTimeout(() => { timelineTimers.delete(name); loadTimeline(name); }, wait));
   }
 }
 
