@@ -9,9 +9,10 @@ from typing import List, Optional
 
 from titan import defaults, log_level
 
-DESCRIPTION = ("Serve a live web page of the cluster (workers, queues, every DAG as a graph, job logs, "
-               "approve/reject buttons for gates) and Prometheus metrics at /metrics. It follows the "
-               "master's event stream from a process of its own.")
+DESCRIPTION = ("Serve a live web page of the cluster (workers with their host's CPU and memory, queues, "
+               "every DAG as a graph with its timeline, a searchable job table, job logs, Approve/Reject, "
+               "Cancel and Retry buttons) and Prometheus metrics at /metrics. It follows the master's "
+               "event stream from a process of its own.")
 
 
 def add_commands(commands) -> None:
