@@ -12,8 +12,12 @@ import os
 import pwd
 import shutil
 import subprocess
+import tempfile
 import time
+import uuid
 from typing import List, Optional
+
+import pytest
 
 from titan.cluster import free_port_block
 
@@ -65,6 +69,9 @@ class PostgresServer:
         """`mode` immediate is a crash: no checkpoint, clients cut off at once."""
         self._run(os.path.join(PG_BIN, "pg_ctl"), "-D", self.data, "-m", mode, "-w", "stop", check=False)
 
+    def running(self) -> bool:
+        return os.path.exists(os.path.join(self.data, "postmaster.pid"))
+
     def log(self) -> str:
         try:
             with open(os.path.join(self.folder, "server.log"), errors="replace") as handle:
@@ -95,3 +102,38 @@ def wait_for_connection(url: str, timeout: float = 10.0) -> None:
 
 def remove(folder: str) -> None:
     shutil.rmtree(folder, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- fixtures (see tests/conftest.py)
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server for the test session; skipped, saying why, when there is none."""
+    reason = missing_reason()
+    if reason:
+        pytest.skip(reason)
+    folder = tempfile.mkdtemp(prefix="titan-pg-")
+    server = PostgresServer(folder)
+    try:
+        server.start()
+        wait_for_connection(server.url)
+        yield server
+    finally:
+        server.stop("immediate")
+        remove(folder)
+
+
+@pytest.fixture
+def pg_url(postgres):
+    """An empty database of its own on that server, for one test: tests never see each other's journals."""
+    import psycopg
+    if not postgres.running():
+        postgres.start()
+        wait_for_connection(postgres.url)
+    name = f"titan_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres.url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    yield postgres.url.rsplit("/", 1)[0] + f"/{name}"
+    if postgres.running():
+        with psycopg.connect(postgres.url, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -162,7 +162,11 @@ CLIENT_RESULTS = {
                     queue_depths=(dict,), recent_dags=list_of(str), run_id=(str,), seq=(int,),
                     artifacts=map_of(bytes_received=(int,), bytes_sent_to_workers=(int,),
                                      archive_fetches=(int,), root=nullable(str)),
-                    uptime_s=Number, store_keys=(int,), journal=nullable(str), journal_backlog=(int,)),
+                    uptime_s=Number, store_keys=(int,), journal=nullable(str), journal_backlog=(int,),
+                    # with a PostgreSQL journal: who leads (lease.read_leadership), else None
+                    leadership=Field((dict, type(None)), shape=_fields(
+                        epoch=(int,), leader=(str,), address=(str,), since=Number, renewed_seconds_ago=Number,
+                        standbys=list_of(dict, shape=_fields(name=(str,), address=(str,), waiting_since=Number))))),
     "approve": _JOB_RESULT,
     "reject": _JOB_RESULT,
     "agent_run": map_of(run_id=(str,), dags=list_of(dict, shape=DAG_INFO), finished=(bool,)),
