@@ -10,12 +10,18 @@ import time
 from typing import Dict, List, Optional
 
 from titan.cluster import PORTS_PER_MASTER, free_port_block
-from tests.conftest import FAST_DEAD_AFTER_S, FAST_HEARTBEAT_S, wait_until
+
+# As tests/conftest.py's (not imported from there: benchmarks/failover.py uses this module too, and
+# importing the test configuration would turn on strict message checks in its masters).
+FAST_HEARTBEAT_S = 0.2
+FAST_DEAD_AFTER_S = 2.0
 
 
 class SharedJournalCluster:
-    def __init__(self, url: str, log_dir: str, masters: int = 2, lease_timeout: float = 2.0):
+    def __init__(self, url: str, log_dir: str, masters: int = 2, lease_timeout: float = 2.0,
+                 heartbeat: float = FAST_HEARTBEAT_S, dead_after: float = FAST_DEAD_AFTER_S):
         self.url, self.log_dir, self.lease_timeout = url, log_dir, lease_timeout
+        self.heartbeat, self.dead_after = heartbeat, dead_after
         os.makedirs(log_dir, exist_ok=True)
         self.ports: List[int] = []
         for _ in range(masters):   # distinct blocks: the standbys bind nothing until they lead
@@ -33,14 +39,14 @@ class SharedJournalCluster:
     def start_master(self, port: int) -> subprocess.Popen:
         command = [sys.executable, "-m", "titan.master", "--host", "127.0.0.1", "--port", str(port),
                    "--journal", self.url, "--lease-timeout", str(self.lease_timeout),
-                   "--heartbeat-interval", str(FAST_HEARTBEAT_S), "--worker-dead-after", str(FAST_DEAD_AFTER_S)]
+                   "--heartbeat-interval", str(self.heartbeat), "--worker-dead-after", str(self.dead_after)]
         self.masters[port] = self._spawn(command, f"master-{port}")
         return self.masters[port]
 
     def start_worker(self, name: str, slots: int = 4) -> subprocess.Popen:
         command = [sys.executable, "-m", "titan.worker", "--master", self.hosts, "--name", name,
-                   "--slots", str(slots), "--heartbeat-interval", str(FAST_HEARTBEAT_S),
-                   "--master-dead-after", str(FAST_DEAD_AFTER_S)]
+                   "--slots", str(slots), "--heartbeat-interval", str(self.heartbeat),
+                   "--master-dead-after", str(self.dead_after)]
         process = self._spawn(command, name)
         self.workers.append(process)
         return process
@@ -101,6 +107,16 @@ class SharedJournalCluster:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def wait_until(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting for {what}"
+        time.sleep(0.05)
 
 
 def _listening(port: int) -> bool:

@@ -173,7 +173,8 @@ class PostgresJournal(Journal):
         unfolded, since_prune = self._unfolded, self._replies_since_prune
         try:
             db = self._connection()
-            with db.transaction():
+            # Pipelined: the turn's statements go in one round trip, the fence's failure comes at its end
+            with db.transaction(), db.pipeline():
                 db.execute(sql.FENCE, (self.epoch,))
                 yield db
         except BaseException as exc:
