@@ -58,10 +58,7 @@ class _Channel:
         with self.lock:
             socket = self._socket()
             while True:
-                try:
-                    socket.send_multipart(frames, zmq.NOBLOCK)
-                except zmq.Again:   # no connection yet (with keys: one the master refuses); wait as for a reply
-                    pass
+                _send_when_connected(socket, frames, min(deadline, time.monotonic() + retry_every))
                 reply = self._await(socket, rid, min(deadline, time.monotonic() + retry_every))
                 if reply is not None:
                     return reply
@@ -99,6 +96,20 @@ class _Channel:
         if self.socket is not None:
             self.socket.close(linger=0)
             self.socket = None
+
+
+def _send_when_connected(socket: zmq.Socket, frames: list, until: float) -> None:
+    """Send as soon as a connection takes it (with several master addresses, ZMQ_IMMEDIATE queues nothing
+    until the leader's connection is up, which takes a moment after connect); none by `until` (no master
+    yet; with keys, one that refuses ours): the caller waits as for a reply, then sends again."""
+    while True:
+        try:
+            socket.send_multipart(frames, zmq.NOBLOCK)
+            return
+        except zmq.Again:
+            remaining = until - time.monotonic()
+            if remaining <= 0 or not socket.poll(int(remaining * 1000) + 1, zmq.POLLOUT):
+                return
 
 
 class TitanClient(FileTransfers):

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import textwrap
 import time
 
 import pytest
 
-from tests.conftest import wait_until
+from tests.conftest import TITAN, wait_until
 from tests.postgres.ha import SharedJournalCluster
 from titan.core.errors import JournalUnavailable
 from titan_sdk import TitanJob
@@ -68,6 +69,8 @@ def shared(pg_url, tmp_path):
     yield make
     for cluster in made:
         cluster.stop()
+        for name in sorted(os.listdir(cluster.log_dir)):   # shown by pytest only when the test failed
+            print(f"----- {name} (last lines)\n" + "\n".join(cluster.log(name[:-4]).splitlines()[-30:]))
 
 
 def test_killing_the_leader_mid_dag_loses_no_job_and_runs_none_twice(shared, tmp_path):
@@ -163,3 +166,17 @@ def test_a_client_with_both_addresses_never_sees_the_master_unreachable_across_a
         assert time.monotonic() - started < 20
         assert client.store_get("counter") == "35"
         assert [client.store_get(f"k{n}") for n in range(40)] == [str(n) for n in range(40)]
+
+
+def test_titan_status_given_both_masters_says_who_leads_since_when_and_who_waits(shared):
+    cluster = shared(masters=2, lease_timeout=5).start(workers=1)
+    leader, standby = cluster.ports
+    done = subprocess.run([TITAN, "status", "--master", cluster.hosts, "--timeout", "20"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    leader_line = next(line for line in lines if f"127.0.0.1:{leader}" in line)
+    standby_line = next(line for line in lines if f"127.0.0.1:{standby}" in line)
+    assert "epoch" in done.stdout.lower() and " 1 " in leader_line, done.stdout
+    assert "not answering" not in done.stderr   # it found the leader at once
+    assert lines.index(leader_line) < lines.index(standby_line)

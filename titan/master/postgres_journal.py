@@ -137,14 +137,14 @@ class PostgresJournal(Journal):
             return
         with self.transaction() as db:
             self._write_jobs(db)
-            db.cursor().executemany(sql.UPSERT_DAG, [(encode(name), ids) for name, ids in self._dags.items()])
+            _many(db, sql.UPSERT_DAG, [(encode(name), ids) for name, ids in self._dags.items()])
             self._write_agent_runs(db)
-            db.cursor().executemany(sql.INSERT_LOG, self._logs)
-            db.cursor().executemany(sql.DELETE_SPEC, [(old,) for _, old, _ in self._replaced])
-            db.cursor().executemany(sql.DELETE_OLD_LOGS, [(encode(job), new) for job, _, new in self._replaced])
+            _many(db, sql.INSERT_LOG, self._logs)
+            _many(db, sql.DELETE_SPEC, [(old,) for _, old, _ in self._replaced])
+            _many(db, sql.DELETE_OLD_LOGS, [(encode(job), new) for job, _, new in self._replaced])
             self._write_store(db)
             pruned = self._write_replies(db)
-            db.cursor().executemany(sql.UPSERT_DEPLOYED, [(encode(name), script, at)
+            _many(db, sql.UPSERT_DEPLOYED, [(encode(name), script, at)
                                                           for name, (script, at) in self._deployed.items()])
             if self._unfolded > FORCED_COMPACT_AT:
                 self._fold(db, FORCED_COMPACT_BATCH)
@@ -173,7 +173,9 @@ class PostgresJournal(Journal):
         unfolded, since_prune = self._unfolded, self._replies_since_prune
         try:
             db = self._connection()
-            # Pipelined: the turn's statements go in one round trip, the fence's failure comes at its end
+            # Pipelined: the turn's statements go together and their results are read at the end, where
+            # the fence's failure shows (measured against pipelining BEGIN and COMMIT too, and against no
+            # pipeline: this was the fastest of the three)
             with db.transaction(), db.pipeline():
                 db.execute(sql.FENCE, (self.epoch,))
                 yield db
@@ -201,14 +203,14 @@ class PostgresJournal(Journal):
             self._unfolded = 0
             return
         latest = {state[0]: state for state in states}
-        db.cursor().executemany(sql.UPSERT_JOB_STATE, [(encode(job_id), state[1], _pack(state))
+        _many(db, sql.UPSERT_JOB_STATE, [(encode(job_id), state[1], _pack(state))
                                                        for job_id, state in latest.items()])
         db.execute(sql.DELETE_FOLDED, (last_id,))
         self._unfolded = max(0, self._unfolded - folded)
 
     def _write_jobs(self, db) -> None:
-        db.cursor().executemany(sql.INSERT_SCRIPT, self._scripts)
-        db.cursor().executemany(sql.UPSERT_SPEC, self._specs)
+        _many(db, sql.INSERT_SCRIPT, self._scripts)
+        _many(db, sql.UPSERT_SPEC, self._specs)
         changed = [(run.job_id, run.seq, run.state.value, run.attempt, run.failures, run.worker_id, run.worker,
                     run.last_worker_id, run.reason, run.exit_code)
                    for run in self._states.values() if not self._is_as_admitted(run)]
@@ -220,19 +222,19 @@ class PostgresJournal(Journal):
         return run.attempt == 0 and run.state in UNFOLDED_STATES and run.job_id in self._admitted
 
     def _write_agent_runs(self, db) -> None:
-        db.cursor().executemany(sql.DELETE_AGENT_RUN, [(encode(dag),) for dag in self._agent_runs])
-        db.cursor().executemany(sql.INSERT_AGENT_RUN, [(encode(dag), encode(run_id))
+        _many(db, sql.DELETE_AGENT_RUN, [(encode(dag),) for dag in self._agent_runs])
+        _many(db, sql.INSERT_AGENT_RUN, [(encode(dag), encode(run_id))
                                                        for dag, run_id in self._agent_runs.items() if run_id is not None])
 
     def _write_store(self, db) -> None:
-        db.cursor().executemany(sql.DELETE_STORE_KEY, [(encode(key),) for key, value in self._store.items()
+        _many(db, sql.DELETE_STORE_KEY, [(encode(key),) for key, value in self._store.items()
                                                        if value is None])
         kept = [(encode(key), "set", _pack(sorted(value))) if isinstance(value, set)
                 else (encode(key), "string", _pack(value)) for key, value in self._store.items() if value is not None]
-        db.cursor().executemany(sql.UPSERT_STORE_KEY, kept)
+        _many(db, sql.UPSERT_STORE_KEY, kept)
 
     def _write_replies(self, db) -> Dict[str, int]:
-        db.cursor().executemany(sql.INSERT_REPLY, self._replies)
+        _many(db, sql.INSERT_REPLY, self._replies)
         self._replies_since_prune += len(self._replies)
         if self._replies_since_prune < REPLIES_KEPT // 10:
             return {}
@@ -240,7 +242,7 @@ class PostgresJournal(Journal):
         excess = {channel: len(ids) - REPLIES_KEPT for channel, ids in self._reply_ids.items()
                   if len(ids) > REPLIES_KEPT}
         dropped = [(ids[i],) for channel, ids in self._reply_ids.items() for i in range(excess.get(channel, 0))]
-        db.cursor().executemany(sql.DELETE_REPLY, dropped)
+        _many(db, sql.DELETE_REPLY, dropped)
         return excess
 
     # ----------------------------------------------------------------- recovery
@@ -287,6 +289,14 @@ class PostgresJournal(Journal):
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
+
+
+def _many(db, statement: str, rows) -> None:
+    """executemany, skipped when there is nothing to write: most turns touch two or three tables, and
+    each statement sent costs the master a wait on PostgreSQL."""
+    rows = list(rows)
+    if rows:
+        db.cursor().executemany(statement, rows)
 
 
 def _run_row(seq: int, dag: Optional[str], spec: bytes, state) -> tuple:
