@@ -23,7 +23,7 @@ class Committer:
         self.failure: Optional[str] = None   # why the last commit failed; None while commits succeed
         self._next_try = 0.0
         self._held_log_chars = 0               # job output recorded since the last good commit
-        self.last_written = float("inf")       # monotonic time of the last write that succeeded; inf: none yet
+        self.last_written = float("inf")       # monotonic time of the last commit that succeeded; inf: none yet
 
     def hold(self, log_chars: int) -> bool:
         """May this much job output wait for the next commit? Always while commits succeed; during an
@@ -44,7 +44,7 @@ class Committer:
             return True
         if self.failure is not None and now < self._next_try:
             return False
-        if not self._write(self.journal.commit, now):
+        if not self._write(self.journal.commit if self.failure is None else self._commit_again, now):
             return False
         if self.failure is not None:
             log.warning("journal %s can be written again; carrying on", self.journal.path)
@@ -56,6 +56,12 @@ class Committer:
         """Fold some state changes; a fold that cannot be written starts an outage like a commit would."""
         if self.journal is not None and self.failure is None:
             self._write(lambda: self.journal.compact(batch), now)
+
+    def _commit_again(self) -> None:
+        """After a failure: on a shared journal, reach the database even with nothing pending (the lease),
+        so "can be written again" is said only once it can."""
+        self.journal.renew()
+        self.journal.commit()
 
     def renew(self, now: float) -> bool:
         """Renew this master's lease on a shared journal (a no-op on SQLite); an outage if it cannot be."""

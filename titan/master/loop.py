@@ -187,7 +187,8 @@ class Master(RequestHandlers):
     def _may_speak(self) -> bool:
         """False once a master on a shared journal has not renewed its lease for --lease-timeout: another
         may lead by now, so it answers nothing (not even heartbeats) until it has renewed the lease."""
-        return not self.config.journal or time.monotonic() - self.committer.last_written <= self.config.lease_timeout
+        return (not self.config.journal or self.committer.failure is None
+                or time.monotonic() - self.committer.last_written <= self.config.lease_timeout)
 
     def _tick(self) -> None:
         """Let the scheduler act on time; first excuse the workers for any time the master itself lost
