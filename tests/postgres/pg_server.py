@@ -46,8 +46,9 @@ def missing_reason() -> Optional[str]:
 class PostgresServer:
     """One server: `url` for Titan's --journal, `stop()`/`start()` to take it away and bring it back."""
 
-    def __init__(self, folder: str):
-        self.folder = folder
+    def __init__(self, folder: str, durable: bool = False):
+        """`durable`: fsync as PostgreSQL does by default (benchmarks); tests run without (faster)."""
+        self.folder, self.durable = folder, durable
         self.data = os.path.join(folder, "data")
         self.port = free_port_block("127.0.0.1", 1)
         self.url = f"postgresql://{SERVER_USER}@127.0.0.1:{self.port}/postgres"
@@ -60,7 +61,7 @@ class PostgresServer:
 
     def start(self) -> "PostgresServer":
         options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.folder} "
-                   "-c fsync=off -c max_connections=50")
+                   f"-c fsync={'on' if self.durable else 'off'} -c max_connections=50")
         self._run(os.path.join(PG_BIN, "pg_ctl"), "-D", self.data, "-o", options, "-l",
                   os.path.join(self.folder, "server.log"), "-w", "-t", str(START_TIMEOUT_S), "start")
         return self

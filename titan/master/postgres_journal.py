@@ -253,6 +253,8 @@ class PostgresJournal(Journal):
             while self.compact():
                 pass
             return self._load_all()
+        except psycopg.Error as exc:   # the connection lost while loading: the master stops, saying so
+            raise JournalWriteError(f"journal {self.path} cannot be read ({_first_line(exc)})") from None
         except BadRow as bad:
             raise JournalCorrupt(f"journal {self.path}: row {bad.row!r} of table {bad.table} cannot be loaded "
                                  f"({type(bad.problem).__name__}: {bad.problem}); the master will not start on "
