@@ -175,6 +175,7 @@ def test_titan_status_given_both_masters_says_who_leads_since_when_and_who_waits
     done = subprocess.run([TITAN, "status", "--master", cluster.hosts, "--timeout", "20"], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+    assert f"127.0.0.1:{leader}" in done.stdout and f"127.0.0.1:{standby}" in done.stdout, done.stdout
     lines = done.stdout.splitlines()
     leader_line = next(line for line in lines if f"127.0.0.1:{leader}" in line)
     standby_line = next(line for line in lines if f"127.0.0.1:{standby}" in line)
