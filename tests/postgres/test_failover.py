@@ -171,7 +171,8 @@ def test_a_client_with_both_addresses_never_sees_the_master_unreachable_across_a
 def test_titan_status_given_both_masters_says_who_leads_since_when_and_who_waits(shared):
     cluster = shared(masters=2, lease_timeout=5).start(workers=1)
     leader, standby = cluster.ports
-    wait_until(lambda: cluster.leadership()["standbys"], 30, "the standby to start waiting")
+    with cluster.client() as client:   # the leader reads who waits at each renewal, about every second
+        wait_until(lambda: client.stats()["leadership"]["standbys"], 30, "the leader to see the standby")
     done = subprocess.run([TITAN, "status", "--master", cluster.hosts, "--timeout", "20"], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
