@@ -22,6 +22,7 @@ import pytest
 os.environ["TITAN_STRICT_MESSAGES"] = "1"   # before titan.net.protocol is first imported (it reads it once)
 
 from titan.cluster import LocalCluster, WorkerSpec  # noqa: E402
+from tests.postgres.pg_server import postgres, pg_url  # noqa: E402,F401  (fixtures: a real PostgreSQL)
 from titan.net import protocol  # noqa: E402
 
 # The `titan` command of the Python running the tests (a venv's bin/ need not be on PATH), else PATH's.

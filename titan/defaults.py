@@ -87,6 +87,16 @@ POLL_INTERVAL_S = 0.1
 MASTER_STALL_S = 1.0
 # While the journal cannot be written (disk full), the master tries a commit again this often.
 JOURNAL_RETRY_S = 1.0
+# Masters sharing a PostgreSQL journal (--journal postgresql://...): the leader renews its lease at least
+# this often (every commit renews it too); a standby takes it over once it has not been renewed for
+# LEASE_TIMEOUT_S (--lease-timeout), looking every STANDBY_POLL_S.
+LEASE_RENEW_S = 1.0
+LEASE_TIMEOUT_S = 3.0
+STANDBY_POLL_S = 0.2
+POSTGRES_CONNECT_TIMEOUT_S = 2
+# A worker or client given several master addresses reconnects this often at most to one that went away
+# (the next leader binds when it takes over), so it finds the new leader soon after.
+MULTI_MASTER_RECONNECT_MAX_S = 0.5
 # Lines of one kind the master writes to its log per minute at most (the rest are counted): 0, no limit.
 MAX_LOG_REPEATS = 20
 # Job output held in memory for the journal during such an outage, at most (then kept in memory only).

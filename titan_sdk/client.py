@@ -21,7 +21,7 @@ from titan import defaults
 from titan.core.errors import MasterUnreachable, UnknownJob, error_from_reply
 from titan.core.jobs import FINAL_STATES
 from titan.core.services import SERVICE_UP_TOPIC, reported_state
-from titan.net import protocol, security
+from titan.net import addresses, protocol, security
 from titan_sdk.files import FileTransfers
 from titan_sdk.event_order import EventGap, EventOrder
 from titan_sdk.job import TitanJob, local_lookup_told
@@ -58,10 +58,7 @@ class _Channel:
         with self.lock:
             socket = self._socket()
             while True:
-                try:
-                    socket.send_multipart(frames, zmq.NOBLOCK)
-                except zmq.Again:   # no connection yet (with keys: one the master refuses); wait as for a reply
-                    pass
+                _send_when_connected(socket, frames, min(deadline, time.monotonic() + retry_every))
                 reply = self._await(socket, rid, min(deadline, time.monotonic() + retry_every))
                 if reply is not None:
                     return reply
@@ -90,7 +87,7 @@ class _Channel:
             self.socket.setsockopt(zmq.IDENTITY, f"sdk-{self._rid_prefix}".encode())
             if self.identity is not None:
                 self.identity.apply(self.socket)
-            self.socket.connect(self.address)
+            addresses.connect_all(self.socket, self.address)
             self.poller = zmq.Poller()
             self.poller.register(self.socket, zmq.POLLIN)
         return self.socket
@@ -101,10 +98,25 @@ class _Channel:
             self.socket = None
 
 
+def _send_when_connected(socket: zmq.Socket, frames: list, until: float) -> None:
+    """Send as soon as a connection takes it (with several master addresses, ZMQ_IMMEDIATE queues nothing
+    until the leader's connection is up, which takes a moment after connect); none by `until` (no master
+    yet; with keys, one that refuses ours): the caller waits as for a reply, then sends again."""
+    while True:
+        try:
+            socket.send_multipart(frames, zmq.NOBLOCK)
+            return
+        except zmq.Again:
+            remaining = until - time.monotonic()
+            if remaining <= 0 or not socket.poll(int(remaining * 1000) + 1, zmq.POLLOUT):
+                return
+
+
 class TitanClient(FileTransfers):
     def __init__(self, host: Optional[str] = None, port: Optional[int] = None,
                  timeout: float = defaults.CLIENT_TIMEOUT_S, keys: Optional[str] = None):
-        """`keys`: a client key bundle (titan keys add-client) or, on the master's machine, the key
+        """`host` may name several masters sharing a journal, "h1,h2" or "h1:9090,h2:9090" (as may
+        TITAN_HOST): the client follows whichever leads. `keys`: a client key bundle (titan keys add-client) or, on the master's machine, the key
         directory; default TITAN_KEYS. Inside a job, TITAN_KEYS names the job's own key, from the worker."""
         assigned = _assigned_original_settings()
         self.host = host or assigned.get("TITAN_HOST") or os.environ.get("TITAN_HOST") or defaults.DEFAULT_HOST
@@ -125,7 +137,7 @@ class TitanClient(FileTransfers):
         self.on_no_answer: Optional[Callable[[float], None]] = None
 
     def _address(self, offset: int) -> str:
-        return f"tcp://{self.host}:{defaults.port_for(self.port, offset)}"
+        return addresses.endpoints(self.host, self.port, offset)
 
     def _call(self, channel: _Channel, op: str, **fields):
         reply = channel.request(protocol.request(channel.ops, op, **fields), self.timeout, self.retry_every,
@@ -410,7 +422,7 @@ class _Subscription:
             identity.apply(self.socket)
         for topic in [*topics, protocol.EVENTS_WELCOME.decode()]:
             self.socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
-        self.socket.connect(address)
+        addresses.connect_all(self.socket, address)
         if not self._welcomed(timeout, on_no_answer):
             self.close()
             raise MasterUnreachable(f"Titan master event stream at {address} did not answer within "

@@ -43,3 +43,13 @@ def test_quick_peers_run_of_titan_alone_prints_every_shape_for_every_isolation(t
         assert all(figure > 0 for figures in shapes.values() for figure in figures), (system, shapes)
     rows = [line.split()[0] for line in result.stdout.splitlines() if line[:2] in ("T1", "T2", "T3", "T4", "T5")]
     assert rows == ["T1", "T2", "T3", "T4", "T5"], result.stdout
+
+
+@pytest.mark.timeout(300)
+def test_quick_failover_benchmark_prints_the_takeover_and_each_journal(postgres):
+    """`python -m benchmarks.failover --quick` (needs PostgreSQL, as the `postgres` fixture checks)."""
+    result = subprocess.run([sys.executable, "-m", "benchmarks.failover", "--quick", "--runs", "1"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=280, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for label in ("takeover", "S1-null  sqlite", "S1-null  postgresql", "S5-null  pg-async"):
+        assert label in result.stdout, result.stdout

@@ -1,4 +1,7 @@
-"""The SQLite journal on its own: what is written comes back, scripts are kept once, old rows still load."""
+"""The journals on their own: what is written comes back, scripts are kept once, old rows still load.
+
+Tests taking `journal_at` run on both backends (SQLite in a temp dir, PostgreSQL on a real server, skipped
+without one); the rest are about SQLite's own file and schema upgrades."""
 
 from __future__ import annotations
 
@@ -14,6 +17,26 @@ from titan.master.journal import JournalCorrupt
 from titan.master.sqlite_journal import SqliteJournal
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def journal_at(request, tmp_path):
+    """journal_at() opens the test's journal again (as a restarted master would), on either backend."""
+    if request.param == "sqlite":
+        return lambda: SqliteJournal(str(tmp_path))
+    from titan.master.lease import Lease
+    from titan.master.postgres_journal import PostgresJournal
+    url = request.getfixturevalue("pg_url")
+    lease = Lease(url, "test-master", "127.0.0.1:0")
+    epoch = lease.try_take()
+    lease.close()
+    return lambda: PostgresJournal(url, epoch)
+
+
+def count_rows(journal, table: str) -> int:
+    if isinstance(journal, SqliteJournal):
+        return journal.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    return journal.read_one(f"SELECT COUNT(*) FROM titan_{table}", ())[0]
+
+
 def run(job_id: str, seq: int, script: bytes = b"print('ok')\n", **fields) -> JobRun:
     return JobRun(spec=JobSpec(job_id=job_id, filename=f"{job_id}.py", script=script, **fields), dag="d", seq=seq)
 
@@ -22,8 +45,8 @@ def record(journal: SqliteJournal, new_run: JobRun, replaced_seq: Optional[int] 
     journal.record_submission(new_run, replaced_seq, hashlib.sha256(new_run.spec.script).hexdigest())
 
 
-def test_runs_come_back_as_they_were_recorded(tmp_path):
-    journal = SqliteJournal(str(tmp_path))
+def test_runs_come_back_as_they_were_recorded(journal_at):
+    journal = journal_at()
     runs = [run("a", 1, priority=7, requirement="GPU", args="--x 1", timeout=2.5),
             run("b", 2, parents=("a",), retries=3), run("c", 3, script=b"\x00\xffother")]
     runs[0].state, runs[0].attempt, runs[0].worker = JobState.RUNNING, 1, "w1"
@@ -31,23 +54,22 @@ def test_runs_come_back_as_they_were_recorded(tmp_path):
         record(journal, each)
     journal.commit()
     journal.close()
-    loaded = {r.job_id: r for r in SqliteJournal(str(tmp_path)).load().runs}
+    loaded = {r.job_id: r for r in journal_at().load().runs}
     assert {job_id: r.spec for job_id, r in loaded.items()} == {r.job_id: r.spec for r in runs}
     assert (loaded["a"].state, loaded["a"].attempt, loaded["a"].worker) == (JobState.RUNNING, 1, "w1")
 
 
-def test_a_script_shared_by_many_jobs_is_stored_once(tmp_path):
-    journal = SqliteJournal(str(tmp_path))
+def test_a_script_shared_by_many_jobs_is_stored_once(journal_at):
+    journal = journal_at()
     shared = b"print('shared')\n"
     for seq in range(1, 51):
         record(journal, run(f"j{seq}", seq, script=shared))
     journal.commit()
     record(journal, run("late", 51, script=shared))
     journal.commit()
-    (count,) = journal.db.execute("SELECT COUNT(*) FROM scripts").fetchone()
-    assert count == 1
+    assert count_rows(journal, "scripts") == 1
     journal.close()
-    assert {r.spec.script for r in SqliteJournal(str(tmp_path)).load().runs} == {shared}
+    assert {r.spec.script for r in journal_at().load().runs} == {shared}
 
 
 def test_specs_written_with_the_script_inline_still_load(tmp_path):
@@ -64,22 +86,25 @@ def test_specs_written_with_the_script_inline_still_load(tmp_path):
     assert loaded.state == JobState.QUEUED
 
 
-def test_a_new_run_of_an_id_replaces_the_old_runs_spec_and_logs(tmp_path):
-    journal = SqliteJournal(str(tmp_path))
+def test_a_new_run_of_an_id_replaces_the_old_runs_spec_and_logs(journal_at):
+    journal = journal_at()
     record(journal, run("j", 1, script=b"first"))
     journal.record_log("j", 1, 1, "stdout", "from the first run\n")
     journal.commit()
     record(journal, run("j", 2, script=b"second"), replaced_seq=1)
     journal.commit()
     journal.close()
-    recovered = SqliteJournal(str(tmp_path)).load()
+    recovered = journal_at().load()
     assert [(r.seq, r.spec.script) for r in recovered.runs] == [(2, b"second")]
     assert recovered.logs == []
 
 
-def unfolded(journal: SqliteJournal) -> list:
+def unfolded(journal) -> list:
     """The ids of the jobs whose state changes wait to be folded into job_states, oldest first."""
-    batches = journal.db.execute("SELECT states FROM job_transitions ORDER BY id").fetchall()
+    if isinstance(journal, SqliteJournal):
+        batches = journal.db.execute("SELECT states FROM job_transitions ORDER BY id").fetchall()
+    else:
+        batches = journal._connection().execute("SELECT states FROM titan_job_transitions ORDER BY id").fetchall()
     return [row[0] for (packed,) in batches for row in msgpack.unpackb(packed)]
 
 
@@ -93,8 +118,8 @@ def advance(journal: SqliteJournal, each: JobRun, state: JobState, attempt: int,
     journal.commit()
 
 
-def test_the_latest_state_comes_back_whether_or_not_it_was_compacted(tmp_path):
-    journal = SqliteJournal(str(tmp_path))
+def test_the_latest_state_comes_back_whether_or_not_it_was_compacted(journal_at):
+    journal = journal_at()
     a, b = run("a", 1), run("b", 2)
     for each in (a, b):
         record(journal, each)
@@ -107,14 +132,14 @@ def test_the_latest_state_comes_back_whether_or_not_it_was_compacted(tmp_path):
     assert unfolded(journal) == ["b", "a"]
     journal.close()
     expected = {"a": (JobState.RUNNING, 2, "w2"), "b": (JobState.RUNNING, 1, "w2")}
-    reopened = SqliteJournal(str(tmp_path))
+    reopened = journal_at()
     assert states(reopened) == expected
     assert unfolded(reopened) == []   # loading folded them all
     assert states(reopened) == expected
 
 
-def test_a_run_never_dispatched_is_journaled_by_its_spec_alone_and_loads_pending(tmp_path):
-    journal = SqliteJournal(str(tmp_path))
+def test_a_run_never_dispatched_is_journaled_by_its_spec_alone_and_loads_pending(journal_at):
+    journal = journal_at()
     queued, requeued = run("queued", 1), run("requeued", 2)
     queued.state = JobState.QUEUED
     requeued.state, requeued.attempt = JobState.QUEUED, 1   # dispatched, its worker lost, in the same turn
@@ -123,12 +148,12 @@ def test_a_run_never_dispatched_is_journaled_by_its_spec_alone_and_loads_pending
     journal.commit()
     assert unfolded(journal) == ["requeued"]
     journal.close()
-    assert states(SqliteJournal(str(tmp_path))) == {"queued": (JobState.PENDING, 0, None),
+    assert states(journal_at()) == {"queued": (JobState.PENDING, 0, None),
                                              "requeued": (JobState.QUEUED, 1, None)}
 
 
-def test_a_run_replaced_within_one_commit_leaves_only_the_new_run(tmp_path):
-    journal = SqliteJournal(str(tmp_path))
+def test_a_run_replaced_within_one_commit_leaves_only_the_new_run(journal_at):
+    journal = journal_at()
     first, second = run("j", 1, script=b"first"), run("j", 2, script=b"second")
     record(journal, first)
     first.state = JobState.CANCELLED
@@ -136,14 +161,16 @@ def test_a_run_replaced_within_one_commit_leaves_only_the_new_run(tmp_path):
     record(journal, second, replaced_seq=1)
     journal.commit()
     journal.close()
-    assert [(r.seq, r.spec.script, r.state) for r in SqliteJournal(str(tmp_path)).load().runs] == [
+    assert [(r.seq, r.spec.script, r.state) for r in journal_at().load().runs] == [
         (2, b"second", JobState.PENDING)]
 
 
-def test_a_master_that_is_never_idle_still_folds_its_backlog(tmp_path, monkeypatch):
-    monkeypatch.setattr("titan.master.sqlite_journal.FORCED_COMPACT_AT", 10)
-    monkeypatch.setattr("titan.master.sqlite_journal.FORCED_COMPACT_BATCH", 4)
-    journal = SqliteJournal(str(tmp_path))
+def test_a_master_that_is_never_idle_still_folds_its_backlog(journal_at, monkeypatch):
+    for module in ("sqlite_journal", "postgres_journal"):
+        monkeypatch.setattr(f"titan.master.{module}.FORCED_COMPACT_AT", 10)
+    for module in ("sqlite_journal", "postgres_journal"):
+        monkeypatch.setattr(f"titan.master.{module}.FORCED_COMPACT_BATCH", 4)
+    journal = journal_at()
     each = run("a", 1)
     record(journal, each)
     journal.commit()
@@ -151,7 +178,7 @@ def test_a_master_that_is_never_idle_still_folds_its_backlog(tmp_path, monkeypat
         advance(journal, each, JobState.RUNNING, attempt, "w1")
     assert len(unfolded(journal)) <= 10 + 1
     journal.close()
-    assert states(SqliteJournal(str(tmp_path))) == {"a": (JobState.RUNNING, 30, "w1")}
+    assert states(journal_at()) == {"a": (JobState.RUNNING, 30, "w1")}
 
 
 VERSION_1_SCHEMA = """
@@ -189,9 +216,10 @@ def test_a_version_1_journal_is_upgraded_and_keeps_its_jobs_store_and_replies(tm
     assert "deployed_scripts" in schema and recovered.deployed_scripts == []
 
 
-def test_each_channel_keeps_its_own_latest_replies(tmp_path, monkeypatch):
-    monkeypatch.setattr("titan.master.sqlite_journal.REPLIES_KEPT", 20)
-    journal = SqliteJournal(str(tmp_path))
+def test_each_channel_keeps_its_own_latest_replies(journal_at, monkeypatch):
+    for module in ("sqlite_journal", "postgres_journal"):
+        monkeypatch.setattr(f"titan.master.{module}.REPLIES_KEPT", 20)
+    journal = journal_at()
     for n in range(5):
         journal.record_reply("client", f"c{n}", b"submitted")
     journal.commit()
@@ -202,7 +230,7 @@ def test_each_channel_keeps_its_own_latest_replies(tmp_path, monkeypatch):
         journal.record_reply("client", f"c{n}", b"submitted")
         journal.commit()
     journal.close()
-    replies = SqliteJournal(str(tmp_path)).load().replies
+    replies = journal_at().load().replies
     assert [rid for rid, _ in replies["client"]] == [f"c{n}" for n in range(7)]
     assert [rid for rid, _ in replies["store"]] == [f"s{n}" for n in range(30, 50)]
 
@@ -257,15 +285,15 @@ def test_one_unreadable_row_refuses_the_journal_naming_it(tmp_path, table, sql, 
         SqliteJournal(str(tmp_path)).load()
 
 
-def test_deployed_scripts_come_back_and_a_later_deploy_replaces(tmp_path):
-    journal = SqliteJournal(str(tmp_path))
+def test_deployed_scripts_come_back_and_a_later_deploy_replaces(journal_at):
+    journal = journal_at()
     journal.record_deployed_script("train.py", b"print('v1')\n", 100.0)
     journal.commit()
     journal.record_deployed_script("train.py", b"print('v2')\n", 200.0)
     journal.record_deployed_script("eval.py", b"print('e')\n", 150.0)
     journal.commit()
     journal.close()
-    deployed = {entry.name: entry for entry in SqliteJournal(str(tmp_path)).load().deployed_scripts}
+    deployed = {entry.name: entry for entry in journal_at().load().deployed_scripts}
     assert {name: (e.script, e.deployed_at) for name, e in deployed.items()} == {
         "train.py": (b"print('v2')\n", 200.0), "eval.py": (b"print('e')\n", 150.0)}
 

@@ -47,7 +47,10 @@ MASTER_TIMEOUT_HELP = ("seconds to keep trying to reach the master before giving
 def add_master_options(parser: argparse.ArgumentParser, timeout: bool = True) -> None:
     """--host, --port, --keys; and --timeout meaning MASTER_TIMEOUT_HELP, unless the command gives its
     own --timeout a meaning of its own (timeout=False)."""
-    parser.add_argument("--host", default=None, help="master host (default: TITAN_HOST, else localhost)")
+    parser.add_argument("--host", default=None, help="master host, or several sharing a journal: H1,H2 "
+                                                      "(default: TITAN_HOST, else localhost)")
+    parser.add_argument("--master", dest="host", metavar="HOST:PORT[,HOST:PORT]",
+                        help="the master, or each master sharing a journal (the client follows the leader)")
     parser.add_argument("--port", type=int, default=None, help="master base port (default: TITAN_PORT, else 9090)")
     parser.add_argument("--keys", default=None,
                         help="client key bundle, for a master that requires keys (default: TITAN_KEYS)")

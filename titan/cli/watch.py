@@ -131,7 +131,21 @@ def cluster_sections(stats: dict, with_workers: bool = True) -> List[Section]:
                    [[*(stats["jobs_by_state"].get(state, 0) for state in states), backing_off]])
     ready = sorted(stats["queued_by_requirement"].items()) or [("any", 0)]
     queues = Section("ready to run, by requirement", [name for name, _ in ready], [[n for _, n in ready]])
-    return [overview, *([workers_section(stats)] if with_workers else []), jobs, queues]
+    return [overview, *leadership_sections(stats.get("leadership")),
+            *([workers_section(stats)] if with_workers else []), jobs, queues]
+
+
+def leadership_sections(leadership) -> List[Section]:
+    """With masters sharing a PostgreSQL journal: who leads (since when, under which epoch), who waits."""
+    if not leadership:
+        return []
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(leadership["since"]))
+    leader = Section("leader", ("master", "address", "since", "epoch", "renewed"),
+                     [(leadership["leader"], leadership["address"], since, leadership["epoch"],
+                       f"{leadership['renewed_seconds_ago']:.1f}s ago")])
+    standbys = [(s["name"], s["address"], time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s["waiting_since"])))
+                for s in leadership["standbys"]] or [("none", "", "")]
+    return [leader, Section("standbys", ("master", "address", "waiting since"), standbys)]
 
 
 # ----------------------------------------------------------------- top

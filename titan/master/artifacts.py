@@ -6,7 +6,9 @@ Layout under the root (<data dir>/artifacts, or a temp folder when the master ha
     names/<sha256 of name>  {"name", "sha256", "size", "kind"}: which content a name points at now
     uploads/<upload id>     bytes of an upload still arriving (dropped at start: a client starts again)
 
-Everything is a file, so it survives a master restart when the root is in the data dir. Uploads arrive in
+Everything is a file, so it survives a master restart when the root is in the data dir. With a PostgreSQL
+journal the blobs and names live in PostgreSQL instead (postgres_artifacts.py), and only uploads still
+arriving are files here, in a temp folder. Uploads arrive in
 chunks appended in order; the hash is computed as they arrive, so finishing one costs no re-read.
 """
 
@@ -84,8 +86,8 @@ class ArtifactStore:
         if not self.has(sha256):
             raise UnknownArtifact(f"the master holds no content with sha256 {sha256[:16]}...; upload it first",
                                   sha256=sha256)
-        entry = {"name": name, "sha256": sha256, "size": os.path.getsize(self._blob(sha256)), "kind": kind}
-        _write_atomically(self._name_file(name), json.dumps(entry).encode())
+        entry = {"name": name, "sha256": sha256, "size": self._blob_size(sha256), "kind": kind}
+        self._write_entry(name, json.dumps(entry).encode())
         return entry
 
     def _keep_upload(self, upload_id: str, sha256: str) -> None:
@@ -95,8 +97,7 @@ class ArtifactStore:
             self._drop_upload(upload_id)
             raise RequestRejected(f"upload {upload_id!r} has sha256 {actual[:16]}..., not the announced "
                                   f"{sha256[:16]}...; the bytes were damaged, upload again")
-        _fsync_file(upload.path)
-        os.replace(upload.path, self._blob(sha256))
+        self._store_blob(upload.path, sha256)
         del self._uploads[upload_id]
 
     def _upload(self, upload_id: str, create: bool) -> _Upload:
@@ -124,20 +125,16 @@ class ArtifactStore:
 
     def info(self, name: str) -> dict:
         check_name(name)
-        try:
-            with open(self._name_file(name), "rb") as handle:
-                return json.loads(handle.read())
-        except FileNotFoundError:
-            raise UnknownArtifact(f"no artifact named {name!r} on the master", name=name) from None
+        entry = self._read_entry(name)
+        if entry is None:
+            raise UnknownArtifact(f"no artifact named {name!r} on the master", name=name)
+        return json.loads(entry)
 
     def read(self, sha256: str, offset: int, limit: int = defaults.TRANSFER_CHUNK_BYTES) -> Tuple[bytes, int]:
         """Up to `limit` bytes from `offset`, and the blob's whole size."""
         if not self.has(sha256):
             raise UnknownArtifact(f"the master holds no content with sha256 {sha256[:16]}...", sha256=sha256)
-        path = self._blob(sha256)
-        with open(path, "rb") as handle:
-            handle.seek(max(0, offset))
-            return handle.read(limit), os.fstat(handle.fileno()).st_size
+        return self._read_blob(sha256, max(0, offset), limit)
 
     def stats(self) -> dict:
         return {"bytes_received": self.bytes_received, "bytes_sent_to_workers": self.bytes_sent_to_workers,
@@ -147,11 +144,45 @@ class ArtifactStore:
         if self.owns_root:
             shutil.rmtree(self.root, ignore_errors=True)
 
+    # ----------------------------------------------------------------- where the bytes are kept (files here;
+    # postgres_artifacts.py keeps them in the PostgreSQL journal)
+
+    def _store_blob(self, upload_path: str, sha256: str) -> None:
+        _fsync_file(upload_path)
+        os.replace(upload_path, self._blob(sha256))
+
+    def _blob_size(self, sha256: str) -> int:
+        return os.path.getsize(self._blob(sha256))
+
+    def _read_blob(self, sha256: str, offset: int, limit: int) -> Tuple[bytes, int]:
+        with open(self._blob(sha256), "rb") as handle:
+            handle.seek(offset)
+            return handle.read(limit), os.fstat(handle.fileno()).st_size
+
+    def _write_entry(self, name: str, entry: bytes) -> None:
+        _write_atomically(self._name_file(name), entry)
+
+    def _read_entry(self, name: str) -> Optional[bytes]:
+        try:
+            with open(self._name_file(name), "rb") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return None
+
     def _blob(self, sha256: str) -> str:
         return os.path.join(self.root, "blobs", sha256)
 
     def _name_file(self, name: str) -> str:
         return os.path.join(self.root, "names", hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest())
+
+
+def open_artifacts(data_dir: Optional[str], journal) -> ArtifactStore:
+    """In the PostgreSQL journal when the master has one (a standby needs them too), else files in the
+    data dir, else a temp folder."""
+    if journal is not None and journal.shared:
+        from titan.master.postgres_artifacts import PostgresArtifactStore
+        return PostgresArtifactStore(journal)
+    return ArtifactStore(os.path.join(data_dir, "artifacts") if data_dir else None)
 
 
 def check_name(name: str) -> None:

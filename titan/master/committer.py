@@ -23,6 +23,7 @@ class Committer:
         self.failure: Optional[str] = None   # why the last commit failed; None while commits succeed
         self._next_try = 0.0
         self._held_log_chars = 0               # job output recorded since the last good commit
+        self.last_written = float("inf")       # monotonic time of the last commit that succeeded; inf: none yet
 
     def hold(self, log_chars: int) -> bool:
         """May this much job output wait for the next commit? Always while commits succeed; during an
@@ -43,7 +44,7 @@ class Committer:
             return True
         if self.failure is not None and now < self._next_try:
             return False
-        if not self._write(self.journal.commit, now):
+        if not self._write(self.journal.commit if self.failure is None else self._commit_again, now):
             return False
         if self.failure is not None:
             log.warning("journal %s can be written again; carrying on", self.journal.path)
@@ -56,6 +57,16 @@ class Committer:
         if self.journal is not None and self.failure is None:
             self._write(lambda: self.journal.compact(batch), now)
 
+    def _commit_again(self) -> None:
+        """After a failure: on a shared journal, reach the database even with nothing pending (the lease),
+        so "can be written again" is said only once it can."""
+        self.journal.renew()
+        self.journal.commit()
+
+    def renew(self, now: float) -> bool:
+        """Renew this master's lease on a shared journal (a no-op on SQLite); an outage if it cannot be."""
+        return self.journal is None or (self.failure is None and self._write(self.journal.renew, now))
+
     def _write(self, action, now: float) -> bool:
         try:
             action()
@@ -65,4 +76,5 @@ class Committer:
                           "write again (trying every %gs)", exc, self.retry_every)
             self.failure, self._next_try = str(exc), now + self.retry_every
             return False
+        self.last_written = now
         return True

@@ -16,6 +16,8 @@ class MasterConfig:
     host: str = defaults.DEFAULT_BIND_HOST
     port: int = defaults.DEFAULT_PORT
     data_dir: Optional[str] = None
+    journal: Optional[str] = None       # postgresql://... : a journal shared with standby masters
+    lease_timeout: float = defaults.LEASE_TIMEOUT_S
     max_message_bytes: int = defaults.MAX_MESSAGE_BYTES
     heartbeat_interval: float = defaults.HEARTBEAT_INTERVAL_S
     worker_dead_after: float = defaults.WORKER_DEAD_AFTER_S
@@ -46,6 +48,13 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                         help="base port: clients P, workers P+1, events P+2, store P+3 (default %(default)s)")
     parser.add_argument("--data-dir", default=None,
                         help="directory for the durable journal (titan.db); without it state is in memory only")
+    parser.add_argument("--journal", default=None, metavar="postgresql://USER@HOST/DB", type=_postgres_url,
+                        help="keep the journal (and artifacts) in PostgreSQL instead of --data-dir: any number "
+                             "of masters with the same URL, one leads and the others wait to take over "
+                             "(needs titan-scheduler[postgres])")
+    parser.add_argument("--lease-timeout", type=positive(float), default=defaults.LEASE_TIMEOUT_S, metavar="S",
+                        help="with --journal: a standby takes over once the leader has not renewed its lease "
+                             "for S seconds (default %(default)s)")
     parser.add_argument("--max-message-bytes", type=int, default=defaults.MAX_MESSAGE_BYTES)
     parser.add_argument("--heartbeat-interval", type=float, default=defaults.HEARTBEAT_INTERVAL_S,
                         help="seconds between heartbeats (default %(default)s)")
@@ -75,12 +84,22 @@ def config_from(args: argparse.Namespace) -> MasterConfig:
     limits = Limits(jobs_per_dag=args.max_jobs_per_dag, script_bytes=args.max_script_bytes,
                     submits_per_second=args.max_submits_per_second, store_value_bytes=args.max_store_value_bytes,
                     store_keys=args.max_store_keys, log_bytes=args.max_log_bytes)
-    return MasterConfig(host=args.host, port=args.port, data_dir=args.data_dir,
+    if args.journal and args.data_dir:
+        raise SystemExit("titan master: give --journal or --data-dir, not both (--journal keeps everything "
+                         "in PostgreSQL)")
+    return MasterConfig(host=args.host, port=args.port, data_dir=args.data_dir, journal=args.journal,
+                        lease_timeout=args.lease_timeout,
                         max_message_bytes=args.max_message_bytes, heartbeat_interval=args.heartbeat_interval,
                         worker_dead_after=args.worker_dead_after, retry_backoff=args.retry_backoff,
                         retry_backoff_max=args.retry_backoff_max, keys=args.keys, insecure=args.insecure,
                         max_log_repeats=args.max_log_repeats, limits=limits, log_level=args.log_level,
                         metrics_port=args.metrics_port, metrics_host=args.metrics_host)
+
+
+def _postgres_url(text: str) -> str:
+    if not text.startswith(("postgresql://", "postgres://")):
+        raise argparse.ArgumentTypeError(f"expected a postgresql:// URL, got {text[:80]!r}")
+    return text
 
 
 def add_limit_options(parser: argparse.ArgumentParser) -> None:

@@ -6,8 +6,9 @@ and writes them in one transaction. Job state changes may be kept as an append-o
 into a table later (`compact()`), when the master is idle; `backlog` says how many wait. Opening a
 journal takes its lock: a second master on the same journal must get JournalInUse, never share it.
 
-One implementation today: SQLite in the data dir (titan/master/sqlite_journal.py). `open_journal`
-is the one place that chooses.
+Two implementations: SQLite in the data dir (titan/master/sqlite_journal.py), the default, and
+PostgreSQL (titan/master/postgres_journal.py), which several masters share, one leading at a time
+(titan/master/lease.py). `open_journal` is the one place that chooses.
 """
 
 from __future__ import annotations
@@ -36,6 +37,12 @@ class JournalWriteError(Exception):
     stays pending, and the next commit tries again: the master says nothing it has not written."""
 
 
+class Deposed(BaseException):
+    """Another master took over the journal (PostgreSQL): this one must never write or say anything again.
+    A BaseException, like SystemExit, so that no handler meant for a bad message or a failed write
+    (`except Exception`) can swallow it: it ends the master's loop, and the master exits saying why."""
+
+
 class JournalInUse(Exception):
     """Another master has the journal open: two masters on one journal would each act on half of it."""
 
@@ -57,6 +64,7 @@ class Journal(abc.ABC):
 
     path: str
     commits: int
+    shared = False   # True when several masters share it, one leading (PostgreSQL): it holds the artifacts too
 
     # ----------------------------------------------------------------- recording (buffered until commit)
 
@@ -121,8 +129,22 @@ class Journal(abc.ABC):
     def close(self) -> None:
         """Release the lock."""
 
+    # ----------------------------------------------------------------- shared journals (PostgreSQL)
 
-def open_journal(data_dir: str) -> Journal:
-    """The journal in `data_dir`, locked for this master; JournalInUse or JournalCorrupt if it cannot be."""
+    def renew(self) -> None:
+        """Keep this master's lease on a shared journal; Deposed once it has lost it. Nothing to do on
+        a journal only one master can open."""
+
+    def leadership(self) -> Optional[dict]:
+        """Who leads a shared journal, since when, and who waits (see lease.read_leadership); None here."""
+        return None
+
+
+def open_journal(data_dir: Optional[str] = None, url: Optional[str] = None, epoch: Optional[int] = None) -> Journal:
+    """The journal at the PostgreSQL `url`, written under the lease `epoch` this master holds, else the one
+    in `data_dir`, locked for this master; JournalInUse or JournalCorrupt if it cannot be."""
+    if url is not None:
+        from titan.master.postgres_journal import PostgresJournal
+        return PostgresJournal(url, epoch)
     from titan.master.sqlite_journal import SqliteJournal
     return SqliteJournal(data_dir)

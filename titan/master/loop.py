@@ -8,7 +8,6 @@ then sends replies, dispatches and events, so nothing said to the outside world 
 from __future__ import annotations
 
 import logging
-import os
 import time
 import uuid
 from collections import Counter
@@ -25,7 +24,7 @@ from titan.core.logs import JobLogs
 from titan.core.scheduler import Scheduler
 from titan.core.store import Store
 from titan.master.deployed_scripts import DeployedScripts
-from titan.master.artifacts import ArtifactStore
+from titan.master.artifacts import open_artifacts
 from titan.master.committer import Committer
 from titan.master.config import MasterConfig
 from titan.master.gatekeeper import Gatekeeper
@@ -45,7 +44,8 @@ BATCH_PER_SOCKET = 256
 
 
 class Master(RequestHandlers):
-    def __init__(self, config: MasterConfig):
+    def __init__(self, config: MasterConfig, epoch: Optional[int] = None):
+        """`epoch`: with a PostgreSQL journal, the lease this master took (see lease.py)."""
         self.config = config
         self.scheduler = Scheduler(worker_dead_after=config.worker_dead_after, retry_backoff=config.retry_backoff,
                                    retry_backoff_max=config.retry_backoff_max)
@@ -73,9 +73,12 @@ class Master(RequestHandlers):
         self._last_tick = time.monotonic()  # when the scheduler last acted on time (see _tick)
         self._commits_seen = 0            # the journal's commit count when _fold_journal last looked
         self._to_workers: Dict[str, List[dict]] = {}   # worker id -> this turn's messages, sent as one frame
-        self.journal = open_journal(config.data_dir) if config.data_dir else None
+        self.journal = open_journal(config.data_dir, config.journal, epoch) \
+            if config.data_dir or config.journal else None
         self.committer = Committer(self.journal)
-        self.artifacts = ArtifactStore(os.path.join(config.data_dir, "artifacts") if config.data_dir else None)
+        self.artifacts = open_artifacts(config.data_dir, self.journal)
+        self.leadership: Optional[dict] = None   # who leads a shared journal (stats); refreshed each renewal
+        self._last_renewal = float("-inf")
         self.dag_agent_run: Dict[str, str] = {}
         self.guard = Gatekeeper(config.keys) if config.keys else None
         self.ctx = zmq.Context()
@@ -91,6 +94,7 @@ class Master(RequestHandlers):
             self.close()
             raise
         self.recovered = self._recover() if self.journal else None
+        self.committer.last_written = time.monotonic()
 
     def _bind_sockets(self) -> None:
         # A client that reconnects under its own identity (the SDK's, see _reply_scope) takes it over.
@@ -162,6 +166,7 @@ class Master(RequestHandlers):
         self._end_turn()   # what recovery decided (re-queues, cancellations) goes out first
         while self._running:
             ready = dict(poller.poll(self._poll_timeout_ms()))
+            self._keep_lease()   # first: a master paused past its lease must learn it before it says anything
             self._fold_journal(idle=not ready)
             for socket, handler in handlers.items():
                 if socket in ready:
@@ -175,6 +180,25 @@ class Master(RequestHandlers):
 
     def stop(self) -> None:
         self._running = False
+
+    def _keep_lease(self) -> None:
+        """Renew the lease on a shared journal about every LEASE_RENEW_S (Deposed if it was lost), and
+        note who leads and who waits, for stats."""
+        now = time.monotonic()
+        if not self.config.journal or now - self._last_renewal < defaults.LEASE_RENEW_S:
+            return
+        self._last_renewal = now
+        if self.committer.renew(now):
+            try:
+                self.leadership = self.journal.leadership()
+            except Exception as exc:   # only for stats: the next renewal reads it again
+                log.warning("could not read who leads the journal: %s", exc)
+
+    def _may_speak(self) -> bool:
+        """False once a master on a shared journal has not renewed its lease for --lease-timeout: another
+        may lead by now, so it answers nothing (not even heartbeats) until it has renewed the lease."""
+        return (not self.config.journal or self.committer.failure is None
+                or time.monotonic() - self.committer.last_written <= self.config.lease_timeout)
 
     def _tick(self) -> None:
         """Let the scheduler act on time; first excuse the workers for any time the master itself lost
@@ -261,6 +285,8 @@ class Master(RequestHandlers):
     def _send_liveness_only(self) -> None:
         """While the journal cannot be written, workers still get their heartbeat replies (they promise
         nothing), so they do not take the master for dead; everything else waits for the commit."""
+        if not self._may_speak():
+            return
         for worker_id, messages in list(self._to_workers.items()):
             beats = [m for m in messages if m["op"] == "heartbeat"]
             if beats:
@@ -334,7 +360,7 @@ class Master(RequestHandlers):
             return
         if self.committer.failure is None:
             self._outbox.append((socket, [*envelope, reply]))
-        else:
+        elif self._may_speak():
             self._send_now(socket, [*envelope, reply])
 
     def _answer(self, body: list, ops: dict, act, channel: str, sender, scope: str) -> Optional[bytes]:

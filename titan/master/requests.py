@@ -75,7 +75,7 @@ class RequestHandlers:
                     "artifacts": self.artifacts.stats(),
                     "uptime_s": round(time.time() - self.started_at, 3), "store_keys": len(self.store),
                     "journal": self.journal.path if self.journal else None,
-                    "journal_backlog": self.journal.backlog if self.journal else 0}
+                    "journal_backlog": self.journal.backlog if self.journal else 0, "leadership": self.leadership}
         raise ProtocolError(f"unhandled op {op!r}")
 
     def _submit(self, dag: Optional[str], raw_jobs: list, scripts: dict, now: float,

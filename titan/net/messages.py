@@ -169,7 +169,11 @@ CLIENT_RESULTS = {
                                      archive_fetches=(int,), root=nullable(str)),
                     uptime_s=Number, store_keys=(int,), journal=nullable(str), journal_backlog=(int,),
                     # counts since this master started: what /metrics serves as counters
-                    totals=map_of(submitted=(int,), ended=(dict,), retries=(int,), workers_lost=(int,))),
+                    totals=map_of(submitted=(int,), ended=(dict,), retries=(int,), workers_lost=(int,)),
+                    # with a PostgreSQL journal: who leads (lease.read_leadership), else None
+                    leadership=Field((dict, type(None)), shape=_fields(
+                        epoch=(int,), leader=(str,), address=(str,), since=Number, renewed_seconds_ago=Number,
+                        standbys=list_of(dict, shape=_fields(name=(str,), address=(str,), waiting_since=Number))))),
     "approve": _JOB_RESULT,
     "reject": _JOB_RESULT,
     "agent_run": map_of(run_id=(str,), dags=list_of(dict, shape=DAG_INFO), finished=(bool,)),

@@ -28,7 +28,9 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                         help="web port (default %(default)s; 0 picks a free one)")
     parser.add_argument("--host", default=defaults.DEFAULT_BIND_HOST,
                         help="address to serve on (default %(default)s: this machine only)")
-    parser.add_argument("--master-host", default=None, help="master host (default: TITAN_HOST, else localhost)")
+    parser.add_argument("--master-host", default=None,
+                        help="master host, or several sharing a journal: H1,H2 or H1:P,H2:P, and the dashboard "
+                             "follows the leader (default: TITAN_HOST, else localhost)")
     parser.add_argument("--master-port", type=int, default=None,
                         help="master base port (default: TITAN_PORT, else 9090)")
     parser.add_argument("--keys", default=None, metavar="DIR",

@@ -43,10 +43,17 @@ class WorkerConfig:
 
 
 def parse_master(address: Optional[str]):
+    """(host, port) from --master HOST:PORT; several masters sharing a journal, HOST:PORT,HOST:PORT, are
+    kept whole as the host (titan.net.addresses), with the first one's port."""
     if address:
-        host, _, port = address.rpartition(":")
-        if not host or not port.isdigit():
-            raise SystemExit(f"titan worker: --master must be HOST:PORT, got {address!r}")
+        entries = [entry.strip() for entry in address.split(",")]
+        for entry in entries:
+            host, _, port = entry.rpartition(":")
+            if not host or not port.isdigit():
+                raise SystemExit(f"titan worker: --master must be HOST:PORT (or several, comma-separated), "
+                                 f"got {address!r}")
+        if len(entries) > 1:
+            return ",".join(entries), int(entries[0].rpartition(":")[2])
         return host, int(port)
     return (os.environ.get("TITAN_HOST", defaults.DEFAULT_HOST),
             int(os.environ.get("TITAN_PORT", defaults.DEFAULT_PORT)))
@@ -63,7 +70,8 @@ def parse_args(argv=None) -> WorkerConfig:
 
 def add_options(parser: argparse.ArgumentParser) -> None:
     """The worker's flags, for `python -m titan.worker` and `titan worker` alike."""
-    parser.add_argument("--master", help="HOST:PORT of the master (default: TITAN_HOST/TITAN_PORT, "
+    parser.add_argument("--master", help="HOST:PORT of the master, or of each master sharing a journal "
+                                         "(H1:P,H2:P) (default: TITAN_HOST/TITAN_PORT, "
                                          f"else {defaults.DEFAULT_HOST}:{defaults.DEFAULT_PORT})")
     parser.add_argument("--cap", action="append", default=[], metavar="TAG",
                         help="a capability, e.g. GPU; repeat or comma-separate (GENERAL is implied)")

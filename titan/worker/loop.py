@@ -21,7 +21,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from titan import defaults
 from titan.core.jobs import PORT_IN_USE_ERROR, SERVICE_JOB_TYPE, TIMEOUT_ERROR
-from titan.net import protocol, security
+from titan.net import addresses, protocol, security
 from titan.net.protocol import ProtocolError
 from titan.worker import executor
 from titan.worker.archive_cache import ArchiveCache
@@ -71,8 +71,8 @@ class Worker:
         self.dealer.setsockopt(zmq.IMMEDIATE, 1)
         self.dealer.setsockopt(zmq.SNDHWM, defaults.WORKER_SEND_HWM_FRAMES)   # back-pressure, not gigabytes
         self.job_keys_dir = self._secure(self.dealer)
-        port = defaults.port_for(config.master_port, defaults.WORKER_PORT_OFFSET)
-        self.dealer.connect(f"tcp://{config.master_host}:{port}")
+        addresses.connect_all(self.dealer, addresses.endpoints(config.master_host, config.master_port,
+                                                               defaults.WORKER_PORT_OFFSET))
         self.poller = zmq.Poller()
         self.poller.register(self.dealer, zmq.POLLIN)
         # Without this a refused handshake (wrong or missing keys) looks like a master that is not there.
@@ -127,6 +127,8 @@ class Worker:
 
     def _on_handshake(self) -> None:
         event = recv_monitor_message(self.handshakes)["event"]
+        if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:   # a (new) master is there: say so now, not next heartbeat
+            self._last_heartbeat = self._last_register = float("-inf")
         if event == zmq.EVENT_HANDSHAKE_SUCCEEDED or self._handshake_failed:
             self._handshake_failed = event != zmq.EVENT_HANDSHAKE_SUCCEEDED
             return   # one warning per run of failures, not one per reconnect

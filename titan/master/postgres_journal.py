@@ -1,0 +1,313 @@
+"""The journal (titan/master/journal.py) in PostgreSQL: what any master of the cluster needs to carry on.
+
+It keeps what the SQLite journal keeps, in the same shape (one transaction per turn of the loop, a
+commit's state changes appended as one packed row and folded later; see sqlite_journal.py), and the
+artifacts too (postgres_artifacts.py), so a standby on another machine needs only the URL. Every SQL
+statement is in postgres_sql.py.
+
+Only the master holding the lease (titan/master/lease.py) opens it, with the lease's epoch. Every
+transaction starts with titan_fence(epoch), which renews the lease and fails once another master has
+taken it: a deposed master (paused, partitioned) can never write again, and raises Deposed instead.
+A lost connection is a write error like a full disk: the master refuses changes and retries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import defaultdict, deque
+from typing import Dict, Iterator, List, Optional
+
+from titan.core.jobs import JobRun, spec_to_dict
+from titan.master import postgres_sql as sql
+from titan.master.deployed_scripts import DeployedScript
+from titan.master.journal import (COMPACT_BATCH, Deposed, Journal, JournalCorrupt, JournalWriteError, Recovered,
+                                  StoreValue)
+from titan.master.sqlite_journal import (FORCED_COMPACT_AT, FORCED_COMPACT_BATCH, REPLIES_KEPT, UNFOLDED_STATES,
+                                         BadRow, _each_row, _pack, _run_from_row, _unpack)
+from titan.master.postgres_connect import connect, is_deposed, psycopg, redacted
+
+TRANSITION_ROWS_PER_READ = 256
+
+
+def encode(text: Optional[str]) -> Optional[bytes]:
+    return None if text is None else text.encode("utf-8", "surrogatepass")
+
+
+def decode(blob) -> Optional[str]:
+    return None if blob is None else bytes(blob).decode("utf-8", "surrogatepass")
+
+
+class PostgresJournal(Journal):
+    shared = True
+
+    def __init__(self, url: str, epoch: int):
+        self.url, self.epoch = url, epoch
+        self.path = redacted(url)
+        self.commits = 0
+        self._db: Optional["psycopg.Connection"] = None
+        self._stored_scripts: set = set()
+        self._reply_ids: Dict[str, deque] = defaultdict(deque)
+        self._replies_since_prune = 0
+        self._clear_pending()
+        try:
+            db = self._connection()
+            (self._unfolded,) = db.execute(sql.COUNT_UNFOLDED).fetchone()
+            for row_id, channel in db.execute(sql.REPLY_IDS):
+                self._reply_ids[channel].append(row_id)
+            self._next_reply_id = (self._reply_ids and max(ids[-1] for ids in self._reply_ids.values()) or 0) + 1
+        except psycopg.Error as exc:
+            raise JournalWriteError(f"journal {self.path} cannot be read ({exc})") from None
+
+    def _connection(self) -> "psycopg.Connection":
+        if self._db is None or self._db.closed or self._db.broken:
+            if self._db is not None:
+                self._db.close()
+            self._db = connect(self.url)
+        return self._db
+
+    def _clear_pending(self) -> None:
+        self._specs: List[tuple] = []
+        self._scripts: List[tuple] = []
+        self._replaced: List[tuple] = []   # (job id, seq of the run replaced, seq of its new run)
+        self._admitted: set = set()
+        self._states: Dict[str, JobRun] = {}
+        self._dags: Dict[str, bytes] = {}
+        self._agent_runs: Dict[str, Optional[str]] = {}
+        self._logs: List[tuple] = []
+        self._store: Dict[str, StoreValue] = {}
+        self._replies: List[tuple] = []
+        self._deployed: Dict[str, tuple] = {}
+
+    # ----------------------------------------------------------------- recording (buffered until commit)
+
+    def record_submission(self, run: JobRun, replaced_seq: Optional[int], script_sha256: str) -> None:
+        spec = spec_to_dict(run.spec)
+        script = spec.pop("script")
+        spec["script_sha256"] = script_sha256
+        if script_sha256 not in self._stored_scripts:
+            self._stored_scripts.add(script_sha256)
+            self._scripts.append((script_sha256, script))
+        self._specs.append((run.seq, encode(run.dag), _pack(spec)))
+        self._admitted.add(run.job_id)
+        if replaced_seq is not None:
+            self._replaced.append((run.job_id, replaced_seq, run.seq))
+        self.record_state(run)
+
+    def record_state(self, run: JobRun) -> None:
+        self._states[run.job_id] = run
+
+    def record_states(self, runs: Dict[str, JobRun]) -> None:
+        self._states.update(runs)
+
+    def record_dag(self, name: str, job_ids: List[str]) -> None:
+        self._dags[name] = _pack(job_ids)
+
+    def record_agent_run(self, dag: str, run_id: Optional[str]) -> None:
+        self._agent_runs.pop(dag, None)
+        self._agent_runs[dag] = run_id
+
+    def record_log(self, job_id: str, seq: int, attempt: int, stream: str, text: str) -> None:
+        self._logs.append((encode(job_id), seq, attempt, stream, encode(text)))
+
+    def record_store(self, key: str, value: StoreValue) -> None:
+        self._store[key] = set(value) if isinstance(value, set) else value
+
+    def record_deployed_script(self, name: str, script: bytes, deployed_at: float) -> None:
+        self._deployed[name] = (script, deployed_at)
+
+    def record_reply(self, channel: str, rid: str, reply: bytes) -> None:
+        self._replies.append((self._next_reply_id, channel, encode(rid), reply))
+        self._reply_ids[channel].append(self._next_reply_id)
+        self._next_reply_id += 1
+
+    @property
+    def backlog(self) -> int:
+        return self._unfolded
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._specs or self._states or self._dags or self._logs or self._store or self._replies
+                    or self._agent_runs or self._deployed)
+
+    # ----------------------------------------------------------------- writing
+
+    def commit(self) -> None:
+        if not self.has_pending:
+            return
+        with self.transaction() as db:
+            self._write_jobs(db)
+            _many(db, sql.UPSERT_DAG, [(encode(name), ids) for name, ids in self._dags.items()])
+            self._write_agent_runs(db)
+            _many(db, sql.INSERT_LOG, self._logs)
+            _many(db, sql.DELETE_SPEC, [(old,) for _, old, _ in self._replaced])
+            _many(db, sql.DELETE_OLD_LOGS, [(encode(job), new) for job, _, new in self._replaced])
+            self._write_store(db)
+            pruned = self._write_replies(db)
+            _many(db, sql.UPSERT_DEPLOYED, [(encode(name), script, at)
+                                                          for name, (script, at) in self._deployed.items()])
+            if self._unfolded > FORCED_COMPACT_AT:
+                self._fold(db, FORCED_COMPACT_BATCH)
+        for channel, count in pruned.items():
+            for _ in range(count):
+                self._reply_ids[channel].popleft()
+        self.commits += 1
+        self._clear_pending()
+
+    def renew(self) -> None:
+        """Renew the lease (a transaction of the fence alone): Deposed if another master holds it now."""
+        with self.transaction():
+            pass
+
+    def compact(self, batch: int = COMPACT_BATCH) -> bool:
+        if not self._unfolded:
+            return False
+        with self.transaction() as db:
+            self._fold(db, batch)
+        return True
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator["psycopg.Connection"]:
+        """One fenced transaction: Deposed if this master no longer holds the lease, JournalWriteError
+        (with the counters it moved put back) if it could not be written."""
+        unfolded, since_prune = self._unfolded, self._replies_since_prune
+        try:
+            db = self._connection()
+            # Pipelined: the turn's statements go together and their results are read at the end, where
+            # the fence's failure shows (measured against pipelining BEGIN and COMMIT too, and against no
+            # pipeline: this was the fastest of the three)
+            with db.transaction(), db.pipeline():
+                db.execute(sql.FENCE, (self.epoch,))
+                yield db
+        except BaseException as exc:
+            self._unfolded, self._replies_since_prune = unfolded, since_prune
+            if isinstance(exc, psycopg.Error):
+                if is_deposed(exc):
+                    raise Deposed(f"another master took the lease of journal {self.path} (this master's epoch "
+                                  f"{self.epoch} is over); it must not write again") from None
+                raise JournalWriteError(f"journal {self.path} cannot be written ({_first_line(exc)})") from None
+            raise
+
+    def _fold(self, db, batch: int) -> None:
+        folded, last_id, states = 0, None, []
+        try:
+            for row_id, count, packed in db.execute(sql.OLDEST_TRANSITIONS, (TRANSITION_ROWS_PER_READ,)):
+                if folded >= batch:
+                    break
+                last_id = row_id
+                states += _unpack(packed)
+                folded += count
+        except (ValueError, TypeError) as exc:
+            raise BadRow("titan_job_transitions", last_id, exc) from None
+        if last_id is None:
+            self._unfolded = 0
+            return
+        latest = {state[0]: state for state in states}
+        _many(db, sql.UPSERT_JOB_STATE, [(encode(job_id), state[1], _pack(state))
+                                                       for job_id, state in latest.items()])
+        db.execute(sql.DELETE_FOLDED, (last_id,))
+        self._unfolded = max(0, self._unfolded - folded)
+
+    def _write_jobs(self, db) -> None:
+        _many(db, sql.INSERT_SCRIPT, self._scripts)
+        _many(db, sql.UPSERT_SPEC, self._specs)
+        changed = [(run.job_id, run.seq, run.state.value, run.attempt, run.failures, run.worker_id, run.worker,
+                    run.last_worker_id, run.reason, run.exit_code)
+                   for run in self._states.values() if not self._is_as_admitted(run)]
+        if changed:
+            db.execute(sql.APPEND_TRANSITIONS, (len(changed), _pack(changed)))
+            self._unfolded += len(changed)
+
+    def _is_as_admitted(self, run: JobRun) -> bool:
+        return run.attempt == 0 and run.state in UNFOLDED_STATES and run.job_id in self._admitted
+
+    def _write_agent_runs(self, db) -> None:
+        _many(db, sql.DELETE_AGENT_RUN, [(encode(dag),) for dag in self._agent_runs])
+        _many(db, sql.INSERT_AGENT_RUN, [(encode(dag), encode(run_id))
+                                                       for dag, run_id in self._agent_runs.items() if run_id is not None])
+
+    def _write_store(self, db) -> None:
+        _many(db, sql.DELETE_STORE_KEY, [(encode(key),) for key, value in self._store.items()
+                                                       if value is None])
+        kept = [(encode(key), "set", _pack(sorted(value))) if isinstance(value, set)
+                else (encode(key), "string", _pack(value)) for key, value in self._store.items() if value is not None]
+        _many(db, sql.UPSERT_STORE_KEY, kept)
+
+    def _write_replies(self, db) -> Dict[str, int]:
+        _many(db, sql.INSERT_REPLY, self._replies)
+        self._replies_since_prune += len(self._replies)
+        if self._replies_since_prune < REPLIES_KEPT // 10:
+            return {}
+        self._replies_since_prune = 0
+        excess = {channel: len(ids) - REPLIES_KEPT for channel, ids in self._reply_ids.items()
+                  if len(ids) > REPLIES_KEPT}
+        dropped = [(ids[i],) for channel, ids in self._reply_ids.items() for i in range(excess.get(channel, 0))]
+        _many(db, sql.DELETE_REPLY, dropped)
+        return excess
+
+    # ----------------------------------------------------------------- recovery
+
+    def load(self) -> Recovered:
+        """Everything committed (folded first); JournalCorrupt naming a row that cannot be read."""
+        try:
+            while self.compact():
+                pass
+            return self._load_all()
+        except psycopg.Error as exc:   # the connection lost while loading: the master stops, saying so
+            raise JournalWriteError(f"journal {self.path} cannot be read ({_first_line(exc)})") from None
+        except BadRow as bad:
+            raise JournalCorrupt(f"journal {self.path}: row {bad.row!r} of table {bad.table} cannot be loaded "
+                                 f"({type(bad.problem).__name__}: {bad.problem}); the master will not start on "
+                                 "it rather than lose or misread what it holds") from None
+
+    def _load_all(self) -> Recovered:
+        db = self._connection()
+        recovered = Recovered()
+        scripts = {sha: bytes(script) for sha, script in db.execute(sql.LOAD_SCRIPTS)}
+        self._stored_scripts = set(scripts)
+        recovered.runs = list(_each_row("titan_job_specs", db.execute(sql.LOAD_RUNS),
+                                        lambda seq, dag, spec, state: _run_from_row(
+                                            _run_row(seq, decode(dag), bytes(spec), state), scripts)))
+        recovered.dags = {decode(name): _unpack(ids) for name, ids in db.execute(sql.LOAD_DAGS)}
+        recovered.logs = [(decode(job), attempt, stream, decode(text))
+                          for job, attempt, stream, text in db.execute(sql.LOAD_LOGS)]
+        recovered.store = dict(_each_row("titan_store", db.execute(sql.LOAD_STORE), lambda key, kind, value: (
+            decode(key), set(_unpack(value)) if kind == "set" else _unpack(value))))
+        recovered.agent_runs = {decode(dag): decode(run) for dag, run in db.execute(sql.LOAD_AGENT_RUNS)}
+        recovered.deployed_scripts = [DeployedScript(decode(name), bytes(script), at)
+                                      for name, script, at in db.execute(sql.LOAD_DEPLOYED)]
+        for channel, rid, reply in db.execute(sql.LOAD_REPLIES):
+            recovered.replies.setdefault(channel, []).append((decode(rid), bytes(reply)))
+        return recovered
+
+    def read_one(self, statement: str, params: tuple):
+        """One row of a read outside any transaction of the leader's (artifacts), or None."""
+        return self._connection().execute(statement, params).fetchone()
+
+    def leadership(self) -> Optional[dict]:
+        from titan.master.lease import read_leadership
+        return read_leadership(self._connection())
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+
+
+def _many(db, statement: str, rows) -> None:
+    """executemany, skipped when there is nothing to write: most turns touch two or three tables, and
+    each statement sent costs the master a wait on PostgreSQL."""
+    rows = list(rows)
+    if rows:
+        db.cursor().executemany(statement, rows)
+
+
+def _run_row(seq: int, dag: Optional[str], spec: bytes, state) -> tuple:
+    """The SQLite journal's row for _run_from_row: the state's fields unpacked, or NULLs when unfolded."""
+    if state is None:
+        return (seq, dag, spec) + (None,) * 8
+    fields = _unpack(state)
+    return (seq, dag, spec, *fields[2:])
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

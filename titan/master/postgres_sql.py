@@ -1,0 +1,115 @@
+"""Every statement of the PostgreSQL journal, the lease and the artifact store, in one place.
+
+Tables are prefixed `titan_` so a database shared with other programs stays readable. Text that comes
+from users (job ids, store keys, names, log text) is kept as UTF-8 in bytea: PostgreSQL's text refuses
+NUL characters, and a journal that cannot write one log line would refuse every commit after it.
+"""
+
+SCHEMA_VERSION = 1
+# Taken (per transaction) by whoever creates or checks the schema, so masters starting together do not
+# race on CREATE ... IF NOT EXISTS (which is not safe against itself).
+SCHEMA_LOCK_KEY = 0x7469_7461_6E00   # "titan\0"
+# The SQLSTATE titan_fence raises: this master's epoch is no longer the lease's.
+DEPOSED_SQLSTATE = "TI001"
+
+SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS titan_meta (key text PRIMARY KEY, value text NOT NULL)",
+    # One row: who leads and until when. `epoch` only grows; it is the fencing token.
+    """CREATE TABLE IF NOT EXISTS titan_lease (id int PRIMARY KEY CHECK (id = 1), epoch bigint NOT NULL,
+        holder text NOT NULL, address text NOT NULL, since timestamptz NOT NULL, renewed_at timestamptz NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS titan_standbys (holder text PRIMARY KEY, address text NOT NULL,
+        started_at timestamptz NOT NULL, seen_at timestamptz NOT NULL)""",
+    "CREATE TABLE IF NOT EXISTS titan_job_specs (seq bigint PRIMARY KEY, dag bytea, spec bytea NOT NULL)",
+    # job_id -> its latest folded state, packed as the SQLite journal's row (see _fold)
+    "CREATE TABLE IF NOT EXISTS titan_job_states (job_id bytea PRIMARY KEY, seq bigint NOT NULL, state bytea NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS titan_job_transitions (id bigserial PRIMARY KEY, count int NOT NULL, states bytea NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS titan_scripts (sha256 text PRIMARY KEY, script bytea NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS titan_dags (name bytea PRIMARY KEY, job_ids bytea NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS titan_agent_runs (position bigserial, dag bytea PRIMARY KEY, run_id bytea NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS titan_logs (id bigserial PRIMARY KEY, job_id bytea NOT NULL, seq bigint NOT NULL,
+        attempt int NOT NULL, stream text NOT NULL, text bytea NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS titan_logs_by_job ON titan_logs (job_id, seq)",
+    "CREATE TABLE IF NOT EXISTS titan_store (key bytea PRIMARY KEY, kind text NOT NULL, value bytea NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS titan_replies (id bigint PRIMARY KEY, channel text NOT NULL, rid bytea NOT NULL,
+        reply bytea NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS titan_deployed_scripts (name bytea PRIMARY KEY, script bytea NOT NULL,
+        deployed_at double precision NOT NULL)""",
+    "CREATE TABLE IF NOT EXISTS titan_artifact_blobs (sha256 text PRIMARY KEY, data bytea NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS titan_artifact_names (name bytea PRIMARY KEY, entry bytea NOT NULL)",
+    # Called first in every transaction of the leader: it renews the lease and holds its row until the
+    # commit, so a standby's takeover waits for the commit or makes it fail. Never both.
+    f"""CREATE OR REPLACE FUNCTION titan_fence(leader_epoch bigint) RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN
+        UPDATE titan_lease SET renewed_at = clock_timestamp() WHERE id = 1 AND epoch = leader_epoch;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'epoch % no longer holds the lease', leader_epoch USING ERRCODE = '{DEPOSED_SQLSTATE}';
+        END IF;
+    END $$""",
+]
+
+LOCK_SCHEMA = "SELECT pg_advisory_xact_lock(%s)"
+READ_VERSION = "SELECT value FROM titan_meta WHERE key = 'schema_version'"
+WRITE_VERSION = "INSERT INTO titan_meta VALUES ('schema_version', %s)"
+FENCE = "SELECT titan_fence(%s)"
+
+# ----------------------------------------------------------------------------- the lease (titan/master/lease.py)
+
+# The first master ever takes epoch 1; later, one takes the lease only once it has not been renewed for
+# the timeout, by the database's clock (masters' clocks need not agree).
+TAKE_FIRST_LEASE = """INSERT INTO titan_lease VALUES (1, 1, %(holder)s, %(address)s, clock_timestamp(), clock_timestamp())
+    ON CONFLICT (id) DO NOTHING RETURNING epoch"""
+TAKE_EXPIRED_LEASE = """UPDATE titan_lease SET epoch = epoch + 1, holder = %(holder)s, address = %(address)s,
+    since = clock_timestamp(), renewed_at = clock_timestamp()
+    WHERE id = 1 AND renewed_at < clock_timestamp() - make_interval(secs => %(timeout)s) RETURNING epoch"""
+READ_LEASE = """SELECT epoch, holder, address, extract(epoch FROM since),
+    extract(epoch FROM clock_timestamp() - renewed_at) FROM titan_lease WHERE id = 1"""
+SEEN_STANDBY = """INSERT INTO titan_standbys VALUES (%(holder)s, %(address)s, clock_timestamp(), clock_timestamp())
+    ON CONFLICT (holder) DO UPDATE SET seen_at = clock_timestamp(), address = EXCLUDED.address"""
+FORGET_STANDBY = "DELETE FROM titan_standbys WHERE holder = %s"
+# Standbys not seen for this long are gone (killed without a goodbye).
+READ_STANDBYS = """SELECT holder, address, extract(epoch FROM started_at) FROM titan_standbys
+    WHERE seen_at > clock_timestamp() - make_interval(secs => %s) ORDER BY started_at"""
+
+# ----------------------------------------------------------------------------- the journal (postgres_journal.py)
+
+INSERT_SCRIPT = "INSERT INTO titan_scripts VALUES (%s, %s) ON CONFLICT (sha256) DO NOTHING"
+UPSERT_SPEC = "INSERT INTO titan_job_specs VALUES (%s, %s, %s) ON CONFLICT (seq) DO UPDATE SET dag = EXCLUDED.dag, spec = EXCLUDED.spec"
+APPEND_TRANSITIONS = "INSERT INTO titan_job_transitions (count, states) VALUES (%s, %s)"
+UPSERT_DAG = "INSERT INTO titan_dags VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET job_ids = EXCLUDED.job_ids"
+DELETE_AGENT_RUN = "DELETE FROM titan_agent_runs WHERE dag = %s"
+INSERT_AGENT_RUN = "INSERT INTO titan_agent_runs (dag, run_id) VALUES (%s, %s)"
+INSERT_LOG = "INSERT INTO titan_logs (job_id, seq, attempt, stream, text) VALUES (%s, %s, %s, %s, %s)"
+DELETE_SPEC = "DELETE FROM titan_job_specs WHERE seq = %s"
+DELETE_OLD_LOGS = "DELETE FROM titan_logs WHERE job_id = %s AND seq < %s"
+DELETE_STORE_KEY = "DELETE FROM titan_store WHERE key = %s"
+UPSERT_STORE_KEY = """INSERT INTO titan_store VALUES (%s, %s, %s)
+    ON CONFLICT (key) DO UPDATE SET kind = EXCLUDED.kind, value = EXCLUDED.value"""
+INSERT_REPLY = "INSERT INTO titan_replies VALUES (%s, %s, %s, %s) ON CONFLICT (id) DO NOTHING"
+DELETE_REPLY = "DELETE FROM titan_replies WHERE id = %s"
+UPSERT_DEPLOYED = """INSERT INTO titan_deployed_scripts VALUES (%s, %s, %s)
+    ON CONFLICT (name) DO UPDATE SET script = EXCLUDED.script, deployed_at = EXCLUDED.deployed_at"""
+COUNT_UNFOLDED = "SELECT COALESCE(SUM(count), 0) FROM titan_job_transitions"
+OLDEST_TRANSITIONS = "SELECT id, count, states FROM titan_job_transitions ORDER BY id LIMIT %s"
+UPSERT_JOB_STATE = """INSERT INTO titan_job_states VALUES (%s, %s, %s)
+    ON CONFLICT (job_id) DO UPDATE SET seq = EXCLUDED.seq, state = EXCLUDED.state"""
+DELETE_FOLDED = "DELETE FROM titan_job_transitions WHERE id <= %s"
+REPLY_IDS = "SELECT id, channel FROM titan_replies ORDER BY id"
+
+LOAD_RUNS = """SELECT s.seq, s.dag, s.spec, j.state FROM titan_job_specs s
+    LEFT JOIN titan_job_states j ON j.seq = s.seq ORDER BY s.seq"""
+LOAD_SCRIPTS = "SELECT sha256, script FROM titan_scripts"
+LOAD_DAGS = "SELECT name, job_ids FROM titan_dags"
+LOAD_LOGS = """SELECT l.job_id, l.attempt, l.stream, l.text FROM titan_logs l
+    JOIN titan_job_specs s ON l.seq = s.seq ORDER BY l.id"""
+LOAD_STORE = "SELECT key, kind, value FROM titan_store"
+LOAD_AGENT_RUNS = "SELECT dag, run_id FROM titan_agent_runs ORDER BY position"
+LOAD_DEPLOYED = "SELECT name, script, deployed_at FROM titan_deployed_scripts"
+LOAD_REPLIES = "SELECT channel, rid, reply FROM titan_replies ORDER BY id"
+
+# ----------------------------------------------------------------------------- artifacts (postgres_artifacts.py)
+
+HAS_BLOB = "SELECT length(data) FROM titan_artifact_blobs WHERE sha256 = %s"
+INSERT_BLOB = "INSERT INTO titan_artifact_blobs VALUES (%s, %s) ON CONFLICT (sha256) DO NOTHING"
+READ_BLOB = "SELECT substring(data FROM %s FOR %s), length(data) FROM titan_artifact_blobs WHERE sha256 = %s"
+UPSERT_NAME = "INSERT INTO titan_artifact_names VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET entry = EXCLUDED.entry"
+READ_NAME = "SELECT entry FROM titan_artifact_names WHERE name = %s"
