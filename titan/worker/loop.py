@@ -30,6 +30,7 @@ from titan.worker.executor import JobContext, LaunchError, RunningJob
 from titan.worker.forkserver import start_fork_server
 from titan.worker.outbox import Outbox
 from titan.worker.sweeper import SWEEPER
+from titan.worker.workspaces import Workspaces
 
 log = logging.getLogger("titan.worker")
 
@@ -59,6 +60,7 @@ class Worker:
         self.work_root = config.work_dir or tempfile.mkdtemp(prefix=f"titan-worker-{os.getpid()}-")
         os.makedirs(self.work_root, exist_ok=True)
         self.archives = ArchiveCache(os.path.join(self.work_root, "archives"))
+        self.workspaces = Workspaces(self.work_root)
         # Forked before the ZeroMQ context exists: a process holding one must not fork.
         self.fork_server = start_fork_server(config) if config.executor == FORK_EXECUTOR else None
         self.ctx = zmq.Context()
@@ -297,7 +299,7 @@ class Worker:
             isolation = job.get("isolation") or self.config.isolation
             fork_server = self.fork_server if isolation in ("fork", "pool") else None
             running = executor.start_job(context, job["filename"], script, job.get("args") or "",
-                                         self.work_root, timeout=job.get("timeout"), fork_server=fork_server,
+                                         self.workspaces, timeout=job.get("timeout"), fork_server=fork_server,
                                          project_dir=project_dir, pooled=isolation == "pool")
         except Exception as exc:   # whatever went wrong, the job fails visibly instead of hanging RUNNING
             problem = str(exc) if isinstance(exc, LaunchError) else f"titan worker: cannot start the job: {exc!r}"
@@ -357,7 +359,7 @@ class Worker:
                 self.poller.unregister(fd)
         self._paused.discard(running.job_id)
         running.streams.clear()
-        executor.clean_up(running)
+        executor.clean_up(running, self.workspaces)
         del self.jobs[running.job_id]
 
     def _stop_job(self, job_id: str, attempt: int) -> None:
@@ -419,7 +421,7 @@ class Worker:
             if code is None:
                 continue
             del self.jobs[job_id]
-            executor.clean_up(running)
+            executor.clean_up(running, self.workspaces)
             self._send_finished(job_id, running.attempt, code, TIMEOUT_ERROR if running.timed_out else None)
 
     def _probe_services(self, now: float) -> None:
@@ -457,13 +459,14 @@ class Worker:
     def _shut_down(self) -> None:
         for running in self.jobs.values():
             executor.kill_tree(running)
-            executor.clean_up(running)
+            executor.clean_up(running, self.workspaces)
         self._send(protocol.message(TO_MASTER, "bye"))
         self._flush()
         time.sleep(0.05)  # let the goodbye leave before the context closes
         self.ctx.destroy(linger=100)
         if self.fork_server is not None:
             self.fork_server.close()
+        self.workspaces.remove_spares()
         SWEEPER.finish()
         if self.owns_work_root:
             shutil.rmtree(self.work_root, ignore_errors=True)
