@@ -63,6 +63,7 @@ class RunningJob:
     service_port: int = 0                                    # a service: the port it listens on
     service_up: bool = False                                 # a service whose port accepted a connection
     next_probe: float = 0.0                                  # when to look at a service's port again
+    started: float = 0.0                                     # time.monotonic() when it was started
 
     @property
     def job_id(self) -> str:
@@ -132,8 +133,9 @@ def start_job(context: JobContext, filename: str, script: bytes, args: str, work
     finally:
         os.close(stdout_write)
         os.close(stderr_write)
-    deadline = time.monotonic() + timeout if timeout else None
-    job = RunningJob(context, process, space, deadline=deadline, pipes=(stdout_read, stderr_read))
+    started = time.monotonic()
+    deadline = started + timeout if timeout else None
+    job = RunningJob(context, process, space, deadline=deadline, pipes=(stdout_read, stderr_read), started=started)
     for fd, name in ((stdout_read, "stdout"), (stderr_read, "stderr")):
         os.set_blocking(fd, False)
         job.streams[fd] = name

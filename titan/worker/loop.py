@@ -50,6 +50,7 @@ class Worker:
         self.scripts: Dict[str, bytes] = {}    # sha256 -> script, as the master sent them (each once)
         self.outbox = Outbox()                 # messages to the master, until its socket takes them
         self._paused: set = set()              # jobs whose pipes are not read while their output waits
+        self._hold_until: Optional[float] = None   # output held until then (see _flush)
         self._dropped_output: Dict[tuple, int] = {}   # (job_id, stream) -> bytes dropped, master unreachable
         self.registered = False
         self._running = False
@@ -142,6 +143,8 @@ class Worker:
                         else "the master may require keys (--keys / TITAN_KEYS)")
 
     def _poll_timeout_ms(self) -> int:
+        if self._hold_until is not None:   # output held for a moment (_flush)
+            return max(0, int((self._hold_until - time.monotonic()) * 1000) + 1)
         if any(not running.streams for running in self.jobs.values()):
             return 5  # its output is closed and its exit is moments away: look again soon
         interval = self.config.heartbeat_interval if self.registered else min(0.5, self.config.heartbeat_interval)
@@ -191,16 +194,30 @@ class Worker:
 
     def _flush(self) -> None:
         """Send what waits, frame by frame, until the socket would block; the rest waits (nothing is
-        dropped) and the poll wakes when the socket takes more."""
-        while self.outbox:
+        dropped) and the poll wakes when the socket takes more. A young job's output alone waits a little
+        (_output_held_until)."""
+        self._hold_until = self._output_held_until(time.monotonic())
+        while self.outbox and self._hold_until is None:
             messages = self.outbox.take_frame()
             try:
                 self.dealer.send(protocol.encode_batch(messages), zmq.NOBLOCK)
             except zmq.Again:
                 self.outbox.give_back(messages)
                 break
-        self.poller.modify(self.dealer, zmq.POLLIN | zmq.POLLOUT if self.outbox else zmq.POLLIN)
+        sending = self.outbox and self._hold_until is None
+        self.poller.modify(self.dealer, zmq.POLLIN | zmq.POLLOUT if sending else zmq.POLLIN)
         self._resume_paused_output()
+
+    def _output_held_until(self, now: float) -> Optional[float]:
+        """When only output waits, all of it from jobs started less than WORKER_OUTPUT_HOLD_S ago, it waits
+        until the oldest of them reaches that age or anything else is to be sent, so a short job's output
+        and its result leave in one frame (one master turn and journal commit, not two). None: send now."""
+        waiting = self.outbox.output_only_of()
+        starts = [self.jobs[job_id].started for job_id in waiting if job_id in self.jobs]
+        if not waiting or len(starts) < len(waiting):
+            return None
+        until = min(starts) + defaults.WORKER_OUTPUT_HOLD_S
+        return until if until > now else None
 
     # ----------------------------------------------------------------- messages from the master
 
