@@ -177,7 +177,8 @@ def test_a_preload_that_fails_stops_the_worker_with_a_clear_error():
 
 @pytest.mark.parametrize("isolation", ["pool", "fork", "process"])
 def test_a_finished_jobs_workspace_is_removed(make_cluster, script, tmp_path, isolation):
-    """Removal happens off the worker's loop (sweeper.py), but it happens."""
+    """The finished job's folder is gone: removed off the worker's loop (sweeper.py), or, left untouched,
+    renamed as a spare for the next job (workspaces.py)."""
     work = tmp_path / "work"
     cluster = make_cluster(WorkerSpec("w1", slots=1, extra_args=("--work-dir", str(work))))
     with cluster.client(timeout=15) as client:
