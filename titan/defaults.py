@@ -31,6 +31,12 @@ MASTER_RECEIVE_HWM_FRAMES = 64
 # on its writes) until half of it has gone; while the master is unreachable, newer output is dropped
 # instead and a marker line in the log says how much.
 WORKER_OUTPUT_BACKLOG_BYTES = 1024 * 1024
+# Workspaces a worker keeps for its next jobs (worker/workspaces.py): making and removing one costs more
+# than running a job in the pool.
+WORKSPACE_SPARES = 32
+# A job's first output is held this long (unless its result or anything else is ready to go first), so a
+# short job's output and result reach the master as one frame: one master turn and journal commit, not two.
+WORKER_OUTPUT_HOLD_S = 0.005
 
 # A failed attempt with retries left is queued again after BACKOFF * 2**(failures - 1), at most MAX.
 RETRY_BACKOFF_S = 1.0

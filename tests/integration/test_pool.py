@@ -177,7 +177,8 @@ def test_a_preload_that_fails_stops_the_worker_with_a_clear_error():
 
 @pytest.mark.parametrize("isolation", ["pool", "fork", "process"])
 def test_a_finished_jobs_workspace_is_removed(make_cluster, script, tmp_path, isolation):
-    """Removal happens off the worker's loop (sweeper.py), but it happens."""
+    """The finished job's folder is gone: removed off the worker's loop (sweeper.py), or, left untouched,
+    renamed as a spare for the next job (workspaces.py)."""
     work = tmp_path / "work"
     cluster = make_cluster(WorkerSpec("w1", slots=1, extra_args=("--work-dir", str(work))))
     with cluster.client(timeout=15) as client:
@@ -189,6 +190,28 @@ def test_a_finished_jobs_workspace_is_removed(make_cluster, script, tmp_path, is
     while os.path.exists(workspace) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not os.path.exists(workspace)
+
+
+@pytest.mark.parametrize("isolation", ["pool", "fork"])
+def test_a_kept_workspace_holds_only_the_next_jobs_script(make_cluster, script, tmp_path, isolation):
+    """A workspace its job left as it was is kept for the next job (workspaces.py): renamed for it, holding
+    its script alone; one its job wrote into is not. Nothing is left once the worker stops."""
+    work = tmp_path / "work"
+    cluster = make_cluster(WorkerSpec("w1", slots=1, extra_args=("--work-dir", str(work))))
+    lists = script("lists.py", "import os\nprint(sorted(os.listdir('.')), os.path.basename(os.getcwd()))\n")
+    writes = script("writes.py", "import os\nopen('left.txt', 'w').close()\nprint(sorted(os.listdir('.')))\n")
+    seen = {}
+    with cluster.client(timeout=15) as client:
+        for job_id, path in (("a1", lists), ("a2", lists), ("b", writes), ("c", writes), ("d", lists)):
+            client.submit_job(TitanJob(job_id, path, isolation=isolation))
+            assert client.wait(job_id, timeout=WAIT_S) == "COMPLETED"
+            seen[job_id] = client.fetch_logs(job_id).strip()
+    for job_id in ("a1", "a2", "d"):
+        listed, folder = seen[job_id].rsplit(" ", 1)
+        assert listed == "['lists.py']" and folder.startswith(f"titan-{job_id}-1-"), seen
+    assert seen["b"] == seen["c"] == "['left.txt', 'writes.py']", seen
+    cluster.stop()
+    assert not [name for name in os.listdir(work) if "titan-" in name and name != "dags"], os.listdir(work)
 
 
 def test_what_each_isolation_shows_a_job(make_cluster, script):

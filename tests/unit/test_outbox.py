@@ -73,3 +73,18 @@ def test_only_the_newest_registration_waits():
     for name in ("first", "second"):
         outbox.add({"op": "register", "name": name})
     assert [m["name"] for m in outbox.take_frame()] == ["second"]
+
+
+def test_output_alone_names_its_jobs_and_anything_else_waiting_names_none():
+    """The worker holds a young job's output only while nothing but output waits (loop._flush)."""
+    outbox = Outbox()
+    assert outbox.output_only_of() == set()
+    outbox.add(log("a", 3))
+    outbox.add(log("b", 3))
+    assert outbox.output_only_of() == {"a", "b"}
+    outbox.add(finished("a"))
+    assert outbox.output_only_of() == set()
+    drain(outbox)
+    outbox.add(log("c", 3))
+    outbox.add({"op": "heartbeat"})
+    assert outbox.output_only_of() == set()

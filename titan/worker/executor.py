@@ -12,7 +12,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
@@ -22,7 +21,7 @@ import psutil
 from titan import defaults
 from titan.core.jobs import split_args
 from titan.net.protocol import split_archive_filename
-from titan.worker.sweeper import SWEEPER
+from titan.worker.workspaces import Workspace, Workspaces, safe_name
 
 READ_CHUNK_BYTES = 64 * 1024
 
@@ -56,7 +55,7 @@ class JobContext:
 class RunningJob:
     context: JobContext
     process: object                  # subprocess.Popen, or forkserver.ForkedProcess: pid, poll(), wait()
-    workspace: str
+    workspace: Workspace
     streams: Dict[int, str] = field(default_factory=dict)   # open pipe fd -> "stdout" / "stderr"
     deadline: Optional[float] = None                         # time.monotonic() past which it is killed
     timed_out: bool = False
@@ -64,6 +63,7 @@ class RunningJob:
     service_port: int = 0                                    # a service: the port it listens on
     service_up: bool = False                                 # a service whose port accepted a connection
     next_probe: float = 0.0                                  # when to look at a service's port again
+    started: float = 0.0                                     # time.monotonic() when it was started
 
     @property
     def job_id(self) -> str:
@@ -88,39 +88,41 @@ def command_for(script_path: str, args: str) -> List[str]:
     return [script_path, *argv]
 
 
-def start_job(context: JobContext, filename: str, script: bytes, args: str, work_root: str,
+def start_job(context: JobContext, filename: str, script: bytes, args: str, workspaces: Workspaces,
               timeout: Optional[float] = None, fork_server=None, project_dir: Optional[str] = None,
               pooled: bool = False) -> RunningJob:
-    """Start the job. Its script goes in a fresh workspace of its own; it runs in its DAG's folder on this
-    worker (TITAN_DAG_DIR), which the DAG's jobs here share as in the original, or, outside a DAG, in the
-    workspace. With a fork server, a `.py` job is forked from a warm Python (or, `pooled`, run by one of
-    its warm pool members) instead of starting a new interpreter. With a project_dir (an extracted
+    """Start the job. Its script goes in a workspace of its own (workspaces.py); it runs in its DAG's folder
+    on this worker (TITAN_DAG_DIR), which the DAG's jobs here share as in the original, or, outside a DAG,
+    in the workspace. With a fork server, a `.py` job is forked from a warm Python (or, `pooled`, run by
+    one of its warm pool members) instead of starting a new interpreter. With a project_dir (an extracted
     archive), the workspace is a copy of the project and the job runs there; `filename` is
     '<archive>.zip/<path of the script in it>'."""
-    workspace = tempfile.mkdtemp(prefix=f"titan-{_safe(context.job_id)}-{context.attempt}-", dir=work_root)
     if project_dir is not None:
+        space = workspaces.make(context.job_id, context.attempt)
+        workspace = space.path
         script_path = _project_script(workspace, project_dir, filename)
     else:
-        script_path = os.path.join(workspace, os.path.basename(filename) or "job")
+        try:
+            space = workspaces.with_script(context.job_id, context.attempt, os.path.basename(filename) or "job", script)
+        except OSError as exc:
+            raise LaunchError(f"titan worker: cannot make the job's workspace: {exc}") from exc
+        workspace = space.path
+        script_path = os.path.join(workspace, space.script_name)
     stdout_read, stdout_write = os.pipe()
     stderr_read, stderr_write = os.pipe()
     if not context.dag_dir:
         context.dag_dir = workspace   # a job outside any DAG shares with nobody
     cwd = workspace if project_dir is not None else context.dag_dir
-    env = {**os.environ, **context.environment()}
+    overrides = context.environment()   # over the worker's own environment
     if project_dir is not None:   # the project's top-level modules import from anywhere in it
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [workspace, env.get("PYTHONPATH")]))
+        overrides["PYTHONPATH"] = os.pathsep.join(filter(None, [workspace, os.environ.get("PYTHONPATH")]))
     try:
-        if project_dir is None:
-            with open(script_path, "wb") as handle:
-                handle.write(script)
-            os.chmod(script_path, 0o755)
         if fork_server is not None and script_path.endswith(".py"):
-            process = fork_server.launch([script_path, *split_args(args)], cwd, env,
+            process = fork_server.launch([script_path, *split_args(args)], cwd, overrides,
                                          stdout_write, stderr_write, pooled=pooled)
         else:
             process = subprocess.Popen(
-                command_for(script_path, args), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                command_for(script_path, args), cwd=cwd, env={**os.environ, **overrides}, stdin=subprocess.DEVNULL,
                 stdout=stdout_write, stderr=stderr_write,
                 start_new_session=True)  # its own process group, so a kill reaches everything it started
     except (OSError, ValueError) as exc:
@@ -131,8 +133,9 @@ def start_job(context: JobContext, filename: str, script: bytes, args: str, work
     finally:
         os.close(stdout_write)
         os.close(stderr_write)
-    deadline = time.monotonic() + timeout if timeout else None
-    job = RunningJob(context, process, workspace, deadline=deadline, pipes=(stdout_read, stderr_read))
+    started = time.monotonic()
+    deadline = started + timeout if timeout else None
+    job = RunningJob(context, process, space, deadline=deadline, pipes=(stdout_read, stderr_read), started=started)
     for fd, name in ((stdout_read, "stdout"), (stderr_read, "stderr")):
         os.set_blocking(fd, False)
         job.streams[fd] = name
@@ -194,11 +197,11 @@ def kill_tree(job: RunningJob) -> None:
         pass
 
 
-def clean_up(job: RunningJob) -> None:
+def clean_up(job: RunningJob, workspaces: Workspaces) -> None:
     for fd in job.pipes:
         os.close(fd)
     job.process.wait()
-    SWEEPER.remove(job.workspace)
+    workspaces.finished(job.workspace)
     if job.context.keys_dir:
         shutil.rmtree(job.context.keys_dir, ignore_errors=True)
 
@@ -228,10 +231,7 @@ def dag_dir(work_root: str, dag: Optional[str]) -> str:
     """The folder the jobs of `dag` share on this worker (made on first use); "" outside a DAG."""
     if not dag:
         return ""
-    path = os.path.join(work_root, "dags", _safe(dag))
-    os.makedirs(path, exist_ok=True)
+    path = os.path.join(work_root, "dags", safe_name(dag))
+    if not os.path.isdir(path):   # a stat, where a failing mkdir costs a journal lookup: most jobs find it
+        os.makedirs(path, exist_ok=True)
     return path
-
-
-def _safe(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:40]

@@ -5,7 +5,8 @@ imported what jobs use costs a few. The worker starts the server before it creat
 (forking a process that holds one is unsafe) and talks to it over a Unix socket pair:
 
   server -> worker: {"ready", "error"} once it has imported titan_sdk and what --preload names
-  worker -> server: {"id", "argv", "cwd", "env", "pool"} with the job's stdout and stderr pipe ends attached
+  worker -> server: {"id", "argv", "cwd", "env"} with the job's stdout and stderr pipe ends attached ("env":
+                    only what the job's environment adds to the worker's, which the server inherited)
   server -> worker: {"id", "pid"} once forked (or handed to a pool member: see pool.py);
                     {"id", "code", "retired"} when the job ends ("retired": why its member was not kept)
 
@@ -178,8 +179,7 @@ def _become_job(request: dict, fds, server_fds) -> None:
         os.close(fd)
     jobrun.job_stdio()
     os.chdir(request["cwd"])
-    os.environ.clear()
-    os.environ.update(request["env"])
+    os.environ.update(request["env"])   # over the environment inherited from the worker
     sys.argv = list(request["argv"])
     sys.path[0] = os.path.dirname(os.path.abspath(request["argv"][0]))
     # A fresh interpreter would put the job's own PYTHONPATH (e.g. its project folder) right after that.
@@ -254,6 +254,8 @@ class ForkServer:
         return self.channel.fileno()
 
     def launch(self, argv, cwd: str, env: dict, stdout_fd: int, stderr_fd: int, pooled: bool = False) -> ForkedProcess:
+        """Run argv[0] forked (or, `pooled`, by a pool member); `env`: what the job's environment adds to
+        this process's (which the server and its members inherited when the worker started)."""
         self._next_id += 1
         request_id = self._next_id
         request = {"id": request_id, "argv": list(argv), "cwd": cwd, "env": env}

@@ -30,6 +30,7 @@ from titan.worker.executor import JobContext, LaunchError, RunningJob
 from titan.worker.forkserver import start_fork_server
 from titan.worker.outbox import Outbox
 from titan.worker.sweeper import SWEEPER
+from titan.worker.workspaces import Workspaces
 
 log = logging.getLogger("titan.worker")
 
@@ -49,6 +50,7 @@ class Worker:
         self.scripts: Dict[str, bytes] = {}    # sha256 -> script, as the master sent them (each once)
         self.outbox = Outbox()                 # messages to the master, until its socket takes them
         self._paused: set = set()              # jobs whose pipes are not read while their output waits
+        self._hold_until: Optional[float] = None   # output held until then (see _flush)
         self._dropped_output: Dict[tuple, int] = {}   # (job_id, stream) -> bytes dropped, master unreachable
         self.registered = False
         self._running = False
@@ -59,6 +61,7 @@ class Worker:
         self.work_root = config.work_dir or tempfile.mkdtemp(prefix=f"titan-worker-{os.getpid()}-")
         os.makedirs(self.work_root, exist_ok=True)
         self.archives = ArchiveCache(os.path.join(self.work_root, "archives"))
+        self.workspaces = Workspaces(self.work_root)
         # Forked before the ZeroMQ context exists: a process holding one must not fork.
         self.fork_server = start_fork_server(config) if config.executor == FORK_EXECUTOR else None
         self.ctx = zmq.Context()
@@ -142,6 +145,8 @@ class Worker:
                         else "the master may require keys (--keys / TITAN_KEYS)")
 
     def _poll_timeout_ms(self) -> int:
+        if self._hold_until is not None:   # output held for a moment (_flush)
+            return max(0, int((self._hold_until - time.monotonic()) * 1000) + 1)
         if any(not running.streams for running in self.jobs.values()):
             return 5  # its output is closed and its exit is moments away: look again soon
         interval = self.config.heartbeat_interval if self.registered else min(0.5, self.config.heartbeat_interval)
@@ -192,16 +197,30 @@ class Worker:
 
     def _flush(self) -> None:
         """Send what waits, frame by frame, until the socket would block; the rest waits (nothing is
-        dropped) and the poll wakes when the socket takes more."""
-        while self.outbox:
+        dropped) and the poll wakes when the socket takes more. A young job's output alone waits a little
+        (_output_held_until)."""
+        self._hold_until = self._output_held_until(time.monotonic())
+        while self.outbox and self._hold_until is None:
             messages = self.outbox.take_frame()
             try:
                 self.dealer.send(protocol.encode_batch(messages), zmq.NOBLOCK)
             except zmq.Again:
                 self.outbox.give_back(messages)
                 break
-        self.poller.modify(self.dealer, zmq.POLLIN | zmq.POLLOUT if self.outbox else zmq.POLLIN)
+        sending = self.outbox and self._hold_until is None
+        self.poller.modify(self.dealer, zmq.POLLIN | zmq.POLLOUT if sending else zmq.POLLIN)
         self._resume_paused_output()
+
+    def _output_held_until(self, now: float) -> Optional[float]:
+        """When only output waits, all of it from jobs started less than WORKER_OUTPUT_HOLD_S ago, it waits
+        until the oldest of them reaches that age or anything else is to be sent, so a short job's output
+        and its result leave in one frame (one master turn and journal commit, not two). None: send now."""
+        waiting = self.outbox.output_only_of()
+        starts = [self.jobs[job_id].started for job_id in waiting if job_id in self.jobs]
+        if not waiting or len(starts) < len(waiting):
+            return None
+        until = min(starts) + defaults.WORKER_OUTPUT_HOLD_S
+        return until if until > now else None
 
     # ----------------------------------------------------------------- messages from the master
 
@@ -300,7 +319,7 @@ class Worker:
             isolation = job.get("isolation") or self.config.isolation
             fork_server = self.fork_server if isolation in ("fork", "pool") else None
             running = executor.start_job(context, job["filename"], script, job.get("args") or "",
-                                         self.work_root, timeout=job.get("timeout"), fork_server=fork_server,
+                                         self.workspaces, timeout=job.get("timeout"), fork_server=fork_server,
                                          project_dir=project_dir, pooled=isolation == "pool")
         except Exception as exc:   # whatever went wrong, the job fails visibly instead of hanging RUNNING
             problem = str(exc) if isinstance(exc, LaunchError) else f"titan worker: cannot start the job: {exc!r}"
@@ -360,7 +379,7 @@ class Worker:
                 self.poller.unregister(fd)
         self._paused.discard(running.job_id)
         running.streams.clear()
-        executor.clean_up(running)
+        executor.clean_up(running, self.workspaces)
         del self.jobs[running.job_id]
 
     def _stop_job(self, job_id: str, attempt: int) -> None:
@@ -422,7 +441,7 @@ class Worker:
             if code is None:
                 continue
             del self.jobs[job_id]
-            executor.clean_up(running)
+            executor.clean_up(running, self.workspaces)
             self._send_finished(job_id, running.attempt, code, TIMEOUT_ERROR if running.timed_out else None)
 
     def _probe_services(self, now: float) -> None:
@@ -460,13 +479,14 @@ class Worker:
     def _shut_down(self) -> None:
         for running in self.jobs.values():
             executor.kill_tree(running)
-            executor.clean_up(running)
+            executor.clean_up(running, self.workspaces)
         self._send(protocol.message(TO_MASTER, "bye"))
         self._flush()
         time.sleep(0.05)  # let the goodbye leave before the context closes
         self.ctx.destroy(linger=100)
         if self.fork_server is not None:
             self.fork_server.close()
+        self.workspaces.remove_spares()
         SWEEPER.finish()
         if self.owns_work_root:
             shutil.rmtree(self.work_root, ignore_errors=True)

@@ -47,6 +47,12 @@ class Outbox:
             self._results.add((message["job_id"], message["attempt"]))
             self._in_order.append(message)
 
+    def output_only_of(self) -> set:
+        """The jobs whose output waits here, when nothing else does (else an empty set)."""
+        if self._control or self._results:
+            return set()
+        return set(self._output_bytes)
+
     def backlog(self, job_id: str) -> int:
         """Bytes of the job's output not yet taken by the socket."""
         return self._output_bytes.get(job_id, 0)
