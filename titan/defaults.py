@@ -31,6 +31,9 @@ MASTER_RECEIVE_HWM_FRAMES = 64
 # on its writes) until half of it has gone; while the master is unreachable, newer output is dropped
 # instead and a marker line in the log says how much.
 WORKER_OUTPUT_BACKLOG_BYTES = 1024 * 1024
+# A job is over when its process has ended; its output is read until its pipes close (what it left
+# running is killed at once), but no longer than this if something outside its tree still holds them.
+JOB_OUTPUT_GRACE_S = 2.0
 
 # A failed attempt with retries left is queued again after BACKOFF * 2**(failures - 1), at most MAX.
 RETRY_BACKOFF_S = 1.0
