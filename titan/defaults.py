@@ -35,6 +35,9 @@ WORKER_OUTPUT_BACKLOG_BYTES = 1024 * 1024
 # running is killed at once), but no longer than this if something outside its tree still holds them.
 JOB_OUTPUT_GRACE_S = 2.0
 
+# A job whose attempts cost this many workers (each lost while running it) is FAILED (Dask: allowed-failures).
+MAX_WORKER_LOSSES = 3
+
 # A failed attempt with retries left is queued again after BACKOFF * 2**(failures - 1), at most MAX.
 RETRY_BACKOFF_S = 1.0
 RETRY_BACKOFF_MAX_S = 60.0

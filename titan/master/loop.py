@@ -47,7 +47,8 @@ class Master(RequestHandlers):
     def __init__(self, config: MasterConfig):
         self.config = config
         self.scheduler = Scheduler(worker_dead_after=config.worker_dead_after, retry_backoff=config.retry_backoff,
-                                   retry_backoff_max=config.retry_backoff_max)
+                                   retry_backoff_max=config.retry_backoff_max,
+                                   max_worker_losses=config.max_worker_losses)
         self.scheduler.wants_event = self._is_wanted
         self.scheduler.decision_made_early = self._decision_made_early
         self.store = Store(config.limits.store_value_bytes, config.limits.store_keys)
@@ -276,7 +277,8 @@ class Master(RequestHandlers):
         except zmq.ZMQError as exc:  # EHOSTUNREACH (gone) or EAGAIN (not reading): either way, not ours now
             worker_id = frames[0].hex()
             log.warning("worker %s unreachable (%s)", worker_id, exc.strerror)
-            self._apply(self.scheduler.worker_left(worker_id, f"unreachable: {exc.strerror}", time.monotonic()))
+            self._apply(self.scheduler.worker_left(worker_id, f"unreachable: {exc.strerror}", time.monotonic(),
+                                                   lost=True))
 
     # ----------------------------------------------------------------- requests (clients P, store P+3)
 
