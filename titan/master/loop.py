@@ -60,6 +60,7 @@ class Master(RequestHandlers):
         self._scripts: dict = {}          # one copy of each distinct script, shared by its jobs
         self._script_digests: Dict[bytes, str] = {}
         self._scripts_sent: Dict[str, set] = {}   # worker id -> digests of the scripts it has been sent
+        self._held_results: Dict[str, set] = {}   # worker id -> RUNNING jobs its last heartbeat said ended
         self.replies = {"client": ReplyCache(), "store": ReplyCache()}
         self.run_id = uuid.uuid4().hex[:12]
         self.event_seq = 0
@@ -408,6 +409,7 @@ class Master(RequestHandlers):
         elif op == "heartbeat":
             self._send_worker(worker_id, protocol.message(TO_WORKER, "heartbeat"))
             self._resend_lost_dispatches(worker_id, message, now)
+            self._ask_for_held_results(worker_id, message)
         elif op == "log":
             self._record_log(message)
         elif op == "finished":
@@ -516,6 +518,19 @@ class Master(RequestHandlers):
                 log.warning("worker %s never received job %s attempt %d; sending it again",
                             run.worker, job_id, run.attempt)
                 self._resend_dispatch(worker_id, job_id, run.attempt)
+
+    def _ask_for_held_results(self, worker_id: str, heartbeat: dict) -> None:
+        """Results the worker says it holds (`ended`) for jobs still RUNNING here: one named by two
+        heartbeats running was lost on the way (one named once may be in the same batch): ask for it."""
+        ended = heartbeat.get("ended") if isinstance(heartbeat.get("ended"), list) else []
+        lacking = {job_id for job_id in ended if job_id in self.scheduler.workers[worker_id].running}
+        wanted = sorted(lacking & self._held_results.get(worker_id, set()))
+        self._held_results[worker_id] = lacking
+        if len(self._held_results) > 2 * len(self.scheduler.workers) + 16:   # forget workers that left
+            self._held_results = {w: held for w, held in self._held_results.items() if w in self.scheduler.workers}
+        if wanted:
+            log.warning("worker %s holds results the master lacks (%s); asking for them", worker_id, ", ".join(wanted))
+            self._send_worker(worker_id, protocol.message(TO_WORKER, "send_results", job_ids=wanted))
 
     def _resend_dispatch(self, worker_id: str, job_id: str, attempt: int) -> None:
         run = self.scheduler.jobs.get(job_id)

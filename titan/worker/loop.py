@@ -268,6 +268,11 @@ class Worker:
         elif op == "ack":
             self.unacked.pop((message["job_id"], message["attempt"]), None)
             self._unacked_sent.pop((message["job_id"], message["attempt"]), None)
+        elif op == "send_results":   # the master lacks these: lost on the way (a result still waiting is not doubled)
+            for key, result in self.unacked.items():
+                if key[0] in message["job_ids"]:
+                    self._unacked_sent[key] = time.monotonic()
+                    self._send(result)
         elif op == "reregister":
             self.registered = False
             self._last_register = float("-inf")
