@@ -134,6 +134,12 @@ class Worker:
         except ConnectionError:
             self._replace_fork_server()
 
+    def _kill_leftovers(self) -> None:
+        """Children of this worker it did not start (it is a subreaper): left by jobs whose fork server
+        died. Its own are the fork server and, without one, the jobs' processes."""
+        own = {running.process.pid for running in self.jobs.values()}
+        reaper.kill_leftovers(spare=own | ({self.fork_server.pid} if self.fork_server else set()))
+
     def _replace_fork_server(self) -> None:
         """The fork server died (a job may have killed it), and its jobs with it: they fail with that
         reason, and a new server (a fresh interpreter: this process holds a ZeroMQ context) takes its place."""
@@ -146,7 +152,7 @@ class Worker:
                 self._fail_unstarted(running.job_id, running.attempt, f"titan worker: {FORK_SERVER_LOST_ERROR}",
                                      -9, FORK_SERVER_LOST_ERROR)
         lost.close()
-        reaper.kill_leftovers()   # what those jobs started, back here now
+        self._kill_leftovers()   # what those jobs started, back here now
         try:
             self.fork_server = start_fork_server(self.config, fresh=True)
         except PreloadError as exc:
@@ -194,7 +200,7 @@ class Worker:
                                         ended=sorted({job_id for job_id, _ in self.unacked})))
             self._last_heartbeat = now
             self._resend_unacked(now)
-            reaper.kill_leftovers(spare={self.fork_server.pid} if self.fork_server else ())
+            self._kill_leftovers()
 
     def _resend_unacked(self, now: float) -> None:
         """A result the master has not acknowledged after a few heartbeats was lost (or its ack was): send
