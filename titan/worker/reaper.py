@@ -13,7 +13,6 @@ Elsewhere (no prctl) both are quietly unavailable and the process-group kill is 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import signal
 import sys
@@ -26,14 +25,22 @@ PR_SET_CHILD_SUBREAPER = 36
 ROUNDS = 20   # kill-and-reap passes: each pass also catches what the last one's victims had started
 
 
-def _prctl(option: int, value: int) -> bool:
+def _load_prctl():
+    """libc's prctl, looked up once (in this process's own symbols: ctypes.util.find_library would run
+    ldconfig, a process per call); None where there is none."""
     if not sys.platform.startswith("linux"):
-        return False
+        return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        return libc.prctl(option, value, 0, 0, 0) == 0
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        return False
+        return None
+
+
+_PRCTL = _load_prctl()
+
+
+def _prctl(option: int, value: int) -> bool:
+    return _PRCTL is not None and _PRCTL(option, value, 0, 0, 0) == 0
 
 
 def become_subreaper() -> bool:
