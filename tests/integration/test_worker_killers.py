@@ -64,8 +64,8 @@ def test_a_sigterm_to_the_workers_process_group_stops_it_cleanly(make_cluster, s
                                     "--heartbeat-interval", str(FAST_HEARTBEAT_S)])   # a group of its own
             client.submit_job(TitanJob(f"s{n}", sleeper, requirement=name, isolation=("fork", "pool")[n % 2]))
             client.submit_job(TitanJob(f"p{n}", sleeper, requirement=name, isolation="process"))
-            wait_until(lambda: {client.get_job_status(f"s{n}"), client.get_job_status(f"p{n}")} == {"RUNNING"},
-                       WAIT_S, "the jobs to start")
+            wait_until(lambda: all("up" in client.fetch_logs(job) for job in (f"s{n}", f"p{n}")),
+                       WAIT_S, "the jobs to run")   # running on the worker, not only dispatched
             os.killpg(worker.pid, signal.SIGTERM)
             out, err = finish(worker, 20)
             assert worker.returncode == 0, f"worker {name} did not stop cleanly: exit {worker.returncode}\n{err}"
