@@ -38,6 +38,13 @@ WORKSPACE_SPARES = 32
 # short job's output and result reach the master as one frame: one master turn and journal commit, not two.
 WORKER_OUTPUT_HOLD_S = 0.005
 
+# A job is over when its process has ended; its output is read until its pipes close (what it left
+# running is killed at once), but no longer than this if something outside its tree still holds them.
+JOB_OUTPUT_GRACE_S = 2.0
+
+# A job whose attempts cost this many workers (each lost while running it) is FAILED (Dask: allowed-failures).
+MAX_WORKER_LOSSES = 3
+
 # A failed attempt with retries left is queued again after BACKOFF * 2**(failures - 1), at most MAX.
 RETRY_BACKOFF_S = 1.0
 RETRY_BACKOFF_MAX_S = 60.0

@@ -49,18 +49,35 @@ PY_WRITE_PID = """
 # ----------------------------------------------------------------------------- processes
 
 def job_processes(ports: Iterable[int]) -> List[psutil.Process]:
-    """Live processes of jobs dispatched by the masters on `ports` (a worker gives each job TITAN_PORT)."""
+    """Live processes of jobs dispatched by the masters on `ports`: a worker gives each job it starts as
+    a new process TITAN_PORT; a job forked from a fork server (and a pool member, and the server) shows
+    its worker's command line, with `--master HOST:PORT`, as forked processes do."""
     wanted = {str(port) for port in ports}
     found = []
     for process in psutil.process_iter():
         try:
-            env = process.environ()
-            if (process.pid != os.getpid() and env.get("TITAN_PORT") in wanted and "TITAN_JOB_ID" in env
-                    and process.status() != psutil.STATUS_ZOMBIE):
+            if process.pid != os.getpid() and process.status() != psutil.STATUS_ZOMBIE and (
+                    _started_by_worker(process, wanted) or _forked_by_worker(process, wanted)):
                 found.append(process)
         except (psutil.Error, OSError):
             continue
     return found
+
+
+def _started_by_worker(process: psutil.Process, ports: set) -> bool:
+    env = process.environ()
+    return env.get("TITAN_PORT") in ports and "TITAN_JOB_ID" in env
+
+
+def _forked_by_worker(process: psutil.Process, ports: set) -> bool:
+    """A fork of a worker of these masters (its command line); never the worker itself (the test's child)."""
+    command = process.cmdline()
+    if "titan.worker" not in command or "--master" not in command:
+        return False
+    master = command[command.index("--master") + 1] if command.index("--master") + 1 < len(command) else ""
+    if master.rpartition(":")[2] not in ports:
+        return False
+    return process.ppid() != os.getpid()
 
 
 def kill_job_process(pid: int, port: int) -> None:

@@ -50,3 +50,21 @@ def test_nothing_is_sent_again_for_an_ended_job_or_to_a_worker_that_does_not_say
         assert heartbeats_for(worker, 3 * GRACE_S, running=[], ended=["quiet"]) == []
         assert heartbeats_for(worker, 3 * GRACE_S, running=[]) == []   # no 'ended': an older worker
         assert client.get_job_status("quiet") == "RUNNING"
+
+
+def test_a_result_the_heartbeat_says_is_held_is_asked_for_at_once(by_hand, script):
+    """The heartbeat's `ended` names results the worker holds; one the master has not received a heartbeat
+    later (lost on the way) is asked for with `send_results`, without waiting for a re-registration."""
+    cluster, worker = by_hand
+    ok = script("ok.py", "print('ok')")
+    with cluster.client(timeout=15) as client:
+        client.submit_job(TitanJob("held", ok, requirement="BYHAND"))
+        dispatch = worker.next_message(("dispatch",))
+        heartbeats_for(worker, 3 * FAST_HEARTBEAT_S, running=[], ended=["held"])
+        asked = [m for m in worker.received if m["op"] == "send_results"]
+        assert asked and asked[0]["job_ids"] == ["held"], worker.received
+        worker.finish(dispatch)
+        assert client.wait("held", timeout=20) == "COMPLETED"
+        worker.received.clear()
+        heartbeats_for(worker, 3 * FAST_HEARTBEAT_S, running=[], ended=["held"])   # an ack it missed
+        assert not [m for m in worker.received if m["op"] == "send_results"], "only results it still lacks"

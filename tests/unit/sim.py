@@ -49,8 +49,8 @@ class Sim:
     def join(self, worker_id, caps=(), slots=1, name=None):
         return self._step(self.s.worker_joined, worker_id, name or worker_id, list(caps), slots, {})
 
-    def leave(self, worker_id, reason="it shut down"):
-        return self._step(self.s.worker_left, worker_id, reason)
+    def leave(self, worker_id, reason="it shut down", lost=False):
+        return self._step(self.s.worker_left, worker_id, reason, lost=lost)
 
     def seen(self, worker_id):
         known = self.s.worker_seen(worker_id, self.now)

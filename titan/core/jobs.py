@@ -31,6 +31,8 @@ ISOLATIONS = ("fork", "pool", "process")
 
 # What a worker reports as the error of an attempt it killed for running past its timeout.
 TIMEOUT_ERROR = "timeout"
+# ... and of the attempts that ran when its fork server died (a job may have killed it): they died with it.
+FORK_SERVER_LOST_ERROR = "the worker's fork server died (did a job kill it?); the job died with it"
 
 FINAL_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
 

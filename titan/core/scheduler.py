@@ -32,8 +32,12 @@ JOB_TOPICS = {state: f"job.{state.value}" for state in JobState}
 class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRetries):
     def __init__(self, worker_dead_after: float = defaults.WORKER_DEAD_AFTER_S,
                  retry_backoff: float = defaults.RETRY_BACKOFF_S,
-                 retry_backoff_max: float = defaults.RETRY_BACKOFF_MAX_S):
+                 retry_backoff_max: float = defaults.RETRY_BACKOFF_MAX_S,
+                 max_worker_losses: int = defaults.MAX_WORKER_LOSSES):
         self.worker_dead_after = worker_dead_after
+        self.max_worker_losses = max_worker_losses
+        # job id -> workers lost while running one of its attempts (in memory: a restart forgives)
+        self._worker_losses: Counter = Counter()
         self.retry_backoff, self.retry_backoff_max = retry_backoff, retry_backoff_max
         self.jobs: Dict[str, JobRun] = {}
         self.dags: Dict[str, List[str]] = {}
@@ -208,13 +212,15 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRe
         for worker in self.workers.values():
             worker.last_seen = min(now, worker.last_seen + seconds)
 
-    def worker_left(self, worker_id: str, reason: str, now: float) -> list:
+    def worker_left(self, worker_id: str, reason: str, now: float, lost: bool = False) -> list:
+        """A worker is gone: by choice, or `lost` (its connection vanished), which counts against the jobs
+        it ran as a death does."""
         if worker_id in self.workers:
-            self._drop_worker(worker_id, reason, "worker.left")
+            self._drop_worker(worker_id, reason, "worker.left", lost, now)
             self._schedule(now)
         return self._take_effects()
 
-    def _drop_worker(self, worker_id: str, reason: str, topic: str) -> None:
+    def _drop_worker(self, worker_id: str, reason: str, topic: str, lost: bool, now: float) -> None:
         worker = self.workers.pop(worker_id)
         self.totals["workers_lost"] += topic == "worker.dead"
         self._publish(topic, {"worker": worker.name, "worker_id": worker_id, "reason": reason,
@@ -224,11 +230,28 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRe
                                   f"{', '.join(sorted(worker.running)) or 'none'}"))
         for job_id in sorted(worker.running, key=lambda j: self.jobs[j].seq):
             run = self.jobs[job_id]
+            if lost and self._count_worker_loss(run, worker.name, reason, now):
+                continue
             self._enqueue(run, reason=f"worker {worker.name!r} lost ({reason}); queued to run again")
         for _, _, job_id in self._queues.pop((PINNED, worker_id), []):   # jobs pinned to it go anywhere
             run = self.jobs[job_id]
             if run.state == JobState.QUEUED:
                 self._push_ready(run)
+
+    def _count_worker_loss(self, run: JobRun, worker_name: str, reason: str, now: float) -> bool:
+        """A worker died while running `run`; past the limit the job is suspected of killing them and
+        fails (True). Retries are not used: those are for the job's own failures."""
+        self._worker_losses[run.job_id] += 1
+        losses = self._worker_losses[run.job_id]
+        if losses < self.max_worker_losses:
+            return False
+        self._release_slot(run)
+        run.ended_at = now
+        noun = "worker" if losses == 1 else "workers"
+        self._transition(run, JobState.FAILED, f"its attempts cost {losses} {noun} (the last, {worker_name!r}: "
+                                               f"{reason}); failed, not retried (--max-worker-losses)")
+        self._settle_children(run, now)
+        return True
 
     # ----------------------------------------------------------------- job results
 
@@ -320,7 +343,8 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRe
 
     def tick(self, now: float) -> list:
         for worker in [w for w in self.workers.values() if now - w.last_seen > self.worker_dead_after]:
-            self._drop_worker(worker.worker_id, f"no heartbeat for {now - worker.last_seen:.1f}s", "worker.dead")
+            self._drop_worker(worker.worker_id, f"no heartbeat for {now - worker.last_seen:.1f}s", "worker.dead",
+                              True, now)
         for kind, seq, job_id in self._deadlines.due(now):
             self._on_deadline(kind, self.jobs.get(job_id), seq, now)
         self._schedule(now)
@@ -451,6 +475,8 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRe
             run.service_up = False
         if new == JobState.QUEUED:
             run.last_worker_id, run.worker_id, run.worker = run.worker_id, None, None
+        if new.is_final:
+            self._worker_losses.pop(run.job_id, None)
         self._publish_job(run)
         if new.is_final:
             self.totals["ended"][new.value] += 1

@@ -23,6 +23,7 @@ class MasterConfig:
     worker_dead_after: float = defaults.WORKER_DEAD_AFTER_S
     retry_backoff: float = defaults.RETRY_BACKOFF_S
     retry_backoff_max: float = defaults.RETRY_BACKOFF_MAX_S
+    max_worker_losses: int = defaults.MAX_WORKER_LOSSES
     keys: Optional[str] = None          # key directory (titan keys init): CURVE on every socket
     insecure: bool = False              # allow a non-loopback address without keys
     limits: Limits = field(default_factory=Limits)
@@ -63,6 +64,9 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retry-backoff", type=float, default=defaults.RETRY_BACKOFF_S,
                         help="seconds before a failed job's first retry, doubling after (default %(default)s)")
     parser.add_argument("--retry-backoff-max", type=float, default=defaults.RETRY_BACKOFF_MAX_S)
+    parser.add_argument("--max-worker-losses", type=positive(int), default=defaults.MAX_WORKER_LOSSES, metavar="N",
+                        help="a job is FAILED once workers died N times while running it, instead of "
+                             "being run again (default %(default)s)")
     parser.add_argument("--keys", default=None, metavar="DIR",
                         help="key directory made by `titan keys init`: CURVE encryption and authentication "
                              "on every socket, only known keys let in")
@@ -91,7 +95,8 @@ def config_from(args: argparse.Namespace) -> MasterConfig:
                         lease_timeout=args.lease_timeout,
                         max_message_bytes=args.max_message_bytes, heartbeat_interval=args.heartbeat_interval,
                         worker_dead_after=args.worker_dead_after, retry_backoff=args.retry_backoff,
-                        retry_backoff_max=args.retry_backoff_max, keys=args.keys, insecure=args.insecure,
+                        retry_backoff_max=args.retry_backoff_max, max_worker_losses=args.max_worker_losses,
+                        keys=args.keys, insecure=args.insecure,
                         max_log_repeats=args.max_log_repeats, limits=limits, log_level=args.log_level,
                         metrics_port=args.metrics_port, metrics_host=args.metrics_host)
 

@@ -48,7 +48,8 @@ class Master(RequestHandlers):
         """`epoch`: with a PostgreSQL journal, the lease this master took (see lease.py)."""
         self.config = config
         self.scheduler = Scheduler(worker_dead_after=config.worker_dead_after, retry_backoff=config.retry_backoff,
-                                   retry_backoff_max=config.retry_backoff_max)
+                                   retry_backoff_max=config.retry_backoff_max,
+                                   max_worker_losses=config.max_worker_losses)
         self.scheduler.wants_event = self._is_wanted
         self.scheduler.decision_made_early = self._decision_made_early
         self.store = Store(config.limits.store_value_bytes, config.limits.store_keys)
@@ -60,6 +61,7 @@ class Master(RequestHandlers):
         self._scripts: dict = {}          # one copy of each distinct script, shared by its jobs
         self._script_digests: Dict[bytes, str] = {}
         self._scripts_sent: Dict[str, set] = {}   # worker id -> digests of the scripts it has been sent
+        self._held_results: Dict[str, set] = {}   # worker id -> RUNNING jobs its last heartbeat said ended
         self.replies = {"client": ReplyCache(), "store": ReplyCache()}
         self.run_id = uuid.uuid4().hex[:12]
         self.event_seq = 0
@@ -314,7 +316,8 @@ class Master(RequestHandlers):
         except zmq.ZMQError as exc:  # EHOSTUNREACH (gone) or EAGAIN (not reading): either way, not ours now
             worker_id = frames[0].hex()
             log.warning("worker %s unreachable (%s)", worker_id, exc.strerror)
-            self._apply(self.scheduler.worker_left(worker_id, f"unreachable: {exc.strerror}", time.monotonic()))
+            self._apply(self.scheduler.worker_left(worker_id, f"unreachable: {exc.strerror}", time.monotonic(),
+                                                   lost=True))
 
     # ----------------------------------------------------------------- requests (clients P, store P+3)
 
@@ -445,6 +448,7 @@ class Master(RequestHandlers):
             self._send_worker(worker_id, protocol.message(TO_WORKER, "heartbeat"))
             self.scheduler.worker_usage(worker_id, protocol.host_usage(message.get("usage")) or {})
             self._resend_lost_dispatches(worker_id, message, now)
+            self._ask_for_held_results(worker_id, message)
         elif op == "log":
             self._record_log(message)
         elif op == "finished":
@@ -553,6 +557,19 @@ class Master(RequestHandlers):
                 log.warning("worker %s never received job %s attempt %d; sending it again",
                             run.worker, job_id, run.attempt)
                 self._resend_dispatch(worker_id, job_id, run.attempt)
+
+    def _ask_for_held_results(self, worker_id: str, heartbeat: dict) -> None:
+        """Results the worker says it holds (`ended`) for jobs still RUNNING here: one named by two
+        heartbeats running was lost on the way (one named once may be in the same batch): ask for it."""
+        ended = heartbeat.get("ended") if isinstance(heartbeat.get("ended"), list) else []
+        lacking = {job_id for job_id in ended if job_id in self.scheduler.workers[worker_id].running}
+        wanted = sorted(lacking & self._held_results.get(worker_id, set()))
+        self._held_results[worker_id] = lacking
+        if len(self._held_results) > 2 * len(self.scheduler.workers) + 16:   # forget workers that left
+            self._held_results = {w: held for w, held in self._held_results.items() if w in self.scheduler.workers}
+        if wanted:
+            log.warning("worker %s holds results the master lacks (%s); asking for them", worker_id, ", ".join(wanted))
+            self._send_worker(worker_id, protocol.message(TO_WORKER, "send_results", job_ids=wanted))
 
     def _resend_dispatch(self, worker_id: str, job_id: str, attempt: int) -> None:
         run = self.scheduler.jobs.get(job_id)

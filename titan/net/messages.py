@@ -268,6 +268,8 @@ MASTER_TO_WORKER_OPS = Table("master-to-worker message", {
                         job_key=Field((list, NoneType), required=False, shape=Field((str,)))),
     "stop": _fields(job_id=(str,), attempt=(int,), reason=optional(str)),
     "ack": _fields(job_id=(str,), attempt=(int,)),   # a "finished" arrived: stop re-sending it
+    # results a heartbeat's `ended` named in two heartbeats running and that never arrived: send them now
+    "send_results": _fields(job_ids=list_of(str)),
     # the answer to fetch_archive: `size` is the whole archive's; `error` says why there is no data
     "archive_chunk": _fields(sha256=(str,), offset=(int,), size=(int,), data=(bytes,), error=optional(str)),
 })

@@ -16,11 +16,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-import psutil
-
 from titan import defaults
 from titan.core.jobs import split_args
 from titan.net.protocol import split_archive_filename
+from titan.worker import reaper
+from titan.worker.sweeper import SWEEPER
 from titan.worker.workspaces import Workspace, Workspaces, safe_name
 
 READ_CHUNK_BYTES = 64 * 1024
@@ -59,6 +59,7 @@ class RunningJob:
     streams: Dict[int, str] = field(default_factory=dict)   # open pipe fd -> "stdout" / "stderr"
     deadline: Optional[float] = None                         # time.monotonic() past which it is killed
     timed_out: bool = False
+    exited_at: Optional[float] = None                        # when its process was seen to have ended
     pipes: Tuple[int, ...] = ()                              # our read ends, closed in clean_up
     service_port: int = 0                                    # a service: the port it listens on
     service_up: bool = False                                 # a service whose port accepted a connection
@@ -90,11 +91,12 @@ def command_for(script_path: str, args: str) -> List[str]:
 
 def start_job(context: JobContext, filename: str, script: bytes, args: str, workspaces: Workspaces,
               timeout: Optional[float] = None, fork_server=None, project_dir: Optional[str] = None,
-              pooled: bool = False) -> RunningJob:
+              pooled: bool = False, fresh: bool = False) -> RunningJob:
     """Start the job. Its script goes in a workspace of its own (workspaces.py); it runs in its DAG's folder
     on this worker (TITAN_DAG_DIR), which the DAG's jobs here share as in the original, or, outside a DAG,
     in the workspace. With a fork server, a `.py` job is forked from a warm Python (or, `pooled`, run by
-    one of its warm pool members) instead of starting a new interpreter. With a project_dir (an extracted
+    one of its warm pool members) unless `fresh`, and any other job is executed by a child the server forks
+    (so that the server, a subreaper, gets back what the job leaves running: see reaper.py). With a project_dir (an extracted
     archive), the workspace is a copy of the project and the job runs there; `filename` is
     '<archive>.zip/<path of the script in it>'."""
     if project_dir is not None:
@@ -117,9 +119,12 @@ def start_job(context: JobContext, filename: str, script: bytes, args: str, work
     if project_dir is not None:   # the project's top-level modules import from anywhere in it
         overrides["PYTHONPATH"] = os.pathsep.join(filter(None, [workspace, os.environ.get("PYTHONPATH")]))
     try:
-        if fork_server is not None and script_path.endswith(".py"):
+        if fork_server is not None and script_path.endswith(".py") and not fresh:
             process = fork_server.launch([script_path, *split_args(args)], cwd, overrides,
                                          stdout_write, stderr_write, pooled=pooled)
+        elif fork_server is not None:
+            process = fork_server.launch(command_for(script_path, args), cwd, overrides, stdout_write,
+                                         stderr_write, execute=os.path.basename(script_path))
         else:
             process = subprocess.Popen(
                 command_for(script_path, args), cwd=cwd, env={**os.environ, **overrides}, stdin=subprocess.DEVNULL,
@@ -169,11 +174,16 @@ def read_output(job: RunningJob, fd: int) -> Tuple[str, Optional[bytes]]:
     return stream, data
 
 
-def exit_code(job: RunningJob) -> Optional[int]:
-    """The exit code once the process ended and its output is fully read, else None."""
-    if job.streams:
-        return None
-    return job.process.poll()
+def exit_code(job: RunningJob, now: float) -> Optional[int]:
+    """The exit code once the process ended and its output is read to the end, else None. What it left
+    running is killed as it ends (reaper.py), which closes its pipes; if something still holds them past
+    a short grace, the job is over anyway: the rest of its output is not waited for."""
+    code = job.process.poll()
+    if code is None or not job.streams:
+        return code
+    if job.exited_at is None:
+        job.exited_at = now
+    return code if now - job.exited_at >= defaults.JOB_OUTPUT_GRACE_S else None
 
 
 def kill_tree(job: RunningJob) -> None:
@@ -181,16 +191,7 @@ def kill_tree(job: RunningJob) -> None:
     target = job.process.kill_target() if hasattr(job.process, "kill_target") else job.process.pid
     if target is None:
         return   # a pool member that already finished this job and now runs or awaits another
-    try:
-        parent = psutil.Process(target)
-        victims = parent.children(recursive=True) + [parent]
-    except psutil.NoSuchProcess:
-        victims = []
-    for victim in victims:
-        try:
-            victim.kill()
-        except psutil.NoSuchProcess:
-            pass
+    reaper.kill_tree(target)   # a job is a subreaper: its tree holds what left its session too
     try:
         os.killpg(target, 9)
     except (ProcessLookupError, PermissionError):

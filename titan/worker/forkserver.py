@@ -13,8 +13,13 @@ imported what jobs use costs a few. The worker starts the server before it creat
 Everything is keyed by the request id, never by pid: pids are reused (pid_max is often 32768), and an
 exit reported under a pid could otherwise be taken for a later job's.
 
-Each child becomes its own session leader (so a kill reaches its whole tree), gets the pipes as fds 1
-and 2, the job's argv, cwd and environment, and runs the script with runpy as `__main__`. Exit codes,
+Each child becomes its own session leader (so a kill reaches its whole tree), a child subreaper (so what
+it starts stays in its tree even after setsid and a double fork) that dies with the server (reaper.py),
+gets the pipes as fds 1 and 2, the job's argv, cwd and environment, and runs the script as `__main__`
+(or, with "exec", executes the command: a shell script, or a .py job with isolation "process").
+The server leads a session of its own (a signal to the worker's process group does not reach it) and is
+a subreaper too: what a job left running when it ended comes back to it and is killed before the job's
+exit is reported; when the worker goes (its channel closes, or SIGTERM) it kills every job and leaves. Exit codes,
 `sys.exit`, uncaught exceptions and signals come out as they would from `python -u script.py`.
 One difference remains: modules the server already imported (titan_sdk, zmq, msgpack and the standard
 modules they use) are not imported again, so a job's own file named like one of them does not shadow it.
@@ -25,6 +30,7 @@ the pool's members (isolation="pool", pool.py), so they too start warm.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 import select
@@ -37,7 +43,7 @@ from typing import Dict, List, Optional, Sequence
 
 
 from titan import defaults
-from titan.worker import jobrun, pool
+from titan.worker import jobrun, pool, reaper
 from titan.worker.jobrun import send as _send
 from titan.worker.pool import Pool, PoolLimits
 
@@ -49,6 +55,8 @@ def serve(channel: socket.socket, preload: Sequence[str] = (), the_pool: Optiona
     Returns when the worker is gone."""
     import titan_sdk  # noqa: F401 -- warm: jobs import it, and its dependencies
 
+    _lead_own_session()
+    reaper.become_subreaper()
     _forget_workers_logging()
     _send(channel, {"ready": True, "error": _preload(preload)})
     the_pool = the_pool or Pool(0, PoolLimits())
@@ -57,7 +65,7 @@ def serve(channel: socket.socket, preload: Sequence[str] = (), the_pool: Optiona
     signal.set_wakeup_fd(wake_write)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.signal(signal.SIGINT, signal.SIG_IGN)     # the worker decides when its jobs stop
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, lambda *_: _leave())   # the worker is stopping, or has gone
     selector = selectors.DefaultSelector()
     selector.register(channel, selectors.EVENT_READ)
     selector.register(wake_read, selectors.EVENT_READ)
@@ -68,9 +76,22 @@ def serve(channel: socket.socket, preload: Sequence[str] = (), the_pool: Optiona
             if key.fileobj == wake_read:
                 os.read(wake_read, 4096)
             elif not server.take_request():
-                os._exit(0)
+                _leave()
         server.report_exits()
         server.top_up()
+
+
+def _lead_own_session() -> None:
+    try:
+        os.setsid()
+    except PermissionError:   # already a session leader (started with a new session)
+        pass
+
+
+def _leave() -> None:
+    """Kill every job and pool member, with all they started, and exit."""
+    reaper.kill_leftovers()
+    os._exit(0)
 
 
 def _forget_workers_logging() -> None:
@@ -105,9 +126,10 @@ class _Server:
         if request.get("pool_start"):
             self.pool.used = True
             return True
+        server_pid = os.getpid()
         pid = os.fork()
         if pid == 0:
-            _run_child(request, fds, [self.channel.fileno(), *self.own_fds])
+            _run_child(request, fds, [self.channel.fileno(), *self.own_fds], server_pid)
         self.children[pid] = request["id"]
         for fd in fds:
             os.close(fd)
@@ -119,11 +141,12 @@ class _Server:
         server's own channel (each message one atomic packet), so the worker hears it in order with
         the server's report of the member's exit."""
         worker_end, member_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        server_pid = os.getpid()
         pid = os.fork()
         if pid == 0:
             try:
                 worker_end.close()
-                pool.become_member(self.own_fds)
+                pool.become_member(self.own_fds, server_pid)
                 pool.serve_jobs(member_end, self.channel, self.pool.limits)
             finally:
                 os._exit(1)
@@ -148,23 +171,40 @@ class _Server:
             code = os.waitstatus_to_exitcode(status)
             request_id = self.children.pop(pid, None)
             if request_id is not None:
+                # What the job left running came back to this subreaper when it ended: it goes first,
+                # so its output pipes close and the job is over when the worker hears of its end.
+                reaper.kill_leftovers(spare={*self.children, *self.pool.members})
                 _send(self.channel, {"id": request_id, "code": code})
             elif pid in self.pool.members:
                 self.pool.members.discard(pid)
                 _send(self.channel, {"member_exit": pid, "code": code})
 
 
-def _run_child(request: dict, fds, server_fds) -> None:
+def _run_child(request: dict, fds, server_fds, server_pid: int) -> None:
     """In the forked child: become the job, run it, exit with its code. Never returns."""
     code = 1
     try:
-        _become_job(request, fds, server_fds)
-        code = jobrun.run_script(request["argv"])
+        _become_job(request, fds, server_fds, server_pid)
+        if request.get("exec"):
+            code = _execute(request)
+        else:
+            code = jobrun.run_script(request["argv"])
     finally:
         os._exit(code)
 
 
-def _become_job(request: dict, fds, server_fds) -> None:
+def _execute(request: dict) -> int:
+    """Replace this child with the job's command, as subprocess would start it; 127 if it cannot be."""
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):   # Python ignores these; a fresh program must not
+        signal.signal(sig, signal.SIG_DFL)
+    try:
+        os.execvp(request["argv"][0], request["argv"])   # os.environ: the worker's, with the job's added
+    except OSError as exc:
+        print(f"titan worker: cannot start {request['name']}: {exc}", file=sys.stderr)
+    return 127
+
+
+def _become_job(request: dict, fds, server_fds, server_pid: int) -> None:
     signal.set_wakeup_fd(-1)
     for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
@@ -172,6 +212,8 @@ def _become_job(request: dict, fds, server_fds) -> None:
     for fd in server_fds:
         os.close(fd)
     os.setsid()
+    reaper.become_subreaper()
+    reaper.die_with_parent(server_pid)
     stdin = os.open(os.devnull, os.O_RDONLY)
     for target, source in ((0, stdin), (1, fds[0]), (2, fds[1])):
         os.dup2(source, target)
@@ -193,11 +235,13 @@ class PreloadError(Exception):
     """A module named by --preload could not be imported; the message says which and why."""
 
 
-def start_fork_server(config) -> "ForkServer":
-    """The fork server a worker with this WorkerConfig needs; PreloadError if --preload failed."""
-    server = ForkServer(config.preload, pool_size=config.slots,
+def start_fork_server(config, fresh: bool = False) -> "ForkServer":
+    """The fork server a worker with this WorkerConfig needs (with the process executor, only to start
+    jobs' processes: nothing preloaded, no pool); PreloadError if --preload failed."""
+    forks_jobs = config.executor == "fork"
+    server = ForkServer(config.preload if forks_jobs else (), pool_size=config.slots,
                         limits=PoolLimits(config.pool_max_jobs, config.pool_max_rss_mb),
-                        warm_pool=config.isolation == "pool")
+                        warm_pool=forks_jobs and config.isolation == "pool", fresh=fresh)
     if server.preload_error:
         server.close()
         raise PreloadError(server.preload_error)
@@ -215,7 +259,11 @@ class ForkedProcess:
         return self.returncode
 
     def wait(self, timeout: float = 10.0) -> Optional[int]:
-        self.server.pump_until(lambda: self.returncode is not None, timeout)
+        if not self.server.lost:   # a lost server reports nothing more: the job died with it
+            try:
+                self.server.pump_until(lambda: self.returncode is not None, timeout)
+            except ConnectionError:
+                pass
         return self.returncode
 
     def kill_target(self) -> Optional[int]:
@@ -228,15 +276,19 @@ class ForkedProcess:
 
 class ForkServer:
     def __init__(self, preload: Sequence[str] = (), pool_size: int = 0, limits: Optional[PoolLimits] = None,
-                 warm_pool: bool = False) -> None:
+                 warm_pool: bool = False, fresh: bool = False) -> None:
+        """`fresh`: a new interpreter rather than a fork of this process (a worker that already holds a
+        ZeroMQ context must not fork; it needs this to replace a server it lost)."""
         worker_end, server_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.pid = os.fork()
+        settings = (list(preload), pool_size, limits or PoolLimits(), warm_pool)
+        self.pid = _spawn_fresh(server_end, settings) if fresh else os.fork()
         if self.pid == 0:
             worker_end.close()
             serve(server_end, preload, Pool(pool_size, limits or PoolLimits(), used=warm_pool))
             os._exit(0)
         server_end.close()
         self.channel = worker_end
+        self.lost = False                             # it has exited without being asked to
         self._next_id = 0
         self._started: Dict[int, int] = {}            # request id -> pid, until launch() takes it
         self._processes: Dict[int, ForkedProcess] = {}   # request id -> its running process
@@ -247,18 +299,24 @@ class ForkServer:
         self._pool_started = warm_pool
         self.preload_error: Optional[str] = None
         self._ready = False
-        if preload and not self.pump_until(lambda: self._ready, defaults.PRELOAD_TIMEOUT_S):
-            self.preload_error = f"--preload {','.join(preload)}: not imported within {defaults.PRELOAD_TIMEOUT_S:.0f}s"
+        if (preload or fresh) and not self.pump_until(lambda: self._ready, defaults.PRELOAD_TIMEOUT_S):
+            what = f"--preload {','.join(preload)}: not imported" if preload else "the fork server did not start"
+            self.preload_error = f"{what} within {defaults.PRELOAD_TIMEOUT_S:.0f}s"
 
     def fileno(self) -> int:
         return self.channel.fileno()
 
-    def launch(self, argv, cwd: str, env: dict, stdout_fd: int, stderr_fd: int, pooled: bool = False) -> ForkedProcess:
-        """Run argv[0] forked (or, `pooled`, by a pool member); `env`: what the job's environment adds to
-        this process's (which the server and its members inherited when the worker started)."""
+    def launch(self, argv, cwd: str, env: dict, stdout_fd: int, stderr_fd: int, pooled: bool = False,
+               execute: str = "") -> ForkedProcess:
+        """Start a job: argv[0] a .py script run in a forked child (or, `pooled`, by a pool member), or,
+        with `execute` (the script's name, for errors), a command executed in a forked child. `env`: what
+        the job's environment adds to this process's (which the server and its members inherited when the
+        worker started)."""
         self._next_id += 1
         request_id = self._next_id
         request = {"id": request_id, "argv": list(argv), "cwd": cwd, "env": env}
+        if execute:
+            request.update({"exec": True, "name": execute})
         if pooled:
             return self._hand_to_member(request, (stdout_fd, stderr_fd))
         _send(self.channel, request, (stdout_fd, stderr_fd))
@@ -299,10 +357,13 @@ class ForkServer:
             except BlockingIOError:
                 return
             if message is None:
+                self.lost = True
                 raise ConnectionError("the fork server has exited")
             self._on_message(message, fds)
 
     def pump_until(self, done, timeout: float) -> bool:
+        if self.lost:
+            raise ConnectionError("the fork server has exited")
         deadline = time.monotonic() + timeout
         while not done():
             remaining = deadline - time.monotonic()
@@ -366,3 +427,22 @@ class ForkServer:
             os.waitpid(self.pid, 0)
         except (ProcessLookupError, ChildProcessError):
             pass
+
+
+def _spawn_fresh(server_end: socket.socket, settings: tuple) -> int:
+    """Start a fork server in a new interpreter (posix_spawn: nothing of this process is copied but
+    the channel's descriptor); its pid."""
+    preload, pool_size, limits, warm_pool = settings
+    os.set_inheritable(server_end.fileno(), True)
+    argument = json.dumps([server_end.fileno(), preload, pool_size, limits.max_jobs, limits.max_rss_mb, warm_pool])
+    code = "from titan.worker.forkserver import serve_from_argument as s; import sys; s(sys.argv[1])"
+    return os.posix_spawn(sys.executable, [sys.executable, "-c", code, argument], dict(os.environ),
+                          setsid=True)
+
+
+def serve_from_argument(argument: str) -> None:
+    """The entry point of a fresh fork server (see _spawn_fresh)."""
+    fd, preload, pool_size, max_jobs, max_rss_mb, warm_pool = json.loads(argument)
+    channel = socket.socket(fileno=fd)
+    os.set_inheritable(fd, False)
+    serve(channel, preload, Pool(pool_size, PoolLimits(max_jobs, max_rss_mb), used=warm_pool))

@@ -20,14 +20,14 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from titan import defaults
-from titan.core.jobs import PORT_IN_USE_ERROR, SERVICE_JOB_TYPE, TIMEOUT_ERROR
+from titan.core.jobs import FORK_SERVER_LOST_ERROR, PORT_IN_USE_ERROR, SERVICE_JOB_TYPE, TIMEOUT_ERROR
 from titan.net import addresses, protocol, security
 from titan.net.protocol import ProtocolError
-from titan.worker import executor
+from titan.worker import executor, reaper
 from titan.worker.archive_cache import ArchiveCache
-from titan.worker.config import FORK_EXECUTOR, NULL_EXECUTOR, WorkerConfig
+from titan.worker.config import NULL_EXECUTOR, PROCESS_EXECUTOR, WorkerConfig
 from titan.worker.executor import JobContext, LaunchError, RunningJob
-from titan.worker.forkserver import start_fork_server
+from titan.worker.forkserver import PreloadError, start_fork_server
 from titan.worker.outbox import Outbox
 from titan.worker.sweeper import SWEEPER
 from titan.worker.workspaces import Workspaces
@@ -62,8 +62,11 @@ class Worker:
         os.makedirs(self.work_root, exist_ok=True)
         self.archives = ArchiveCache(os.path.join(self.work_root, "archives"))
         self.workspaces = Workspaces(self.work_root)
-        # Forked before the ZeroMQ context exists: a process holding one must not fork.
-        self.fork_server = start_fork_server(config) if config.executor == FORK_EXECUTOR else None
+        # What a job leaves behind when its fork server is gone comes back here, and is killed.
+        reaper.become_subreaper()
+        # Every job starts from the fork server (reaper.py says why). Forked before the ZeroMQ context
+        # exists: a process holding one must not fork.
+        self.fork_server = start_fork_server(config) if config.executor != NULL_EXECUTOR else None
         self.ctx = zmq.Context()
         self.ctx.linger = 0
         self.dealer = self.ctx.socket(zmq.DEALER)
@@ -116,7 +119,7 @@ class Worker:
                 elif target is self.handshakes:
                     self._on_handshake()
                 elif self.fork_server is not None and target == self.fork_server.fileno():
-                    self.fork_server.pump()
+                    self._pump_fork_server()
                 else:
                     self._read_job_output(target)
             self._enforce_timeouts(time.monotonic())
@@ -127,6 +130,39 @@ class Worker:
 
     def stop(self) -> None:
         self._running = False
+
+    def _pump_fork_server(self) -> None:
+        try:
+            self.fork_server.pump()
+        except ConnectionError:
+            self._replace_fork_server()
+
+    def _kill_leftovers(self) -> None:
+        """Children of this worker it did not start (it is a subreaper): left by jobs whose fork server
+        died. Its own are the fork server and, without one, the jobs' processes."""
+        own = {running.process.pid for running in self.jobs.values()}
+        reaper.kill_leftovers(spare=own | ({self.fork_server.pid} if self.fork_server else set()))
+
+    def _replace_fork_server(self) -> None:
+        """The fork server died (a job may have killed it), and its jobs with it: they fail with that
+        reason, and a new server (a fresh interpreter: this process holds a ZeroMQ context) takes its place."""
+        lost = self.fork_server
+        log.warning("the fork server exited unasked (did a job kill it?); failing its jobs, starting a new one")
+        self.poller.unregister(lost.fileno())
+        for running in list(self.jobs.values()):
+            if getattr(running.process, "server", None) is lost:
+                self._discard(running)
+                self._fail_unstarted(running.job_id, running.attempt, f"titan worker: {FORK_SERVER_LOST_ERROR}",
+                                     -9, FORK_SERVER_LOST_ERROR)
+        lost.close()
+        self._kill_leftovers()   # what those jobs started, back here now
+        try:
+            self.fork_server = start_fork_server(self.config, fresh=True)
+        except PreloadError as exc:
+            log.error("no new fork server (%s): jobs start as new processes from now on", exc)
+            self.fork_server = None
+            return
+        self.poller.register(self.fork_server.fileno(), zmq.POLLIN)
 
     def _on_handshake(self) -> None:
         event = recv_monitor_message(self.handshakes)["event"]
@@ -147,7 +183,7 @@ class Worker:
     def _poll_timeout_ms(self) -> int:
         if self._hold_until is not None:   # output held for a moment (_flush)
             return max(0, int((self._hold_until - time.monotonic()) * 1000) + 1)
-        if any(not running.streams for running in self.jobs.values()):
+        if any(not running.streams or running.exited_at is not None for running in self.jobs.values()):
             return 5  # its output is closed and its exit is moments away: look again soon
         interval = self.config.heartbeat_interval if self.registered else min(0.5, self.config.heartbeat_interval)
         if any(job.service_port and not job.service_up for job in self.jobs.values()):
@@ -172,6 +208,7 @@ class Worker:
                                         usage=host_usage()))
             self._last_heartbeat = now
             self._resend_unacked(now)
+            self._kill_leftovers()
 
     def _resend_unacked(self, now: float) -> None:
         """A result the master has not acknowledged after a few heartbeats was lost (or its ack was): send
@@ -259,6 +296,11 @@ class Worker:
         elif op == "ack":
             self.unacked.pop((message["job_id"], message["attempt"]), None)
             self._unacked_sent.pop((message["job_id"], message["attempt"]), None)
+        elif op == "send_results":   # the master lacks these: lost on the way (a result still waiting is not doubled)
+            for key, result in self.unacked.items():
+                if key[0] in message["job_ids"]:
+                    self._unacked_sent[key] = time.monotonic()
+                    self._send(result)
         elif op == "reregister":
             self.registered = False
             self._last_register = float("-inf")
@@ -317,10 +359,11 @@ class Worker:
         try:
             context.keys_dir = self._job_keys(message.get("job_key"))
             isolation = job.get("isolation") or self.config.isolation
-            fork_server = self.fork_server if isolation in ("fork", "pool") else None
+            fresh = isolation == "process" or self.config.executor == PROCESS_EXECUTOR
             running = executor.start_job(context, job["filename"], script, job.get("args") or "",
-                                         self.workspaces, timeout=job.get("timeout"), fork_server=fork_server,
-                                         project_dir=project_dir, pooled=isolation == "pool")
+                                         self.workspaces, timeout=job.get("timeout"), fork_server=self.fork_server,
+                                         project_dir=project_dir, pooled=isolation == "pool" and not fresh,
+                                         fresh=fresh)
         except Exception as exc:   # whatever went wrong, the job fails visibly instead of hanging RUNNING
             problem = str(exc) if isinstance(exc, LaunchError) else f"titan worker: cannot start the job: {exc!r}"
             if not isinstance(exc, LaunchError):
@@ -436,13 +479,27 @@ class Worker:
                     self.poller.register(fd, zmq.POLLIN)
 
     def _report_exits(self) -> None:
+        now = time.monotonic()
         for job_id, running in list(self.jobs.items()):
-            code = executor.exit_code(running)
+            if job_id in self._paused:
+                continue   # its output waits in its pipes: read first
+            code = executor.exit_code(running, now)
             if code is None:
                 continue
+            self._close_streams(running)
             del self.jobs[job_id]
             executor.clean_up(running, self.workspaces)
             self._send_finished(job_id, running.attempt, code, TIMEOUT_ERROR if running.timed_out else None)
+
+    def _close_streams(self, running: RunningJob) -> None:
+        """Pipes still held open past the grace by something outside the job's tree: what is in them is
+        sent, the rest is not waited for."""
+        for fd in list(running.streams):
+            stream, data = executor.read_output(running, fd)
+            if data:
+                self._send_log(running.job_id, running.attempt, stream, data)
+            self.poller.unregister(fd)
+        running.streams.clear()
 
     def _probe_services(self, now: float) -> None:
         """Tell the master once a starting service's port accepts connections: its children may start."""

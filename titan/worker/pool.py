@@ -7,7 +7,9 @@ everything the job started. It runs a job with the job's argv, cwd, environment 
 are the job's output pipes, which the worker polls as for any job), answers the job's exit code, and
 then puts back what the job may have changed (`JobSnapshot`). It retires (exits, and the fork server
 forks a fresh one) when it cannot be trusted any more: threads or child processes left behind, changed
-resource limits, too many jobs (--pool-max-jobs), too much memory (--pool-max-rss). A job that ends its
+resource limits, too many jobs (--pool-max-jobs), too much memory (--pool-max-rss). What a job left
+running is killed first (a member is a child subreaper, so daemons that called setsid are found too:
+see reaper.py). A job that ends its
 process (`os._exit`, a signal, a kill) ends the member; the fork server reports that as the job's exit.
 
 Members are forked by the fork server, which hands the worker its end of each member's socket pair;
@@ -34,7 +36,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import List, Optional, Set
 
-from titan.worker import jobrun
+from titan.worker import jobrun, reaper
 
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 _CATCHABLE = [s for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP)]
@@ -208,10 +210,12 @@ def serve_jobs(requests, replies, limits: PoolLimits) -> None:
         jobs_run += 1
         snapshot = JobSnapshot(baseline, _job_dirs(request, baseline), request["env"])
         code = _run_job(request, fds)
+        # Everything the job started is in this subreaper's tree: it ends with the job, daemons too.
+        left_children = reaper.kill_leftovers()
         for target, idle in ((1, idle_out), (2, idle_err)):
             os.dup2(idle, target)   # the job's pipes close here: the worker sees its output end
         snapshot.restore()
-        why = snapshot.untrusted(limits, jobs_run)
+        why = "the job left child processes" if left_children else snapshot.untrusted(limits, jobs_run)
         jobrun.send(replies, {"id": request["id"], "code": code, "retired": why, "member": os.getpid()})
         if why:
             os._exit(0)
@@ -238,8 +242,9 @@ def _run_job(request: dict, fds) -> int:
     return jobrun.run_script(request["argv"])
 
 
-def become_member(server_fds) -> None:
-    """In a freshly forked member: drop the server's descriptors and signal set-up, lead a session."""
+def become_member(server_fds, server_pid: int) -> None:
+    """In a freshly forked member: drop the server's descriptors and signal set-up, lead a session, keep
+    what its jobs start in its tree (a subreaper), die with the server."""
     signal.set_wakeup_fd(-1)
     for sig in (signal.SIGCHLD, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
@@ -247,6 +252,8 @@ def become_member(server_fds) -> None:
     for fd in server_fds:
         os.close(fd)
     os.setsid()
+    reaper.become_subreaper()
+    reaper.die_with_parent(server_pid)
     stdin = os.open(os.devnull, os.O_RDONLY)
     os.dup2(stdin, 0)
     os.close(stdin)
