@@ -36,6 +36,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
+from titan import defaults
 from titan.net.protocol import is_of_type, number_problem
 from titan_sdk.job import TitanJob
 
@@ -85,7 +86,11 @@ def load_pipeline(path: str) -> Pipeline:
     with open(path, encoding="utf-8") as handle:
         text = handle.read()
     try:
-        root = yaml.compose(text)
+        root = yaml.compose(text, Loader=_AliasLimitedLoader)
+    except yaml.MarkedYAMLError as exc:
+        where = f"{path}, line {exc.problem_mark.line + 1}" if exc.problem_mark else path
+        context = f"{exc.context}: " if exc.context else ""
+        raise PipelineError(f"{where}: not valid YAML: {context}{exc.problem}") from None
     except yaml.YAMLError as exc:
         raise PipelineError(f"{path}: not valid YAML: {exc}") from None
     where = _Where(path)
@@ -101,6 +106,42 @@ def load_pipeline(path: str) -> Pipeline:
         warnings.warn(message, PipelineWarning, stacklevel=2)
     return Pipeline(name=top["name"][0], jobs=jobs, path=path, project_folder=folder if archive else None,
                     archive_name=archive, warnings=where.warnings)
+
+
+class _AliasLimitedLoader(yaml.SafeLoader):
+    """Composes as SafeLoader does (an alias is one shared node, cheap) while counting how many nodes
+    the aliases stand for once expanded; past MAX_YAML_ALIAS_NODES, or an alias inside its own anchor,
+    it stops with the line of that alias before anything is expanded."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._sizes: Dict[int, int] = {}   # id(node) -> nodes in it once expanded (each node's own size)
+        self._alias_nodes = 0
+
+    def compose_node(self, parent, index):
+        if not self.check_event(yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            self._sizes[id(node)] = 1 + sum(self._sizes[id(child)] for child in _children(node))
+            return node
+        mark = self.peek_event().start_mark
+        node = super().compose_node(parent, index)
+        if id(node) not in self._sizes:
+            raise yaml.composer.ComposerError(None, None, "this alias is inside the anchor it names "
+                                              "(a recursive structure, which a pipeline never needs)", mark)
+        self._alias_nodes += self._sizes[id(node)]
+        if self._alias_nodes > defaults.MAX_YAML_ALIAS_NODES:
+            raise yaml.composer.ComposerError(
+                None, None, f"the aliases up to here stand for more than {defaults.MAX_YAML_ALIAS_NODES} "
+                "YAML nodes once expanded (a 'billion laughs' file?); write the repeated parts out", mark)
+        return node
+
+
+def _children(node: yaml.Node) -> list:
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 def _archive_name(pipeline_name: str) -> str:

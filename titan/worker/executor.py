@@ -21,6 +21,7 @@ import psutil
 
 from titan import defaults
 from titan.core.jobs import split_args
+from titan.core.names import folder_name
 from titan.net.protocol import split_archive_filename
 from titan.worker.sweeper import SWEEPER
 
@@ -228,7 +229,7 @@ def dag_dir(work_root: str, dag: Optional[str]) -> str:
     """The folder the jobs of `dag` share on this worker (made on first use); "" outside a DAG."""
     if not dag:
         return ""
-    path = os.path.join(work_root, "dags", _safe(dag))
+    path = os.path.join(work_root, "dags", folder_name(dag))
     os.makedirs(path, exist_ok=True)
     return path
 
