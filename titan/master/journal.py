@@ -16,6 +16,7 @@ import abc
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple, Union
 
+from titan import defaults
 from titan.core.jobs import JobRun
 
 # How many state changes the master folds at a time: COMPACT_BATCH when idle (about 5 ms), at most
@@ -76,7 +77,10 @@ class Journal(abc.ABC):
         """The agent run the DAG was last submitted under; None when it was submitted under none."""
 
     @abc.abstractmethod
-    def record_log(self, job_id: str, seq: int, attempt: int, stream: str, text: str) -> None: ...
+    def record_log(self, job_id: str, seq: int, attempt: int, stream: str, text: str) -> None:
+        """Output of the job's run `seq`. The journal keeps about the newest `max_log_bytes` (given to
+        open_journal, the master's --max-log-bytes) of each job's output, as the master's memory does,
+        deleting older output of that job as newer comes: a chatty job must not fill the disk."""
 
     @abc.abstractmethod
     def record_store(self, key: str, value: StoreValue) -> None:
@@ -122,7 +126,8 @@ class Journal(abc.ABC):
         """Release the lock."""
 
 
-def open_journal(data_dir: str) -> Journal:
-    """The journal in `data_dir`, locked for this master; JournalInUse or JournalCorrupt if it cannot be."""
+def open_journal(data_dir: str, max_log_bytes: int = defaults.MAX_LOG_BYTES_PER_JOB) -> Journal:
+    """The journal in `data_dir`, locked for this master; JournalInUse or JournalCorrupt if it cannot be.
+    It keeps about the last `max_log_bytes` of each job's output (see record_log)."""
     from titan.master.sqlite_journal import SqliteJournal
-    return SqliteJournal(data_dir)
+    return SqliteJournal(data_dir, max_log_bytes)

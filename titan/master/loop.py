@@ -72,7 +72,7 @@ class Master(RequestHandlers):
         self._last_tick = time.monotonic()  # when the scheduler last acted on time (see _tick)
         self._commits_seen = 0            # the journal's commit count when _fold_journal last looked
         self._to_workers: Dict[str, List[dict]] = {}   # worker id -> this turn's messages, sent as one frame
-        self.journal = open_journal(config.data_dir) if config.data_dir else None
+        self.journal = open_journal(config.data_dir, config.limits.log_bytes) if config.data_dir else None
         self.committer = Committer(self.journal)
         self.artifacts = ArtifactStore(os.path.join(config.data_dir, "artifacts") if config.data_dir else None)
         self.dag_agent_run: Dict[str, str] = {}

@@ -25,6 +25,7 @@ import msgpack
 from titan import defaults
 from titan.core.jobs import JobRun, JobSpec, JobState, spec_to_dict
 from titan.master.deployed_scripts import DeployedScript
+from titan.master.journal_logs import LogRows
 from titan.master.journal import COMPACT_BATCH, Journal, JournalCorrupt, JournalInUse, JournalWriteError, Recovered, StoreValue
 
 SCHEMA_VERSION = 3
@@ -83,7 +84,7 @@ UPGRADE_FROM_2 = f"UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schem
 
 
 class SqliteJournal(Journal):
-    def __init__(self, data_dir: str):
+    def __init__(self, data_dir: str, max_log_bytes: int = defaults.MAX_LOG_BYTES_PER_JOB):
         os.makedirs(data_dir, mode=PRIVATE_DIR, exist_ok=True)
         self.path = os.path.join(data_dir, FILE_NAME)
         existed = os.path.exists(self.path) and os.path.getsize(self.path) > 0
@@ -120,6 +121,9 @@ class SqliteJournal(Journal):
             self._reply_ids[channel].append(row_id)
         (self._next_reply_id,) = self.db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM replies").fetchone()
         self._replies_since_prune = 0
+        self._log_rows = LogRows.of_rows(max_log_bytes, self.db.execute(
+            "SELECT id, job_id, seq, length(CAST(text AS BLOB)) FROM logs ORDER BY id"))
+        self._doomed_logs: List[int] = []   # ids of log rows past the cap, until a commit deleted them
 
     def _unreadable(self, problem: Exception) -> str:
         return (f"journal {self.path} cannot be read ({problem}); the master will not start on it. "
@@ -173,6 +177,7 @@ class SqliteJournal(Journal):
         self._admitted.add(run.job_id)
         if replaced_seq is not None:
             self._replaced.append((run.job_id, replaced_seq, run.seq))
+            self._log_rows.forget(run.job_id)
         self.record_state(run)
 
     def record_state(self, run: JobRun) -> None:
@@ -192,7 +197,7 @@ class SqliteJournal(Journal):
         self._agent_runs[dag] = run_id
 
     def record_log(self, job_id: str, seq: int, attempt: int, stream: str, text: str) -> None:
-        self._logs.append((job_id, seq, attempt, stream, text))
+        self._logs.append((self._log_rows.new_row(job_id, seq, text), job_id, seq, attempt, stream, text))
 
     def record_store(self, key: str, value: StoreValue) -> None:
         """The key's value now; None when it was deleted."""
@@ -225,7 +230,7 @@ class SqliteJournal(Journal):
             self._write_jobs(db)
             db.executemany("INSERT OR REPLACE INTO dags VALUES (?, ?)", self._dags.items())
             self._write_agent_runs(db)
-            db.executemany("INSERT INTO logs (job_id, seq, attempt, stream, text) VALUES (?, ?, ?, ?, ?)", self._logs)
+            self._write_logs(db)
             self._delete_replaced(db)   # last: a run replaced within this commit was written above
             self._write_store(db)
             pruned = self._write_replies(db)
@@ -237,6 +242,7 @@ class SqliteJournal(Journal):
             for _ in range(count):
                 self._reply_ids[channel].popleft()
         self.commits += 1
+        self._doomed_logs = []
         self._clear_pending()
 
     def compact(self, batch: int = COMPACT_BATCH) -> bool:
@@ -306,6 +312,15 @@ class SqliteJournal(Journal):
         """A run admitted in this commit that was never dispatched needs no state row: loading takes a
         run without one as PENDING, and the scheduler queues it again if its parents are done."""
         return run.attempt == 0 and run.state in UNFOLDED_STATES and run.job_id in self._admitted
+
+    def _write_logs(self, db: sqlite3.Connection) -> None:
+        """The new rows, less the oldest of each job's rows past its cap (pending or already written)."""
+        self._doomed_logs += self._log_rows.excess()
+        doomed = set(self._doomed_logs)
+        db.executemany("INSERT INTO logs (id, job_id, seq, attempt, stream, text) VALUES (?, ?, ?, ?, ?, ?)",
+                       [row for row in self._logs if row[0] not in doomed])
+        pending = {row[0] for row in self._logs}
+        db.executemany("DELETE FROM logs WHERE id = ?", [(row_id,) for row_id in doomed - pending])
 
     def _delete_replaced(self, db: sqlite3.Connection) -> None:
         db.executemany("DELETE FROM job_specs WHERE seq = ?", [(old,) for _, old, _ in self._replaced])
