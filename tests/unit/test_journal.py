@@ -11,7 +11,7 @@ import pytest
 
 from titan.core.jobs import JobRun, JobSpec, JobState
 from titan.master.journal import JournalCorrupt
-from titan.master.sqlite_journal import SqliteJournal
+from titan.master.sqlite_journal import SCHEMA_VERSION, SqliteJournal
 
 
 def run(job_id: str, seq: int, script: bytes = b"print('ok')\n", **fields) -> JobRun:
@@ -185,7 +185,7 @@ def test_a_version_1_journal_is_upgraded_and_keeps_its_jobs_store_and_replies(tm
     schema = dict(journal.db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'"))
     assert "WITHOUT ROWID" in schema["store"] and "UNIQUE" not in schema["replies"]
     assert "job_specs_by_job" not in {name for (name,) in journal.db.execute("SELECT name FROM sqlite_master")}
-    assert journal.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+    assert journal.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
     assert "deployed_scripts" in schema and recovered.deployed_scripts == []
 
 
@@ -210,10 +210,10 @@ def test_each_channel_keeps_its_own_latest_replies(tmp_path, monkeypatch):
 def test_a_journal_from_a_newer_titan_is_refused(tmp_path):
     SqliteJournal(str(tmp_path)).close()
     db = sqlite3.connect(str(tmp_path / "titan.db"))
-    db.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+    db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
     db.commit()
     db.close()
-    with pytest.raises(JournalCorrupt, match="schema version 4, this Titan reads version 3"):
+    with pytest.raises(JournalCorrupt, match=f"schema version {SCHEMA_VERSION + 1}, this Titan reads version {SCHEMA_VERSION}"):
         SqliteJournal(str(tmp_path))
 
 
@@ -285,10 +285,47 @@ def test_a_version_2_journal_is_upgraded_in_place_and_keeps_its_jobs(tmp_path):
     upgraded = SqliteJournal(str(tmp_path))
     (version,) = upgraded.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     recovered = upgraded.load()
-    assert version == "3" and [r.job_id for r in recovered.runs] == ["old"] and recovered.store == {"k": "v"}
+    assert version == str(SCHEMA_VERSION) and [r.job_id for r in recovered.runs] == ["old"] and recovered.store == {"k": "v"}
     assert recovered.deployed_scripts == []
     upgraded.record_deployed_script("new.py", b"print('new')\n", 1.0)
     upgraded.commit()
     upgraded.close()
     assert [e.name for e in SqliteJournal(str(tmp_path)).load().deployed_scripts] == ["new.py"]
 
+
+
+def test_set_members_are_journaled_one_by_one_and_come_back(tmp_path):
+    journal = SqliteJournal(str(tmp_path))
+    for n in range(100):
+        journal.record_set_add("big", f"m{n}")
+        journal.commit()
+    journal.record_set_add("gone", "x")
+    journal.record_store("gone", None)                # deleted, then made again in the same commit
+    journal.record_set_add("gone", "y")
+    journal.record_set_add("whole", "late")
+    journal.record_store("whole", {"a", "b"})         # a whole value replaces what was added before it
+    journal.commit()
+    (rows,) = journal.db.execute("SELECT COUNT(*) FROM store_members WHERE key = 'big'").fetchone()
+    assert rows == 100
+    journal.record_store("big", None)
+    journal.commit()
+    journal.close()
+    store = SqliteJournal(str(tmp_path)).load().store
+    assert store == {"gone": {"y"}, "whole": {"a", "b"}}
+
+
+def test_a_version_3_set_keeps_its_members_and_takes_new_ones(tmp_path):
+    """Version 3 kept a set's members packed in its store row; an add after the upgrade joins them."""
+    SqliteJournal(str(tmp_path)).close()
+    db = sqlite3.connect(str(tmp_path / "titan.db"))
+    db.execute("DROP TABLE store_members")
+    db.execute("INSERT INTO store VALUES ('s', 'set', ?)", (msgpack.packb(["a", "b"]),))
+    db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    journal = SqliteJournal(str(tmp_path))
+    assert journal.load().store == {"s": {"a", "b"}}
+    journal.record_set_add("s", "c")
+    journal.commit()
+    journal.close()
+    assert SqliteJournal(str(tmp_path)).load().store == {"s": {"a", "b", "c"}}

@@ -87,6 +87,11 @@ class Journal(abc.ABC):
         """The key's value now; None when it was deleted."""
 
     @abc.abstractmethod
+    def record_set_add(self, key: str, member: str) -> None:
+        """A member added to the set at `key` (which it creates if absent): written as that one member,
+        not the whole set, so adding to a big set costs what adding to a small one does."""
+
+    @abc.abstractmethod
     def record_deployed_script(self, name: str, script: bytes, deployed_at: float) -> None:
         """A script deployed under `name`, replacing any earlier one of that name."""
 

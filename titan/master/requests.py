@@ -209,6 +209,9 @@ class RequestHandlers:
             result = self.store.incr(key, 1 if by is None else by)
         elif op == "sadd":
             result = self.store.sadd(key, message["member"])
+            if result and self.journal is not None:
+                self.journal.record_set_add(key, message["member"])
+            return result
         elif op == "smembers":
             return self.store.smembers(key)
         elif op == "keys":

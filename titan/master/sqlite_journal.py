@@ -28,7 +28,7 @@ from titan.master.deployed_scripts import DeployedScript
 from titan.master.journal_logs import LogRows
 from titan.master.journal import COMPACT_BATCH, Journal, JournalCorrupt, JournalInUse, JournalWriteError, Recovered, StoreValue
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 LOCK_WAIT_S = 1.0              # how long a second master waits for the journal before giving up
 FORCED_COMPACT_BATCH = 2_000   # folded by every commit while more than FORCED_COMPACT_AT wait
 FORCED_COMPACT_AT = 200_000
@@ -41,6 +41,9 @@ PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
 # One B-tree each: a TitanStore put commits its key and its reply, and every extra tree (a rowid table's
 # key index, a uniqueness index, AUTOINCREMENT's counter) was one more page written per commit.
 STORE_TABLE = "store (key TEXT PRIMARY KEY, kind TEXT NOT NULL, value BLOB NOT NULL) WITHOUT ROWID"
+# A set's members one row each, so an sadd writes one row, not the whole set (a set row's own value holds
+# only the members of journals before version 4).
+STORE_MEMBERS_TABLE = "store_members (key TEXT NOT NULL, member TEXT NOT NULL, PRIMARY KEY (key, member)) WITHOUT ROWID"
 REPLIES_TABLE = "replies (id INTEGER PRIMARY KEY, channel TEXT NOT NULL, rid TEXT NOT NULL, reply BLOB NOT NULL)"
 
 SCHEMA = f"""
@@ -57,6 +60,7 @@ CREATE TABLE IF NOT EXISTS logs (id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TE
     attempt INTEGER NOT NULL, stream TEXT NOT NULL, text TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS logs_by_job ON logs (job_id, seq);
 CREATE TABLE IF NOT EXISTS {STORE_TABLE};
+CREATE TABLE IF NOT EXISTS {STORE_MEMBERS_TABLE};
 CREATE TABLE IF NOT EXISTS {REPLIES_TABLE};
 CREATE TABLE IF NOT EXISTS deployed_scripts (name TEXT PRIMARY KEY, script BLOB NOT NULL, deployed_at REAL NOT NULL);
 """
@@ -81,6 +85,9 @@ COMMIT;
 
 # Version 2 had no deployed_scripts table; SCHEMA has just created it (empty), so only the number moves.
 UPGRADE_FROM_2 = f"UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version';"
+# Version 3 kept a set's members in its store row only; SCHEMA has just created store_members (empty), and
+# loading takes a set's members from both, so only the number moves. (An older Titan would miss members.)
+UPGRADE_ADD_STORE_MEMBERS = UPGRADE_FROM_2
 
 
 class SqliteJournal(Journal):
@@ -145,6 +152,8 @@ class SqliteJournal(Journal):
             self.db.executescript(UPGRADE_FROM_1)
         elif row[0] == "2":
             self.db.execute(UPGRADE_FROM_2)
+        elif row[0] == "3":
+            self.db.execute(UPGRADE_ADD_STORE_MEMBERS)
         elif row[0] != str(SCHEMA_VERSION):
             raise sqlite3.DatabaseError(f"schema version {row[0]}, this Titan reads version {SCHEMA_VERSION}")
 
@@ -158,6 +167,7 @@ class SqliteJournal(Journal):
         self._agent_runs: Dict[str, Optional[str]] = {}
         self._logs: List[tuple] = []
         self._store: Dict[str, StoreValue] = {}
+        self._set_adds: Dict[str, set] = {}   # key -> members added since the last commit
         self._replies: List[tuple] = []
         self._deployed: Dict[str, tuple] = {}   # name -> (script, deployed_at)
 
@@ -202,6 +212,16 @@ class SqliteJournal(Journal):
     def record_store(self, key: str, value: StoreValue) -> None:
         """The key's value now; None when it was deleted."""
         self._store[key] = set(value) if isinstance(value, set) else value
+        self._set_adds.pop(key, None)
+
+    def record_set_add(self, key: str, member: str) -> None:
+        """A member added to the set at `key` (created by it if absent)."""
+        if key in self._store:   # written whole in this commit (or deleted first): one more member in it
+            whole = self._store[key]
+            self._store[key] = whole if isinstance(whole, set) else set()
+            self._store[key].add(member)
+        else:
+            self._set_adds.setdefault(key, set()).add(member)
 
     def record_deployed_script(self, name: str, script: bytes, deployed_at: float) -> None:
         self._deployed[name] = (script, deployed_at)
@@ -218,7 +238,7 @@ class SqliteJournal(Journal):
 
     @property
     def has_pending(self) -> bool:
-        return bool(self._specs or self._states or self._dags or self._logs or self._store or self._replies
+        return bool(self._specs or self._states or self._dags or self._logs or self._store or self._set_adds or self._replies
                     or self._agent_runs or self._deployed)
 
     def commit(self) -> None:
@@ -333,11 +353,16 @@ class SqliteJournal(Journal):
                        [(dag, run_id) for dag, run_id in self._agent_runs.items() if run_id is not None])
 
     def _write_store(self, db: sqlite3.Connection) -> None:
-        deleted = [(key,) for key, value in self._store.items() if value is None]
-        db.executemany("DELETE FROM store WHERE key = ?", deleted)
-        kept = [(key, "set", _pack(sorted(value))) if isinstance(value, set) else (key, "string", _pack(value))
+        """Whole values first (a deleted key loses its members too), then the members added one by one."""
+        db.executemany("DELETE FROM store WHERE key = ?", [(key,) for key in self._store])
+        db.executemany("DELETE FROM store_members WHERE key = ?", [(key,) for key in self._store])
+        kept = [(key, "set", _pack([])) if isinstance(value, set) else (key, "string", _pack(value))
                 for key, value in self._store.items() if value is not None]
-        db.executemany("INSERT OR REPLACE INTO store VALUES (?, ?, ?)", kept)
+        db.executemany("INSERT INTO store VALUES (?, ?, ?)", kept)
+        added = [(key, member) for key, value in self._store.items() if isinstance(value, set) for member in value]
+        added += [(key, member) for key, members in self._set_adds.items() for member in members]
+        db.executemany("INSERT OR IGNORE INTO store VALUES (?, 'set', ?)", [(key, _pack([])) for key in self._set_adds])
+        db.executemany("INSERT OR IGNORE INTO store_members VALUES (?, ?)", added)
 
     def _write_replies(self, db: sqlite3.Connection) -> Dict[str, int]:
         """Insert the new replies, and now and then delete the oldest past REPLIES_KEPT per channel;
@@ -385,6 +410,8 @@ class SqliteJournal(Journal):
         store_rows = self.db.execute("SELECT key, kind, value FROM store")
         recovered.store = dict(_each_row("store", store_rows, lambda key, kind, value: (
             key, set(_unpack(value)) if kind == "set" else _unpack(value))))
+        for key, member in self.db.execute("SELECT key, member FROM store_members"):
+            recovered.store.setdefault(key, set()).add(member)
         recovered.agent_runs = dict(self.db.execute("SELECT dag, run_id FROM agent_runs ORDER BY rowid"))
         recovered.deployed_scripts = [DeployedScript(name, script, at) for name, script, at in
                                       self.db.execute("SELECT name, script, deployed_at FROM deployed_scripts")]
