@@ -25,6 +25,9 @@ import msgpack
 from titan import defaults
 from titan.core.jobs import JobRun, JobSpec, JobState, spec_to_dict
 from titan.master.deployed_scripts import DeployedScript
+from titan.master.journal_check import (COMMITS_KEY, BadRow, CommitCounter, LostCommits, add_checksums, first_unwritable,
+                                        verify_rows, with_crc)
+from titan.master.journal_check import each_row as _each_row
 from titan.master.journal_logs import LogRows
 from titan.master.journal import COMPACT_BATCH, Journal, JournalCorrupt, JournalInUse, JournalWriteError, Recovered, StoreValue
 
@@ -94,24 +97,12 @@ class SqliteJournal(Journal):
     def __init__(self, data_dir: str, max_log_bytes: int = defaults.MAX_LOG_BYTES_PER_JOB):
         os.makedirs(data_dir, mode=PRIVATE_DIR, exist_ok=True)
         self.path = os.path.join(data_dir, FILE_NAME)
-        existed = os.path.exists(self.path) and os.path.getsize(self.path) > 0
-        _make_private(self.path)
+        self.counter = CommitCounter(self.path)
+        self._clear_pending()
+        self.commits = 0   # transactions committed by commit(), for a caller that wants to know it was quiet
         try:
-            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                      timeout=LOCK_WAIT_S)
-            # Held from the first access until the master exits: no other process can open the journal
-            # meanwhile, and commits skip the per-transaction lock and shared-memory work.
-            self.db.execute("PRAGMA locking_mode=EXCLUSIVE")
-            if existed:
-                self._check_integrity()
-            self.db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL in WAL mode: a commit survives the master being killed; only an OS crash or power
-            # loss can take back the last commits. FULL would fsync each turn.
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(SCHEMA)
-            self._check_version()
-            self.db.execute("BEGIN IMMEDIATE")   # takes the write lock now, not at the first commit
-            self.db.execute("COMMIT")
+            self._open()
+            self._read_positions(max_log_bytes)
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc):
                 raise JournalCorrupt(self._unreadable(exc)) from None
@@ -119,10 +110,36 @@ class SqliteJournal(Journal):
                                "dir. Stop that master first, or give this one its own --data-dir.") from None
         except sqlite3.DatabaseError as exc:
             raise JournalCorrupt(self._unreadable(exc)) from None
+        except (LostCommits, ValueError) as exc:   # ValueError: a commit count that is not a number
+            raise JournalCorrupt(self._unreadable(exc)) from None
+
+    def _open(self) -> None:
+        existed = os.path.exists(self.path) and os.path.getsize(self.path) > 0
+        _make_private(self.path)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=LOCK_WAIT_S)
+        # Held from the first access until the master exits: no other process can open the journal
+        # meanwhile, and commits skip the per-transaction lock and shared-memory work.
+        self.db.execute("PRAGMA locking_mode=EXCLUSIVE")
+        if existed:
+            self._check_integrity()
+        self.db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a commit survives the master being killed; only an OS crash or power
+        # loss can take back the last commits. FULL would fsync each turn.
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+        self._check_version()
+        self.db.execute("BEGIN IMMEDIATE")   # takes the write lock now, not at the first commit
+        add_checksums(self.db)
+        self.db.execute("INSERT OR IGNORE INTO meta VALUES (?, '0')", (COMMITS_KEY,))
+        self.db.execute("COMMIT")
+
+    def _read_positions(self, max_log_bytes: int) -> None:
+        """Where the journal is: commits held (checked against those acknowledged), rows to fold, ids."""
+        (held,) = self.db.execute("SELECT value FROM meta WHERE key = ?", (COMMITS_KEY,)).fetchone()
+        self.commits_held = int(held)   # commit()s this journal holds, over its whole life
+        self.counter.check(self.commits_held)
         self._stored_scripts: set = set()   # sha256 of the scripts already in the journal (or pending)
         (self._unfolded,) = self.db.execute("SELECT COALESCE(SUM(count), 0) FROM job_transitions").fetchone()
-        self._clear_pending()
-        self.commits = 0   # transactions committed by commit(), for a caller that wants to know it was quiet
         self._reply_ids: Dict[str, deque] = defaultdict(deque)   # per channel, the ids of its kept replies
         for row_id, channel in self.db.execute("SELECT id, channel FROM replies ORDER BY id"):
             self._reply_ids[channel].append(row_id)
@@ -248,16 +265,19 @@ class SqliteJournal(Journal):
             return
         with self._transaction() as db:
             self._write_jobs(db)
-            db.executemany("INSERT OR REPLACE INTO dags VALUES (?, ?)", self._dags.items())
+            db.executemany("INSERT OR REPLACE INTO dags VALUES (?, ?, ?)", with_crc(self._dags.items()))
             self._write_agent_runs(db)
             self._write_logs(db)
             self._delete_replaced(db)   # last: a run replaced within this commit was written above
             self._write_store(db)
             pruned = self._write_replies(db)
-            db.executemany("INSERT OR REPLACE INTO deployed_scripts VALUES (?, ?, ?)",
-                           [(name, script, at) for name, (script, at) in self._deployed.items()])
+            db.executemany("INSERT OR REPLACE INTO deployed_scripts VALUES (?, ?, ?, ?)",
+                           with_crc((name, script, at) for name, (script, at) in self._deployed.items()))
             if self._unfolded > FORCED_COMPACT_AT:   # a master never idle still keeps the backlog bounded
                 self._fold(db, FORCED_COMPACT_BATCH)
+            db.execute("UPDATE meta SET value = ? WHERE key = ?", (str(self.commits_held + 1), COMMITS_KEY))
+        self.commits_held += 1
+        self.counter.write(self.commits_held)   # acknowledged from here on
         for channel, count in pruned.items():
             for _ in range(count):
                 self._reply_ids[channel].popleft()
@@ -311,21 +331,23 @@ class SqliteJournal(Journal):
             return
         try:
             latest = {state[0]: state for state in states}   # a job's last change is the one that stays
-            db.executemany("INSERT OR REPLACE INTO job_states VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", latest.values())
+            db.executemany("INSERT OR REPLACE INTO job_states VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           with_crc(latest.values()))
         except (OverflowError, ValueError, TypeError, KeyError, sqlite3.InterfaceError,
                 sqlite3.ProgrammingError) as exc:
-            raise BadRow("job_transitions", _first_unwritable(db, last_id), exc) from None
+            raise BadRow("job_transitions", first_unwritable(db, last_id), exc) from None
         db.execute("DELETE FROM job_transitions WHERE id <= ?", (last_id,))
         self._unfolded = max(0, self._unfolded - folded)
 
     def _write_jobs(self, db: sqlite3.Connection) -> None:
-        db.executemany("INSERT OR IGNORE INTO scripts VALUES (?, ?)", self._scripts)
-        db.executemany("INSERT OR REPLACE INTO job_specs VALUES (?, ?, ?, ?)", self._specs)
+        db.executemany("INSERT OR IGNORE INTO scripts VALUES (?, ?, ?)", with_crc(self._scripts))
+        db.executemany("INSERT OR REPLACE INTO job_specs VALUES (?, ?, ?, ?, ?)", with_crc(self._specs))
         changed = [(run.job_id, run.seq, run.state.value, run.attempt, run.failures, run.worker_id, run.worker,
                     run.last_worker_id, run.reason, run.exit_code)
                    for run in self._states.values() if not self._is_as_admitted(run)]
         if changed:
-            db.execute("INSERT INTO job_transitions (count, states) VALUES (?, ?)", (len(changed), _pack(changed)))
+            db.executemany("INSERT INTO job_transitions (count, states, crc) VALUES (?, ?, ?)",
+                           with_crc([(len(changed), _pack(changed))]))
             self._unfolded += len(changed)
 
     def _is_as_admitted(self, run: JobRun) -> bool:
@@ -337,8 +359,8 @@ class SqliteJournal(Journal):
         """The new rows, less the oldest of each job's rows past its cap (pending or already written)."""
         self._doomed_logs += self._log_rows.excess()
         doomed = set(self._doomed_logs)
-        db.executemany("INSERT INTO logs (id, job_id, seq, attempt, stream, text) VALUES (?, ?, ?, ?, ?, ?)",
-                       [row for row in self._logs if row[0] not in doomed])
+        db.executemany("INSERT INTO logs (id, job_id, seq, attempt, stream, text, crc) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       with_crc(row for row in self._logs if row[0] not in doomed))
         pending = {row[0] for row in self._logs}
         db.executemany("DELETE FROM logs WHERE id = ?", [(row_id,) for row_id in doomed - pending])
 
@@ -349,8 +371,8 @@ class SqliteJournal(Journal):
     def _write_agent_runs(self, db: sqlite3.Connection) -> None:
         # delete, then insert: a re-submitted DAG moves to the end of its run's list
         db.executemany("DELETE FROM agent_runs WHERE dag = ?", [(dag,) for dag in self._agent_runs])
-        db.executemany("INSERT INTO agent_runs VALUES (?, ?)",
-                       [(dag, run_id) for dag, run_id in self._agent_runs.items() if run_id is not None])
+        db.executemany("INSERT INTO agent_runs VALUES (?, ?, ?)",
+                       with_crc((dag, run_id) for dag, run_id in self._agent_runs.items() if run_id is not None))
 
     def _write_store(self, db: sqlite3.Connection) -> None:
         """Whole values first (a deleted key loses its members too), then the members added one by one."""
@@ -358,16 +380,18 @@ class SqliteJournal(Journal):
         db.executemany("DELETE FROM store_members WHERE key = ?", [(key,) for key in self._store])
         kept = [(key, "set", _pack([])) if isinstance(value, set) else (key, "string", _pack(value))
                 for key, value in self._store.items() if value is not None]
-        db.executemany("INSERT INTO store VALUES (?, ?, ?)", kept)
+        db.executemany("INSERT INTO store VALUES (?, ?, ?, ?)", with_crc(kept))
         added = [(key, member) for key, value in self._store.items() if isinstance(value, set) for member in value]
         added += [(key, member) for key, members in self._set_adds.items() for member in members]
-        db.executemany("INSERT OR IGNORE INTO store VALUES (?, 'set', ?)", [(key, _pack([])) for key in self._set_adds])
-        db.executemany("INSERT OR IGNORE INTO store_members VALUES (?, ?)", added)
+        db.executemany("INSERT OR IGNORE INTO store VALUES (?, ?, ?, ?)",
+                       with_crc((key, "set", _pack([])) for key in self._set_adds))
+        db.executemany("INSERT OR IGNORE INTO store_members VALUES (?, ?, ?)", with_crc(added))
 
     def _write_replies(self, db: sqlite3.Connection) -> Dict[str, int]:
         """Insert the new replies, and now and then delete the oldest past REPLIES_KEPT per channel;
         returns how many of each channel's oldest ids to forget once the commit succeeded."""
-        db.executemany("INSERT INTO replies (id, channel, rid, reply) VALUES (?, ?, ?, ?)", self._replies)
+        db.executemany("INSERT INTO replies (id, channel, rid, reply, crc) VALUES (?, ?, ?, ?, ?)",
+                       with_crc(self._replies))
         self._replies_since_prune += len(self._replies)
         if self._replies_since_prune < REPLIES_KEPT // 10:   # prune now and then, not every turn
             return {}
@@ -385,13 +409,14 @@ class SqliteJournal(Journal):
         field this Titan does not know) refuses the whole journal, naming the row: skipping it would lose
         or rewind what was acknowledged (a finished job run again), and nobody would notice."""
         try:
+            verify_rows(self.db)
             while self.compact():
                 pass
             return self._load_all()
         except BadRow as bad:
             raise JournalCorrupt(self._bad_row(bad)) from None
-        except sqlite3.DatabaseError as exc:
-            raise JournalCorrupt(self._unreadable(exc)) from None
+        except (sqlite3.DatabaseError, ValueError, TypeError, KeyError, OverflowError, msgpack.UnpackException) as exc:
+            raise JournalCorrupt(self._unreadable(exc)) from None   # a value no row check caught
 
     def _bad_row(self, bad: "BadRow") -> str:
         return (f"journal {self.path}: row {bad.row!r} of table {bad.table} cannot be loaded "
@@ -430,24 +455,7 @@ class SqliteJournal(Journal):
 
     def close(self) -> None:
         self.db.close()
-
-
-class BadRow(Exception):
-    """One row of the journal that cannot be read back; `row` is its key (or None when unknown)."""
-
-    def __init__(self, table: str, row, problem: Exception):
-        super().__init__(f"{table} row {row!r}: {problem}")
-        self.table, self.row, self.problem = table, row, problem
-
-
-def _each_row(table: str, rows, convert):
-    """convert(*row) for each row; a row that fails to convert raises BadRow naming it by its first column."""
-    row = None
-    try:
-        for row in rows:
-            yield convert(*row)
-    except (ValueError, TypeError, KeyError, msgpack.UnpackException) as exc:
-        raise BadRow(table, row[0] if row else None, exc) from None
+        self.counter.close()
 
 
 SECONDS_FIELDS = ("delay", "max_wait_seconds", "timeout")
@@ -468,17 +476,6 @@ def _run_from_row(row: tuple, scripts: Dict[str, bytes]) -> JobRun:
     return JobRun(spec=JobSpec(**fields), dag=dag, seq=seq, state=JobState(state), attempt=attempt,
                   failures=failures, worker_id=worker_id, worker=worker, last_worker_id=last_worker_id,
                   reason=reason, exit_code=code)
-
-
-def _first_unwritable(db: sqlite3.Connection, up_to_id: int):
-    """The id of the oldest job_transitions row holding a value SQLite cannot store (found only after an
-    insert failed, so folding pays nothing for the check)."""
-    for row_id, packed in db.execute("SELECT id, states FROM job_transitions WHERE id <= ? ORDER BY id", (up_to_id,)):
-        for state in _unpack(packed):
-            if not isinstance(state, list) or len(state) != 10 or any(
-                    isinstance(v, int) and not -2 ** 63 <= v < 2 ** 63 for v in state):
-                return row_id
-    return up_to_id
 
 
 def _make_private(path: str) -> None:
