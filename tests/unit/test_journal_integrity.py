@@ -122,3 +122,15 @@ def test_random_damage_is_refused_or_changes_nothing(tmp_path):
         assert loaded == expected, f"seed {seed}: the damaged journal loaded different contents"
         outcomes["unchanged"] += 1
     assert outcomes["refused"] > 0, outcomes
+
+
+def test_a_journal_moved_away_leaves_no_counter_that_refuses_the_new_one(tmp_path):
+    """The refusal messages say: move the journal away to start empty. Its counter must not follow."""
+    filled_journal(tmp_path).close()
+    os.rename(tmp_path / FILE_NAME, tmp_path / "titan.db.damaged")
+    fresh = SqliteJournal(str(tmp_path))
+    assert fresh.load().store == {}
+    fresh.record_store("k", "v")
+    fresh.commit()
+    fresh.close()
+    assert SqliteJournal(str(tmp_path)).load().store == {"k": "v"}

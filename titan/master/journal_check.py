@@ -15,6 +15,7 @@ take back the last commits; the refusal then says so, and moving the counter fil
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import struct
@@ -156,12 +157,17 @@ class CommitCounter:
 
     def write(self, count: int) -> None:
         """Not synced: it must survive the master's death, as the commit does, not the machine's."""
-        if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             os.pwrite(self._fd, _COUNTER.pack(count, zlib.crc32(count.to_bytes(8, "little"))), 0)
         except OSError:
             pass   # 12 bytes in place need no new block; if even that fails, only the detection is weaker
+
+    def forget(self) -> None:
+        """A new journal: a counter left from one moved away counts nothing of it."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
 
     def close(self) -> None:
         if self._fd is not None:

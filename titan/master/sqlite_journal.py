@@ -115,6 +115,8 @@ class SqliteJournal(Journal):
 
     def _open(self) -> None:
         existed = os.path.exists(self.path) and os.path.getsize(self.path) > 0
+        if not existed:
+            self.counter.forget()
         _make_private(self.path)
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=LOCK_WAIT_S)
         # Held from the first access until the master exits: no other process can open the journal
