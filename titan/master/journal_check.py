@@ -1,4 +1,4 @@
-"""The SQLite journal's own checks (titan/master/sqlite_journal.py): row checksums and lost commits.
+"""The SQLite journal's own checks (titan/master/sqlite_journal.py): row checksums, lost commits, rows decoded.
 
 Every row of the tables the master loads carries `crc`, a CRC-32 of its values as msgpack, computed
 when it is written and checked when the journal is loaded: SQLite's own checks (quick_check) find a
@@ -24,6 +24,8 @@ from typing import Dict, Iterable, Optional, Tuple
 
 import msgpack
 
+from titan.core.jobs import JobRun, JobSpec, JobState
+
 # table -> the columns its checksum covers, in the table's order (job_transitions' id is SQLite's).
 CHECKED_TABLES: Dict[str, Tuple[str, ...]] = {
     "job_specs": ("seq", "job_id", "dag", "spec"),
@@ -43,6 +45,7 @@ WITHOUT_ROWID_KEYS = {"store": ("key",), "store_members": ("key", "member")}
 COMMITS_KEY = "commits"          # in meta: how many commits the journal holds
 COUNTER_SUFFIX = "-commits"      # beside the journal: how many commits were acknowledged
 _COUNTER = struct.Struct("<QI")  # the count, and a CRC-32 of it
+_PACKER = msgpack.Packer(use_bin_type=True)   # one for all rows: packb would make one per row
 
 
 class BadRow(Exception):
@@ -72,15 +75,9 @@ def each_row(table: str, rows, convert):
 
 
 def row_crc(values) -> int:
-    return zlib.crc32(msgpack.packb([_as_stored(v) for v in values], use_bin_type=True))
-
-
-def _as_stored(value):
-    """The value as SQLite gives it back whatever the column: 2.0 in an INTEGER column reads 2, 2 in a
-    REAL one 2.0, a bool 0 or 1."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 63:
-        return int(value)
-    return int(value) if isinstance(value, bool) else value
+    """Over the values as SQLite gives them back: the journal writes each in its column's own type (a
+    float in a REAL column, an int in an INTEGER one), so they come back as written."""
+    return zlib.crc32(_PACKER.pack(values))
 
 
 def with_crc(rows: Iterable[tuple]) -> list:
@@ -112,6 +109,26 @@ def add_checksums(db: sqlite3.Connection) -> None:
         where = " AND ".join(f"{key} = ?" for key in keys)
         db.executemany(f"UPDATE {table} SET crc = ? WHERE {where}",
                        [(row_crc(row[len(keys):]), *row[:len(keys)]) for row in rows])
+
+
+SECONDS_FIELDS = ("delay", "max_wait_seconds", "timeout")
+
+
+def run_from_row(row: tuple, scripts: Dict[str, bytes]) -> JobRun:
+    seq, dag, spec, state, attempt, failures, worker_id, worker, last_worker_id, reason, code = row
+    fields = msgpack.unpackb(spec, raw=False)
+    if "script_sha256" in fields:   # journals before scripts were kept once hold them inline
+        fields["script"] = scripts[fields.pop("script_sha256")]
+    fields["parents"] = tuple(fields.get("parents") or ())
+    for name in SECONDS_FIELDS:   # older masters took a NaN, and every timer froze at each restart
+        value = fields.get(name)
+        if value is not None and value - value != 0:
+            raise ValueError(f"job {fields.get('job_id')!r}: {name} is {value}, not a finite number of seconds")
+    if state is None:   # never dispatched since it was admitted
+        state, attempt, failures = JobState.PENDING.value, 0, 0
+    return JobRun(spec=JobSpec(**fields), dag=dag, seq=seq, state=JobState(state), attempt=attempt,
+                  failures=failures, worker_id=worker_id, worker=worker, last_worker_id=last_worker_id,
+                  reason=reason, exit_code=code)
 
 
 def first_unwritable(db: sqlite3.Connection, up_to_id: int):

@@ -23,10 +23,10 @@ from typing import Dict, Iterator, List, Optional
 import msgpack
 
 from titan import defaults
-from titan.core.jobs import JobRun, JobSpec, JobState, spec_to_dict
+from titan.core.jobs import JobRun, JobState, spec_to_dict
 from titan.master.deployed_scripts import DeployedScript
 from titan.master.journal_check import (COMMITS_KEY, BadRow, CommitCounter, LostCommits, add_checksums, first_unwritable,
-                                        verify_rows, with_crc)
+                                        run_from_row, verify_rows, with_crc)
 from titan.master.journal_check import each_row as _each_row
 from titan.master.journal_logs import LogRows
 from titan.master.journal import COMPACT_BATCH, Journal, JournalCorrupt, JournalInUse, JournalWriteError, Recovered, StoreValue
@@ -243,7 +243,7 @@ class SqliteJournal(Journal):
             self._set_adds.setdefault(key, set()).add(member)
 
     def record_deployed_script(self, name: str, script: bytes, deployed_at: float) -> None:
-        self._deployed[name] = (script, deployed_at)
+        self._deployed[name] = (script, float(deployed_at))   # as its REAL column gives it back, for its crc
 
     def record_reply(self, channel: str, rid: str, reply: bytes) -> None:
         self._replies.append((self._next_reply_id, channel, rid, reply))
@@ -267,13 +267,13 @@ class SqliteJournal(Journal):
             return
         with self._transaction() as db:
             self._write_jobs(db)
-            db.executemany("INSERT OR REPLACE INTO dags VALUES (?, ?, ?)", with_crc(self._dags.items()))
+            _many(db, "INSERT OR REPLACE INTO dags VALUES (?, ?, ?)", with_crc(self._dags.items()))
             self._write_agent_runs(db)
             self._write_logs(db)
             self._delete_replaced(db)   # last: a run replaced within this commit was written above
             self._write_store(db)
             pruned = self._write_replies(db)
-            db.executemany("INSERT OR REPLACE INTO deployed_scripts VALUES (?, ?, ?, ?)",
+            _many(db, "INSERT OR REPLACE INTO deployed_scripts VALUES (?, ?, ?, ?)",
                            with_crc((name, script, at) for name, (script, at) in self._deployed.items()))
             if self._unfolded > FORCED_COMPACT_AT:   # a master never idle still keeps the backlog bounded
                 self._fold(db, FORCED_COMPACT_BATCH)
@@ -342,8 +342,8 @@ class SqliteJournal(Journal):
         self._unfolded = max(0, self._unfolded - folded)
 
     def _write_jobs(self, db: sqlite3.Connection) -> None:
-        db.executemany("INSERT OR IGNORE INTO scripts VALUES (?, ?, ?)", with_crc(self._scripts))
-        db.executemany("INSERT OR REPLACE INTO job_specs VALUES (?, ?, ?, ?, ?)", with_crc(self._specs))
+        _many(db, "INSERT OR IGNORE INTO scripts VALUES (?, ?, ?)", with_crc(self._scripts))
+        _many(db, "INSERT OR REPLACE INTO job_specs VALUES (?, ?, ?, ?, ?)", with_crc(self._specs))
         changed = [(run.job_id, run.seq, run.state.value, run.attempt, run.failures, run.worker_id, run.worker,
                     run.last_worker_id, run.reason, run.exit_code)
                    for run in self._states.values() if not self._is_as_admitted(run)]
@@ -361,38 +361,42 @@ class SqliteJournal(Journal):
         """The new rows, less the oldest of each job's rows past its cap (pending or already written)."""
         self._doomed_logs += self._log_rows.excess()
         doomed = set(self._doomed_logs)
-        db.executemany("INSERT INTO logs (id, job_id, seq, attempt, stream, text, crc) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        _many(db, "INSERT INTO logs (id, job_id, seq, attempt, stream, text, crc) VALUES (?, ?, ?, ?, ?, ?, ?)",
                        with_crc(row for row in self._logs if row[0] not in doomed))
-        pending = {row[0] for row in self._logs}
-        db.executemany("DELETE FROM logs WHERE id = ?", [(row_id,) for row_id in doomed - pending])
+        if doomed:
+            pending = {row[0] for row in self._logs}
+            _many(db, "DELETE FROM logs WHERE id = ?", [(row_id,) for row_id in doomed - pending])
 
     def _delete_replaced(self, db: sqlite3.Connection) -> None:
-        db.executemany("DELETE FROM job_specs WHERE seq = ?", [(old,) for _, old, _ in self._replaced])
-        db.executemany("DELETE FROM logs WHERE job_id = ? AND seq < ?", [(job, new) for job, _, new in self._replaced])
+        _many(db, "DELETE FROM job_specs WHERE seq = ?", [(old,) for _, old, _ in self._replaced])
+        _many(db, "DELETE FROM logs WHERE job_id = ? AND seq < ?", [(job, new) for job, _, new in self._replaced])
 
     def _write_agent_runs(self, db: sqlite3.Connection) -> None:
         # delete, then insert: a re-submitted DAG moves to the end of its run's list
-        db.executemany("DELETE FROM agent_runs WHERE dag = ?", [(dag,) for dag in self._agent_runs])
-        db.executemany("INSERT INTO agent_runs VALUES (?, ?, ?)",
+        _many(db, "DELETE FROM agent_runs WHERE dag = ?", [(dag,) for dag in self._agent_runs])
+        _many(db, "INSERT INTO agent_runs VALUES (?, ?, ?)",
                        with_crc((dag, run_id) for dag, run_id in self._agent_runs.items() if run_id is not None))
 
     def _write_store(self, db: sqlite3.Connection) -> None:
-        """Whole values first (a deleted key loses its members too), then the members added one by one."""
-        db.executemany("DELETE FROM store WHERE key = ?", [(key,) for key in self._store])
-        db.executemany("DELETE FROM store_members WHERE key = ?", [(key,) for key in self._store])
-        kept = [(key, "set", _pack([])) if isinstance(value, set) else (key, "string", _pack(value))
-                for key, value in self._store.items() if value is not None]
-        db.executemany("INSERT INTO store VALUES (?, ?, ?, ?)", with_crc(kept))
-        added = [(key, member) for key, value in self._store.items() if isinstance(value, set) for member in value]
-        added += [(key, member) for key, members in self._set_adds.items() for member in members]
-        db.executemany("INSERT OR IGNORE INTO store VALUES (?, ?, ?, ?)",
-                       with_crc((key, "set", _pack([])) for key in self._set_adds))
-        db.executemany("INSERT OR IGNORE INTO store_members VALUES (?, ?, ?)", with_crc(added))
+        """Whole values first (replacing any members the key had), then the members added one by one."""
+        if self._store:
+            _many(db, "DELETE FROM store_members WHERE key = ?", [(key,) for key in self._store])
+            _many(db, "DELETE FROM store WHERE key = ?", [(key,) for key, value in self._store.items() if value is None])
+            _many(db, "INSERT OR REPLACE INTO store VALUES (?, ?, ?, ?)", with_crc(
+                (key, "set", _pack([])) if isinstance(value, set) else (key, "string", _pack(value))
+                for key, value in self._store.items() if value is not None))
+            _many(db, "INSERT INTO store_members VALUES (?, ?, ?)", with_crc(
+                (key, member) for key, value in self._store.items() if isinstance(value, set) for member in value))
+        if self._set_adds:
+            _many(db, "INSERT OR IGNORE INTO store VALUES (?, ?, ?, ?)",
+                  with_crc((key, "set", _pack([])) for key in self._set_adds))
+            _many(db, "INSERT OR IGNORE INTO store_members VALUES (?, ?, ?)",
+                  with_crc((key, member) for key, members in self._set_adds.items() for member in members))
 
     def _write_replies(self, db: sqlite3.Connection) -> Dict[str, int]:
         """Insert the new replies, and now and then delete the oldest past REPLIES_KEPT per channel;
         returns how many of each channel's oldest ids to forget once the commit succeeded."""
-        db.executemany("INSERT INTO replies (id, channel, rid, reply, crc) VALUES (?, ?, ?, ?, ?)",
+        _many(db, "INSERT INTO replies (id, channel, rid, reply, crc) VALUES (?, ?, ?, ?, ?)",
                        with_crc(self._replies))
         self._replies_since_prune += len(self._replies)
         if self._replies_since_prune < REPLIES_KEPT // 10:   # prune now and then, not every turn
@@ -453,31 +457,18 @@ class SqliteJournal(Journal):
             "ORDER BY s.seq")
         scripts = dict(self.db.execute("SELECT sha256, script FROM scripts"))
         self._stored_scripts = set(scripts)
-        return list(_each_row("job_specs", rows, lambda *row: _run_from_row(row, scripts)))
+        return list(_each_row("job_specs", rows, lambda *row: run_from_row(row, scripts)))
 
     def close(self) -> None:
         self.db.close()
         self.counter.close()
 
 
-SECONDS_FIELDS = ("delay", "max_wait_seconds", "timeout")
-
-
-def _run_from_row(row: tuple, scripts: Dict[str, bytes]) -> JobRun:
-    seq, dag, spec, state, attempt, failures, worker_id, worker, last_worker_id, reason, code = row
-    fields = _unpack(spec)
-    if "script_sha256" in fields:   # journals before scripts were kept once hold them inline
-        fields["script"] = scripts[fields.pop("script_sha256")]
-    fields["parents"] = tuple(fields.get("parents") or ())
-    for name in SECONDS_FIELDS:   # older masters took a NaN, and every timer froze at each restart
-        value = fields.get(name)
-        if value is not None and value - value != 0:
-            raise ValueError(f"job {fields.get('job_id')!r}: {name} is {value}, not a finite number of seconds")
-    if state is None:   # never dispatched since it was admitted
-        state, attempt, failures = JobState.PENDING.value, 0, 0
-    return JobRun(spec=JobSpec(**fields), dag=dag, seq=seq, state=JobState(state), attempt=attempt,
-                  failures=failures, worker_id=worker_id, worker=worker, last_worker_id=last_worker_id,
-                  reason=reason, exit_code=code)
+def _many(db: sqlite3.Connection, sql: str, rows: list) -> None:
+    """executemany, skipped for no rows: most commits write a few of the tables, and each empty call
+    costs about as much as a small insert."""
+    if rows:
+        db.executemany(sql, rows)
 
 
 def _make_private(path: str) -> None:
