@@ -37,6 +37,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import yaml
 
 from titan import defaults
+from titan.core.names import name_problem, shown_name
 from titan.net.protocol import is_of_type, number_problem
 from titan_sdk.job import TitanJob
 
@@ -97,6 +98,8 @@ def load_pipeline(path: str) -> Pipeline:
     if not isinstance(root, yaml.MappingNode):
         raise PipelineError(f"{path}: the top level must be a mapping with 'name' and 'jobs'")
     top = where.mapping(root, "the pipeline", TOP_LEVEL, required=("name", "jobs"))
+    if name_problem(top["name"][0]):
+        raise where.error(top["name"][1], "the pipeline", f"'name' {name_problem(top['name'][0])}")
     if not top["jobs"][0]:
         raise where.error(top["jobs"][1], "the pipeline", "'jobs' is empty")
     folder = os.path.dirname(os.path.abspath(path))
@@ -156,7 +159,9 @@ def _job(where: "_Where", node: yaml.Node, index: int, folder: str, archive: Opt
     label = f"job {ids[0]!r}" if ids else label
     fields = where.mapping(node, label, {key: types for key, (types, _) in JOB_KEYS.items()},
                            required=("id", "file"))
-    label = f"job {fields['id'][0]!r}"
+    label = f"job {shown_name(fields['id'][0])}"
+    if name_problem(fields["id"][0]):
+        raise where.error(fields["id"][1], label, f"'id' {name_problem(fields['id'][0])}")
     if str(fields.get("type", ("",))[0]).lower() == "service" and not fields.get("port", (0,))[0]:
         raise where.error(fields["type"][1], label, "'type: service' needs the 'port' it listens on")
     arguments: Dict[str, Any] = {}

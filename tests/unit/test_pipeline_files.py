@@ -199,3 +199,22 @@ def test_small_aliases_still_work(pipeline_file):
         """)
     jobs = load_pipeline(path).jobs
     assert jobs[1].args == jobs[0].args == "--size 3"
+
+
+def test_a_control_character_in_an_id_or_the_name_is_refused_with_file_and_line(pipeline_file):
+    job = pipeline_file("""\
+        name: ok
+        jobs:
+          - id: "evil\\e[2J"
+            file: step.py
+        """)
+    with pytest.raises(PipelineError, match=r"line 3, job 'evil\\x1b\[2J': 'id' holds the control character U\+001B"):
+        load_pipeline(job)
+    name = pipeline_file("""\
+        name: "nightly\\nINFO forged"
+        jobs:
+          - id: one
+            file: step.py
+        """)
+    with pytest.raises(PipelineError, match=r"line 1, the pipeline: 'name' holds the control character U\+000A"):
+        load_pipeline(name)
