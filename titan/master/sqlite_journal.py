@@ -25,8 +25,8 @@ import msgpack
 from titan import defaults
 from titan.core.jobs import JobRun, JobState, spec_to_dict
 from titan.master.deployed_scripts import DeployedScript
-from titan.master.journal_check import (COMMITS_KEY, BadRow, CommitCounter, LostCommits, add_checksums, first_unwritable,
-                                        run_from_row, verify_rows, with_crc)
+from titan.master.journal_check import (COMMITS_KEY, BadRow, CommitCounter, LostCommits, add_checksums,
+                                        first_unwritable, run_from_row, verify_rows, with_crc)
 from titan.master.journal_check import each_row as _each_row
 from titan.master.journal_logs import LogRows
 from titan.master.journal import COMPACT_BATCH, Journal, JournalCorrupt, JournalInUse, JournalWriteError, Recovered, StoreValue
@@ -257,8 +257,8 @@ class SqliteJournal(Journal):
 
     @property
     def has_pending(self) -> bool:
-        return bool(self._specs or self._states or self._dags or self._logs or self._store or self._set_adds or self._replies
-                    or self._agent_runs or self._deployed)
+        return bool(self._specs or self._states or self._dags or self._logs or self._store or self._set_adds
+                    or self._replies or self._agent_runs or self._deployed)
 
     def commit(self) -> None:
         """Write everything recorded since the last commit in one transaction. If it cannot be written
@@ -274,7 +274,7 @@ class SqliteJournal(Journal):
             self._write_store(db)
             pruned = self._write_replies(db)
             _many(db, "INSERT OR REPLACE INTO deployed_scripts VALUES (?, ?, ?, ?)",
-                           with_crc((name, script, at) for name, (script, at) in self._deployed.items()))
+                  with_crc((name, script, at) for name, (script, at) in self._deployed.items()))
             if self._unfolded > FORCED_COMPACT_AT:   # a master never idle still keeps the backlog bounded
                 self._fold(db, FORCED_COMPACT_BATCH)
             db.execute("UPDATE meta SET value = ? WHERE key = ?", (str(self.commits_held + 1), COMMITS_KEY))
@@ -381,7 +381,7 @@ class SqliteJournal(Journal):
         """Whole values first (replacing any members the key had), then the members added one by one."""
         if self._store:
             _many(db, "DELETE FROM store_members WHERE key = ?", [(key,) for key in self._store])
-            _many(db, "DELETE FROM store WHERE key = ?", [(key,) for key, value in self._store.items() if value is None])
+            _many(db, "DELETE FROM store WHERE key = ?", [(k,) for k, value in self._store.items() if value is None])
             _many(db, "INSERT OR REPLACE INTO store VALUES (?, ?, ?, ?)", with_crc(
                 (key, "set", _pack([])) if isinstance(value, set) else (key, "string", _pack(value))
                 for key, value in self._store.items() if value is not None))
