@@ -187,7 +187,6 @@ def test_an_alias_inside_its_own_anchor_is_refused(pipeline_file):
 def test_small_aliases_still_work(pipeline_file):
     path = pipeline_file("""\
         name: reuse
-        defaults: &common {requirement: GPU, retries: 2}
         jobs:
           - id: one
             file: step.py
