@@ -146,6 +146,11 @@ ARCHIVE_FETCH_RETRY_S = 5.0
 ARCHIVE_FETCH_GIVE_UP_S = 120.0
 # Artifact names (and archive names) are at most this long.
 MAX_ARTIFACT_NAME_CHARS = 200
+# Job ids and DAG names are at most this long: they are shown in tables and logs, and name folders.
+MAX_ID_CHARS = 200
+# YAML aliases in a pipeline file may stand for at most this many nodes in all: a "billion laughs" file of
+# a few lines expands to 10^9 and takes the client's memory. Real pipelines reuse a few small blocks.
+MAX_YAML_ALIAS_NODES = 10_000
 
 # The MCP server (titan/mcp): a tool call must fail within seconds when the master is gone, not 30 s.
 MCP_CLIENT_TIMEOUT_S = 5.0

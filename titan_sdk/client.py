@@ -20,6 +20,7 @@ import zmq
 from titan import defaults
 from titan.core.errors import MasterUnreachable, UnknownJob, error_from_reply
 from titan.core.jobs import FINAL_STATES
+from titan.core.names import name_problem, shown_name
 from titan.core.services import SERVICE_UP_TOPIC, reported_state
 from titan.net import addresses, protocol, security
 from titan_sdk.files import FileTransfers
@@ -164,6 +165,8 @@ class TitanClient(FileTransfers):
         new jobs wait for them. `agent_run_id` groups DAGs into one agent run (see agent_run); inside a
         job it defaults to the run the job's own DAG was submitted under (TITAN_AGENT_RUN_ID).
         """
+        if name and name_problem(name):   # the master takes "" as no DAG, as it does
+            raise ValueError(f"DAG name {shown_name(name)} {name_problem(name)}")
         run_id = agent_run_id if agent_run_id is not None else (os.environ.get("TITAN_AGENT_RUN_ID") or None)
         with local_lookup_told(jobs):
             result = self._ask("submit", dag=name, **protocol.submission([job.to_spec() for job in jobs]),

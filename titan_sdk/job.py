@@ -14,6 +14,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 from titan import defaults
 from titan.core.errors import UnknownScript
 from titan.core.jobs import JobSpec
+from titan.core.names import name_problem, shown_name
 from titan.net.protocol import INT64_MAX, INT64_MIN, number_problem, split_archive_filename
 
 
@@ -85,8 +86,8 @@ class TitanJob:
                  max_wait_seconds: float = defaults.DEFAULT_MAX_WAIT_SECONDS,
                  retries: int = 0, timeout: Optional[float] = None, isolation: Optional[str] = None,
                  content: Union[str, bytes, None] = None):
-        if not isinstance(job_id, str) or not job_id.strip():
-            raise ValueError(f"job_id must be a non-empty string, got {job_id!r}")
+        if name_problem(job_id):
+            raise ValueError(f"job_id {shown_name(job_id)} {name_problem(job_id)}")
         if isinstance(parents, str):
             parents = [parents]
         self.job_id = job_id

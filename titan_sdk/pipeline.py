@@ -36,6 +36,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
+from titan import defaults
+from titan.core.names import name_problem, shown_name
 from titan.net.protocol import is_of_type, number_problem
 from titan_sdk.job import TitanJob
 
@@ -85,13 +87,19 @@ def load_pipeline(path: str) -> Pipeline:
     with open(path, encoding="utf-8") as handle:
         text = handle.read()
     try:
-        root = yaml.compose(text)
+        root = yaml.compose(text, Loader=_AliasLimitedLoader)
+    except yaml.MarkedYAMLError as exc:
+        where = f"{path}, line {exc.problem_mark.line + 1}" if exc.problem_mark else path
+        context = f"{exc.context}: " if exc.context else ""
+        raise PipelineError(f"{where}: not valid YAML: {context}{exc.problem}") from None
     except yaml.YAMLError as exc:
         raise PipelineError(f"{path}: not valid YAML: {exc}") from None
     where = _Where(path)
     if not isinstance(root, yaml.MappingNode):
         raise PipelineError(f"{path}: the top level must be a mapping with 'name' and 'jobs'")
     top = where.mapping(root, "the pipeline", TOP_LEVEL, required=("name", "jobs"))
+    if name_problem(top["name"][0]):
+        raise where.error(top["name"][1], "the pipeline", f"'name' {name_problem(top['name'][0])}")
     if not top["jobs"][0]:
         raise where.error(top["jobs"][1], "the pipeline", "'jobs' is empty")
     folder = os.path.dirname(os.path.abspath(path))
@@ -101,6 +109,42 @@ def load_pipeline(path: str) -> Pipeline:
         warnings.warn(message, PipelineWarning, stacklevel=2)
     return Pipeline(name=top["name"][0], jobs=jobs, path=path, project_folder=folder if archive else None,
                     archive_name=archive, warnings=where.warnings)
+
+
+class _AliasLimitedLoader(yaml.SafeLoader):
+    """Composes as SafeLoader does (an alias is one shared node, cheap) while counting how many nodes
+    the aliases stand for once expanded; past MAX_YAML_ALIAS_NODES, or an alias inside its own anchor,
+    it stops with the line of that alias before anything is expanded."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._sizes: Dict[int, int] = {}   # id(node) -> nodes in it once expanded (each node's own size)
+        self._alias_nodes = 0
+
+    def compose_node(self, parent, index):
+        if not self.check_event(yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            self._sizes[id(node)] = 1 + sum(self._sizes[id(child)] for child in _children(node))
+            return node
+        mark = self.peek_event().start_mark
+        node = super().compose_node(parent, index)
+        if id(node) not in self._sizes:
+            raise yaml.composer.ComposerError(None, None, "this alias is inside the anchor it names "
+                                              "(a recursive structure, which a pipeline never needs)", mark)
+        self._alias_nodes += self._sizes[id(node)]
+        if self._alias_nodes > defaults.MAX_YAML_ALIAS_NODES:
+            raise yaml.composer.ComposerError(
+                None, None, f"the aliases up to here stand for more than {defaults.MAX_YAML_ALIAS_NODES} "
+                "YAML nodes once expanded (a 'billion laughs' file?); write the repeated parts out", mark)
+        return node
+
+
+def _children(node: yaml.Node) -> list:
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 def _archive_name(pipeline_name: str) -> str:
@@ -115,7 +159,9 @@ def _job(where: "_Where", node: yaml.Node, index: int, folder: str, archive: Opt
     label = f"job {ids[0]!r}" if ids else label
     fields = where.mapping(node, label, {key: types for key, (types, _) in JOB_KEYS.items()},
                            required=("id", "file"))
-    label = f"job {fields['id'][0]!r}"
+    label = f"job {shown_name(fields['id'][0])}"
+    if name_problem(fields["id"][0]):
+        raise where.error(fields["id"][1], label, f"'id' {name_problem(fields['id'][0])}")
     if str(fields.get("type", ("",))[0]).lower() == "service" and not fields.get("port", (0,))[0]:
         raise where.error(fields["type"][1], label, "'type: service' needs the 'port' it listens on")
     arguments: Dict[str, Any] = {}

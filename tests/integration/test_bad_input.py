@@ -230,7 +230,7 @@ SUBMIT_CASES = {
                                      ["script abababab", "does not have that sha256"]),
     "job script not bytes": (lambda j: {"jobs": [job_wire(j, script="print(1)")]}, ["'script'", "bytes", "str"]),
     "job id not a string": (lambda j: {"jobs": [job_wire(7)]}, ["'job_id'", "str", "int"]),
-    "job id blank": (lambda j: {"jobs": [job_wire("   ")]}, ["empty job_id"]),
+    "job id blank": (lambda j: {"jobs": [job_wire("   ")]}, ["job_id", "must not be empty"]),
     "job unknown field": (lambda j: {"jobs": [job_wire(j, colour="red")]}, ["unknown field", "colour"]),
     "job priority a bool": (lambda j: {"jobs": [job_wire(j, priority=True)]}, ["'priority'", "int", "bool"]),
     "job delay a string": (lambda j: {"jobs": [job_wire(j, delay="soon")]}, ["'delay'"]),

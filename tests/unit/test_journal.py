@@ -14,7 +14,8 @@ import pytest
 
 from titan.core.jobs import JobRun, JobSpec, JobState
 from titan.master.journal import JournalCorrupt
-from titan.master.sqlite_journal import SqliteJournal
+from titan.master.journal_check import CHECKED_TABLES, WITHOUT_ROWID_KEYS, row_crc
+from titan.master.sqlite_journal import SCHEMA_VERSION, SqliteJournal
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -77,8 +78,10 @@ def test_specs_written_with_the_script_inline_still_load(tmp_path):
     SqliteJournal(str(tmp_path)).close()
     db = sqlite3.connect(str(tmp_path / "titan.db"))
     spec = {"job_id": "old", "filename": "old.py", "script": b"print('old')\n", "parents": [], "priority": 4}
-    db.execute("INSERT INTO job_specs VALUES (1, 'old', NULL, ?)", (msgpack.packb(spec, use_bin_type=True),))
-    db.execute("INSERT INTO job_states VALUES ('old', 1, 'QUEUED', 0, 0, NULL, NULL, NULL, NULL, NULL)")
+    db.execute("INSERT INTO job_specs (seq, job_id, dag, spec) VALUES (1, 'old', NULL, ?)",
+               (msgpack.packb(spec, use_bin_type=True),))
+    db.execute("INSERT INTO job_states (job_id, seq, state, attempt, failures) VALUES ('old', 1, 'QUEUED', 0, 0)")
+    seal(db)
     db.commit()
     db.close()
     (loaded,) = SqliteJournal(str(tmp_path)).load().runs
@@ -201,7 +204,7 @@ def test_a_version_1_journal_is_upgraded_and_keeps_its_jobs_store_and_replies(tm
     spec = {"job_id": "old", "filename": "old.py", "script": b"print('old')\n"}
     db.execute("INSERT INTO job_specs VALUES (1, 'old', NULL, ?)", (msgpack.packb(spec, use_bin_type=True),))
     db.execute("INSERT INTO job_states VALUES ('old', 1, 'COMPLETED', 1, 0, NULL, 'w1', NULL, NULL, 0)")
-    db.execute("INSERT INTO store VALUES ('k', 'string', ?)", (msgpack.packb("v"),))
+    db.execute("INSERT INTO store (key, kind, value) VALUES ('k', 'string', ?)", (msgpack.packb("v"),))
     db.execute("INSERT INTO replies (channel, rid, reply) VALUES ('client', 'r1', x'01')")
     db.commit()
     db.close()
@@ -212,7 +215,7 @@ def test_a_version_1_journal_is_upgraded_and_keeps_its_jobs_store_and_replies(tm
     schema = dict(journal.db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'"))
     assert "WITHOUT ROWID" in schema["store"] and "UNIQUE" not in schema["replies"]
     assert "job_specs_by_job" not in {name for (name,) in journal.db.execute("SELECT name FROM sqlite_master")}
-    assert journal.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+    assert journal.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
     assert "deployed_scripts" in schema and recovered.deployed_scripts == []
 
 
@@ -238,11 +241,20 @@ def test_each_channel_keeps_its_own_latest_replies(journal_at, monkeypatch):
 def test_a_journal_from_a_newer_titan_is_refused(tmp_path):
     SqliteJournal(str(tmp_path)).close()
     db = sqlite3.connect(str(tmp_path / "titan.db"))
-    db.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+    db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
     db.commit()
     db.close()
-    with pytest.raises(JournalCorrupt, match="schema version 4, this Titan reads version 3"):
+    with pytest.raises(JournalCorrupt, match=f"schema version {SCHEMA_VERSION + 1}, this Titan reads version {SCHEMA_VERSION}"):
         SqliteJournal(str(tmp_path))
+
+
+def seal(db: sqlite3.Connection) -> None:
+    """Checksums for the rows a test wrote by hand (NULL crc), as the journal would have given them."""
+    for table, columns in CHECKED_TABLES.items():
+        keys = WITHOUT_ROWID_KEYS.get(table, ("rowid",))
+        rows = db.execute(f"SELECT {', '.join(keys + columns)} FROM {table} WHERE crc IS NULL").fetchall()
+        db.executemany(f"UPDATE {table} SET crc = ? WHERE {' AND '.join(f'{k} = ?' for k in keys)}",
+                       [(row_crc(row[len(keys):]), *row[:len(keys)]) for row in rows])
 
 
 def _poisoned(tmp_path, sql: str, *params) -> None:
@@ -253,6 +265,7 @@ def _poisoned(tmp_path, sql: str, *params) -> None:
     journal.close()
     db = sqlite3.connect(str(tmp_path / "titan.db"))
     db.execute(sql, params)
+    seal(db)   # as a checksumming Titan wrote it: the row is well kept, its value is what is wrong
     db.commit()
     db.close()
 
@@ -268,14 +281,14 @@ def test_a_state_change_too_big_for_sqlite_refuses_the_journal_naming_its_row(tm
 
 
 @pytest.mark.parametrize("table, sql, blob, named", [
-    ("job_specs", "INSERT INTO job_specs VALUES (5, 'bad', NULL, ?)", b"\xc1", "row 5 of table job_specs"),
-    ("job_specs", "INSERT INTO job_specs VALUES (6, 'odd', NULL, ?)",
+    ("job_specs", "INSERT INTO job_specs (seq, job_id, dag, spec) VALUES (5, 'bad', NULL, ?)", b"\xc1", "row 5 of table job_specs"),
+    ("job_specs", "INSERT INTO job_specs (seq, job_id, dag, spec) VALUES (6, 'odd', NULL, ?)",
      msgpack.packb({"job_id": "odd", "filename": "o.py", "script": b"", "colour": 1}), "row 6 of table job_specs"),
-    ("job_specs", "INSERT INTO job_specs VALUES (8, 'nan', NULL, ?)",
+    ("job_specs", "INSERT INTO job_specs (seq, job_id, dag, spec) VALUES (8, 'nan', NULL, ?)",
      msgpack.packb({"job_id": "nan", "filename": "n.py", "script": b"", "max_wait_seconds": float("nan")}),
      "row 8 of table job_specs .*max_wait_seconds is nan"),
-    ("store", "INSERT INTO store VALUES ('k', 'set', ?)", b"\x92\x01", "row 'k' of table store"),
-    ("dags", "INSERT INTO dags VALUES ('d', ?)", b"\xdd\xff\xff\xff\xff", "row 'd' of table dags"),
+    ("store", "INSERT INTO store (key, kind, value) VALUES ('k', 'set', ?)", b"\x92\x01", "row 'k' of table store"),
+    ("dags", "INSERT INTO dags (name, job_ids) VALUES ('d', ?)", b"\xdd\xff\xff\xff\xff", "row 'd' of table dags"),
     ("job_transitions", "INSERT INTO job_transitions (id, count, states) VALUES (3, 1, ?)", b"\xc1",
      "row 3 of table job_transitions"),
 ])
@@ -313,10 +326,50 @@ def test_a_version_2_journal_is_upgraded_in_place_and_keeps_its_jobs(tmp_path):
     upgraded = SqliteJournal(str(tmp_path))
     (version,) = upgraded.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     recovered = upgraded.load()
-    assert version == "3" and [r.job_id for r in recovered.runs] == ["old"] and recovered.store == {"k": "v"}
+    assert version == str(SCHEMA_VERSION) and [r.job_id for r in recovered.runs] == ["old"] and recovered.store == {"k": "v"}
     assert recovered.deployed_scripts == []
     upgraded.record_deployed_script("new.py", b"print('new')\n", 1.0)
     upgraded.commit()
     upgraded.close()
     assert [e.name for e in SqliteJournal(str(tmp_path)).load().deployed_scripts] == ["new.py"]
 
+
+
+def test_set_members_are_journaled_one_by_one_and_come_back(tmp_path):
+    journal = SqliteJournal(str(tmp_path))
+    for n in range(100):
+        journal.record_set_add("big", f"m{n}")
+        journal.commit()
+    journal.record_set_add("gone", "x")
+    journal.record_store("gone", None)                # deleted, then made again in the same commit
+    journal.record_set_add("gone", "y")
+    journal.record_set_add("whole", "late")
+    journal.record_store("whole", {"a", "b"})         # a whole value replaces what was added before it
+    journal.commit()
+    (rows,) = journal.db.execute("SELECT COUNT(*) FROM store_members WHERE key = 'big'").fetchone()
+    assert rows == 100
+    journal.record_store("big", None)
+    journal.commit()
+    journal.close()
+    store = SqliteJournal(str(tmp_path)).load().store
+    assert store == {"gone": {"y"}, "whole": {"a", "b"}}
+
+
+def test_a_version_3_set_keeps_its_members_and_takes_new_ones(tmp_path):
+    """Version 3 kept a set's members packed in its store row; an add after the upgrade joins them."""
+    SqliteJournal(str(tmp_path)).close()
+    db = sqlite3.connect(str(tmp_path / "titan.db"))
+    db.execute("DROP TABLE store_members")
+    for table in CHECKED_TABLES:   # version 3 had no checksums
+        if table != "store_members":
+            db.execute(f"ALTER TABLE {table} DROP COLUMN crc")
+    db.execute("INSERT INTO store VALUES ('s', 'set', ?)", (msgpack.packb(["a", "b"]),))
+    db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    journal = SqliteJournal(str(tmp_path))
+    assert journal.load().store == {"s": {"a", "b"}}
+    journal.record_set_add("s", "c")
+    journal.commit()
+    journal.close()
+    assert SqliteJournal(str(tmp_path)).load().store == {"s": {"a", "b", "c"}}

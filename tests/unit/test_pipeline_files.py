@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 import textwrap
 
 import pytest
@@ -134,3 +137,83 @@ def test_an_unknown_key_is_ignored_with_a_warning_naming_file_line_and_key(pipel
     assert messages[0].startswith(f"{path}, line 3, the pipeline: unknown key 'owner' ignored")
     assert messages[1].startswith(f"{path}, line 7, job 'a': unknown key 'colour' ignored")
     assert [job.job_id for job in pipeline.jobs] == ["a"]
+
+
+LAUGHS = """\
+name: laughs
+a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]
+h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]
+i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h, *h]
+jobs:
+  - id: one
+    file: step.py
+    args: *i
+"""
+LOADER_MEMORY_BYTES = 1024 ** 3   # far more than a pipeline needs, far less than 10^9 laughs
+
+
+def test_a_billion_laughs_is_refused_before_expanding_naming_file_and_line(pipeline_file):
+    """In a child whose memory is capped, so the bug (expanding 10^9 nodes) fails fast, not the machine."""
+    path = pipeline_file(LAUGHS)
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, ({0}, {0}))\n"
+            "from titan_sdk import load_pipeline\n"
+            "try:\n    load_pipeline(sys.argv[1])\n"
+            "except Exception as exc:\n    print(type(exc).__name__, exc)\n").format(LOADER_MEMORY_BYTES)
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, timeout=60)
+    assert done.stdout.startswith("PipelineError"), (done.stdout, done.stderr[-2000:])
+    assert path in done.stdout and "line 5" in done.stdout and "more than" in done.stdout, done.stdout
+    assert time.monotonic() - started < 30
+
+
+def test_an_alias_inside_its_own_anchor_is_refused(pipeline_file):
+    path = pipeline_file("""\
+        name: loop
+        jobs: &jobs
+          - id: one
+            file: step.py
+            args: *jobs
+        """)
+    with pytest.raises(PipelineError, match="line 5.*inside the anchor it names"):
+        load_pipeline(path)
+
+
+def test_small_aliases_still_work(pipeline_file):
+    path = pipeline_file("""\
+        name: reuse
+        jobs:
+          - id: one
+            file: step.py
+            requirement: GPU
+            args: &args ["--size", "3"]
+          - id: two
+            file: step.py
+            args: *args
+        """)
+    jobs = load_pipeline(path).jobs
+    assert jobs[1].args == jobs[0].args == "--size 3"
+
+
+def test_a_control_character_in_an_id_or_the_name_is_refused_with_file_and_line(pipeline_file):
+    job = pipeline_file("""\
+        name: ok
+        jobs:
+          - id: "evil\\e[2J"
+            file: step.py
+        """)
+    with pytest.raises(PipelineError, match=r"line 3, job 'evil\\x1b\[2J': 'id' holds the control character U\+001B"):
+        load_pipeline(job)
+    name = pipeline_file("""\
+        name: "nightly\\nINFO forged"
+        jobs:
+          - id: one
+            file: step.py
+        """)
+    with pytest.raises(PipelineError, match=r"line 1, the pipeline: 'name' holds the control character U\+000A"):
+        load_pipeline(name)

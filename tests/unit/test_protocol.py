@@ -291,7 +291,7 @@ def test_job_from_wire_delay_may_be_int_or_float():
 
 @pytest.mark.parametrize("job_id", ["", "   ", "\t"])
 def test_job_from_wire_rejects_blank_job_id(job_id):
-    with pytest.raises(ProtocolError, match="empty job_id"):
+    with pytest.raises(ProtocolError, match="job_id .* must not be empty"):
         job_from_wire(wire_job(job_id=job_id), index=1)
 
 

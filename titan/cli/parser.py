@@ -10,7 +10,7 @@ import argparse
 from typing import List, Optional
 
 import titan
-from titan.cli import completion, files, jobs, keys, local, pipelines, processes, watch
+from titan.cli import completion, files, jobs, journal, keys, local, pipelines, processes, watch
 from titan.cli.common import CommandError, note
 from titan.core.errors import TitanError
 from titan.mcp import add_commands as add_mcp_commands
@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         module.add_commands(commands)
     add_dashboard_commands(commands)
     keys.add_commands(commands)
+    journal.add_commands(commands)
     processes.add_commands(commands)
     completion.add_commands(commands)
     add_mcp_commands(commands)

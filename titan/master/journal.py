@@ -17,6 +17,7 @@ import abc
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple, Union
 
+from titan import defaults
 from titan.core.jobs import JobRun
 
 # How many state changes the master folds at a time: COMPACT_BATCH when idle (about 5 ms), at most
@@ -84,11 +85,19 @@ class Journal(abc.ABC):
         """The agent run the DAG was last submitted under; None when it was submitted under none."""
 
     @abc.abstractmethod
-    def record_log(self, job_id: str, seq: int, attempt: int, stream: str, text: str) -> None: ...
+    def record_log(self, job_id: str, seq: int, attempt: int, stream: str, text: str) -> None:
+        """Output of the job's run `seq`. The journal keeps about the newest `max_log_bytes` (given to
+        open_journal, the master's --max-log-bytes) of each job's output, as the master's memory does,
+        deleting older output of that job as newer comes: a chatty job must not fill the disk."""
 
     @abc.abstractmethod
     def record_store(self, key: str, value: StoreValue) -> None:
         """The key's value now; None when it was deleted."""
+
+    @abc.abstractmethod
+    def record_set_add(self, key: str, member: str) -> None:
+        """A member added to the set at `key` (which it creates if absent): written as that one member,
+        not the whole set, so adding to a big set costs what adding to a small one does."""
 
     @abc.abstractmethod
     def record_deployed_script(self, name: str, script: bytes, deployed_at: float) -> None:
@@ -140,11 +149,13 @@ class Journal(abc.ABC):
         return None
 
 
-def open_journal(data_dir: Optional[str] = None, url: Optional[str] = None, epoch: Optional[int] = None) -> Journal:
+def open_journal(data_dir: Optional[str] = None, url: Optional[str] = None, epoch: Optional[int] = None,
+                 max_log_bytes: int = defaults.MAX_LOG_BYTES_PER_JOB) -> Journal:
     """The journal at the PostgreSQL `url`, written under the lease `epoch` this master holds, else the one
-    in `data_dir`, locked for this master; JournalInUse or JournalCorrupt if it cannot be."""
+    in `data_dir`, locked for this master; JournalInUse or JournalCorrupt if it cannot be. It keeps about
+    the last `max_log_bytes` of each job's output (see record_log)."""
     if url is not None:
         from titan.master.postgres_journal import PostgresJournal
-        return PostgresJournal(url, epoch)
+        return PostgresJournal(url, epoch, max_log_bytes)
     from titan.master.sqlite_journal import SqliteJournal
-    return SqliteJournal(data_dir)
+    return SqliteJournal(data_dir, max_log_bytes)

@@ -75,7 +75,7 @@ class Master(RequestHandlers):
         self._last_tick = time.monotonic()  # when the scheduler last acted on time (see _tick)
         self._commits_seen = 0            # the journal's commit count when _fold_journal last looked
         self._to_workers: Dict[str, List[dict]] = {}   # worker id -> this turn's messages, sent as one frame
-        self.journal = open_journal(config.data_dir, config.journal, epoch) \
+        self.journal = open_journal(config.data_dir, config.journal, epoch, config.limits.log_bytes) \
             if config.data_dir or config.journal else None
         self.committer = Committer(self.journal)
         self.artifacts = open_artifacts(config.data_dir, self.journal)

@@ -18,9 +18,11 @@ import time
 from collections import defaultdict, deque
 from typing import Dict, Iterator, List, Optional
 
+from titan import defaults
 from titan.core.jobs import JobRun, spec_to_dict
 from titan.master import postgres_sql as sql
 from titan.master.deployed_scripts import DeployedScript
+from titan.master.journal_logs import LogRows
 from titan.master.journal import (COMPACT_BATCH, Deposed, Journal, JournalCorrupt, JournalWriteError, Recovered,
                                   StoreValue)
 from titan.master.sqlite_journal import (FORCED_COMPACT_AT, FORCED_COMPACT_BATCH, REPLIES_KEPT, UNFOLDED_STATES,
@@ -41,7 +43,7 @@ def decode(blob) -> Optional[str]:
 class PostgresJournal(Journal):
     shared = True
 
-    def __init__(self, url: str, epoch: int):
+    def __init__(self, url: str, epoch: int, max_log_bytes: int = defaults.MAX_LOG_BYTES_PER_JOB):
         self.url, self.epoch = url, epoch
         self.path = redacted(url)
         self.commits = 0
@@ -49,6 +51,7 @@ class PostgresJournal(Journal):
         self._stored_scripts: set = set()
         self._reply_ids: Dict[str, deque] = defaultdict(deque)
         self._replies_since_prune = 0
+        self._doomed_logs: List[int] = []   # ids of log rows past the cap, until a commit deleted them
         self._clear_pending()
         try:
             db = self._connection()
@@ -56,6 +59,8 @@ class PostgresJournal(Journal):
             for row_id, channel in db.execute(sql.REPLY_IDS):
                 self._reply_ids[channel].append(row_id)
             self._next_reply_id = (self._reply_ids and max(ids[-1] for ids in self._reply_ids.values()) or 0) + 1
+            self._log_rows = LogRows.of_rows(max_log_bytes, ((row_id, decode(job), seq, size) for row_id, job, seq, size
+                                                             in db.execute(sql.LOG_ROW_SIZES)))
         except psycopg.Error as exc:
             raise JournalWriteError(f"journal {self.path} cannot be read ({exc})") from None
 
@@ -76,6 +81,7 @@ class PostgresJournal(Journal):
         self._agent_runs: Dict[str, Optional[str]] = {}
         self._logs: List[tuple] = []
         self._store: Dict[str, StoreValue] = {}
+        self._set_adds: Dict[str, set] = {}   # key -> members added since the last commit
         self._replies: List[tuple] = []
         self._deployed: Dict[str, tuple] = {}
 
@@ -92,6 +98,7 @@ class PostgresJournal(Journal):
         self._admitted.add(run.job_id)
         if replaced_seq is not None:
             self._replaced.append((run.job_id, replaced_seq, run.seq))
+            self._log_rows.forget(run.job_id)
         self.record_state(run)
 
     def record_state(self, run: JobRun) -> None:
@@ -108,10 +115,20 @@ class PostgresJournal(Journal):
         self._agent_runs[dag] = run_id
 
     def record_log(self, job_id: str, seq: int, attempt: int, stream: str, text: str) -> None:
-        self._logs.append((encode(job_id), seq, attempt, stream, encode(text)))
+        self._logs.append((self._log_rows.new_row(job_id, seq, text), encode(job_id), seq, attempt, stream,
+                           encode(text)))
 
     def record_store(self, key: str, value: StoreValue) -> None:
         self._store[key] = set(value) if isinstance(value, set) else value
+        self._set_adds.pop(key, None)
+
+    def record_set_add(self, key: str, member: str) -> None:
+        if key in self._store:   # written whole in this commit (or deleted first): one more member in it
+            whole = self._store[key]
+            self._store[key] = whole if isinstance(whole, set) else set()
+            self._store[key].add(member)
+        else:
+            self._set_adds.setdefault(key, set()).add(member)
 
     def record_deployed_script(self, name: str, script: bytes, deployed_at: float) -> None:
         self._deployed[name] = (script, deployed_at)
@@ -127,8 +144,8 @@ class PostgresJournal(Journal):
 
     @property
     def has_pending(self) -> bool:
-        return bool(self._specs or self._states or self._dags or self._logs or self._store or self._replies
-                    or self._agent_runs or self._deployed)
+        return bool(self._specs or self._states or self._dags or self._logs or self._store or self._set_adds
+                    or self._replies or self._agent_runs or self._deployed)
 
     # ----------------------------------------------------------------- writing
 
@@ -139,7 +156,7 @@ class PostgresJournal(Journal):
             self._write_jobs(db)
             _many(db, sql.UPSERT_DAG, [(encode(name), ids) for name, ids in self._dags.items()])
             self._write_agent_runs(db)
-            _many(db, sql.INSERT_LOG, self._logs)
+            self._write_logs(db)
             _many(db, sql.DELETE_SPEC, [(old,) for _, old, _ in self._replaced])
             _many(db, sql.DELETE_OLD_LOGS, [(encode(job), new) for job, _, new in self._replaced])
             self._write_store(db)
@@ -152,6 +169,7 @@ class PostgresJournal(Journal):
             for _ in range(count):
                 self._reply_ids[channel].popleft()
         self.commits += 1
+        self._doomed_logs = []
         self._clear_pending()
 
     def renew(self) -> None:
@@ -226,12 +244,27 @@ class PostgresJournal(Journal):
         _many(db, sql.INSERT_AGENT_RUN, [(encode(dag), encode(run_id))
                                                        for dag, run_id in self._agent_runs.items() if run_id is not None])
 
+    def _write_logs(self, db) -> None:
+        """The new rows, less the oldest of each job's rows past its cap (pending or already written)."""
+        self._doomed_logs += self._log_rows.excess()
+        doomed = set(self._doomed_logs)
+        _many(db, sql.INSERT_LOG, [row for row in self._logs if row[0] not in doomed])
+        pending = {row[0] for row in self._logs}
+        _many(db, sql.DELETE_LOG, [(row_id,) for row_id in doomed - pending])
+
     def _write_store(self, db) -> None:
+        """Whole values first (replacing any members the key had), then the members added one by one."""
+        _many(db, sql.DELETE_MEMBERS, [(encode(key),) for key in self._store])
         _many(db, sql.DELETE_STORE_KEY, [(encode(key),) for key, value in self._store.items()
                                                        if value is None])
-        kept = [(encode(key), "set", _pack(sorted(value))) if isinstance(value, set)
+        kept = [(encode(key), "set", _pack([])) if isinstance(value, set)
                 else (encode(key), "string", _pack(value)) for key, value in self._store.items() if value is not None]
         _many(db, sql.UPSERT_STORE_KEY, kept)
+        _many(db, sql.INSERT_MEMBER, [(encode(key), encode(member)) for key, value in self._store.items()
+                                      if isinstance(value, set) for member in value])
+        _many(db, sql.CREATE_EMPTY_SET, [(encode(key), _pack([])) for key in self._set_adds])
+        _many(db, sql.INSERT_MEMBER, [(encode(key), encode(member)) for key, members in self._set_adds.items()
+                                      for member in members])
 
     def _write_replies(self, db) -> Dict[str, int]:
         _many(db, sql.INSERT_REPLY, self._replies)
@@ -273,6 +306,8 @@ class PostgresJournal(Journal):
                           for job, attempt, stream, text in db.execute(sql.LOAD_LOGS)]
         recovered.store = dict(_each_row("titan_store", db.execute(sql.LOAD_STORE), lambda key, kind, value: (
             decode(key), set(_unpack(value)) if kind == "set" else _unpack(value))))
+        for key, member in db.execute(sql.LOAD_MEMBERS):
+            recovered.store.setdefault(decode(key), set()).add(decode(member))
         recovered.agent_runs = {decode(dag): decode(run) for dag, run in db.execute(sql.LOAD_AGENT_RUNS)}
         recovered.deployed_scripts = [DeployedScript(decode(name), bytes(script), at)
                                       for name, script, at in db.execute(sql.LOAD_DEPLOYED)]

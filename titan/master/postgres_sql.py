@@ -30,6 +30,8 @@ SCHEMA = [
         attempt int NOT NULL, stream text NOT NULL, text bytea NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS titan_logs_by_job ON titan_logs (job_id, seq)",
     "CREATE TABLE IF NOT EXISTS titan_store (key bytea PRIMARY KEY, kind text NOT NULL, value bytea NOT NULL)",
+    # a set's members one row each, so an sadd writes one row, not the whole set (as in SQLite)
+    "CREATE TABLE IF NOT EXISTS titan_store_members (key bytea NOT NULL, member bytea NOT NULL, PRIMARY KEY (key, member))",
     """CREATE TABLE IF NOT EXISTS titan_replies (id bigint PRIMARY KEY, channel text NOT NULL, rid bytea NOT NULL,
         reply bytea NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS titan_deployed_scripts (name bytea PRIMARY KEY, script bytea NOT NULL,
@@ -78,10 +80,15 @@ APPEND_TRANSITIONS = "INSERT INTO titan_job_transitions (count, states) VALUES (
 UPSERT_DAG = "INSERT INTO titan_dags VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET job_ids = EXCLUDED.job_ids"
 DELETE_AGENT_RUN = "DELETE FROM titan_agent_runs WHERE dag = %s"
 INSERT_AGENT_RUN = "INSERT INTO titan_agent_runs (dag, run_id) VALUES (%s, %s)"
-INSERT_LOG = "INSERT INTO titan_logs (job_id, seq, attempt, stream, text) VALUES (%s, %s, %s, %s, %s)"
+INSERT_LOG = "INSERT INTO titan_logs (id, job_id, seq, attempt, stream, text) VALUES (%s, %s, %s, %s, %s, %s)"
+DELETE_LOG = "DELETE FROM titan_logs WHERE id = %s"
+LOG_ROW_SIZES = "SELECT id, job_id, seq, length(text) FROM titan_logs ORDER BY id"
 DELETE_SPEC = "DELETE FROM titan_job_specs WHERE seq = %s"
 DELETE_OLD_LOGS = "DELETE FROM titan_logs WHERE job_id = %s AND seq < %s"
 DELETE_STORE_KEY = "DELETE FROM titan_store WHERE key = %s"
+DELETE_MEMBERS = "DELETE FROM titan_store_members WHERE key = %s"
+INSERT_MEMBER = "INSERT INTO titan_store_members VALUES (%s, %s) ON CONFLICT DO NOTHING"
+CREATE_EMPTY_SET = "INSERT INTO titan_store VALUES (%s, 'set', %s) ON CONFLICT (key) DO NOTHING"
 UPSERT_STORE_KEY = """INSERT INTO titan_store VALUES (%s, %s, %s)
     ON CONFLICT (key) DO UPDATE SET kind = EXCLUDED.kind, value = EXCLUDED.value"""
 INSERT_REPLY = "INSERT INTO titan_replies VALUES (%s, %s, %s, %s) ON CONFLICT (id) DO NOTHING"
@@ -102,6 +109,7 @@ LOAD_DAGS = "SELECT name, job_ids FROM titan_dags"
 LOAD_LOGS = """SELECT l.job_id, l.attempt, l.stream, l.text FROM titan_logs l
     JOIN titan_job_specs s ON l.seq = s.seq ORDER BY l.id"""
 LOAD_STORE = "SELECT key, kind, value FROM titan_store"
+LOAD_MEMBERS = "SELECT key, member FROM titan_store_members"
 LOAD_AGENT_RUNS = "SELECT dag, run_id FROM titan_agent_runs ORDER BY position"
 LOAD_DEPLOYED = "SELECT name, script, deployed_at FROM titan_deployed_scripts"
 LOAD_REPLIES = "SELECT channel, rid, reply FROM titan_replies ORDER BY id"

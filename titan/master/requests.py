@@ -10,6 +10,7 @@ from titan import defaults
 from titan.core.errors import RequestRejected, UnknownAgentRun, UnknownArtifact
 from titan.core import gates
 from titan.core.jobs import JobSpec, JobState, gate_id
+from titan.core.names import name_problem, shown_name
 from titan.core.services import reported_state
 from titan.net import protocol
 from titan.net.protocol import ProtocolError
@@ -81,6 +82,8 @@ class RequestHandlers:
     def _submit(self, dag: Optional[str], raw_jobs: list, scripts: dict, now: float,
                 agent_run_id: Optional[str] = None) -> dict:
         self.limits.check_job_count(len(raw_jobs))
+        if dag and name_problem(dag):   # "" and None: no DAG
+            raise RequestRejected(f"DAG name {shown_name(dag)} {name_problem(dag)}")
         specs = [protocol.job_from_wire(raw, i, self._shared_script, scripts) for i, raw in enumerate(raw_jobs)]
         for spec in {id(spec.script): spec for spec in specs}.values():   # each shared script once
             self.limits.check_script(spec.job_id, len(spec.script))
@@ -214,6 +217,9 @@ class RequestHandlers:
             result = self.store.incr(key, 1 if by is None else by)
         elif op == "sadd":
             result = self.store.sadd(key, message["member"])
+            if result and self.journal is not None:
+                self.journal.record_set_add(key, message["member"])
+            return result
         elif op == "smembers":
             return self.store.smembers(key)
         elif op == "keys":

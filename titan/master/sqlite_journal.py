@@ -23,11 +23,15 @@ from typing import Dict, Iterator, List, Optional
 import msgpack
 
 from titan import defaults
-from titan.core.jobs import JobRun, JobSpec, JobState, spec_to_dict
+from titan.core.jobs import JobRun, JobState, spec_to_dict
 from titan.master.deployed_scripts import DeployedScript
+from titan.master.journal_check import (COMMITS_KEY, BadRow, CommitCounter, LostCommits, add_checksums,
+                                        first_unwritable, run_from_row, verify_rows, with_crc)
+from titan.master.journal_check import each_row as _each_row
+from titan.master.journal_logs import LogRows
 from titan.master.journal import COMPACT_BATCH, Journal, JournalCorrupt, JournalInUse, JournalWriteError, Recovered, StoreValue
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 LOCK_WAIT_S = 1.0              # how long a second master waits for the journal before giving up
 FORCED_COMPACT_BATCH = 2_000   # folded by every commit while more than FORCED_COMPACT_AT wait
 FORCED_COMPACT_AT = 200_000
@@ -40,6 +44,9 @@ PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
 # One B-tree each: a TitanStore put commits its key and its reply, and every extra tree (a rowid table's
 # key index, a uniqueness index, AUTOINCREMENT's counter) was one more page written per commit.
 STORE_TABLE = "store (key TEXT PRIMARY KEY, kind TEXT NOT NULL, value BLOB NOT NULL) WITHOUT ROWID"
+# A set's members one row each, so an sadd writes one row, not the whole set (a set row's own value holds
+# only the members of journals before version 4).
+STORE_MEMBERS_TABLE = "store_members (key TEXT NOT NULL, member TEXT NOT NULL, PRIMARY KEY (key, member)) WITHOUT ROWID"
 REPLIES_TABLE = "replies (id INTEGER PRIMARY KEY, channel TEXT NOT NULL, rid TEXT NOT NULL, reply BLOB NOT NULL)"
 
 SCHEMA = f"""
@@ -56,6 +63,7 @@ CREATE TABLE IF NOT EXISTS logs (id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TE
     attempt INTEGER NOT NULL, stream TEXT NOT NULL, text TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS logs_by_job ON logs (job_id, seq);
 CREATE TABLE IF NOT EXISTS {STORE_TABLE};
+CREATE TABLE IF NOT EXISTS {STORE_MEMBERS_TABLE};
 CREATE TABLE IF NOT EXISTS {REPLIES_TABLE};
 CREATE TABLE IF NOT EXISTS deployed_scripts (name TEXT PRIMARY KEY, script BLOB NOT NULL, deployed_at REAL NOT NULL);
 """
@@ -80,30 +88,21 @@ COMMIT;
 
 # Version 2 had no deployed_scripts table; SCHEMA has just created it (empty), so only the number moves.
 UPGRADE_FROM_2 = f"UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version';"
+# Version 3 kept a set's members in its store row only; SCHEMA has just created store_members (empty), and
+# loading takes a set's members from both, so only the number moves. (An older Titan would miss members.)
+UPGRADE_ADD_STORE_MEMBERS = UPGRADE_FROM_2
 
 
 class SqliteJournal(Journal):
-    def __init__(self, data_dir: str):
+    def __init__(self, data_dir: str, max_log_bytes: int = defaults.MAX_LOG_BYTES_PER_JOB):
         os.makedirs(data_dir, mode=PRIVATE_DIR, exist_ok=True)
         self.path = os.path.join(data_dir, FILE_NAME)
-        existed = os.path.exists(self.path) and os.path.getsize(self.path) > 0
-        _make_private(self.path)
+        self.counter = CommitCounter(self.path)
+        self._clear_pending()
+        self.commits = 0   # transactions committed by commit(), for a caller that wants to know it was quiet
         try:
-            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                      timeout=LOCK_WAIT_S)
-            # Held from the first access until the master exits: no other process can open the journal
-            # meanwhile, and commits skip the per-transaction lock and shared-memory work.
-            self.db.execute("PRAGMA locking_mode=EXCLUSIVE")
-            if existed:
-                self._check_integrity()
-            self.db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL in WAL mode: a commit survives the master being killed; only an OS crash or power
-            # loss can take back the last commits. FULL would fsync each turn.
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(SCHEMA)
-            self._check_version()
-            self.db.execute("BEGIN IMMEDIATE")   # takes the write lock now, not at the first commit
-            self.db.execute("COMMIT")
+            self._open()
+            self._read_positions(max_log_bytes)
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc):
                 raise JournalCorrupt(self._unreadable(exc)) from None
@@ -111,15 +110,46 @@ class SqliteJournal(Journal):
                                "dir. Stop that master first, or give this one its own --data-dir.") from None
         except sqlite3.DatabaseError as exc:
             raise JournalCorrupt(self._unreadable(exc)) from None
+        except (LostCommits, ValueError) as exc:   # ValueError: a commit count that is not a number
+            raise JournalCorrupt(self._unreadable(exc)) from None
+
+    def _open(self) -> None:
+        existed = os.path.exists(self.path) and os.path.getsize(self.path) > 0
+        if not existed:
+            self.counter.forget()
+        _make_private(self.path)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=LOCK_WAIT_S)
+        # Held from the first access until the master exits: no other process can open the journal
+        # meanwhile, and commits skip the per-transaction lock and shared-memory work.
+        self.db.execute("PRAGMA locking_mode=EXCLUSIVE")
+        if existed:
+            self._check_integrity()
+        self.db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a commit survives the master being killed; only an OS crash or power
+        # loss can take back the last commits. FULL would fsync each turn.
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+        self._check_version()
+        self.db.execute("BEGIN IMMEDIATE")   # takes the write lock now, not at the first commit
+        add_checksums(self.db)
+        self.db.execute("INSERT OR IGNORE INTO meta VALUES (?, '0')", (COMMITS_KEY,))
+        self.db.execute("COMMIT")
+
+    def _read_positions(self, max_log_bytes: int) -> None:
+        """Where the journal is: commits held (checked against those acknowledged), rows to fold, ids."""
+        (held,) = self.db.execute("SELECT value FROM meta WHERE key = ?", (COMMITS_KEY,)).fetchone()
+        self.commits_held = int(held)   # commit()s this journal holds, over its whole life
+        self.counter.check(self.commits_held)
         self._stored_scripts: set = set()   # sha256 of the scripts already in the journal (or pending)
         (self._unfolded,) = self.db.execute("SELECT COALESCE(SUM(count), 0) FROM job_transitions").fetchone()
-        self._clear_pending()
-        self.commits = 0   # transactions committed by commit(), for a caller that wants to know it was quiet
         self._reply_ids: Dict[str, deque] = defaultdict(deque)   # per channel, the ids of its kept replies
         for row_id, channel in self.db.execute("SELECT id, channel FROM replies ORDER BY id"):
             self._reply_ids[channel].append(row_id)
         (self._next_reply_id,) = self.db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM replies").fetchone()
         self._replies_since_prune = 0
+        self._log_rows = LogRows.of_rows(max_log_bytes, self.db.execute(
+            "SELECT id, job_id, seq, length(CAST(text AS BLOB)) FROM logs ORDER BY id"))
+        self._doomed_logs: List[int] = []   # ids of log rows past the cap, until a commit deleted them
 
     def _unreadable(self, problem: Exception) -> str:
         return (f"journal {self.path} cannot be read ({problem}); the master will not start on it. "
@@ -141,6 +171,8 @@ class SqliteJournal(Journal):
             self.db.executescript(UPGRADE_FROM_1)
         elif row[0] == "2":
             self.db.execute(UPGRADE_FROM_2)
+        elif row[0] == "3":
+            self.db.execute(UPGRADE_ADD_STORE_MEMBERS)
         elif row[0] != str(SCHEMA_VERSION):
             raise sqlite3.DatabaseError(f"schema version {row[0]}, this Titan reads version {SCHEMA_VERSION}")
 
@@ -154,6 +186,7 @@ class SqliteJournal(Journal):
         self._agent_runs: Dict[str, Optional[str]] = {}
         self._logs: List[tuple] = []
         self._store: Dict[str, StoreValue] = {}
+        self._set_adds: Dict[str, set] = {}   # key -> members added since the last commit
         self._replies: List[tuple] = []
         self._deployed: Dict[str, tuple] = {}   # name -> (script, deployed_at)
 
@@ -173,6 +206,7 @@ class SqliteJournal(Journal):
         self._admitted.add(run.job_id)
         if replaced_seq is not None:
             self._replaced.append((run.job_id, replaced_seq, run.seq))
+            self._log_rows.forget(run.job_id)
         self.record_state(run)
 
     def record_state(self, run: JobRun) -> None:
@@ -192,14 +226,24 @@ class SqliteJournal(Journal):
         self._agent_runs[dag] = run_id
 
     def record_log(self, job_id: str, seq: int, attempt: int, stream: str, text: str) -> None:
-        self._logs.append((job_id, seq, attempt, stream, text))
+        self._logs.append((self._log_rows.new_row(job_id, seq, text), job_id, seq, attempt, stream, text))
 
     def record_store(self, key: str, value: StoreValue) -> None:
         """The key's value now; None when it was deleted."""
         self._store[key] = set(value) if isinstance(value, set) else value
+        self._set_adds.pop(key, None)
+
+    def record_set_add(self, key: str, member: str) -> None:
+        """A member added to the set at `key` (created by it if absent)."""
+        if key in self._store:   # written whole in this commit (or deleted first): one more member in it
+            whole = self._store[key]
+            self._store[key] = whole if isinstance(whole, set) else set()
+            self._store[key].add(member)
+        else:
+            self._set_adds.setdefault(key, set()).add(member)
 
     def record_deployed_script(self, name: str, script: bytes, deployed_at: float) -> None:
-        self._deployed[name] = (script, deployed_at)
+        self._deployed[name] = (script, float(deployed_at))   # as its REAL column gives it back, for its crc
 
     def record_reply(self, channel: str, rid: str, reply: bytes) -> None:
         self._replies.append((self._next_reply_id, channel, rid, reply))
@@ -213,8 +257,8 @@ class SqliteJournal(Journal):
 
     @property
     def has_pending(self) -> bool:
-        return bool(self._specs or self._states or self._dags or self._logs or self._store or self._replies
-                    or self._agent_runs or self._deployed)
+        return bool(self._specs or self._states or self._dags or self._logs or self._store or self._set_adds
+                    or self._replies or self._agent_runs or self._deployed)
 
     def commit(self) -> None:
         """Write everything recorded since the last commit in one transaction. If it cannot be written
@@ -223,20 +267,24 @@ class SqliteJournal(Journal):
             return
         with self._transaction() as db:
             self._write_jobs(db)
-            db.executemany("INSERT OR REPLACE INTO dags VALUES (?, ?)", self._dags.items())
+            _many(db, "INSERT OR REPLACE INTO dags VALUES (?, ?, ?)", with_crc(self._dags.items()))
             self._write_agent_runs(db)
-            db.executemany("INSERT INTO logs (job_id, seq, attempt, stream, text) VALUES (?, ?, ?, ?, ?)", self._logs)
+            self._write_logs(db)
             self._delete_replaced(db)   # last: a run replaced within this commit was written above
             self._write_store(db)
             pruned = self._write_replies(db)
-            db.executemany("INSERT OR REPLACE INTO deployed_scripts VALUES (?, ?, ?)",
-                           [(name, script, at) for name, (script, at) in self._deployed.items()])
+            _many(db, "INSERT OR REPLACE INTO deployed_scripts VALUES (?, ?, ?, ?)",
+                  with_crc((name, script, at) for name, (script, at) in self._deployed.items()))
             if self._unfolded > FORCED_COMPACT_AT:   # a master never idle still keeps the backlog bounded
                 self._fold(db, FORCED_COMPACT_BATCH)
+            db.execute("UPDATE meta SET value = ? WHERE key = ?", (str(self.commits_held + 1), COMMITS_KEY))
+        self.commits_held += 1
+        self.counter.write(self.commits_held)   # acknowledged from here on
         for channel, count in pruned.items():
             for _ in range(count):
                 self._reply_ids[channel].popleft()
         self.commits += 1
+        self._doomed_logs = []
         self._clear_pending()
 
     def compact(self, batch: int = COMPACT_BATCH) -> bool:
@@ -285,21 +333,23 @@ class SqliteJournal(Journal):
             return
         try:
             latest = {state[0]: state for state in states}   # a job's last change is the one that stays
-            db.executemany("INSERT OR REPLACE INTO job_states VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", latest.values())
+            db.executemany("INSERT OR REPLACE INTO job_states VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           with_crc(latest.values()))
         except (OverflowError, ValueError, TypeError, KeyError, sqlite3.InterfaceError,
                 sqlite3.ProgrammingError) as exc:
-            raise BadRow("job_transitions", _first_unwritable(db, last_id), exc) from None
+            raise BadRow("job_transitions", first_unwritable(db, last_id), exc) from None
         db.execute("DELETE FROM job_transitions WHERE id <= ?", (last_id,))
         self._unfolded = max(0, self._unfolded - folded)
 
     def _write_jobs(self, db: sqlite3.Connection) -> None:
-        db.executemany("INSERT OR IGNORE INTO scripts VALUES (?, ?)", self._scripts)
-        db.executemany("INSERT OR REPLACE INTO job_specs VALUES (?, ?, ?, ?)", self._specs)
+        _many(db, "INSERT OR IGNORE INTO scripts VALUES (?, ?, ?)", with_crc(self._scripts))
+        _many(db, "INSERT OR REPLACE INTO job_specs VALUES (?, ?, ?, ?, ?)", with_crc(self._specs))
         changed = [(run.job_id, run.seq, run.state.value, run.attempt, run.failures, run.worker_id, run.worker,
                     run.last_worker_id, run.reason, run.exit_code)
                    for run in self._states.values() if not self._is_as_admitted(run)]
         if changed:
-            db.execute("INSERT INTO job_transitions (count, states) VALUES (?, ?)", (len(changed), _pack(changed)))
+            db.executemany("INSERT INTO job_transitions (count, states, crc) VALUES (?, ?, ?)",
+                           with_crc([(len(changed), _pack(changed))]))
             self._unfolded += len(changed)
 
     def _is_as_admitted(self, run: JobRun) -> bool:
@@ -307,27 +357,47 @@ class SqliteJournal(Journal):
         run without one as PENDING, and the scheduler queues it again if its parents are done."""
         return run.attempt == 0 and run.state in UNFOLDED_STATES and run.job_id in self._admitted
 
+    def _write_logs(self, db: sqlite3.Connection) -> None:
+        """The new rows, less the oldest of each job's rows past its cap (pending or already written)."""
+        self._doomed_logs += self._log_rows.excess()
+        doomed = set(self._doomed_logs)
+        _many(db, "INSERT INTO logs (id, job_id, seq, attempt, stream, text, crc) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       with_crc(row for row in self._logs if row[0] not in doomed))
+        if doomed:
+            pending = {row[0] for row in self._logs}
+            _many(db, "DELETE FROM logs WHERE id = ?", [(row_id,) for row_id in doomed - pending])
+
     def _delete_replaced(self, db: sqlite3.Connection) -> None:
-        db.executemany("DELETE FROM job_specs WHERE seq = ?", [(old,) for _, old, _ in self._replaced])
-        db.executemany("DELETE FROM logs WHERE job_id = ? AND seq < ?", [(job, new) for job, _, new in self._replaced])
+        _many(db, "DELETE FROM job_specs WHERE seq = ?", [(old,) for _, old, _ in self._replaced])
+        _many(db, "DELETE FROM logs WHERE job_id = ? AND seq < ?", [(job, new) for job, _, new in self._replaced])
 
     def _write_agent_runs(self, db: sqlite3.Connection) -> None:
         # delete, then insert: a re-submitted DAG moves to the end of its run's list
-        db.executemany("DELETE FROM agent_runs WHERE dag = ?", [(dag,) for dag in self._agent_runs])
-        db.executemany("INSERT INTO agent_runs VALUES (?, ?)",
-                       [(dag, run_id) for dag, run_id in self._agent_runs.items() if run_id is not None])
+        _many(db, "DELETE FROM agent_runs WHERE dag = ?", [(dag,) for dag in self._agent_runs])
+        _many(db, "INSERT INTO agent_runs VALUES (?, ?, ?)",
+                       with_crc((dag, run_id) for dag, run_id in self._agent_runs.items() if run_id is not None))
 
     def _write_store(self, db: sqlite3.Connection) -> None:
-        deleted = [(key,) for key, value in self._store.items() if value is None]
-        db.executemany("DELETE FROM store WHERE key = ?", deleted)
-        kept = [(key, "set", _pack(sorted(value))) if isinstance(value, set) else (key, "string", _pack(value))
-                for key, value in self._store.items() if value is not None]
-        db.executemany("INSERT OR REPLACE INTO store VALUES (?, ?, ?)", kept)
+        """Whole values first (replacing any members the key had), then the members added one by one."""
+        if self._store:
+            _many(db, "DELETE FROM store_members WHERE key = ?", [(key,) for key in self._store])
+            _many(db, "DELETE FROM store WHERE key = ?", [(k,) for k, value in self._store.items() if value is None])
+            _many(db, "INSERT OR REPLACE INTO store VALUES (?, ?, ?, ?)", with_crc(
+                (key, "set", _pack([])) if isinstance(value, set) else (key, "string", _pack(value))
+                for key, value in self._store.items() if value is not None))
+            _many(db, "INSERT INTO store_members VALUES (?, ?, ?)", with_crc(
+                (key, member) for key, value in self._store.items() if isinstance(value, set) for member in value))
+        if self._set_adds:
+            _many(db, "INSERT OR IGNORE INTO store VALUES (?, ?, ?, ?)",
+                  with_crc((key, "set", _pack([])) for key in self._set_adds))
+            _many(db, "INSERT OR IGNORE INTO store_members VALUES (?, ?, ?)",
+                  with_crc((key, member) for key, members in self._set_adds.items() for member in members))
 
     def _write_replies(self, db: sqlite3.Connection) -> Dict[str, int]:
         """Insert the new replies, and now and then delete the oldest past REPLIES_KEPT per channel;
         returns how many of each channel's oldest ids to forget once the commit succeeded."""
-        db.executemany("INSERT INTO replies (id, channel, rid, reply) VALUES (?, ?, ?, ?)", self._replies)
+        _many(db, "INSERT INTO replies (id, channel, rid, reply, crc) VALUES (?, ?, ?, ?, ?)",
+                       with_crc(self._replies))
         self._replies_since_prune += len(self._replies)
         if self._replies_since_prune < REPLIES_KEPT // 10:   # prune now and then, not every turn
             return {}
@@ -345,13 +415,14 @@ class SqliteJournal(Journal):
         field this Titan does not know) refuses the whole journal, naming the row: skipping it would lose
         or rewind what was acknowledged (a finished job run again), and nobody would notice."""
         try:
+            verify_rows(self.db)
             while self.compact():
                 pass
             return self._load_all()
         except BadRow as bad:
             raise JournalCorrupt(self._bad_row(bad)) from None
-        except sqlite3.DatabaseError as exc:
-            raise JournalCorrupt(self._unreadable(exc)) from None
+        except (sqlite3.DatabaseError, ValueError, TypeError, KeyError, OverflowError, msgpack.UnpackException) as exc:
+            raise JournalCorrupt(self._unreadable(exc)) from None   # a value no row check caught
 
     def _bad_row(self, bad: "BadRow") -> str:
         return (f"journal {self.path}: row {bad.row!r} of table {bad.table} cannot be loaded "
@@ -370,6 +441,8 @@ class SqliteJournal(Journal):
         store_rows = self.db.execute("SELECT key, kind, value FROM store")
         recovered.store = dict(_each_row("store", store_rows, lambda key, kind, value: (
             key, set(_unpack(value)) if kind == "set" else _unpack(value))))
+        for key, member in self.db.execute("SELECT key, member FROM store_members"):
+            recovered.store.setdefault(key, set()).add(member)
         recovered.agent_runs = dict(self.db.execute("SELECT dag, run_id FROM agent_runs ORDER BY rowid"))
         recovered.deployed_scripts = [DeployedScript(name, script, at) for name, script, at in
                                       self.db.execute("SELECT name, script, deployed_at FROM deployed_scripts")]
@@ -384,59 +457,18 @@ class SqliteJournal(Journal):
             "ORDER BY s.seq")
         scripts = dict(self.db.execute("SELECT sha256, script FROM scripts"))
         self._stored_scripts = set(scripts)
-        return list(_each_row("job_specs", rows, lambda *row: _run_from_row(row, scripts)))
+        return list(_each_row("job_specs", rows, lambda *row: run_from_row(row, scripts)))
 
     def close(self) -> None:
         self.db.close()
+        self.counter.close()
 
 
-class BadRow(Exception):
-    """One row of the journal that cannot be read back; `row` is its key (or None when unknown)."""
-
-    def __init__(self, table: str, row, problem: Exception):
-        super().__init__(f"{table} row {row!r}: {problem}")
-        self.table, self.row, self.problem = table, row, problem
-
-
-def _each_row(table: str, rows, convert):
-    """convert(*row) for each row; a row that fails to convert raises BadRow naming it by its first column."""
-    row = None
-    try:
-        for row in rows:
-            yield convert(*row)
-    except (ValueError, TypeError, KeyError, msgpack.UnpackException) as exc:
-        raise BadRow(table, row[0] if row else None, exc) from None
-
-
-SECONDS_FIELDS = ("delay", "max_wait_seconds", "timeout")
-
-
-def _run_from_row(row: tuple, scripts: Dict[str, bytes]) -> JobRun:
-    seq, dag, spec, state, attempt, failures, worker_id, worker, last_worker_id, reason, code = row
-    fields = _unpack(spec)
-    if "script_sha256" in fields:   # journals before scripts were kept once hold them inline
-        fields["script"] = scripts[fields.pop("script_sha256")]
-    fields["parents"] = tuple(fields.get("parents") or ())
-    for name in SECONDS_FIELDS:   # older masters took a NaN, and every timer froze at each restart
-        value = fields.get(name)
-        if value is not None and value - value != 0:
-            raise ValueError(f"job {fields.get('job_id')!r}: {name} is {value}, not a finite number of seconds")
-    if state is None:   # never dispatched since it was admitted
-        state, attempt, failures = JobState.PENDING.value, 0, 0
-    return JobRun(spec=JobSpec(**fields), dag=dag, seq=seq, state=JobState(state), attempt=attempt,
-                  failures=failures, worker_id=worker_id, worker=worker, last_worker_id=last_worker_id,
-                  reason=reason, exit_code=code)
-
-
-def _first_unwritable(db: sqlite3.Connection, up_to_id: int):
-    """The id of the oldest job_transitions row holding a value SQLite cannot store (found only after an
-    insert failed, so folding pays nothing for the check)."""
-    for row_id, packed in db.execute("SELECT id, states FROM job_transitions WHERE id <= ? ORDER BY id", (up_to_id,)):
-        for state in _unpack(packed):
-            if not isinstance(state, list) or len(state) != 10 or any(
-                    isinstance(v, int) and not -2 ** 63 <= v < 2 ** 63 for v in state):
-                return row_id
-    return up_to_id
+def _many(db: sqlite3.Connection, sql: str, rows: list) -> None:
+    """executemany, skipped for no rows: most commits write a few of the tables, and each empty call
+    costs about as much as a small insert."""
+    if rows:
+        db.executemany(sql, rows)
 
 
 def _make_private(path: str) -> None:

@@ -29,6 +29,7 @@ import msgpack
 
 from titan import defaults
 from titan.core.store import INT64_MAX, INT64_MIN
+from titan.core.names import name_problem, shown_name
 from titan.core.jobs import ISOLATIONS, JOB_TYPE_ALIASES, SERVICE_JOB_TYPE, JobSpec, spec_to_dict
 from titan.net.messages import (ANY, ARTIFACT_KINDS, BATCH, CHANGING_OPS, CLIENT_OPS, CLIENT_RESULTS,  # noqa: F401
                                 ERROR_REPLY, EVENT_ENVELOPE, EVENTS, EVENTS_WELCOME, JOB_FIELDS, LOG_STREAMS,
@@ -273,8 +274,9 @@ def job_from_wire(raw, index: int = 0, same_script=lambda script: script,
         raise ProtocolError(f"job #{index} must be a map, got {type(raw).__name__}")
     if not _has_plain_job_fields(raw):   # the exact check, for its message (and the rare subclass)
         check_fields(_job_label(raw, index), raw, JOB_FIELDS)
-    if not raw["job_id"].strip():
-        raise ProtocolError(f"job #{index} has an empty job_id")
+    problem = name_problem(raw["job_id"])
+    if problem:
+        raise ProtocolError(f"job #{index}: job_id {shown_name(raw['job_id'])} {problem}")
     _use_canonical_job_type(raw)
     problem = _filename_problem(raw["filename"])
     if problem:
@@ -286,6 +288,9 @@ def job_from_wire(raw, index: int = 0, same_script=lambda script: script,
     parents = raw.get("parents") or []
     if not all(isinstance(p, str) for p in parents):
         raise ProtocolError(f"{_job_label(raw, index)}: every parent must be a job id string")
+    for parent in parents:
+        if name_problem(parent):
+            raise ProtocolError(f"{_job_label(raw, index)}: parent {shown_name(parent)} {name_problem(parent)}")
     if (raw.get("retries") or 0) < 0 or (raw.get("timeout") is not None and raw["timeout"] <= 0):
         raise ProtocolError(f"{_job_label(raw, index)}: retries must be >= 0 and timeout > 0 seconds")
     problem = _port_problem(raw)

@@ -18,10 +18,11 @@ from typing import Dict, List, Optional, Tuple
 
 from titan import defaults
 from titan.core.jobs import split_args
+from titan.core.names import folder_name
 from titan.net.protocol import split_archive_filename
 from titan.worker import reaper
 from titan.worker.sweeper import SWEEPER
-from titan.worker.workspaces import Workspace, Workspaces, safe_name
+from titan.worker.workspaces import Workspace, Workspaces
 
 READ_CHUNK_BYTES = 64 * 1024
 
@@ -232,7 +233,7 @@ def dag_dir(work_root: str, dag: Optional[str]) -> str:
     """The folder the jobs of `dag` share on this worker (made on first use); "" outside a DAG."""
     if not dag:
         return ""
-    path = os.path.join(work_root, "dags", safe_name(dag))
+    path = os.path.join(work_root, "dags", folder_name(dag))
     if not os.path.isdir(path):   # a stat, where a failing mkdir costs a journal lookup: most jobs find it
         os.makedirs(path, exist_ok=True)
     return path
