@@ -22,14 +22,14 @@ from titan.master.sqlite_journal import SCHEMA_VERSION, SqliteJournal
 def journal_at(request, tmp_path):
     """journal_at() opens the test's journal again (as a restarted master would), on either backend."""
     if request.param == "sqlite":
-        return lambda: SqliteJournal(str(tmp_path))
+        return lambda **options: SqliteJournal(str(tmp_path), **options)
     from titan.master.lease import Lease
     from titan.master.postgres_journal import PostgresJournal
     url = request.getfixturevalue("pg_url")
     lease = Lease(url, "test-master", "127.0.0.1:0")
     epoch = lease.try_take()
     lease.close()
-    return lambda: PostgresJournal(url, epoch)
+    return lambda **options: PostgresJournal(url, epoch, **options)
 
 
 def count_rows(journal, table: str) -> int:
@@ -373,3 +373,22 @@ def test_a_version_3_set_keeps_its_members_and_takes_new_ones(tmp_path):
     journal.commit()
     journal.close()
     assert SqliteJournal(str(tmp_path)).load().store == {"s": {"a", "b", "c"}}
+
+
+def test_set_members_and_capped_output_on_either_backend(journal_at):
+    journal = journal_at(max_log_bytes=2_000)
+    record(journal, run("chatty", 1))
+    for n in range(30):
+        journal.record_set_add("seen", f"m{n}")
+        journal.record_log("chatty", 1, 1, "stdout", f"{n:03d}" + "x" * 96 + "\n")   # 100 bytes a row
+        journal.commit()
+    journal.record_set_add("whole", "late")
+    journal.record_store("whole", {"a", "b"})   # a whole value replaces what was added before it
+    journal.commit()
+    assert count_rows(journal, "store_members") == 32
+    assert 20 <= count_rows(journal, "logs") <= 21   # the newest 2,000 bytes, in whole rows
+    journal.close()
+    recovered = journal_at(max_log_bytes=2_000).load()
+    assert recovered.store == {"seen": {f"m{n}" for n in range(30)}, "whole": {"a", "b"}}
+    output = "".join(text for _, _, _, text in recovered.logs)
+    assert output.endswith("029" + "x" * 96 + "\n") and not output.startswith("000")

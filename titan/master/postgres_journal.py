@@ -25,8 +25,9 @@ from titan.master.deployed_scripts import DeployedScript
 from titan.master.journal_logs import LogRows
 from titan.master.journal import (COMPACT_BATCH, Deposed, Journal, JournalCorrupt, JournalWriteError, Recovered,
                                   StoreValue)
+from titan.master.journal_check import BadRow, each_row as _each_row, run_from_row as _run_from_row
 from titan.master.sqlite_journal import (FORCED_COMPACT_AT, FORCED_COMPACT_BATCH, REPLIES_KEPT, UNFOLDED_STATES,
-                                         BadRow, _each_row, _pack, _run_from_row, _unpack)
+                                         _pack, _unpack)
 from titan.master.postgres_connect import connect, is_deposed, psycopg, redacted
 
 TRANSITION_ROWS_PER_READ = 256
