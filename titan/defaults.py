@@ -72,6 +72,9 @@ REPLY_CACHE_SIZE = 10_000
 DEFAULT_REQUIREMENT = "GENERAL"
 # How many of the newest DAG names stats() lists, for watchers (dashboard) that start after them.
 STATS_RECENT_DAGS = 100
+# What list_jobs and dag_runs return when not told how many (titan jobs --limit, titan dags --limit).
+JOBS_LISTED = 100
+DAG_RUNS_LISTED = 20
 DEFAULT_PRIORITY = 1
 DEFAULT_MAX_WAIT_SECONDS = 172_800
 

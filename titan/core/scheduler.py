@@ -17,6 +17,7 @@ from titan.core.dag import validate_dag
 from titan.core.effects import Admitted, Dispatch, Note, Publish, StopJob
 from titan.core.errors import JobConflict, UnknownDag, UnknownJob
 from titan.core.gates import SchedulerGates, add_gates, is_gate
+from titan.core.history import History, SchedulerHistory
 from titan.core.jobs import FINAL_STATES, TIMEOUT_ERROR, JobRun, JobSpec, JobState, check_transition, gate_id
 from titan.core.matching import WorkerView
 from titan.core.queries import SchedulerQueries
@@ -28,7 +29,7 @@ BY_REQUIREMENT, PINNED = "requirement", "worker"
 JOB_TOPICS = {state: f"job.{state.value}" for state in JobState}
 
 
-class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates):
+class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerHistory):
     def __init__(self, worker_dead_after: float = defaults.WORKER_DEAD_AFTER_S,
                  retry_backoff: float = defaults.RETRY_BACKOFF_S,
                  retry_backoff_max: float = defaults.RETRY_BACKOFF_MAX_S):
@@ -53,17 +54,33 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates):
         self.wants_event: Callable[[str], bool] = lambda topic: True
         # A gate's decision made before it opened (the master reads it from TitanStore), or None.
         self.decision_made_early: Callable[[str], Optional[str]] = lambda gate: None
+        self.history = History()
+        # Unix time minus the clock `now` is read from: what people are told of when things happened is
+        # wall-clock time, converted here alone (wall). The master sets it; a fake clock leaves it 0.
+        self.wall_offset = 0.0
+        self._wall_now: Optional[float] = None   # wall(now) of the call being handled
+
+    def wall(self, now: float) -> float:
+        return now + self.wall_offset
+
+    def _at(self, now: float) -> None:
+        self._wall_now = now + self.wall_offset
 
     # ----------------------------------------------------------------- submissions
 
     def submit(self, dag: Optional[str], specs: Sequence[JobSpec], now: float) -> list:
         """Accept a whole DAG or nothing. Raises InvalidDag or JobConflict before changing any state."""
+        self._at(now)
         ordered = validate_dag(dag or "", add_gates(specs, self._has_gate), self._is_known_job)
         self._check_not_active(dag, ordered)
+        dag_run = None
         if dag:
             self.dags[dag] = [spec.job_id for spec in ordered]
+            dag_run = self.history.open_dag_run(dag, self._wall_now)
             self._publish("dag.submitted", {"dag": dag, "jobs": len(ordered)})
-        runs = [self._admit(spec, dag, now) for spec in ordered]
+        runs = [self._admit(spec, dag, now, dag_run and dag_run.run_id) for spec in ordered]
+        if dag_run is not None:
+            dag_run.seqs = [run.seq for run in runs]
         for run in runs:
             self._resolve_parents(run, now)
         self._schedule(now)
@@ -87,10 +104,11 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates):
         if dag and not self._dag_finished(dag):
             raise JobConflict(f"DAG {dag!r} is still running; pick another name or cancel it first", dag=dag)
 
-    def _admit(self, spec: JobSpec, dag: Optional[str], now: float) -> JobRun:
+    def _admit(self, spec: JobSpec, dag: Optional[str], now: float, dag_run: Optional[str]) -> JobRun:
         self._next_seq += 1
-        run = JobRun(spec=spec, dag=dag, seq=self._next_seq, submitted_at=now,
-                     not_before=now + max(0.0, spec.delay))
+        run = JobRun(spec=spec, dag=dag, seq=self._next_seq, submitted_at=self._wall_now,
+                     not_before=now + max(0.0, spec.delay), dag_run=dag_run)
+        self.history.admitted(run)
         earlier = self.jobs.get(run.job_id)
         self._effects.append(Admitted(run.job_id, replaced_seq=None if earlier is None else earlier.seq))
         self._add_run(run)
@@ -154,6 +172,7 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates):
     def worker_joined(self, worker_id: str, name: str, capabilities: Iterable[str], slots: int,
                       info: dict, now: float, running: Iterable[Tuple[str, int]] = ()) -> list:
         """A worker registers, saying which (job id, attempt) it is still running."""
+        self._at(now)
         worker = self.workers.get(worker_id)
         if worker is None:
             caps = frozenset(capabilities) | {defaults.DEFAULT_REQUIREMENT}
@@ -180,6 +199,8 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates):
         if (current and run.state == JobState.QUEUED and run.last_worker_id == worker.worker_id
                 and worker.free_slots > 0):
             self._assign(run, worker)                  # declared dead too early: let it finish there
+            if run.ended_attempts and run.ended_attempts[-1][0] == run.attempt:
+                run.ended_attempts.pop()               # that attempt did not end after all
             self._transition(run, JobState.RUNNING, f"worker {worker.name!r} came back still running it")
             return
         self._effects.append(StopJob(worker.worker_id, job_id, attempt))
@@ -201,6 +222,7 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates):
             worker.last_seen = min(now, worker.last_seen + seconds)
 
     def worker_left(self, worker_id: str, reason: str, now: float) -> list:
+        self._at(now)
         if worker_id in self.workers:
             self._drop_worker(worker_id, reason, "worker.left")
             self._schedule(now)
@@ -226,6 +248,7 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates):
     def job_finished(self, worker_id: str, job_id: str, attempt: int, exit_code: int, now: float,
                      error: Optional[str] = None) -> list:
         """A worker reports an attempt's end. Results for anything but the current attempt are ignored."""
+        self._at(now)
         run = self.jobs.get(job_id)
         if run is None or run.state != JobState.RUNNING or run.worker_id != worker_id or run.attempt != attempt:
             sender = self.workers[worker_id].name if worker_id in self.workers else f"connection {worker_id}"
@@ -233,7 +256,7 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates):
                                       f"(exit {exit_code}) from worker {sender}"))
             return self._take_effects()
         self._release_slot(run)
-        run.exit_code, run.ended_at = exit_code, now
+        run.exit_code = exit_code
         if is_service(run.spec):
             self._service_exited(run, exit_code, error, now)
         elif exit_code == 0:
@@ -271,6 +294,7 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates):
     # ----------------------------------------------------------------- cancel
 
     def cancel(self, job_id: str, now: float, reason: str = "cancelled by request") -> list:
+        self._at(now)
         run = self.jobs.get(job_id)
         if run is None:
             raise UnknownJob(f"no job {job_id!r} on this master", job_id=job_id)
@@ -280,6 +304,7 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates):
         return self._take_effects()
 
     def cancel_dag(self, dag: str, now: float) -> list:
+        self._at(now)
         if dag not in self.dags:
             raise UnknownDag(f"no DAG {dag!r} on this master", dag=dag)
         for job_id in self.dags[dag]:
@@ -295,7 +320,6 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates):
         if run.state == JobState.RUNNING:
             self._effects.append(StopJob(run.worker_id, run.job_id, run.attempt))
             self._release_slot(run)
-        run.ended_at = now
         self._forget_parents(run)
         self._transition(run, JobState.CANCELLED, reason)
         self._settle_children(run, now)
@@ -309,6 +333,7 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates):
     # ----------------------------------------------------------------- time
 
     def tick(self, now: float) -> list:
+        self._at(now)
         for worker in [w for w in self.workers.values() if now - w.last_seen > self.worker_dead_after]:
             self._drop_worker(worker.worker_id, f"no heartbeat for {now - worker.last_seen:.1f}s", "worker.dead")
         for kind, seq, job_id in self._deadlines.due(now):
@@ -324,7 +349,6 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates):
         elif kind == timers.BACKOFF and run.state == JobState.QUEUED:
             self._push_ready(run)
         elif kind == timers.GATE and run.state == JobState.WAITING_APPROVAL:
-            run.ended_at = now
             self._transition(run, JobState.FAILED, f"no decision within {run.spec.max_wait_seconds:g}s")
             self._settle_children(run, now)
         elif kind == timers.ORPHAN and run.job_id in self._orphans:
@@ -338,13 +362,18 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates):
 
     # ----------------------------------------------------------------- recovery
 
-    def restore(self, runs: Sequence[JobRun], dags: Dict[str, List[str]], now: float) -> list:
+    def restore(self, runs: Sequence[JobRun], dags: Dict[str, List[str]], now: float,
+                past_runs: Sequence[JobRun] = (), dag_runs: Sequence = ()) -> list:
         """Rebuild from a journal after a restart. RUNNING jobs wait `worker_dead_after` for their worker
         to re-register and claim them; then they are queued again."""
+        self._at(now)
         self.dags = {name: list(ids) for name, ids in dags.items()}
         for run in sorted(runs, key=lambda r: r.seq):
             self._add_run(run)
             self._next_seq = max(self._next_seq, run.seq)
+        self.history.restore([*runs, *past_runs], dag_runs)
+        self._next_seq = max([self._next_seq, *(run.seq for run in past_runs)])
+        self._restore_dag_runs()
         for run in sorted(runs, key=lambda r: r.seq):
             self._restore_run(run, now)
         self._schedule(now)
@@ -370,6 +399,7 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates):
         self._dispatch_held = True
 
     def release_dispatches(self, now: float) -> list:
+        self._at(now)
         self._dispatch_held = False
         self._schedule(now)
         return self._take_effects()
@@ -415,8 +445,9 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates):
 
     def _start(self, run: JobRun, worker: WorkerView, now: float) -> None:
         run.attempt += 1
-        run.started_at = now
+        run.started_at, run.exit_code = self._wall_now, None
         self._assign(run, worker)
+        self.history.started(run)
         self._transition(run, JobState.RUNNING, None)
         self._effects.append(Dispatch(worker.worker_id, run.job_id, run.attempt))
 
@@ -434,9 +465,12 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates):
 
     def _transition(self, run: JobRun, new: JobState, reason: Optional[str]) -> None:
         check_transition(run.job_id, run.state, new)
+        if run.state == JobState.RUNNING:
+            self._end_attempt(run, reason)
         self.state_counts[run.state] -= 1
         self.state_counts[new] += 1
         run.state, run.reason = new, reason
+        self._stamp(run, new)
         if new != JobState.RUNNING:
             run.service_up = False
         if new == JobState.QUEUED:
@@ -445,6 +479,7 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates):
         if run.dag and new.is_final:
             self._dag_open[run.dag] -= 1
             if self._dag_finished(run.dag):
+                self._close_dag_run(run.dag, self._wall_now)
                 self._publish_dag_finished(run.dag)
 
     def _publish_job(self, run: JobRun) -> None:

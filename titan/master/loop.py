@@ -38,6 +38,7 @@ from titan.net.protocol import ProtocolError
 log = logging.getLogger("titan.master")
 
 WORKER_GONE_TOPICS = frozenset({"worker.left", "worker.dead"})
+DAG_RUN_TOPICS = frozenset({"dag.submitted", "dag.finished"})   # a DAG run began or ended: journal it
 TO_WORKER = protocol.MASTER_TO_WORKER_OPS
 # How many messages one socket may hand the loop per turn, so one busy peer cannot starve the others.
 BATCH_PER_SOCKET = 256
@@ -49,6 +50,7 @@ class Master(RequestHandlers):
         self.scheduler = Scheduler(worker_dead_after=config.worker_dead_after, retry_backoff=config.retry_backoff,
                                    retry_backoff_max=config.retry_backoff_max)
         self.scheduler.wants_event = self._is_wanted
+        self.scheduler.wall_offset = time.time() - time.monotonic()
         self.scheduler.decision_made_early = self._decision_made_early
         self.store = Store(config.limits.store_value_bytes, config.limits.store_keys)
         self.deployed_scripts = DeployedScripts()
@@ -132,7 +134,8 @@ class Master(RequestHandlers):
             for rid, reply in replies:
                 self.replies[channel].put(rid, reply)
         self.dag_agent_run.update(recovered.agent_runs)
-        self._apply(self.scheduler.restore(recovered.runs, recovered.dags, time.monotonic()))
+        self._apply(self.scheduler.restore(recovered.runs, recovered.dags, time.monotonic(),
+                                           recovered.past_runs, recovered.dag_runs))
         if self.guard is not None:   # jobs still running keep their keys across the restart
             for run in recovered.runs:
                 if run.state == JobState.RUNNING:
@@ -170,6 +173,7 @@ class Master(RequestHandlers):
         """Let the scheduler act on time; first excuse the workers for any time the master itself lost
         (its heartbeats waited unread), so a paused master does not declare live workers dead."""
         now = time.monotonic()
+        self.scheduler.wall_offset = time.time() - now   # follows the wall clock if it is set
         stalled = now - self._last_tick
         if stalled > defaults.MASTER_STALL_S:
             log.warning("the master did not look at its clock for %.1fs (paused or overloaded); "
@@ -461,6 +465,8 @@ class Master(RequestHandlers):
                 self._publish(effect.topic, effect.body)
                 if effect.topic in WORKER_GONE_TOPICS:
                     self._scripts_sent.pop(effect.body["worker_id"], None)
+                elif effect.topic in DAG_RUN_TOPICS and self.journal is not None:
+                    self.journal.record_dag_run(self.scheduler.history.latest_dag_run(effect.body["dag"]))
             elif isinstance(effect, Dispatch):
                 self._dispatch(effect)
             elif isinstance(effect, StopJob):
@@ -475,6 +481,8 @@ class Master(RequestHandlers):
         self.logs.reset(effect.job_id)
         if self.journal is not None:
             run = self.scheduler.jobs[effect.job_id]
+            if effect.replaced_seq is not None:
+                self.journal.record_past_run(self.scheduler.history.runs[effect.replaced_seq])
             self.journal.record_submission(run, effect.replaced_seq, self._script_digest(run.spec.script))
 
     def _dispatch(self, effect: Dispatch) -> None:
@@ -510,7 +518,7 @@ class Master(RequestHandlers):
         grace = defaults.LOST_DISPATCH_HEARTBEATS * self.config.heartbeat_interval
         for job_id in sorted(self.scheduler.workers[worker_id].running - held):
             run = self.scheduler.jobs[job_id]
-            if run.started_at is not None and now - run.started_at > grace:
+            if run.started_at is not None and self.scheduler.wall(now) - run.started_at > grace:
                 log.warning("worker %s never received job %s attempt %d; sending it again",
                             run.worker, job_id, run.attempt)
                 self._resend_dispatch(worker_id, job_id, run.attempt)

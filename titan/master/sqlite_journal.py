@@ -24,6 +24,7 @@ import msgpack
 
 from titan import defaults
 from titan.core.jobs import JobRun, JobSpec, JobState, spec_to_dict
+from titan.master import history_journal as history
 from titan.master.deployed_scripts import DeployedScript
 from titan.master.journal import COMPACT_BATCH, Journal, JournalCorrupt, JournalInUse, JournalWriteError, Recovered, StoreValue
 
@@ -102,6 +103,7 @@ class SqliteJournal(Journal):
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
             self._check_version()
+            history.add_history(self.db)
             self.db.execute("BEGIN IMMEDIATE")   # takes the write lock now, not at the first commit
             self.db.execute("COMMIT")
         except sqlite3.OperationalError as exc:
@@ -156,6 +158,8 @@ class SqliteJournal(Journal):
         self._store: Dict[str, StoreValue] = {}
         self._replies: List[tuple] = []
         self._deployed: Dict[str, tuple] = {}   # name -> (script, deployed_at)
+        self._past_runs: Dict[int, JobRun] = {}
+        self._dag_runs: Dict[str, object] = {}   # run id -> titan.core.history.DagRun
 
     # ----------------------------------------------------------------- recording (buffered until commit)
 
@@ -163,7 +167,7 @@ class SqliteJournal(Journal):
         """A new run of a job; the run it replaces (`replaced_seq`) loses its spec and logs. Its script
         is written once for all the jobs that share it (`script_sha256`, as the master computed it);
         specs name it by hash (10,000 jobs of one script are common)."""
-        spec = spec_to_dict(run.spec)
+        spec = history.with_spec_extras(spec_to_dict(run.spec), run)
         script = spec.pop("script")
         spec["script_sha256"] = script_sha256
         if script_sha256 not in self._stored_scripts:
@@ -191,6 +195,12 @@ class SqliteJournal(Journal):
         self._agent_runs.pop(dag, None)
         self._agent_runs[dag] = run_id
 
+    def record_past_run(self, run: JobRun) -> None:
+        self._past_runs[run.seq] = run
+
+    def record_dag_run(self, dag_run) -> None:
+        self._dag_runs[dag_run.run_id] = dag_run
+
     def record_log(self, job_id: str, seq: int, attempt: int, stream: str, text: str) -> None:
         self._logs.append((job_id, seq, attempt, stream, text))
 
@@ -214,7 +224,7 @@ class SqliteJournal(Journal):
     @property
     def has_pending(self) -> bool:
         return bool(self._specs or self._states or self._dags or self._logs or self._store or self._replies
-                    or self._agent_runs or self._deployed)
+                    or self._agent_runs or self._deployed or self._past_runs or self._dag_runs)
 
     def commit(self) -> None:
         """Write everything recorded since the last commit in one transaction. If it cannot be written
@@ -227,6 +237,8 @@ class SqliteJournal(Journal):
             self._write_agent_runs(db)
             db.executemany("INSERT INTO logs (job_id, seq, attempt, stream, text) VALUES (?, ?, ?, ?, ?)", self._logs)
             self._delete_replaced(db)   # last: a run replaced within this commit was written above
+            history.write_past_runs(db, self._past_runs.values())
+            history.write_dag_runs(db, self._dag_runs.values())
             self._write_store(db)
             pruned = self._write_replies(db)
             db.executemany("INSERT OR REPLACE INTO deployed_scripts VALUES (?, ?, ?)",
@@ -285,7 +297,9 @@ class SqliteJournal(Journal):
             return
         try:
             latest = {state[0]: state for state in states}   # a job's last change is the one that stays
-            db.executemany("INSERT OR REPLACE INTO job_states VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", latest.values())
+            db.executemany("INSERT OR REPLACE INTO job_states VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           [state[:history.STATE_COLUMNS] for state in latest.values()])
+            history.write_run_times(db, latest.values())
         except (OverflowError, ValueError, TypeError, KeyError, sqlite3.InterfaceError,
                 sqlite3.ProgrammingError) as exc:
             raise BadRow("job_transitions", _first_unwritable(db, last_id), exc) from None
@@ -296,7 +310,7 @@ class SqliteJournal(Journal):
         db.executemany("INSERT OR IGNORE INTO scripts VALUES (?, ?)", self._scripts)
         db.executemany("INSERT OR REPLACE INTO job_specs VALUES (?, ?, ?, ?)", self._specs)
         changed = [(run.job_id, run.seq, run.state.value, run.attempt, run.failures, run.worker_id, run.worker,
-                    run.last_worker_id, run.reason, run.exit_code)
+                    run.last_worker_id, run.reason, run.exit_code, *history.history_state(run))
                    for run in self._states.values() if not self._is_as_admitted(run)]
         if changed:
             db.execute("INSERT INTO job_transitions (count, states) VALUES (?, ?)", (len(changed), _pack(changed)))
@@ -310,6 +324,7 @@ class SqliteJournal(Journal):
     def _delete_replaced(self, db: sqlite3.Connection) -> None:
         db.executemany("DELETE FROM job_specs WHERE seq = ?", [(old,) for _, old, _ in self._replaced])
         db.executemany("DELETE FROM logs WHERE job_id = ? AND seq < ?", [(job, new) for job, _, new in self._replaced])
+        history.forget_replaced(db, [old for _, old, _ in self._replaced])
 
     def _write_agent_runs(self, db: sqlite3.Connection) -> None:
         # delete, then insert: a re-submitted DAG moves to the end of its run's list
@@ -362,6 +377,8 @@ class SqliteJournal(Journal):
     def _load_all(self) -> Recovered:
         recovered = Recovered()
         recovered.runs = self._load_runs()
+        recovered.past_runs = history.load_past_runs(self.db)
+        recovered.dag_runs = history.load_dag_runs(self.db)
         recovered.dags = dict(_each_row("dags", self.db.execute("SELECT name, job_ids FROM dags"),
                                         lambda name, ids: (name, _unpack(ids))))
         recovered.logs = list(self.db.execute(
@@ -380,8 +397,8 @@ class SqliteJournal(Journal):
     def _load_runs(self) -> List[JobRun]:
         rows = self.db.execute(
             "SELECT s.seq, s.dag, s.spec, j.state, j.attempt, j.failures, j.worker_id, j.worker, "
-            "j.last_worker_id, j.reason, j.exit_code FROM job_specs s LEFT JOIN job_states j ON j.seq = s.seq "
-            "ORDER BY s.seq")
+            "j.last_worker_id, j.reason, j.exit_code, t.times FROM job_specs s LEFT JOIN job_states j ON j.seq = s.seq "
+            "LEFT JOIN run_times t ON t.seq = s.seq ORDER BY s.seq")
         scripts = dict(self.db.execute("SELECT sha256, script FROM scripts"))
         self._stored_scripts = set(scripts)
         return list(_each_row("job_specs", rows, lambda *row: _run_from_row(row, scripts)))
@@ -412,8 +429,9 @@ SECONDS_FIELDS = ("delay", "max_wait_seconds", "timeout")
 
 
 def _run_from_row(row: tuple, scripts: Dict[str, bytes]) -> JobRun:
-    seq, dag, spec, state, attempt, failures, worker_id, worker, last_worker_id, reason, code = row
+    seq, dag, spec, state, attempt, failures, worker_id, worker, last_worker_id, reason, code, times = row
     fields = _unpack(spec)
+    extras = history.pop_spec_extras(fields)
     if "script_sha256" in fields:   # journals before scripts were kept once hold them inline
         fields["script"] = scripts[fields.pop("script_sha256")]
     fields["parents"] = tuple(fields.get("parents") or ())
@@ -423,9 +441,10 @@ def _run_from_row(row: tuple, scripts: Dict[str, bytes]) -> JobRun:
             raise ValueError(f"job {fields.get('job_id')!r}: {name} is {value}, not a finite number of seconds")
     if state is None:   # never dispatched since it was admitted
         state, attempt, failures = JobState.PENDING.value, 0, 0
-    return JobRun(spec=JobSpec(**fields), dag=dag, seq=seq, state=JobState(state), attempt=attempt,
-                  failures=failures, worker_id=worker_id, worker=worker, last_worker_id=last_worker_id,
-                  reason=reason, exit_code=code)
+    run = JobRun(spec=JobSpec(**fields), dag=dag, seq=seq, state=JobState(state), attempt=attempt,
+                 failures=failures, worker_id=worker_id, worker=worker, last_worker_id=last_worker_id,
+                 reason=reason, exit_code=code)
+    return history.apply_times(run, extras, times)
 
 
 def _first_unwritable(db: sqlite3.Connection, up_to_id: int):
@@ -433,7 +452,7 @@ def _first_unwritable(db: sqlite3.Connection, up_to_id: int):
     insert failed, so folding pays nothing for the check)."""
     for row_id, packed in db.execute("SELECT id, states FROM job_transitions WHERE id <= ? ORDER BY id", (up_to_id,)):
         for state in _unpack(packed):
-            if not isinstance(state, list) or len(state) != 10 or any(
+            if not isinstance(state, list) or len(state) < history.STATE_COLUMNS or any(
                     isinstance(v, int) and not -2 ** 63 <= v < 2 ** 63 for v in state):
                 return row_id
     return up_to_id

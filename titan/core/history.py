@@ -1,0 +1,276 @@
+"""What happened, kept for people to ask: every run of every job (past runs of a re-submitted job too),
+each DAG submission as a run of its own, and indexes that answer list_jobs without a pass over every job.
+
+A job id names its latest run (Scheduler.jobs); a run's `seq` names one run for ever. A re-submitted job
+gets a new run and the earlier one stays here as it ended, so an earlier DAG run's record never changes.
+
+The indexes are lists of seqs, appended as things happen (cheap on the scheduling path) and sorted only
+when someone asks. An entry whose run has moved on (another state) is skipped when read and dropped when
+the list is rebuilt, which happens once stale entries outnumber live ones.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Optional
+
+from titan.core.errors import RequestRejected, UnknownDag
+from titan.core.jobs import JobRun, JobState
+
+LIST_LIMIT_MAX = 1_000   # jobs one list_jobs reply may hold
+# A state index is rebuilt when it holds more than this many entries per live one, plus the slack.
+STALE_FACTOR, STALE_SLACK = 2, 1_000
+
+
+@dataclass(slots=True)
+class DagRun:
+    """One submission of a DAG: its jobs' runs (by seq), when it started and ended, and how."""
+    run_id: str
+    dag: str
+    number: int
+    submitted_at: Optional[float]
+    seqs: list
+    ended_at: Optional[float] = None
+    outcome: Optional[str] = None   # COMPLETED, FAILED or CANCELLED once ended
+
+    def describe(self) -> dict:
+        duration = None
+        if self.ended_at is not None and self.submitted_at is not None:
+            duration = round(self.ended_at - self.submitted_at, 6)
+        return {"run": self.run_id, "dag": self.dag, "submitted_at": self.submitted_at,
+                "ended_at": self.ended_at, "jobs": len(self.seqs), "outcome": self.outcome or "RUNNING",
+                "duration_s": duration}
+
+
+def dag_run_id(dag: str, number: int) -> str:
+    return f"{dag}#{number}"
+
+
+def outcome_of(states: Iterable[JobState]) -> str:
+    """A DAG run failed if any job failed, was cancelled if any was (and none failed), else completed."""
+    seen = set(states)
+    if JobState.FAILED in seen:
+        return JobState.FAILED.value
+    if JobState.CANCELLED in seen:
+        return JobState.CANCELLED.value
+    return JobState.COMPLETED.value
+
+
+class _SeqIndex:
+    """Seqs of runs, appended in any order, sorted (and de-duplicated) when read."""
+
+    __slots__ = ("seqs", "sorted")
+
+    def __init__(self):
+        self.seqs: list = []
+        self.sorted = True
+
+    def add(self, seq: int) -> None:
+        if self.seqs and seq <= self.seqs[-1]:
+            self.sorted = False
+        self.seqs.append(seq)
+
+    def ordered(self) -> list:
+        if not self.sorted:
+            self.seqs = sorted(set(self.seqs))
+            self.sorted = True
+        return self.seqs
+
+    def keep(self, wanted) -> None:
+        self.seqs = [seq for seq in self.ordered() if wanted(seq)]
+
+
+class History:
+    """Every run kept (seq -> run), DAG runs per DAG, and the indexes list_jobs reads."""
+
+    def __init__(self):
+        self.runs: Dict[int, JobRun] = {}
+        self.dag_runs: Dict[str, List[DagRun]] = {}
+        self._all = _SeqIndex()
+        self._by_dag: Dict[str, _SeqIndex] = {}
+        self._by_worker: Dict[str, _SeqIndex] = {}
+        self._by_state: Dict[JobState, _SeqIndex] = {state: _SeqIndex() for state in JobState}
+
+    # ----------------------------------------------------------------- as things happen
+
+    def admitted(self, run: JobRun) -> None:
+        self.runs[run.seq] = run
+        self._all.add(run.seq)
+        self._by_state[run.state].add(run.seq)
+        if run.dag:
+            self._by_dag.setdefault(run.dag, _SeqIndex()).add(run.seq)
+
+    def entered(self, run: JobRun, state: JobState, live_count: int) -> None:
+        index = self._by_state[state]
+        index.add(run.seq)
+        if len(index.seqs) > STALE_FACTOR * live_count + STALE_SLACK:
+            index.keep(lambda seq: seq in self.runs and self.runs[seq].state == state)
+
+    def started(self, run: JobRun) -> None:
+        self._by_worker.setdefault(run.worker, _SeqIndex()).add(run.seq)
+
+    def open_dag_run(self, dag: str, submitted_at: Optional[float]) -> DagRun:
+        runs = self.dag_runs.setdefault(dag, [])
+        number = runs[-1].number + 1 if runs else 1
+        dag_run = DagRun(dag_run_id(dag, number), dag, number, submitted_at, [])
+        runs.append(dag_run)
+        return dag_run
+
+    def latest_dag_run(self, dag: str) -> Optional[DagRun]:
+        runs = self.dag_runs.get(dag)
+        return runs[-1] if runs else None
+
+    # ----------------------------------------------------------------- after a restart
+
+    def restore(self, runs: Iterable[JobRun], dag_runs: Iterable[DagRun]) -> None:
+        """Runs (current and past) and DAG runs from a journal, in any order."""
+        for run in sorted(runs, key=lambda r: r.seq):
+            self.admitted(run)
+            for worker in {a[1] for a in run.ended_attempts or ()} | ({run.worker} if run.worker else set()):
+                self._by_worker.setdefault(worker, _SeqIndex()).add(run.seq)
+        for dag_run in sorted(dag_runs, key=lambda d: d.number):
+            self.dag_runs.setdefault(dag_run.dag, []).append(dag_run)
+
+    # ----------------------------------------------------------------- reading
+
+    def list_runs(self, state: Optional[JobState], dag: Optional[str], worker: Optional[str],
+                  since: Optional[float], until: Optional[float], limit: int, before: Optional[int]) -> tuple:
+        """Runs matching every filter given, newest (highest seq) first, at most `limit`, below seq
+        `before`; and the seq to continue from (None when there are no more)."""
+        candidates = self._smallest_index(state, dag, worker)
+        position = len(candidates) if before is None else bisect_left(candidates, before)
+        found: list = []
+        for i in range(position - 1, -1, -1):
+            run = self.runs.get(candidates[i])
+            if run is None or not _matches(run, state, dag, worker, until):
+                continue
+            if since is not None and (run.submitted_at is None or run.submitted_at < since):
+                break   # runs are submitted in seq order: every one further down is older still
+            if len(found) == limit:
+                return found, found[-1].seq
+            found.append(run)
+        return found, None
+
+    def _smallest_index(self, state: Optional[JobState], dag: Optional[str], worker: Optional[str]) -> list:
+        choices = [self._all]
+        if state is not None:
+            choices.append(self._by_state[state])
+        if dag is not None:
+            choices.append(self._by_dag.get(dag, _SeqIndex()))
+        if worker is not None:
+            choices.append(self._by_worker.get(worker, _SeqIndex()))
+        return min(choices, key=lambda index: len(index.seqs)).ordered()
+
+
+def _matches(run: JobRun, state: Optional[JobState], dag: Optional[str], worker: Optional[str],
+             until: Optional[float]) -> bool:
+    if state is not None and run.state != state:
+        return False
+    if dag is not None and run.dag != dag:
+        return False
+    if until is not None and (run.submitted_at is None or run.submitted_at >= until):
+        return False
+    return worker is None or run.worker == worker or any(a[1] == worker for a in run.ended_attempts or ())
+
+
+def job_entry(run: JobRun) -> dict:
+    """One run as list_jobs shows it."""
+    times = run.times()
+    worker = run.worker or (times["attempts"][-1]["worker"] if times["attempts"] else None)
+    return {"job_id": run.job_id, "dag": run.dag, "run": run.dag_run, "state": run.state.value,
+            "requirement": run.spec.requirement, "worker": worker, "submitted_at": run.submitted_at,
+            "started_at": run.started_at, "ended_at": run.ended_at, "run_seconds": times["run_seconds"],
+            "wait_seconds": times["wait_seconds"], "exit_code": run.exit_code, "reason": run.reason,
+            "attempts": times["attempts"]}
+
+
+class SchedulerHistory:
+    """Mixed into Scheduler: list_jobs, dag_runs and the latest run of a DAG."""
+
+    def list_jobs(self, state: Optional[str] = None, dag: Optional[str] = None, since: Optional[float] = None,
+                  until: Optional[float] = None, worker: Optional[str] = None, limit: int = 100,
+                  cursor: Optional[str] = None) -> dict:
+        wanted = _state_named(state)
+        if not 1 <= limit <= LIST_LIMIT_MAX:
+            raise RequestRejected(f"limit must be 1 to {LIST_LIMIT_MAX}, got {limit}")
+        runs, next_seq = self.history.list_runs(wanted, dag, worker, since, until, limit, _cursor_seq(cursor))
+        return {"jobs": [job_entry(run) for run in runs],
+                "next_cursor": None if next_seq is None else str(next_seq)}
+
+    def dag_runs(self, dag: str, limit: int = 20) -> list:
+        runs = self.history.dag_runs.get(dag)
+        if not runs:
+            raise UnknownDag(f"no DAG {dag!r} on this master", dag=dag)
+        if limit < 1:
+            raise RequestRejected(f"limit must be at least 1, got {limit}")
+        return [dag_run.describe() for dag_run in reversed(runs[-limit:])]
+
+    def _end_attempt(self, run: JobRun, reason: Optional[str]) -> None:
+        if run.ended_attempts is None:
+            run.ended_attempts = []
+        run.ended_attempts.append([run.attempt, run.worker, run.started_at, self._wall_now, run.exit_code, reason])
+
+    def _stamp(self, run: JobRun, new: JobState) -> None:
+        """The run's times, and the history's index of who is in which state."""
+        if new == JobState.QUEUED and run.queued_at is None:
+            run.queued_at = self._wall_now
+        elif new.is_final:
+            run.ended_at = self._wall_now
+        self.history.entered(run, new, self.state_counts[new])
+
+    def _close_dag_run(self, dag: str, ended_at: Optional[float]) -> None:
+        latest = self.history.latest_dag_run(dag)
+        if latest is not None and latest.ended_at is None:
+            runs = self.history.runs
+            latest.ended_at = ended_at
+            latest.outcome = outcome_of(runs[seq].state for seq in latest.seqs if seq in runs)
+
+    def _restore_dag_runs(self) -> None:
+        """A DAG from a journal of before DAG runs gets one run: its jobs as they are. A run that ended
+        without its end being written (a crash in between) ends when its last job did."""
+        for dag, job_ids in self.dags.items():
+            if dag not in self.history.dag_runs:
+                dag_run = self.history.open_dag_run(dag, None)
+                dag_run.seqs = [self.jobs[j].seq for j in job_ids if j in self.jobs and self.jobs[j].dag == dag]
+                for seq in dag_run.seqs:
+                    self.history.runs[seq].dag_run = dag_run.run_id
+            latest = self.history.latest_dag_run(dag)
+            if latest.ended_at is None and self._dag_finished(dag):
+                ends = [self.history.runs[s].ended_at for s in latest.seqs if s in self.history.runs]
+                self._close_dag_run(dag, max([e for e in ends if e is not None], default=self._wall_now))
+
+    def _latest_run_jobs(self, dag: str, now: Optional[float]) -> Optional[list]:
+        """What the DAG's latest run's jobs say: a job's current run with its live reason, an earlier run
+        (the job was submitted again since) as it ended."""
+        latest = self.history.latest_dag_run(dag)
+        if latest is None:
+            return None
+        described = []
+        for seq in latest.seqs:
+            run = self.history.runs.get(seq)
+            if run is None:
+                continue
+            current = self.jobs.get(run.job_id)
+            described.append(self.describe_job(run.job_id, now) if current is run else run.describe())
+        return described
+
+
+def _state_named(state: Optional[str]) -> Optional[JobState]:
+    if state is None:
+        return None
+    try:
+        return JobState(state.upper())
+    except ValueError:
+        raise RequestRejected(f"unknown state {state!r}; one of {', '.join(s.value for s in JobState)}",
+                              state=state) from None
+
+
+def _cursor_seq(cursor: Optional[str]) -> Optional[int]:
+    if cursor is None:
+        return None
+    try:
+        return int(cursor)
+    except ValueError:
+        raise RequestRejected(f"cursor {cursor!r} is not one this master gave (pass next_cursor back as "
+                              "it came)") from None

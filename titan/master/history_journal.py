@@ -1,0 +1,130 @@
+"""The journal's share of job history (titan/core/history.py), in SQLite beside sqlite_journal.py.
+
+- A run's times ride along with its state: each packed state change (sqlite_journal's job_transitions)
+  carries HISTORY_STATE_FIELDS after the ten state columns, and folding writes them to `run_times`
+  (seq -> packed times and attempts). When it was submitted, and its DAG run, are known at admission and
+  go into the spec row (SPEC_EXTRAS), so a run never dispatched needs no times row.
+- An earlier run of a job submitted again (whose spec, logs and state row make way for the new run's)
+  is kept as one packed record in `past_runs`.
+- Each DAG submission is a row of `dag_runs`, written when it starts and again when it ends.
+
+UPGRADE_ADD_HISTORY adds the tables to a journal of before them (they start empty: its jobs have no
+times, its DAGs one run each, see Scheduler.restore); the upgrade is marked by its own meta key,
+`history_version`, so it chains with any change of `schema_version`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Iterable, List, Optional
+
+import msgpack
+
+from titan.core.history import DagRun
+from titan.core.jobs import JobRun, JobSpec, JobState
+
+HISTORY_VERSION = "1"
+HISTORY_TABLES = """
+CREATE TABLE IF NOT EXISTS run_times (seq INTEGER PRIMARY KEY, times BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS past_runs (seq INTEGER PRIMARY KEY, job_id TEXT NOT NULL, record BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS dag_runs (run TEXT PRIMARY KEY, dag TEXT NOT NULL, number INTEGER NOT NULL,
+    submitted_at REAL, ended_at REAL, outcome TEXT, seqs BLOB NOT NULL);
+"""
+UPGRADE_ADD_HISTORY = HISTORY_TABLES + f"""
+INSERT OR REPLACE INTO meta VALUES ('history_version', '{HISTORY_VERSION}');
+"""
+
+STATE_COLUMNS = 10   # what sqlite_journal writes to job_states; the history fields follow them
+HISTORY_STATE_FIELDS = ("queued_at", "started_at", "ended_at", "ended_attempts")
+SPEC_EXTRAS = ("submitted_at", "dag_run")   # journal-only keys of a spec row
+
+
+def add_history(db: sqlite3.Connection) -> None:
+    """Create the history tables if this journal has none yet (UPGRADE_ADD_HISTORY), in one transaction."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'history_version'").fetchone()
+    if row is not None and row[0] == HISTORY_VERSION:
+        return
+    if row is not None:
+        raise sqlite3.DatabaseError(f"history version {row[0]}, this Titan reads version {HISTORY_VERSION}")
+    db.executescript(f"BEGIN; {UPGRADE_ADD_HISTORY} COMMIT;")
+
+
+# ----------------------------------------------------------------- riding along with specs and states
+
+def with_spec_extras(spec: dict, run: JobRun) -> dict:
+    spec["submitted_at"], spec["dag_run"] = run.submitted_at, run.dag_run
+    return spec
+
+
+def pop_spec_extras(fields: dict) -> dict:
+    return {name: fields.pop(name, None) for name in SPEC_EXTRAS}
+
+
+def history_state(run: JobRun) -> tuple:
+    return run.queued_at, run.started_at, run.ended_at, run.ended_attempts
+
+
+def write_run_times(db: sqlite3.Connection, states: Iterable[list]) -> None:
+    db.executemany("INSERT OR REPLACE INTO run_times VALUES (?, ?)",
+                   [(state[1], _pack(state[STATE_COLUMNS:])) for state in states if len(state) > STATE_COLUMNS])
+
+
+def apply_times(run: JobRun, extras: dict, times: Optional[bytes]) -> JobRun:
+    run.submitted_at, run.dag_run = extras["submitted_at"], extras["dag_run"]
+    if times is not None:
+        for name, value in zip(HISTORY_STATE_FIELDS, _unpack(times)):
+            setattr(run, name, value)
+    return run
+
+
+def forget_replaced(db: sqlite3.Connection, seqs: List[int]) -> None:
+    db.executemany("DELETE FROM run_times WHERE seq = ?", [(seq,) for seq in seqs])
+
+
+# ----------------------------------------------------------------- past runs and DAG runs
+
+PAST_RUN_FIELDS = ("job_id", "filename", "requirement", "dag", "dag_run", "state", "attempt", "failures",
+                   "worker", "reason", "exit_code", "submitted_at", "queued_at", "started_at", "ended_at",
+                   "ended_attempts")
+
+
+def write_past_runs(db: sqlite3.Connection, runs: Iterable[JobRun]) -> None:
+    db.executemany("INSERT OR REPLACE INTO past_runs VALUES (?, ?, ?)",
+                   [(run.seq, run.job_id, _pack(_past_record(run))) for run in runs])
+
+
+def _past_record(run: JobRun) -> list:
+    values = {"filename": run.spec.filename, "requirement": run.spec.requirement, "state": run.state.value}
+    return [values[name] if name in values else getattr(run, name) for name in PAST_RUN_FIELDS]
+
+
+def load_past_runs(db: sqlite3.Connection) -> List[JobRun]:
+    runs = []
+    for seq, record in db.execute("SELECT seq, record FROM past_runs ORDER BY seq"):
+        fields = dict(zip(PAST_RUN_FIELDS, _unpack(record)))
+        spec = JobSpec(job_id=fields.pop("job_id"), filename=fields.pop("filename"),
+                       requirement=fields.pop("requirement"))
+        fields["state"] = JobState(fields["state"])
+        runs.append(JobRun(spec=spec, seq=seq, **fields))
+    return runs
+
+
+def write_dag_runs(db: sqlite3.Connection, dag_runs: Iterable[DagRun]) -> None:
+    db.executemany("INSERT OR REPLACE INTO dag_runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   [(d.run_id, d.dag, d.number, d.submitted_at, d.ended_at, d.outcome, _pack(d.seqs))
+                    for d in dag_runs])
+
+
+def load_dag_runs(db: sqlite3.Connection) -> List[DagRun]:
+    rows = db.execute("SELECT run, dag, number, submitted_at, ended_at, outcome, seqs FROM dag_runs ORDER BY number")
+    return [DagRun(run, dag, number, submitted, list(_unpack(seqs)), ended, outcome)
+            for run, dag, number, submitted, ended, outcome, seqs in rows]
+
+
+def _pack(value) -> bytes:
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def _unpack(blob: bytes):
+    return msgpack.unpackb(blob, raw=False)
+
