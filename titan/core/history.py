@@ -226,20 +226,6 @@ class SchedulerHistory:
             latest.ended_at = ended_at
             latest.outcome = outcome_of(runs[seq].state for seq in latest.seqs if seq in runs)
 
-    def _restore_dag_runs(self) -> None:
-        """A DAG from a journal of before DAG runs gets one run: its jobs as they are. A run that ended
-        without its end being written (a crash in between) ends when its last job did."""
-        for dag, job_ids in self.dags.items():
-            if dag not in self.history.dag_runs:
-                dag_run = self.history.open_dag_run(dag, None)
-                dag_run.seqs = [self.jobs[j].seq for j in job_ids if j in self.jobs and self.jobs[j].dag == dag]
-                for seq in dag_run.seqs:
-                    self.history.runs[seq].dag_run = dag_run.run_id
-            latest = self.history.latest_dag_run(dag)
-            if latest.ended_at is None and self._dag_finished(dag):
-                ends = [self.history.runs[s].ended_at for s in latest.seqs if s in self.history.runs]
-                self._close_dag_run(dag, max([e for e in ends if e is not None], default=self._wall_now))
-
     def _latest_run_jobs(self, dag: str, now: Optional[float]) -> Optional[list]:
         """What the DAG's latest run's jobs say: a job's current run with its live reason, an earlier run
         (the job was submitted again since) as it ended."""

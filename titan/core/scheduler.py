@@ -18,6 +18,7 @@ from titan.core.effects import Admitted, Dispatch, Note, Publish, StopJob
 from titan.core.errors import JobConflict, UnknownDag, UnknownJob
 from titan.core.gates import SchedulerGates, add_gates, is_gate
 from titan.core.history import History, SchedulerHistory
+from titan.core.recovery import SchedulerRecovery
 from titan.core.jobs import FINAL_STATES, TIMEOUT_ERROR, JobRun, JobSpec, JobState, check_transition, gate_id
 from titan.core.matching import WorkerView
 from titan.core.queries import SchedulerQueries
@@ -29,7 +30,7 @@ BY_REQUIREMENT, PINNED = "requirement", "worker"
 JOB_TOPICS = {state: f"job.{state.value}" for state in JobState}
 
 
-class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerHistory):
+class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerHistory, SchedulerRecovery):
     def __init__(self, worker_dead_after: float = defaults.WORKER_DEAD_AFTER_S,
                  retry_backoff: float = defaults.RETRY_BACKOFF_S,
                  retry_backoff_max: float = defaults.RETRY_BACKOFF_MAX_S):
@@ -359,37 +360,6 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerHi
     def next_deadline(self) -> Optional[float]:
         """The earliest time something is due (a delay, a backoff, an orphan's grace), so the caller ticks."""
         return self._deadlines.next()
-
-    # ----------------------------------------------------------------- recovery
-
-    def restore(self, runs: Sequence[JobRun], dags: Dict[str, List[str]], now: float,
-                past_runs: Sequence[JobRun] = (), dag_runs: Sequence = ()) -> list:
-        """Rebuild from a journal after a restart. RUNNING jobs wait `worker_dead_after` for their worker
-        to re-register and claim them; then they are queued again."""
-        self._at(now)
-        self.dags = {name: list(ids) for name, ids in dags.items()}
-        for run in sorted(runs, key=lambda r: r.seq):
-            self._add_run(run)
-            self._next_seq = max(self._next_seq, run.seq)
-        self.history.restore([*runs, *past_runs], dag_runs)
-        self._next_seq = max([self._next_seq, *(run.seq for run in past_runs)])
-        self._restore_dag_runs()
-        for run in sorted(runs, key=lambda r: r.seq):
-            self._restore_run(run, now)
-        self._schedule(now)
-        return self._take_effects()
-
-    def _restore_run(self, run: JobRun, now: float) -> None:
-        if run.state == JobState.PENDING:
-            run.not_before = now + max(0.0, run.spec.delay)
-            self._resolve_parents(run, now)
-        elif run.state == JobState.QUEUED:
-            self._push_ready(run)
-        elif run.state == JobState.WAITING_APPROVAL:   # the wait starts again: the restart is not the gate's fault
-            self._deadlines.add(now + run.spec.max_wait_seconds, timers.GATE, run.seq, run.job_id)
-        elif run.state == JobState.RUNNING:
-            self._orphans.add(run.job_id)
-            self._deadlines.add(now + self.worker_dead_after, timers.ORPHAN, run.seq, run.job_id)
 
     # ----------------------------------------------------------------- dispatching
 
