@@ -48,3 +48,13 @@ class Note:
     """Something an operator should see in the master's log."""
 
     message: str
+
+
+@dataclass(slots=True)
+class Forgotten:
+    """Runs the scheduler let go of (titan.core.retention): drop their journal rows, logs and scripts.
+    `jobs`: (job id, seq, whether it was the job's current run); `dag_runs` and `dags` that went with them."""
+
+    jobs: list
+    dag_runs: list
+    dags: list

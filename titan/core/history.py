@@ -33,6 +33,7 @@ class DagRun:
     seqs: list
     ended_at: Optional[float] = None
     outcome: Optional[str] = None   # COMPLETED, FAILED or CANCELLED once ended
+    forgotten: int = 0              # of its runs (titan.core.retention): all of them, and it goes too
 
     def describe(self) -> dict:
         duration = None
@@ -80,6 +81,17 @@ class _SeqIndex:
     def keep(self, wanted) -> None:
         self.seqs = [seq for seq in self.ordered() if wanted(seq)]
 
+    def trim(self, alive, live: int) -> None:
+        """Drop entries of forgotten runs: those in front (runs are forgotten roughly in the order they
+        were added) at once, all of them when they outnumber the live ones (`live`, at most)."""
+        seqs, dropped = self.seqs, 0
+        while dropped < len(seqs) and not alive(seqs[dropped]):
+            dropped += 1
+        if dropped:
+            del seqs[:dropped]
+        if len(seqs) > STALE_FACTOR * live + STALE_SLACK:
+            self.keep(alive)
+
 
 class History:
     """Every run kept (seq -> run), DAG runs per DAG, and the indexes list_jobs reads."""
@@ -102,10 +114,31 @@ class History:
             self._by_dag.setdefault(run.dag, _SeqIndex()).add(run.seq)
 
     def entered(self, run: JobRun, state: JobState, live_count: int) -> None:
+        """The run is now in `state`; `live_count` current runs are. Runs leave a state that is not final,
+        so its index is rebuilt once stale entries outnumber live ones; final states lose entries only
+        when runs are forgotten (forgot)."""
         index = self._by_state[state]
         index.add(run.seq)
-        if len(index.seqs) > STALE_FACTOR * live_count + STALE_SLACK:
+        if not state.is_final and len(index.seqs) > STALE_FACTOR * live_count + STALE_SLACK:
             index.keep(lambda seq: seq in self.runs and self.runs[seq].state == state)
+
+    def forgot(self, runs: List[JobRun]) -> None:
+        """These runs were forgotten (already out of self.runs): trim the indexes that named them."""
+        alive, live = self.runs.__contains__, len(self.runs)
+        self._all.trim(alive, live)
+        for state in {run.state for run in runs}:
+            self._by_state[state].trim(alive, live)
+        for dag in {run.dag for run in runs if run.dag}:
+            if dag not in self.dag_runs:
+                self._by_dag.pop(dag, None)
+            elif dag in self._by_dag:
+                self._by_dag[dag].trim(alive, live)
+        for worker in {a[1] for run in runs for a in run.ended_attempts or ()}:
+            index = self._by_worker.get(worker)
+            if index is not None:
+                index.trim(alive, live)
+                if not index.seqs:
+                    del self._by_worker[worker]
 
     def started(self, run: JobRun) -> None:
         self._by_worker.setdefault(run.worker, _SeqIndex()).add(run.seq)
@@ -217,6 +250,7 @@ class SchedulerHistory:
             run.queued_at = self._wall_now
         elif new.is_final:
             run.ended_at = self._wall_now
+            self._retention_ended(run)
         self.history.entered(run, new, self.state_counts[new])
 
     def _close_dag_run(self, dag: str, ended_at: Optional[float]) -> None:

@@ -26,6 +26,11 @@ class SchedulerQueries:
     def job(self, job_id: str) -> JobRun:
         run = self.jobs.get(job_id)
         if run is None:
+            gone = self.forgotten_job(job_id)
+            if gone is not None:
+                raise UnknownJob(f"job {job_id!r} was forgotten: it ended {gone['state']} and was kept as long as "
+                                 "the master's --keep-completed / --keep-failed / --keep-max-jobs say",
+                                 job_id=job_id, forgotten=True, **gone)
             raise UnknownJob(f"no job {job_id!r} on this master", job_id=job_id)
         return run
 

@@ -23,6 +23,7 @@ class SchedulerRecovery:
         self.history.restore([*runs, *past_runs], dag_runs)
         self._next_seq = max([self._next_seq, *(run.seq for run in past_runs)])
         self._restore_dag_runs()
+        self._retention_restored([*runs, *past_runs])
         for run in sorted(runs, key=lambda r: r.seq):
             self._restore_run(run, now)
         self._schedule(now)

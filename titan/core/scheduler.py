@@ -19,6 +19,7 @@ from titan.core.errors import JobConflict, UnknownDag, UnknownJob
 from titan.core.gates import SchedulerGates, add_gates, is_gate
 from titan.core.history import History, SchedulerHistory
 from titan.core.recovery import SchedulerRecovery
+from titan.core.retention import SchedulerRetention
 from titan.core.jobs import FINAL_STATES, TIMEOUT_ERROR, JobRun, JobSpec, JobState, check_transition, gate_id
 from titan.core.matching import WorkerView
 from titan.core.queries import SchedulerQueries
@@ -30,7 +31,8 @@ BY_REQUIREMENT, PINNED = "requirement", "worker"
 JOB_TOPICS = {state: f"job.{state.value}" for state in JobState}
 
 
-class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerHistory, SchedulerRecovery):
+class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerHistory, SchedulerRecovery,
+                SchedulerRetention):
     def __init__(self, worker_dead_after: float = defaults.WORKER_DEAD_AFTER_S,
                  retry_backoff: float = defaults.RETRY_BACKOFF_S,
                  retry_backoff_max: float = defaults.RETRY_BACKOFF_MAX_S):
@@ -60,6 +62,7 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerHi
         # wall-clock time, converted here alone (wall). The master sets it; a fake clock leaves it 0.
         self.wall_offset = 0.0
         self._wall_now: Optional[float] = None   # wall(now) of the call being handled
+        self._init_retention()
 
     def wall(self, now: float) -> float:
         return now + self.wall_offset
@@ -110,6 +113,7 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerHi
         run = JobRun(spec=spec, dag=dag, seq=self._next_seq, submitted_at=self._wall_now,
                      not_before=now + max(0.0, spec.delay), dag_run=dag_run)
         self.history.admitted(run)
+        self._retention_admitted(run)
         earlier = self.jobs.get(run.job_id)
         self._effects.append(Admitted(run.job_id, replaced_seq=None if earlier is None else earlier.seq))
         self._add_run(run)
