@@ -35,3 +35,15 @@ def duration(text: str) -> float:
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration of 0 or more seconds")
     return value
+
+
+def keep_duration(text: str):
+    """A duration, or None for 'forever' (how long something is kept)."""
+    return None if text.strip().lower() in ("forever", "never") else duration(text)
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value

@@ -250,7 +250,15 @@ class TitanClient(FileTransfers):
                 return
             time.sleep(poll)
 
+    def forget(self, dag: Optional[str] = None, before: Optional[float] = None) -> dict:
+        """Forget on request: every ended run of DAG `dag` now, or every job that ended before `before`
+        (Unix seconds), a batch at a time from now on. {"forgotten": now, "to_forget": in batches}."""
+        return self._ask("forget", **({"dag": dag} if dag is not None else {}),
+                         **({"before": float(before)} if before is not None else {}))
+
     def stats(self) -> dict:
+        """Workers, queues, job counts, and what the master keeps: jobs_kept, jobs_forgotten, journal_bytes,
+        last_cleaning ({"at", "forgotten", "took_ms"} or None)."""
         return self._ask("stats")
 
     def ping(self) -> dict:

@@ -24,7 +24,7 @@ def sim_keeping(**keep) -> Sim:
 def forget(sim: Sim, batch: int = BATCH) -> list:
     """One cleaning pass; the job ids it forgot (current runs) or the seqs (earlier runs)."""
     effects = sim._step(sim.s.forget_old, batch=batch)
-    return [job_id for e in effects if isinstance(e, Forgotten) for job_id, _, _ in e.jobs]
+    return [run.job_id for e in effects if isinstance(e, Forgotten) for run in e.runs]
 
 
 def test_a_completed_job_is_forgotten_after_keep_completed_and_a_failed_one_after_keep_failed():
@@ -120,7 +120,8 @@ def test_forget_dag_on_request_and_not_while_it_runs():
         sim.s.forget_dag("pipe", sim.now)
     sim.finish("a")
     sim.finish("b")
-    assert sim.s.forget_dag("pipe", sim.now) == 2
+    (forgotten,) = sim.s.forget_dag("pipe", sim.now)
+    assert [r.job_id for r in forgotten.runs] == ["a", "b"] and forgotten.dags == ["pipe"]
     sim.s.validate()
     assert "pipe" not in sim.s.dags and sim.s.list_jobs()["jobs"] == []
     assert sim.s.stats()["recent_dags"] == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import datetime
 import time
 from typing import Optional
 
@@ -34,6 +36,17 @@ def add_commands(commands) -> None:
     add_master_options(dags)
     dags.set_defaults(run=run_dags)
 
+    forget = commands.add_parser("forget", help="forget a DAG's ended runs, or every job that ended before a date",
+                                 description="Let the master forget ended jobs now rather than when --keep-completed "
+                                             "/ --keep-failed say: their state, logs and journal rows go.")
+    which = forget.add_mutually_exclusive_group(required=True)
+    which.add_argument("--dag", help="every ended run of this DAG (refused while it runs)")
+    which.add_argument("--before", type=moment, metavar="DATE",
+                       help="every job that ended before DATE: 2026-12-01, 2026-12-01T18:00, or an age (7d)")
+    add_json_option(forget)
+    add_master_options(forget)
+    forget.set_defaults(run=run_forget)
+
 
 def run_jobs(args) -> int:
     since = None if args.since is None else time.time() - args.since
@@ -62,6 +75,31 @@ def run_dags(args) -> int:
             for r in runs]
     show([Section(f"runs of DAG {args.name}" if args.name else "recent DAGs, latest run each", DAG_RUN_COLUMNS, rows)])
     return 0
+
+
+def run_forget(args) -> int:
+    with connect(args) as client:
+        result = client.forget(dag=args.dag, before=args.before)
+    if args.json:
+        return print_json(result)
+    if args.dag:
+        print(f"forgot {result['forgotten']} jobs of DAG {args.dag}")
+    else:
+        print(f"forgetting {result['to_forget']} jobs that ended before {clock_time(args.before)}, a batch at a time")
+    return 0
+
+
+def moment(text: str) -> float:
+    """An argparse type: a local date (and time) in ISO form, or an age (7d: seven days ago), as Unix time."""
+    try:
+        return datetime.datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        pass
+    try:
+        return time.time() - duration(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a date (2026-12-01, 2026-12-01T18:00) "
+                                         "nor an age (30m, 7d)") from None
 
 
 def clock_time(at: Optional[float]) -> str:

@@ -53,8 +53,9 @@ class Note:
 @dataclass(slots=True)
 class Forgotten:
     """Runs the scheduler let go of (titan.core.retention): drop their journal rows, logs and scripts.
-    `jobs`: (job id, seq, whether it was the job's current run); `dag_runs` and `dags` that went with them."""
+    `current`: the job ids among them that are now unknown; `dag_runs` and `dags` that went with them."""
 
-    jobs: list
+    runs: list
+    current: list
     dag_runs: list
     dags: list

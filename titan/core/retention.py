@@ -122,8 +122,8 @@ class SchedulerRetention:
         latest = self.history.latest_dag_run(run.dag) if run.dag else None
         return latest is not None and latest.run_id == run.dag_run
 
-    def forget_dag(self, dag: str, now: float) -> int:
-        """Forget every run of a DAG that has ended; JobConflict while it runs. Returns how many."""
+    def forget_dag(self, dag: str, now: float) -> list:
+        """Forget every run of a DAG that has ended (JobConflict while it runs); returns the effects."""
         self._at(now)
         if dag not in self.history.dag_runs:
             raise UnknownDag(f"no DAG {dag!r} on this master", dag=dag)
@@ -134,7 +134,7 @@ class SchedulerRetention:
         chosen = [run for run in runs if run.state.is_final and not (
             self.jobs.get(run.job_id) is run and self._active_children.get(run.job_id))]
         self._forget(chosen)
-        return len(chosen)
+        return self._take_effects()
 
     def forget_ended_before(self, before: float) -> int:
         """From now on, runs that ended before `before` are due whatever the keep times say; forget_old
@@ -146,9 +146,10 @@ class SchedulerRetention:
     def _forget(self, runs: List[JobRun]) -> None:
         if not runs:
             return
-        jobs, dag_runs, dags = [], [], []
+        current, dag_runs, dags = [], [], []
         for run in runs:
-            jobs.append((run.job_id, run.seq, self._let_go(run)))
+            if self._let_go(run):
+                current.append(run.job_id)
             dag_run = self._dag_run_emptied(run)
             if dag_run is not None:
                 dag_runs.append(dag_run.run_id)
@@ -157,7 +158,7 @@ class SchedulerRetention:
                     self._drop_dag(dag_run.dag)
         self.history.forgot(runs)
         self.forgotten_total += len(runs)
-        self._effects.append(Forgotten(jobs, dag_runs, dags))
+        self._effects.append(Forgotten(runs, current, dag_runs, dags))
 
     def _let_go(self, run: JobRun) -> bool:
         """Remove the run; True if it was its job's current run (the job id is then unknown)."""

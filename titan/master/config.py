@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from titan import defaults, log_level
-from titan.argtypes import positive
+from titan.argtypes import keep_duration, non_negative_int, positive
 from titan.core.limits import Limits
 
 
@@ -26,6 +26,9 @@ class MasterConfig:
     limits: Limits = field(default_factory=Limits)
     max_log_repeats: int = defaults.MAX_LOG_REPEATS   # lines of one kind per minute in the master's log
     log_level: Optional[str] = None     # None: TITAN_LOG_LEVEL, else INFO
+    keep_completed: Optional[float] = defaults.KEEP_COMPLETED_S   # None: for ever
+    keep_failed: Optional[float] = defaults.KEEP_FAILED_S
+    keep_max_jobs: Optional[int] = defaults.KEEP_MAX_JOBS
 
 
 DESCRIPTION = "Run a Titan master."
@@ -61,7 +64,19 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                         help="at most N lines of one kind a minute in the master's log, the rest counted "
                              "(default %(default)s; 0: no limit)")
     add_limit_options(parser)
+    add_retention_options(parser)
     log_level.add_option(parser)
+
+
+def add_retention_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--keep-completed", type=keep_duration, default=defaults.KEEP_COMPLETED_S, metavar="AGE",
+                        help="forget a COMPLETED job this long after it ended: 30s, 10m, 1d, or 'forever' "
+                             "(default 1d)")
+    parser.add_argument("--keep-failed", type=keep_duration, default=defaults.KEEP_FAILED_S, metavar="AGE",
+                        help="the same for a FAILED or CANCELLED job (default 7d)")
+    parser.add_argument("--keep-max-jobs", type=non_negative_int, default=defaults.KEEP_MAX_JOBS, metavar="N",
+                        help="at most N ended jobs kept, the oldest forgotten first (default %(default)s; "
+                             "0: no bound)")
 
 
 def config_from(args: argparse.Namespace) -> MasterConfig:
@@ -72,7 +87,9 @@ def config_from(args: argparse.Namespace) -> MasterConfig:
                         max_message_bytes=args.max_message_bytes, heartbeat_interval=args.heartbeat_interval,
                         worker_dead_after=args.worker_dead_after, retry_backoff=args.retry_backoff,
                         retry_backoff_max=args.retry_backoff_max, keys=args.keys, insecure=args.insecure,
-                        max_log_repeats=args.max_log_repeats, limits=limits, log_level=args.log_level)
+                        max_log_repeats=args.max_log_repeats, limits=limits, log_level=args.log_level,
+                        keep_completed=args.keep_completed, keep_failed=args.keep_failed,
+                        keep_max_jobs=args.keep_max_jobs or None)
 
 
 def add_limit_options(parser: argparse.ArgumentParser) -> None:

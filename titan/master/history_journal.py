@@ -7,6 +7,9 @@
 - An earlier run of a job submitted again (whose spec, logs and state row make way for the new run's)
   is kept as one packed record in `past_runs`.
 - Each DAG submission is a row of `dag_runs`, written when it starts and again when it ends.
+- A forgotten run (titan/core/retention.py) takes all its rows with it (`forget`), and the file gives
+  the freed pages back a few at a time: the journal uses `auto_vacuum=INCREMENTAL` (an older journal is
+  rebuilt that way once, when first opened: USE_INCREMENTAL_VACUUM).
 
 UPGRADE_ADD_HISTORY adds the tables to a journal of before them (they start empty: its jobs have no
 times, its DAGs one run each, see Scheduler.restore); the upgrade is marked by its own meta key,
@@ -20,6 +23,7 @@ from typing import Iterable, List, Optional
 
 import msgpack
 
+from titan import defaults
 from titan.core.history import DagRun
 from titan.core.jobs import JobRun, JobSpec, JobState
 
@@ -47,6 +51,83 @@ def add_history(db: sqlite3.Connection) -> None:
     if row is not None:
         raise sqlite3.DatabaseError(f"history version {row[0]}, this Titan reads version {HISTORY_VERSION}")
     db.executescript(f"BEGIN; {UPGRADE_ADD_HISTORY} COMMIT;")
+
+
+def use_incremental_vacuum(db: sqlite3.Connection) -> None:
+    """USE_INCREMENTAL_VACUUM: a new journal is made so; an existing one is rebuilt so (VACUUM), once."""
+    (mode,) = db.execute("PRAGMA auto_vacuum").fetchone()
+    if mode == INCREMENTAL:
+        return
+    db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+    (tables,) = db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    if tables:
+        db.execute("VACUUM")
+
+
+INCREMENTAL = 2   # PRAGMA auto_vacuum's value for INCREMENTAL
+
+
+def forget(db: sqlite3.Connection, forgotten: "ForgottenRows", unfolded_seqs: Optional[set]) -> None:
+    """Delete the rows of forgotten runs, their DAG runs and DAGs, and scripts no run uses any more.
+    While state changes wait to be folded, the forgotten runs' seqs join `unfolded_seqs` (see
+    without_forgotten)."""
+    if not forgotten:
+        return
+    if unfolded_seqs is not None:
+        unfolded_seqs.update(seq for _, seq in forgotten.runs)
+    by_seq = [(seq,) for _, seq in forgotten.runs]
+    db.executemany("DELETE FROM job_specs WHERE seq = ?", by_seq)
+    db.executemany("DELETE FROM job_states WHERE job_id = ? AND seq = ?", forgotten.runs)
+    db.executemany("DELETE FROM logs WHERE job_id = ? AND seq = ?", forgotten.runs)
+    db.executemany("DELETE FROM run_times WHERE seq = ?", by_seq)
+    db.executemany("DELETE FROM past_runs WHERE seq = ?", by_seq)
+    db.executemany("DELETE FROM dag_runs WHERE run = ?", [(run,) for run in forgotten.dag_runs])
+    db.executemany("DELETE FROM dags WHERE name = ?", [(dag,) for dag in forgotten.dags])
+    db.executemany("DELETE FROM agent_runs WHERE dag = ?", [(dag,) for dag in forgotten.dags])
+    db.executemany("DELETE FROM scripts WHERE sha256 = ?", [(sha,) for sha in forgotten.scripts])
+
+
+class ForgottenRows:
+    """What one commit forgets: (job id, seq) of runs, DAG run ids, DAG names, script sha256s."""
+
+    def __init__(self):
+        self.runs: List[tuple] = []
+        self.dag_runs: List[str] = []
+        self.dags: List[str] = []
+        self.scripts: List[str] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.runs or self.dag_runs or self.dags or self.scripts)
+
+    def add(self, runs: List[JobRun], dag_runs: List[str], dags: List[str], scripts: List[str]) -> None:
+        self.runs += [(run.job_id, run.seq) for run in runs]
+        self.dag_runs += dag_runs
+        self.dags += dags
+        self.scripts += scripts
+
+
+def vacuum_some(db: sqlite3.Connection) -> None:
+    """Give back a few freed pages (auto_vacuum=INCREMENTAL), after a commit that forgot something; a
+    failure here loses nothing (the pages stay free for SQLite to reuse)."""
+    try:
+        db.execute(f"PRAGMA incremental_vacuum({defaults.VACUUM_PAGES})").fetchall()
+    except sqlite3.Error:
+        pass
+
+
+def drop_orphans(db: sqlite3.Connection) -> None:
+    """At load, after folding: state and times rows of runs forgotten while their changes waited to be
+    folded by a master that was then killed (its memory of them went with it)."""
+    db.execute("BEGIN")
+    db.execute("DELETE FROM job_states WHERE seq NOT IN (SELECT seq FROM job_specs)")
+    db.execute("DELETE FROM run_times WHERE seq NOT IN (SELECT seq FROM job_specs)")
+    db.execute("COMMIT")
+
+
+def without_forgotten(states: Iterable[list], forgotten_seqs: set) -> list:
+    """State changes still to fold, less those of runs forgotten since (folding them would bring back
+    a state row of a run that is gone)."""
+    return [state for state in states if state[1] not in forgotten_seqs]
 
 
 # ----------------------------------------------------------------- riding along with specs and states

@@ -89,6 +89,14 @@ class Journal(abc.ABC):
         `dag_run.run_id`. load() returns every one in `dag_runs`. Its `seqs` name its jobs' runs."""
 
     @abc.abstractmethod
+    def record_forgotten(self, runs: List[JobRun], dag_runs: List[str], dags: List[str], scripts: List[str]) -> None:
+        """Runs the master let go of (titan.core.retention), each named by (`run.job_id`, `run.seq`): their
+        spec, state, times, logs and past-run record go; so do these DAG runs (ids), DAGs (names, with
+        their agent-run link) and scripts (sha256) that nothing uses any more. State changes of these runs
+        not yet folded must not bring a state row back. Give the freed space back to the file a little
+        at a time (SQLite: auto_vacuum=INCREMENTAL)."""
+
+    @abc.abstractmethod
     def record_log(self, job_id: str, seq: int, attempt: int, stream: str, text: str) -> None: ...
 
     @abc.abstractmethod
@@ -119,6 +127,11 @@ class Journal(abc.ABC):
     @abc.abstractmethod
     def backlog(self) -> int:
         """State changes committed but not yet folded (what a restart would fold)."""
+
+    @property
+    @abc.abstractmethod
+    def size_bytes(self) -> int:
+        """How much disk the journal takes now (stats() reports it)."""
 
     @abc.abstractmethod
     def compact(self, batch: int = ...) -> bool:

@@ -17,7 +17,7 @@ from typing import Dict, List, Optional
 import zmq
 
 from titan import defaults
-from titan.core.effects import Admitted, Dispatch, Note, Publish, StopJob
+from titan.core.effects import Admitted, Dispatch, Forgotten, Note, Publish, StopJob
 from titan.core.errors import JournalUnavailable, TitanError
 from titan.core.jobs import JobState
 from titan.core.limits import RateLimiter
@@ -26,6 +26,7 @@ from titan.core.scheduler import Scheduler
 from titan.core.store import Store
 from titan.master.deployed_scripts import DeployedScripts
 from titan.master.artifacts import ArtifactStore
+from titan.master.cleaning import Cleaning
 from titan.master.committer import Committer
 from titan.master.config import MasterConfig
 from titan.master.gatekeeper import Gatekeeper
@@ -44,7 +45,7 @@ TO_WORKER = protocol.MASTER_TO_WORKER_OPS
 BATCH_PER_SOCKET = 256
 
 
-class Master(RequestHandlers):
+class Master(RequestHandlers, Cleaning):
     def __init__(self, config: MasterConfig):
         self.config = config
         self.scheduler = Scheduler(worker_dead_after=config.worker_dead_after, retry_backoff=config.retry_backoff,
@@ -79,6 +80,7 @@ class Master(RequestHandlers):
         self.artifacts = ArtifactStore(os.path.join(config.data_dir, "artifacts") if config.data_dir else None)
         self.dag_agent_run: Dict[str, str] = {}
         self.guard = Gatekeeper(config.keys) if config.keys else None
+        self._init_cleaning()
         self.ctx = zmq.Context()
         self.ctx.linger = 0
         if self.guard is not None:
@@ -128,6 +130,8 @@ class Master(RequestHandlers):
         recovered = self.journal.load()
         self.store.restore(recovered.store)
         self.deployed_scripts.restore(recovered.deployed_scripts)
+        for run in recovered.runs:
+            self._script_used(run)
         for job_id, attempt, stream, text in recovered.logs:
             self.logs.append(job_id, attempt, stream, text)
         for channel, replies in recovered.replies.items():
@@ -162,6 +166,7 @@ class Master(RequestHandlers):
                 if socket in ready:
                     self._drain(socket, handler)
             self._tick()
+            self._clean()
             if self.guard is not None:
                 self._drop_revoked_workers(time.monotonic())
             self._end_turn()
@@ -476,11 +481,14 @@ class Master(RequestHandlers):
                 self._admit(effect)
             elif isinstance(effect, Note):
                 log.warning(effect.message)
+            elif isinstance(effect, Forgotten):
+                self._let_go(effect)
 
     def _admit(self, effect: Admitted) -> None:
         self.logs.reset(effect.job_id)
+        run = self.scheduler.jobs[effect.job_id]
+        self._script_used(run)
         if self.journal is not None:
-            run = self.scheduler.jobs[effect.job_id]
             if effect.replaced_seq is not None:
                 self.journal.record_past_run(self.scheduler.history.runs[effect.replaced_seq])
             self.journal.record_submission(run, effect.replaced_seq, self._script_digest(run.spec.script))

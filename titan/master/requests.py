@@ -68,8 +68,10 @@ class RequestHandlers:
             return self.scheduler.list_jobs(
                 message.get("state"), message.get("dag"), message.get("since"), message.get("until"),
                 message.get("worker"), message.get("limit") or defaults.JOBS_LISTED, message.get("cursor"))
+        if op == "forget":
+            return self._forget_request(message)
         if op == "stats":
-            return {**self.scheduler.stats(now), "run_id": self.run_id, "seq": self.event_seq,
+            return {**self.scheduler.stats(now), **self._cleaning_stats(), "run_id": self.run_id, "seq": self.event_seq,
                     "artifacts": self.artifacts.stats(),
                     "uptime_s": round(time.time() - self.started_at, 3), "store_keys": len(self.store),
                     "journal": self.journal.path if self.journal else None,

@@ -101,6 +101,7 @@ class SqliteJournal(Journal):
             # NORMAL in WAL mode: a commit survives the master being killed; only an OS crash or power
             # loss can take back the last commits. FULL would fsync each turn.
             self.db.execute("PRAGMA synchronous=NORMAL")
+            history.use_incremental_vacuum(self.db)
             self.db.executescript(SCHEMA)
             self._check_version()
             history.add_history(self.db)
@@ -122,6 +123,7 @@ class SqliteJournal(Journal):
             self._reply_ids[channel].append(row_id)
         (self._next_reply_id,) = self.db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM replies").fetchone()
         self._replies_since_prune = 0
+        self._forgotten_seqs: set = set()   # runs forgotten while state changes wait to be folded
 
     def _unreadable(self, problem: Exception) -> str:
         return (f"journal {self.path} cannot be read ({problem}); the master will not start on it. "
@@ -160,6 +162,7 @@ class SqliteJournal(Journal):
         self._deployed: Dict[str, tuple] = {}   # name -> (script, deployed_at)
         self._past_runs: Dict[int, JobRun] = {}
         self._dag_runs: Dict[str, object] = {}   # run id -> titan.core.history.DagRun
+        self._forgotten = history.ForgottenRows()
 
     # ----------------------------------------------------------------- recording (buffered until commit)
 
@@ -201,6 +204,12 @@ class SqliteJournal(Journal):
     def record_dag_run(self, dag_run) -> None:
         self._dag_runs[dag_run.run_id] = dag_run
 
+    def record_forgotten(self, runs: List[JobRun], dag_runs: List[str], dags: List[str], scripts: List[str]) -> None:
+        self._forgotten.add(runs, dag_runs, dags, scripts)
+        self._stored_scripts.difference_update(scripts)
+        for dag_run in dag_runs:
+            self._dag_runs.pop(dag_run, None)
+
     def record_log(self, job_id: str, seq: int, attempt: int, stream: str, text: str) -> None:
         self._logs.append((job_id, seq, attempt, stream, text))
 
@@ -224,7 +233,8 @@ class SqliteJournal(Journal):
     @property
     def has_pending(self) -> bool:
         return bool(self._specs or self._states or self._dags or self._logs or self._store or self._replies
-                    or self._agent_runs or self._deployed or self._past_runs or self._dag_runs)
+                    or self._agent_runs or self._deployed or self._past_runs or self._dag_runs
+                    or bool(self._forgotten))
 
     def commit(self) -> None:
         """Write everything recorded since the last commit in one transaction. If it cannot be written
@@ -243,13 +253,22 @@ class SqliteJournal(Journal):
             pruned = self._write_replies(db)
             db.executemany("INSERT OR REPLACE INTO deployed_scripts VALUES (?, ?, ?)",
                            [(name, script, at) for name, (script, at) in self._deployed.items()])
+            history.forget(db, self._forgotten, self._forgotten_seqs if self._unfolded else None)
             if self._unfolded > FORCED_COMPACT_AT:   # a master never idle still keeps the backlog bounded
                 self._fold(db, FORCED_COMPACT_BATCH)
         for channel, count in pruned.items():
             for _ in range(count):
                 self._reply_ids[channel].popleft()
         self.commits += 1
+        vacuum = bool(self._forgotten)
         self._clear_pending()
+        if vacuum:
+            history.vacuum_some(self.db)
+
+    @property
+    def size_bytes(self) -> int:
+        """The journal's file and its WAL, in bytes."""
+        return sum(os.path.getsize(p) for p in (self.path, f"{self.path}-wal") if os.path.exists(p))
 
     def compact(self, batch: int = COMPACT_BATCH) -> bool:
         """Fold about `batch` of the oldest state changes into job_states; True if any were left to fold.
@@ -296,7 +315,7 @@ class SqliteJournal(Journal):
             self._unfolded = 0
             return
         try:
-            latest = {state[0]: state for state in states}   # a job's last change is the one that stays
+            latest = {state[0]: state for state in history.without_forgotten(states, self._forgotten_seqs)}
             db.executemany("INSERT OR REPLACE INTO job_states VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            [state[:history.STATE_COLUMNS] for state in latest.values()])
             history.write_run_times(db, latest.values())
@@ -305,6 +324,8 @@ class SqliteJournal(Journal):
             raise BadRow("job_transitions", _first_unwritable(db, last_id), exc) from None
         db.execute("DELETE FROM job_transitions WHERE id <= ?", (last_id,))
         self._unfolded = max(0, self._unfolded - folded)
+        if not self._unfolded:
+            self._forgotten_seqs.clear()
 
     def _write_jobs(self, db: sqlite3.Connection) -> None:
         db.executemany("INSERT OR IGNORE INTO scripts VALUES (?, ?)", self._scripts)
@@ -362,6 +383,7 @@ class SqliteJournal(Journal):
         try:
             while self.compact():
                 pass
+            history.drop_orphans(self.db)
             return self._load_all()
         except BadRow as bad:
             raise JournalCorrupt(self._bad_row(bad)) from None

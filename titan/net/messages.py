@@ -159,6 +159,8 @@ CLIENT_OPS = Table("client request", {
     # History: a DAG's runs, newest first; jobs by state, DAG, submission time (Unix seconds) and worker,
     # newest first, `limit` at a time, from `cursor` (a reply's next_cursor).
     "dag_runs": _fields(dag=(str,), limit=optional(int)),
+    # Forget on request: every ended run of a DAG now, or every run ended before a time, batch by batch.
+    "forget": _fields(dag=optional(str), before=optional(*Number)),
     "list_jobs": _fields(state=optional(str), dag=optional(str), since=optional(*Number), until=optional(*Number),
                          worker=optional(str), limit=optional(int), cursor=optional(str)),
 })
@@ -184,7 +186,10 @@ CLIENT_RESULTS = {
                     queue_depths=(dict,), recent_dags=list_of(str), run_id=(str,), seq=(int,),
                     artifacts=map_of(bytes_received=(int,), bytes_sent_to_workers=(int,),
                                      archive_fetches=(int,), root=nullable(str)),
-                    uptime_s=Number, store_keys=(int,), journal=nullable(str), journal_backlog=(int,)),
+                    uptime_s=Number, store_keys=(int,), journal=nullable(str), journal_backlog=(int,),
+                    jobs_kept=(int,), jobs_forgotten=(int,), journal_bytes=(int,),
+                    last_cleaning=Field((dict, NoneType), shape=_fields(at=Number, forgotten=(int,), took_ms=Number))),
+    "forget": map_of(forgotten=(int,), to_forget=(int,)),   # to_forget: ended before `before`, going in batches
     "approve": _JOB_RESULT,
     "reject": _JOB_RESULT,
     "agent_run": map_of(run_id=(str,), dags=list_of(dict, shape=DAG_INFO), finished=(bool,)),
@@ -232,7 +237,7 @@ STORE_RESULTS = {
 STORE_OPS.results = STORE_RESULTS
 
 # Requests that change state: their replies are journaled, so a retry after a restart is not re-run.
-CHANGING_OPS = frozenset({"submit", "cancel", "cancel_dag", "approve", "reject", "stop_service",
+CHANGING_OPS = frozenset({"submit", "cancel", "cancel_dag", "approve", "reject", "stop_service", "forget",
                           "put", "delete", "incr", "sadd", "upload_finish", "deploy_script"})
 
 # ----------------------------------------------------------------- worker <-> master (port P+1)

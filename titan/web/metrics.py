@@ -33,6 +33,7 @@ class ClusterCollector:
         up.add_metric([], 1 if reached else 0)
         yield up
         yield from _job_gauges(stats)
+        yield from _retention_gauges(stats)
         yield from _worker_gauges(stats.get("workers") or [])
 
 
@@ -45,6 +46,21 @@ def _job_gauges(stats: dict):
     for requirement, count in sorted((stats.get("queued_by_requirement") or {}).items()):
         queued.add_metric([requirement], count)
     return jobs, queued
+
+
+def _retention_gauges(stats: dict):
+    """What the master keeps and when it last forgot something (titan.core.retention)."""
+    last = stats.get("last_cleaning") or {}
+    for name, what, value in (
+            ("titan_jobs_kept", "Job runs the master keeps (current and earlier runs)", stats.get("jobs_kept")),
+            ("titan_jobs_forgotten", "Job runs forgotten since the master started", stats.get("jobs_forgotten")),
+            ("titan_journal_bytes", "Size of the master's journal (titan.db and its WAL)", stats.get("journal_bytes")),
+            ("titan_last_cleaning_timestamp_seconds", "When the master last forgot something (Unix time)",
+             last.get("at"))):
+        if value is not None:
+            gauge = GaugeMetricFamily(name, what)
+            gauge.add_metric([], value)
+            yield gauge
 
 
 def _worker_gauges(workers: list):

@@ -1,0 +1,85 @@
+"""The master's side of forgetting (titan/core/retention.py): a batch each loop turn, what a forgotten
+run leaves behind (logs, journal rows, scripts nothing uses any more), `titan forget`, and what stats()
+says of it. Mixed into Master (titan/master/loop.py)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Optional
+
+from titan import defaults
+from titan.core.effects import Forgotten
+from titan.core.errors import RequestRejected
+from titan.core.jobs import JobRun
+from titan.core.retention import Retention
+
+
+class Cleaning:
+    """Needs self.scheduler, self.journal, self.logs, self.committer, self.config, self.dag_agent_run and
+    the script maps of Master (_scripts, _script_digests, _scripts_sent, _script_digest)."""
+
+    def _init_cleaning(self) -> None:
+        self.scheduler.retention = Retention(self.config.keep_completed, self.config.keep_failed,
+                                             self.config.keep_max_jobs)
+        self._script_users: Counter = Counter()   # sha256 -> runs kept that use the script
+        self.last_cleaning: Optional[dict] = None
+
+    def _script_used(self, run: JobRun) -> None:
+        if run.spec.script:
+            self._script_users[self._script_digest(run.spec.script)] += 1
+
+    def _clean(self) -> None:
+        """Forget one batch of what is due, unless the journal cannot be written (it would be forgotten
+        in memory only, and come back at the next restart)."""
+        if self.committer.failure is not None:
+            return
+        began = time.perf_counter()
+        effects = self.scheduler.forget_old(time.monotonic(), defaults.FORGET_BATCH)
+        if effects:
+            self._apply(effects)
+            self.last_cleaning = {"at": time.time(), "forgotten": _count(effects),
+                                  "took_ms": round((time.perf_counter() - began) * 1000, 3)}
+
+    def _let_go(self, effect: Forgotten) -> None:
+        for job_id in effect.current:
+            self.logs.reset(job_id)
+        for dag in effect.dags:
+            self.dag_agent_run.pop(dag, None)
+        unused = [digest for digest in map(self._script_released, effect.runs) if digest is not None]
+        if self.journal is not None:
+            self.journal.record_forgotten(effect.runs, effect.dag_runs, effect.dags, unused)
+
+    def _script_released(self, run: JobRun) -> Optional[str]:
+        """The script's sha256 if no run kept uses it any more (it is then dropped), else None."""
+        script = run.spec.script
+        digest = self._script_digests.get(script) if script else None
+        if digest is None:
+            return None
+        self._script_users[digest] -= 1
+        if self._script_users[digest] > 0:
+            return None
+        del self._script_users[digest], self._script_digests[script]
+        self._scripts.pop(script, None)
+        for sent in self._scripts_sent.values():   # a worker may have dropped it too: send it again if needed
+            sent.discard(digest)
+        return digest
+
+    def _forget_request(self, message: dict) -> dict:
+        dag, before = message.get("dag"), message.get("before")
+        if (dag is None) == (before is None):
+            raise RequestRejected("forget takes a DAG name (dag) or a time (before, Unix seconds): one of them")
+        if dag is not None:
+            effects = self.scheduler.forget_dag(dag, time.monotonic())
+            self._apply(effects)
+            return {"forgotten": _count(effects), "to_forget": 0}
+        return {"forgotten": 0, "to_forget": self.scheduler.forget_ended_before(before)}
+
+    def _cleaning_stats(self) -> dict:
+        return {"jobs_kept": len(self.scheduler.history.runs), "jobs_forgotten": self.scheduler.forgotten_total,
+                "journal_bytes": self.journal.size_bytes if self.journal is not None else 0,
+                "last_cleaning": self.last_cleaning}
+
+
+def _count(effects: list) -> int:
+    return sum(len(effect.runs) for effect in effects if isinstance(effect, Forgotten))
