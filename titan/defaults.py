@@ -76,12 +76,15 @@ STATS_RECENT_DAGS = 100
 JOBS_LISTED = 100
 DAG_RUNS_LISTED = 20
 # How long the master keeps an ended job (--keep-completed, --keep-failed) and how many ended jobs at most
-# (--keep-max-jobs); the README says why these. Then it forgets them, FORGET_BATCH at most per loop turn
-# (a few milliseconds with their journal rows), and returns up to VACUUM_PAGES of freed file pages per turn.
+# (--keep-max-jobs); the README says why these. Then it forgets them FORGET_BATCH at a time, for at most
+# CLEANING_BUDGET_S of each loop turn (and of each worker batch handled), so forgetting keeps up with a
+# busy master without stalling it; after each commit that forgot something the journal returns up to
+# VACUUM_PAGES freed pages to the file system.
 KEEP_COMPLETED_S = 86_400
 KEEP_FAILED_S = 7 * 86_400
 KEEP_MAX_JOBS = 100_000
-FORGET_BATCH = 200
+FORGET_BATCH = 100
+CLEANING_BUDGET_S = 0.002
 VACUUM_PAGES = 64
 DEFAULT_PRIORITY = 1
 DEFAULT_MAX_WAIT_SECONDS = 172_800

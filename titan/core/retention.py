@@ -22,7 +22,7 @@ from titan.core.effects import Forgotten
 from titan.core.errors import JobConflict, UnknownDag
 from titan.core.jobs import JobRun, JobState
 
-FORGOTTEN_REMEMBERED = 100_000   # forgotten job ids job_info can still say something about
+FORGOTTEN_REMEMBERED = 10_000   # forgotten job ids job_info can still say something about
 COMPLETED_QUEUE, FAILED_QUEUE = "completed", "failed"
 
 
@@ -41,7 +41,7 @@ class SchedulerRetention:
         self.retention = Retention()
         self._ended = {COMPLETED_QUEUE: deque(), FAILED_QUEUE: deque()}   # (ended_at, seq), oldest first
         self._active_children: Counter = Counter()   # job id -> unfinished current runs naming it a parent
-        self.forgotten: "OrderedDict[str, dict]" = OrderedDict()
+        self.forgotten: "OrderedDict[str, tuple]" = OrderedDict()   # job id -> (state, ended_at, its DAG run)
         self.forgotten_total = 0
         self._forget_ended_before: Optional[float] = None   # titan forget --before
 
@@ -167,8 +167,7 @@ class SchedulerRetention:
             return False
         del self.jobs[run.job_id]
         self.state_counts[run.state] -= 1
-        self.forgotten[run.job_id] = {"state": run.state.value, "ended_at": run.ended_at,
-                                      "forgotten_at": self._wall_now, "run": run.dag_run}
+        self.forgotten[run.job_id] = (run.state.value, run.ended_at, run.dag_run)
         self.forgotten.move_to_end(run.job_id)
         if len(self.forgotten) > FORGOTTEN_REMEMBERED:
             self.forgotten.popitem(last=False)
@@ -195,4 +194,5 @@ class SchedulerRetention:
 
     def forgotten_job(self, job_id: str) -> Optional[dict]:
         """What became of a job this master has forgotten, while it remembers that; else None."""
-        return self.forgotten.get(job_id)
+        gone = self.forgotten.get(job_id)
+        return None if gone is None else dict(zip(("state", "ended_at", "run"), gone))

@@ -19,6 +19,7 @@ times, its DAGs one run each, see Scheduler.restore); the upgrade is marked by i
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import Iterable, List, Optional
 
 import msgpack
@@ -67,12 +68,13 @@ def use_incremental_vacuum(db: sqlite3.Connection) -> None:
 INCREMENTAL = 2   # PRAGMA auto_vacuum's value for INCREMENTAL
 
 
-def forget(db: sqlite3.Connection, forgotten: "ForgottenRows", unfolded_seqs: Optional[set]) -> None:
-    """Delete the rows of forgotten runs, their DAG runs and DAGs, and scripts no run uses any more.
-    While state changes wait to be folded, the forgotten runs' seqs join `unfolded_seqs` (see
-    without_forgotten)."""
+def forget(db: sqlite3.Connection, forgotten: "ForgottenRows", unfolded_seqs: Optional[set]) -> float:
+    """Delete the rows of forgotten runs, their DAG runs and DAGs, and scripts no run uses any more;
+    returns the seconds it took. While state changes wait to be folded, the forgotten runs' seqs join
+    `unfolded_seqs` (see without_forgotten)."""
     if not forgotten:
-        return
+        return 0.0
+    began = time.thread_time()
     if unfolded_seqs is not None:
         unfolded_seqs.update(seq for _, seq in forgotten.runs)
     by_seq = [(seq,) for _, seq in forgotten.runs]
@@ -85,6 +87,7 @@ def forget(db: sqlite3.Connection, forgotten: "ForgottenRows", unfolded_seqs: Op
     db.executemany("DELETE FROM dags WHERE name = ?", [(dag,) for dag in forgotten.dags])
     db.executemany("DELETE FROM agent_runs WHERE dag = ?", [(dag,) for dag in forgotten.dags])
     db.executemany("DELETE FROM scripts WHERE sha256 = ?", [(sha,) for sha in forgotten.scripts])
+    return time.thread_time() - began
 
 
 class ForgottenRows:
@@ -106,13 +109,15 @@ class ForgottenRows:
         self.scripts += scripts
 
 
-def vacuum_some(db: sqlite3.Connection) -> None:
-    """Give back a few freed pages (auto_vacuum=INCREMENTAL), after a commit that forgot something; a
-    failure here loses nothing (the pages stay free for SQLite to reuse)."""
+def vacuum_some(db: sqlite3.Connection) -> float:
+    """Give back a few freed pages (auto_vacuum=INCREMENTAL), after a commit that forgot something;
+    returns the seconds it took. A failure loses nothing (the pages stay free for SQLite to reuse)."""
+    began = time.thread_time()
     try:
         db.execute(f"PRAGMA incremental_vacuum({defaults.VACUUM_PAGES})").fetchall()
     except sqlite3.Error:
         pass
+    return time.thread_time() - began
 
 
 def drop_orphans(db: sqlite3.Connection) -> None:

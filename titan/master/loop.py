@@ -161,6 +161,7 @@ class Master(RequestHandlers, Cleaning):
         self._end_turn()   # what recovery decided (re-queues, cancellations) goes out first
         while self._running:
             ready = dict(poller.poll(self._poll_timeout_ms()))
+            began = time.perf_counter()
             self._fold_journal(idle=not ready)
             for socket, handler in handlers.items():
                 if socket in ready:
@@ -170,6 +171,7 @@ class Master(RequestHandlers, Cleaning):
             if self.guard is not None:
                 self._drop_revoked_workers(time.monotonic())
             self._end_turn()
+            self._timed_turn(began)
 
     def stop(self) -> None:
         self._running = False
@@ -395,6 +397,7 @@ class Master(RequestHandlers, Cleaning):
                     self._on_worker_message(worker_id, user, *item)
         finally:
             self._apply(self.scheduler.release_dispatches(time.monotonic()))
+        self._clean()   # keeps pace with the results coming in, each batch a little
         # Commit and send now rather than after every worker's batch of this turn: this worker gets its
         # next jobs while the master reads the next one's results (S1: 8,200 -> 9,400 jobs/s).
         self._end_turn()

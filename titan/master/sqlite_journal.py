@@ -124,6 +124,7 @@ class SqliteJournal(Journal):
         (self._next_reply_id,) = self.db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM replies").fetchone()
         self._replies_since_prune = 0
         self._forgotten_seqs: set = set()   # runs forgotten while state changes wait to be folded
+        self.forget_seconds = 0.0           # spent deleting forgotten runs' rows, since opened
 
     def _unreadable(self, problem: Exception) -> str:
         return (f"journal {self.path} cannot be read ({problem}); the master will not start on it. "
@@ -253,7 +254,7 @@ class SqliteJournal(Journal):
             pruned = self._write_replies(db)
             db.executemany("INSERT OR REPLACE INTO deployed_scripts VALUES (?, ?, ?)",
                            [(name, script, at) for name, (script, at) in self._deployed.items()])
-            history.forget(db, self._forgotten, self._forgotten_seqs if self._unfolded else None)
+            self.forget_seconds += history.forget(db, self._forgotten, self._forgotten_seqs if self._unfolded else None)
             if self._unfolded > FORCED_COMPACT_AT:   # a master never idle still keeps the backlog bounded
                 self._fold(db, FORCED_COMPACT_BATCH)
         for channel, count in pruned.items():
@@ -263,7 +264,7 @@ class SqliteJournal(Journal):
         vacuum = bool(self._forgotten)
         self._clear_pending()
         if vacuum:
-            history.vacuum_some(self.db)
+            self.forget_seconds += history.vacuum_some(self.db)
 
     @property
     def size_bytes(self) -> int:

@@ -187,7 +187,8 @@ CLIENT_RESULTS = {
                     artifacts=map_of(bytes_received=(int,), bytes_sent_to_workers=(int,),
                                      archive_fetches=(int,), root=nullable(str)),
                     uptime_s=Number, store_keys=(int,), journal=nullable(str), journal_backlog=(int,),
-                    jobs_kept=(int,), jobs_forgotten=(int,), journal_bytes=(int,),
+                    jobs_kept=(int,), jobs_forgotten=(int,), journal_bytes=(int,), longest_turn_ms=Number,
+                    longest_cleaning_ms=Number,
                     last_cleaning=Field((dict, NoneType), shape=_fields(at=Number, forgotten=(int,), took_ms=Number))),
     "forget": map_of(forgotten=(int,), to_forget=(int,)),   # to_forget: ended before `before`, going in batches
     "approve": _JOB_RESULT,
