@@ -99,3 +99,45 @@ def test_a_version_3_journal_is_upgraded_in_place_and_its_dags_get_one_run_each(
     recovered = journal.load()
     assert recovered.store == {"k": "v"} and [log[0] for log in recovered.logs] == ["a"]
     journal.close()
+
+
+def rows(tmp_path, table: str) -> int:
+    db = sqlite3.connect(str(tmp_path / "titan.db"))
+    (count,) = db.execute(f"SELECT count(*) FROM {table}").fetchone()
+    db.close()
+    return count
+
+
+def test_a_forgotten_run_leaves_every_table_and_unfolded_changes_do_not_bring_it_back(tmp_path):
+    sim = Sim()
+    journal = SqliteJournal(str(tmp_path))
+    sim.join("w1")
+    submit(sim, journal, spec("a"), dag="pipe")
+    journal_everything(sim, journal)
+    sim.finish("a")
+    journal.record_log("a", sim.s.jobs["a"].seq, 1, "stdout", "out\n")
+    journal_everything(sim, journal)
+    submit(sim, journal, spec("a"), dag="pipe")          # run 2: run 1 becomes a past run
+    journal_everything(sim, journal)
+    sim.finish("a")
+    journal_everything(sim, journal)                      # not folded: the changes wait in job_transitions
+    assert journal.backlog > 0
+    (forgotten,) = sim.s.forget_dag("pipe", sim.now)
+    journal.record_forgotten(forgotten.runs, forgotten.dag_runs, forgotten.dags,
+                             [hashlib.sha256(forgotten.runs[0].spec.script).hexdigest()])
+    journal.commit()
+    assert journal.load().runs == [] and journal.forget_seconds >= 0
+    journal.close()
+    for table in ("job_specs", "job_states", "run_times", "past_runs", "dag_runs", "dags", "logs", "scripts"):
+        assert rows(tmp_path, table) == 0, table
+
+
+def test_an_older_journal_is_rebuilt_for_incremental_vacuum_once(tmp_path):
+    shutil.copy(V3_JOURNAL, tmp_path / "titan.db")
+    db = sqlite3.connect(str(tmp_path / "titan.db"))
+    assert db.execute("PRAGMA auto_vacuum").fetchone() == (0,)
+    db.close()
+    SqliteJournal(str(tmp_path)).close()
+    db = sqlite3.connect(str(tmp_path / "titan.db"))
+    assert db.execute("PRAGMA auto_vacuum").fetchone() == (2,)
+    db.close()
