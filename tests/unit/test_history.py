@@ -182,12 +182,19 @@ def test_list_jobs_refuses_what_it_cannot_answer():
         sim.s.list_jobs(cursor="x")
 
 
-def test_a_state_index_stays_small_while_jobs_move_through_it():
+def test_unfinished_states_are_listed_from_the_newest_runs():
     sim = sim_with_wall()
-    sim.join("w1", slots=4)
-    _finished_jobs(sim, 3_000)
-    queued_index = sim.s.history._by_state[Q].seqs
-    assert len(queued_index) <= 2 * sim.s.state_counts[Q] + 1_000 + 1
-    assert [j["job_id"] for j in sim.s.list_jobs(state="QUEUED")["jobs"]] == []
-    assert len(sim.s.list_jobs(state="COMPLETED", limit=1_000)["jobs"]) == 1_000
-    assert sim.s.state_counts[C] == 3_000 and not sim.s.state_counts[F] and not sim.s.state_counts[X]
+    sim.join("w1", slots=2)
+    _finished_jobs(sim, 50)
+    sim.submit(spec("old-running"))                          # the oldest unfinished run, far down
+    _finished_jobs(sim, 50)
+    sim.submit(spec("r2"), spec("q1"), spec("q2"))           # r2 takes the second slot
+    ids = lambda **filters: [j["job_id"] for j in sim.s.list_jobs(**filters)["jobs"]]
+    assert ids(state="RUNNING") == ["r2", "old-running"]
+    assert ids(state="QUEUED") == ["q2", "q1"]
+    assert ids(state="PENDING") == []
+    first = sim.s.list_jobs(state="QUEUED", limit=1)
+    assert [j["job_id"] for j in first["jobs"]] == ["q2"]
+    assert ids(state="QUEUED", cursor=first["next_cursor"]) == ["q1"]
+    assert len(sim.s.list_jobs(state="COMPLETED", limit=1_000)["jobs"]) == 100   # 50 ids, each run twice
+    assert sim.s.state_counts[C] == 50 and not sim.s.state_counts[F] and not sim.s.state_counts[X]

@@ -93,7 +93,9 @@ def test_a_version_3_journal_is_upgraded_in_place_and_its_dags_get_one_run_each(
     (only,) = scheduler.dag_runs("pipe")
     assert (only["run"], only["outcome"], only["jobs"], only["submitted_at"]) == ("pipe#1", "FAILED", 2, None)
     info = scheduler.describe_job("a")
-    assert info["submitted_at"] is None and info["run"] == "pipe#1" and info["attempts"] == []
+    assert info["submitted_at"] is None and info["run"] == "pipe#1" and info["ended_at"] is None
+    assert info["attempts"] == [{"attempt": 1, "worker": "w1", "started_at": None, "ended_at": None, "exit_code": 0,
+                                 "reason": None}]
     assert [j["job_id"] for j in scheduler.list_jobs()["jobs"]] == ["c", "b", "a"]
     journal = SqliteJournal(str(tmp_path))   # opened a second time: the upgrade is not run again
     recovered = journal.load()

@@ -5,8 +5,10 @@ A job id names its latest run (Scheduler.jobs); a run's `seq` names one run for 
 gets a new run and the earlier one stays here as it ended, so an earlier DAG run's record never changes.
 
 The indexes are lists of seqs, appended as things happen (cheap on the scheduling path) and sorted only
-when someone asks. An entry whose run has moved on (another state) is skipped when read and dropped when
-the list is rebuilt, which happens once stale entries outnumber live ones.
+when someone asks: all runs, each DAG's, each worker's, and each final state's (a run enters one once).
+An unfinished run is always its job's current run and there are few of them, mostly the newest: a
+state filter of PENDING, QUEUED, RUNNING or WAITING_APPROVAL reads all runs newest first and stops once
+it has found as many as are in that state. Forgotten runs' entries are dropped from the front (forgot).
 """
 
 from __future__ import annotations
@@ -108,19 +110,12 @@ class History:
 
     def admitted(self, run: JobRun) -> None:
         self.runs[run.seq] = run
-        self._all.add(run.seq)
-        self._by_state[run.state].add(run.seq)
+        self._all.seqs.append(run.seq)   # seqs only grow: it stays sorted
         if run.dag:
             self._by_dag.setdefault(run.dag, _SeqIndex()).add(run.seq)
 
-    def entered(self, run: JobRun, state: JobState, live_count: int) -> None:
-        """The run is now in `state`; `live_count` current runs are. Runs leave a state that is not final,
-        so its index is rebuilt once stale entries outnumber live ones; final states lose entries only
-        when runs are forgotten (forgot)."""
-        index = self._by_state[state]
-        index.add(run.seq)
-        if not state.is_final and len(index.seqs) > STALE_FACTOR * live_count + STALE_SLACK:
-            index.keep(lambda seq: seq in self.runs and self.runs[seq].state == state)
+    def ended(self, run: JobRun) -> None:
+        self._by_state[run.state].add(run.seq)
 
     def forgot(self, runs: List[JobRun]) -> None:
         """These runs were forgotten (already out of self.runs): trim the indexes that named them."""
@@ -168,9 +163,11 @@ class History:
     # ----------------------------------------------------------------- reading
 
     def list_runs(self, state: Optional[JobState], dag: Optional[str], worker: Optional[str],
-                  since: Optional[float], until: Optional[float], limit: int, before: Optional[int]) -> tuple:
+                  since: Optional[float], until: Optional[float], limit: int, before: Optional[int],
+                  live: int = -1) -> tuple:
         """Runs matching every filter given, newest (highest seq) first, at most `limit`, below seq
-        `before`; and the seq to continue from (None when there are no more)."""
+        `before`; and the seq to continue from (None when there are no more). `live`: how many runs
+        are in `state` if it is not final (they are all current runs), else -1."""
         candidates = self._smallest_index(state, dag, worker)
         position = len(candidates) if before is None else bisect_left(candidates, before)
         found: list = []
@@ -183,11 +180,13 @@ class History:
             if len(found) == limit:
                 return found, found[-1].seq
             found.append(run)
+            if len(found) == live and before is None:
+                break   # every unfinished run in that state found
         return found, None
 
     def _smallest_index(self, state: Optional[JobState], dag: Optional[str], worker: Optional[str]) -> list:
         choices = [self._all]
-        if state is not None:
+        if state is not None and state.is_final:
             choices.append(self._by_state[state])
         if dag is not None:
             choices.append(self._by_dag.get(dag, _SeqIndex()))
@@ -227,7 +226,8 @@ class SchedulerHistory:
         wanted = _state_named(state)
         if not 1 <= limit <= LIST_LIMIT_MAX:
             raise RequestRejected(f"limit must be 1 to {LIST_LIMIT_MAX}, got {limit}")
-        runs, next_seq = self.history.list_runs(wanted, dag, worker, since, until, limit, _cursor_seq(cursor))
+        live = -1 if wanted is None or wanted.is_final else self.state_counts[wanted]
+        runs, next_seq = self.history.list_runs(wanted, dag, worker, since, until, limit, _cursor_seq(cursor), live)
         return {"jobs": [job_entry(run) for run in runs],
                 "next_cursor": None if next_seq is None else str(next_seq)}
 
@@ -239,19 +239,22 @@ class SchedulerHistory:
             raise RequestRejected(f"limit must be at least 1, got {limit}")
         return [dag_run.describe() for dag_run in reversed(runs[-limit:])]
 
-    def _end_attempt(self, run: JobRun, reason: Optional[str]) -> None:
-        if run.ended_attempts is None:
-            run.ended_attempts = []
-        run.ended_attempts.append([run.attempt, run.worker, run.started_at, self._wall_now, run.exit_code, reason])
-
-    def _stamp(self, run: JobRun, new: JobState) -> None:
-        """The run's times, and the history's index of who is in which state."""
-        if new == JobState.QUEUED and run.queued_at is None:
-            run.queued_at = self._wall_now
+    def _stamp(self, run: JobRun, old: JobState, new: JobState) -> None:
+        """The run's times and attempts; an ended run joins the indexes and the retention queues. The
+        last attempt of an ended run is told by the run's own fields (JobRun.attempts): only an attempt
+        followed by another is kept in ended_attempts, so most jobs never allocate it."""
+        if new is JobState.QUEUED:
+            if old is JobState.RUNNING:
+                if run.ended_attempts is None:
+                    run.ended_attempts = []
+                run.ended_attempts.append([run.attempt, run.worker, run.started_at, self._wall_now, run.exit_code,
+                                           run.reason])
+            elif run.queued_at is None:
+                run.queued_at = self._wall_now
         elif new.is_final:
             run.ended_at = self._wall_now
+            self.history.ended(run)
             self._retention_ended(run)
-        self.history.entered(run, new, self.state_counts[new])
 
     def _close_dag_run(self, dag: str, ended_at: Optional[float]) -> None:
         latest = self.history.latest_dag_run(dag)

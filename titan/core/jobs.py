@@ -158,8 +158,8 @@ class JobRun:
     started_at: Optional[float] = None
     ended_at: Optional[float] = None
     dag_run: Optional[str] = None            # the DAG run it belongs to (titan.core.history), None alone
-    # Each attempt that has left RUNNING: [attempt, worker, started_at, ended_at, exit_code, reason].
-    # None until the first does, so the many jobs never dispatched cost no list.
+    # Each attempt that was followed by another: [attempt, worker, started_at, ended_at, exit_code,
+    # reason]. None until one was: the last attempt is told by the run's own fields (attempts()).
     ended_attempts: Optional[list] = None
 
     @property
@@ -190,8 +190,12 @@ class JobRun:
     def attempts(self) -> list:
         """Every attempt, oldest first, the one running included (its ended_at None)."""
         ended = [dict(zip(ATTEMPT_FIELDS, entry)) for entry in self.ended_attempts or ()]
-        if self.state == JobState.RUNNING:
-            ended.append(dict(zip(ATTEMPT_FIELDS, (self.attempt, self.worker, self.started_at, None, None, None))))
+        if self.attempt and not (self.ended_attempts and self.ended_attempts[-1][0] == self.attempt):
+            if self.state == JobState.RUNNING:
+                last = (self.attempt, self.worker, self.started_at, None, None, None)
+            else:
+                last = (self.attempt, self.worker, self.started_at, self.ended_at, self.exit_code, self.reason)
+            ended.append(dict(zip(ATTEMPT_FIELDS, last)))
         return ended
 
 

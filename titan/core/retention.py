@@ -54,7 +54,7 @@ class SchedulerRetention:
     def _retention_ended(self, run: JobRun) -> None:
         queue = COMPLETED_QUEUE if run.state == JobState.COMPLETED else FAILED_QUEUE
         self._ended[queue].append((run.ended_at, run.seq))
-        for parent in run.spec.parents:
+        for parent in run.spec.parents or ():
             left = self._active_children[parent] - 1
             if left > 0:
                 self._active_children[parent] = left
@@ -67,14 +67,12 @@ class SchedulerRetention:
         ended = []
         for run in runs:
             if run.state.is_final:
-                if run.ended_at is None:
-                    run.ended_at = self._wall_now
-                ended.append(run)
+                ended.append((self._wall_now if run.ended_at is None else run.ended_at, run.seq, run.state))
             elif self.jobs.get(run.job_id) is run:
                 self._retention_admitted(run)
-        for run in sorted(ended, key=lambda r: (r.ended_at, r.seq)):
-            queue = COMPLETED_QUEUE if run.state == JobState.COMPLETED else FAILED_QUEUE
-            self._ended[queue].append((run.ended_at, run.seq))
+        for ended_at, seq, state in sorted(ended, key=lambda e: e[:2]):
+            queue = COMPLETED_QUEUE if state == JobState.COMPLETED else FAILED_QUEUE
+            self._ended[queue].append((ended_at, seq))
 
     # ----------------------------------------------------------------- forgetting
 

@@ -438,13 +438,12 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerHi
     # ----------------------------------------------------------------- transitions and events
 
     def _transition(self, run: JobRun, new: JobState, reason: Optional[str]) -> None:
-        check_transition(run.job_id, run.state, new)
-        if run.state == JobState.RUNNING:
-            self._end_attempt(run, reason)
-        self.state_counts[run.state] -= 1
+        old = run.state
+        check_transition(run.job_id, old, new)
+        self.state_counts[old] -= 1
         self.state_counts[new] += 1
         run.state, run.reason = new, reason
-        self._stamp(run, new)
+        self._stamp(run, old, new)
         if new != JobState.RUNNING:
             run.service_up = False
         if new == JobState.QUEUED:
