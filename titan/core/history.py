@@ -18,7 +18,11 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional
 
 from titan.core.errors import RequestRejected, UnknownDag
-from titan.core.jobs import JobRun, JobState
+from titan.core.jobs import FINAL_STATES, JobRun, JobState
+
+# Enum members read once: in Python 3.11 each JobState.X is a descriptor call, and _stamp runs on every
+# transition of every job.
+QUEUED, RUNNING = JobState.QUEUED, JobState.RUNNING
 
 LIST_LIMIT_MAX = 1_000   # jobs one list_jobs reply may hold
 # A state index is rebuilt when it holds more than this many entries per live one, plus the slack.
@@ -112,7 +116,10 @@ class History:
         self.runs[run.seq] = run
         self._all.seqs.append(run.seq)   # seqs only grow: it stays sorted
         if run.dag:
-            self._by_dag.setdefault(run.dag, _SeqIndex()).add(run.seq)
+            index = self._by_dag.get(run.dag)
+            if index is None:
+                index = self._by_dag[run.dag] = _SeqIndex()
+            index.add(run.seq)
 
     def ended(self, run: JobRun) -> None:
         self._by_state[run.state].add(run.seq)
@@ -136,7 +143,10 @@ class History:
                     del self._by_worker[worker]
 
     def started(self, run: JobRun) -> None:
-        self._by_worker.setdefault(run.worker, _SeqIndex()).add(run.seq)
+        index = self._by_worker.get(run.worker)
+        if index is None:
+            index = self._by_worker[run.worker] = _SeqIndex()
+        index.add(run.seq)
 
     def open_dag_run(self, dag: str, submitted_at: Optional[float]) -> DagRun:
         runs = self.dag_runs.setdefault(dag, [])
@@ -243,15 +253,15 @@ class SchedulerHistory:
         """The run's times and attempts; an ended run joins the indexes and the retention queues. The
         last attempt of an ended run is told by the run's own fields (JobRun.attempts): only an attempt
         followed by another is kept in ended_attempts, so most jobs never allocate it."""
-        if new is JobState.QUEUED:
-            if old is JobState.RUNNING:
+        if new is QUEUED:
+            if old is RUNNING:
                 if run.ended_attempts is None:
                     run.ended_attempts = []
                 run.ended_attempts.append([run.attempt, run.worker, run.started_at, self._wall_now, run.exit_code,
                                            run.reason])
             elif run.queued_at is None:
                 run.queued_at = self._wall_now
-        elif new.is_final:
+        elif new in FINAL_STATES:
             run.ended_at = self._wall_now
             self.history.ended(run)
             self._retention_ended(run)

@@ -24,6 +24,7 @@ from titan.core.jobs import JobRun, JobState
 
 FORGOTTEN_REMEMBERED = 10_000   # forgotten job ids job_info can still say something about
 COMPLETED_QUEUE, FAILED_QUEUE = "completed", "failed"
+COMPLETED = JobState.COMPLETED   # read once: a descriptor call each time in Python 3.11
 
 
 @dataclass
@@ -48,13 +49,12 @@ class SchedulerRetention:
     # ----------------------------------------------------------------- as runs come and go
 
     def _retention_admitted(self, run: JobRun) -> None:
-        for parent in run.spec.parents:
+        for parent in run.spec.parents:   # most jobs have none
             self._active_children[parent] += 1
 
     def _retention_ended(self, run: JobRun) -> None:
-        queue = COMPLETED_QUEUE if run.state == JobState.COMPLETED else FAILED_QUEUE
-        self._ended[queue].append((run.ended_at, run.seq))
-        for parent in run.spec.parents or ():
+        self._ended[COMPLETED_QUEUE if run.state is COMPLETED else FAILED_QUEUE].append((run.ended_at, run.seq))
+        for parent in run.spec.parents:
             left = self._active_children[parent] - 1
             if left > 0:
                 self._active_children[parent] = left

@@ -2,7 +2,8 @@
 
 - A run's times ride along with its state: each packed state change (sqlite_journal's job_transitions)
   carries HISTORY_STATE_FIELDS after the ten state columns, and folding writes them to `run_times`
-  (seq -> packed times and attempts). When it was submitted, and its DAG run, are known at admission and
+  (seq -> its times, and its earlier attempts packed; plain columns, so folding packs nothing for the
+  many jobs that ran once). When it was submitted, and its DAG run, are known at admission and
   go into the spec row (SPEC_EXTRAS), so a run never dispatched needs no times row.
 - An earlier run of a job submitted again (whose spec, logs and state row make way for the new run's)
   is kept as one packed record in `past_runs`.
@@ -30,7 +31,8 @@ from titan.core.jobs import JobRun, JobSpec, JobState
 
 HISTORY_VERSION = "1"
 HISTORY_TABLES = """
-CREATE TABLE IF NOT EXISTS run_times (seq INTEGER PRIMARY KEY, times BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS run_times (seq INTEGER PRIMARY KEY, queued_at REAL, started_at REAL, ended_at REAL,
+    ended_attempts BLOB);
 CREATE TABLE IF NOT EXISTS past_runs (seq INTEGER PRIMARY KEY, job_id TEXT NOT NULL, record BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS dag_runs (run TEXT PRIMARY KEY, dag TEXT NOT NULL, number INTEGER NOT NULL,
     submitted_at REAL, ended_at REAL, outcome TEXT, seqs BLOB NOT NULL);
@@ -146,20 +148,17 @@ def pop_spec_extras(fields: dict) -> dict:
     return {name: fields.pop(name, None) for name in SPEC_EXTRAS}
 
 
-def history_state(run: JobRun) -> tuple:
-    return run.queued_at, run.started_at, run.ended_at, run.ended_attempts
-
-
 def write_run_times(db: sqlite3.Connection, states: Iterable[list]) -> None:
-    db.executemany("INSERT OR REPLACE INTO run_times VALUES (?, ?)",
-                   [(state[1], _pack(state[STATE_COLUMNS:])) for state in states if len(state) > STATE_COLUMNS])
+    db.executemany("INSERT OR REPLACE INTO run_times VALUES (?, ?, ?, ?, ?)",
+                   [(state[1], state[10], state[11], state[12], None if state[13] is None else _pack(state[13]))
+                    for state in states if len(state) > STATE_COLUMNS])
 
 
-def apply_times(run: JobRun, extras: dict, times: Optional[bytes]) -> JobRun:
+def apply_times(run: JobRun, extras: dict, times: list) -> JobRun:
+    """The run with what the spec row and its run_times row (`times`, its columns after seq) say."""
     run.submitted_at, run.dag_run = extras["submitted_at"], extras["dag_run"]
-    if times is not None:
-        for name, value in zip(HISTORY_STATE_FIELDS, _unpack(times)):
-            setattr(run, name, value)
+    run.queued_at, run.started_at, run.ended_at, attempts = times
+    run.ended_attempts = None if attempts is None else _unpack(attempts)
     return run
 
 

@@ -332,7 +332,8 @@ class SqliteJournal(Journal):
         db.executemany("INSERT OR IGNORE INTO scripts VALUES (?, ?)", self._scripts)
         db.executemany("INSERT OR REPLACE INTO job_specs VALUES (?, ?, ?, ?)", self._specs)
         changed = [(run.job_id, run.seq, run.state.value, run.attempt, run.failures, run.worker_id, run.worker,
-                    run.last_worker_id, run.reason, run.exit_code, *history.history_state(run))
+                    run.last_worker_id, run.reason, run.exit_code,   # then history.HISTORY_STATE_FIELDS:
+                    run.queued_at, run.started_at, run.ended_at, run.ended_attempts)
                    for run in self._states.values() if not self._is_as_admitted(run)]
         if changed:
             db.execute("INSERT INTO job_transitions (count, states) VALUES (?, ?)", (len(changed), _pack(changed)))
@@ -420,8 +421,9 @@ class SqliteJournal(Journal):
     def _load_runs(self) -> List[JobRun]:
         rows = self.db.execute(
             "SELECT s.seq, s.dag, s.spec, j.state, j.attempt, j.failures, j.worker_id, j.worker, "
-            "j.last_worker_id, j.reason, j.exit_code, t.times FROM job_specs s LEFT JOIN job_states j ON j.seq = s.seq "
-            "LEFT JOIN run_times t ON t.seq = s.seq ORDER BY s.seq")
+            "j.last_worker_id, j.reason, j.exit_code, t.queued_at, t.started_at, t.ended_at, t.ended_attempts "
+            "FROM job_specs s LEFT JOIN job_states j ON j.seq = s.seq LEFT JOIN run_times t ON t.seq = s.seq "
+            "ORDER BY s.seq")
         scripts = dict(self.db.execute("SELECT sha256, script FROM scripts"))
         self._stored_scripts = set(scripts)
         return list(_each_row("job_specs", rows, lambda *row: _run_from_row(row, scripts)))
@@ -452,7 +454,7 @@ SECONDS_FIELDS = ("delay", "max_wait_seconds", "timeout")
 
 
 def _run_from_row(row: tuple, scripts: Dict[str, bytes]) -> JobRun:
-    seq, dag, spec, state, attempt, failures, worker_id, worker, last_worker_id, reason, code, times = row
+    seq, dag, spec, state, attempt, failures, worker_id, worker, last_worker_id, reason, code, *times = row
     fields = _unpack(spec)
     extras = history.pop_spec_extras(fields)
     if "script_sha256" in fields:   # journals before scripts were kept once hold them inline
