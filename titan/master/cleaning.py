@@ -32,6 +32,12 @@ class Cleaning:
         self._cleaning_s = 0.0                 # this turn's, in memory
         self._journal_forget_s = 0.0           # the journal's forget_seconds when the turn began
 
+    def _journal_dag_run(self, dag: str) -> None:
+        """A DAG run began or ended (dag.submitted, dag.finished): its record as it is now."""
+        latest = self.scheduler.history.latest_dag_run(dag)
+        if latest is not None and self.journal is not None:
+            self.journal.record_dag_run(latest)
+
     def _script_used(self, run: JobRun) -> None:
         if run.spec.script:
             self._script_users[self._script_digest(run.spec.script)] += 1

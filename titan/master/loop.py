@@ -473,8 +473,8 @@ class Master(RequestHandlers, Cleaning):
                 self._publish(effect.topic, effect.body)
                 if effect.topic in WORKER_GONE_TOPICS:
                     self._scripts_sent.pop(effect.body["worker_id"], None)
-                elif effect.topic in DAG_RUN_TOPICS and self.journal is not None:
-                    self.journal.record_dag_run(self.scheduler.history.latest_dag_run(effect.body["dag"]))
+                elif effect.topic in DAG_RUN_TOPICS:
+                    self._journal_dag_run(effect.body["dag"])
             elif isinstance(effect, Dispatch):
                 self._dispatch(effect)
             elif isinstance(effect, StopJob):
