@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections import deque
 from typing import Iterable, List, Optional
 
 import msgpack
@@ -70,15 +71,15 @@ def use_incremental_vacuum(db: sqlite3.Connection) -> None:
 INCREMENTAL = 2   # PRAGMA auto_vacuum's value for INCREMENTAL
 
 
-def forget(db: sqlite3.Connection, forgotten: "ForgottenRows", unfolded_seqs: Optional[set]) -> float:
+def forget(db: sqlite3.Connection, forgotten: "ForgottenRows", unfolded: "ForgottenUnfolded") -> float:
     """Delete the rows of forgotten runs, their DAG runs and DAGs, and scripts no run uses any more;
-    returns the seconds it took. While state changes wait to be folded, the forgotten runs' seqs join
-    `unfolded_seqs` (see without_forgotten)."""
+    returns the CPU seconds it took. State changes of theirs still to be folded are noted in `unfolded`."""
     if not forgotten:
         return 0.0
     began = time.thread_time()
-    if unfolded_seqs is not None:
-        unfolded_seqs.update(seq for _, seq in forgotten.runs)
+    (newest,) = db.execute("SELECT MAX(id) FROM job_transitions").fetchone()
+    if newest is not None:
+        unfolded.add(newest, [seq for _, seq in forgotten.runs])
     by_seq = [(seq,) for _, seq in forgotten.runs]
     db.executemany("DELETE FROM job_specs WHERE seq = ?", by_seq)
     db.executemany("DELETE FROM job_states WHERE job_id = ? AND seq = ?", forgotten.runs)
@@ -131,10 +132,26 @@ def drop_orphans(db: sqlite3.Connection) -> None:
     db.execute("COMMIT")
 
 
-def without_forgotten(states: Iterable[list], forgotten_seqs: set) -> list:
-    """State changes still to fold, less those of runs forgotten since (folding them would bring back
-    a state row of a run that is gone)."""
-    return [state for state in states if state[1] not in forgotten_seqs]
+class ForgottenUnfolded:
+    """Runs forgotten while state changes of theirs may still wait in job_transitions: folding those
+    would bring back a state row of a run that is gone. Each batch is dropped once the rows up to the
+    newest that existed when it was forgotten are folded, so this holds no more than the backlog does."""
+
+    def __init__(self):
+        self.seqs: set = set()
+        self._batches: deque = deque()   # (newest job_transitions id then, seqs)
+
+    def add(self, newest_id: int, seqs: List[int]) -> None:
+        self._batches.append((newest_id, seqs))
+        self.seqs.update(seqs)
+
+    def folded(self, up_to_id: int) -> None:
+        while self._batches and self._batches[0][0] <= up_to_id:
+            self.seqs.difference_update(self._batches.popleft()[1])
+
+    def without(self, states: Iterable[list]) -> Iterable[list]:
+        seqs = self.seqs
+        return (state for state in states if state[1] not in seqs) if seqs else states
 
 
 # ----------------------------------------------------------------- riding along with specs and states

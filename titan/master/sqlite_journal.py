@@ -123,7 +123,7 @@ class SqliteJournal(Journal):
             self._reply_ids[channel].append(row_id)
         (self._next_reply_id,) = self.db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM replies").fetchone()
         self._replies_since_prune = 0
-        self._forgotten_seqs: set = set()   # runs forgotten while state changes wait to be folded
+        self._forgotten_unfolded = history.ForgottenUnfolded()
         self.forget_seconds = 0.0           # spent deleting forgotten runs' rows, since opened
 
     def _unreadable(self, problem: Exception) -> str:
@@ -254,7 +254,7 @@ class SqliteJournal(Journal):
             pruned = self._write_replies(db)
             db.executemany("INSERT OR REPLACE INTO deployed_scripts VALUES (?, ?, ?)",
                            [(name, script, at) for name, (script, at) in self._deployed.items()])
-            self.forget_seconds += history.forget(db, self._forgotten, self._forgotten_seqs if self._unfolded else None)
+            self.forget_seconds += history.forget(db, self._forgotten, self._forgotten_unfolded)
             if self._unfolded > FORCED_COMPACT_AT:   # a master never idle still keeps the backlog bounded
                 self._fold(db, FORCED_COMPACT_BATCH)
         for channel, count in pruned.items():
@@ -316,7 +316,7 @@ class SqliteJournal(Journal):
             self._unfolded = 0
             return
         try:
-            latest = {state[0]: state for state in history.without_forgotten(states, self._forgotten_seqs)}
+            latest = {state[0]: state for state in self._forgotten_unfolded.without(states)}
             db.executemany("INSERT OR REPLACE INTO job_states VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            [state[:history.STATE_COLUMNS] for state in latest.values()])
             history.write_run_times(db, latest.values())
@@ -325,8 +325,7 @@ class SqliteJournal(Journal):
             raise BadRow("job_transitions", _first_unwritable(db, last_id), exc) from None
         db.execute("DELETE FROM job_transitions WHERE id <= ?", (last_id,))
         self._unfolded = max(0, self._unfolded - folded)
-        if not self._unfolded:
-            self._forgotten_seqs.clear()
+        self._forgotten_unfolded.folded(last_id)
 
     def _write_jobs(self, db: sqlite3.Connection) -> None:
         db.executemany("INSERT OR IGNORE INTO scripts VALUES (?, ?)", self._scripts)
