@@ -22,7 +22,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections import deque
-from typing import Iterable, List, Optional
+from typing import Iterable, List
 
 import msgpack
 
