@@ -162,20 +162,25 @@ def show_job(info: dict) -> None:
 def show_dag(dag: dict) -> None:
     counts = Counter(job["state"] for job in dag["jobs"])
     summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    print(f"dag {dag['dag']}: {'finished' if dag['finished'] else 'running'}; {summary}", flush=True)
+    rows = [(j["job_id"], j["state"], j["worker"], j["attempt"], j["exit_code"], j["reason"]) for j in dag["jobs"]]
+    show([Section("", ("job", "state", "worker", "attempt", "exit", "reason"), rows)])
+    when = _dag_run_times(dag)
+    if when:
+        print(when, flush=True)
+
+
+def _dag_run_times(dag: dict) -> str:
+    """'run pipe#2: started <time>, took <duration>' (running for, while it runs), or '' before any start."""
     from titan.cli.history import clock_time, seconds
 
     starts = [j["started_at"] for j in dag["jobs"] if j.get("started_at") is not None]
+    if not starts:
+        return ""
     ends = [j["ended_at"] for j in dag["jobs"] if j.get("ended_at") is not None]
-    took = ""
-    if starts:
-        last = max(ends) if dag["finished"] and ends else time.time()
-        took = f"; started {clock_time(min(starts))}, {'took' if dag['finished'] else 'running for'} " \
-               f"{seconds(max(0.0, last - min(starts)))}"
-    run = f" (run {dag['run']})" if dag.get("run") else ""
-    print(f"dag {dag['dag']}{run}: {'finished' if dag['finished'] else 'running'}; {summary}{took}", flush=True)
-    rows = [(j["job_id"], j["state"], j["worker"], j["attempt"], clock_time(j.get("started_at")),
-             seconds(j.get("run_seconds")), j["exit_code"], j["reason"]) for j in dag["jobs"]]
-    show([Section("", ("job", "state", "worker", "attempt", "started", "ran", "exit", "reason"), rows)])
+    last = max(ends) if dag["finished"] and ends else time.time()
+    took = f"{'took' if dag['finished'] else 'running for'} {seconds(max(0.0, last - min(starts)))}"
+    return f"run {dag.get('run') or dag['dag']}: started {clock_time(min(starts))}, {took}"
 
 
 # ----------------------------------------------------------------- logs, cancel
