@@ -78,8 +78,8 @@ DAG_RUNS_LISTED = 20
 # How long the master keeps an ended job (--keep-completed, --keep-failed) and how many ended jobs at most
 # (--keep-max-jobs); the README says why these. Then it forgets them FORGET_BATCH at a time, for at most
 # CLEANING_BUDGET_S of each loop turn (and of each worker batch handled), so forgetting keeps up with a
-# busy master without stalling it; after each commit that forgot something the journal returns up to
-# VACUUM_PAGES freed pages to the file system.
+# busy master without stalling it; after a commit that forgot something, once 4 x VACUUM_PAGES pages are
+# free in the journal, it returns VACUUM_PAGES of them to the file system.
 KEEP_COMPLETED_S = 86_400
 KEEP_FAILED_S = 7 * 86_400
 KEEP_MAX_JOBS = 100_000

@@ -117,7 +117,9 @@ def vacuum_some(db: sqlite3.Connection) -> float:
     returns the seconds it took. A failure loses nothing (the pages stay free for SQLite to reuse)."""
     began = time.thread_time()
     try:
-        db.execute(f"PRAGMA incremental_vacuum({defaults.VACUUM_PAGES})").fetchall()
+        (free,) = db.execute("PRAGMA freelist_count").fetchone()
+        if free >= 4 * defaults.VACUUM_PAGES:   # else SQLite reuses them: not worth a commit of its own
+            db.execute(f"PRAGMA incremental_vacuum({defaults.VACUUM_PAGES})").fetchall()
     except sqlite3.Error:
         pass
     return time.thread_time() - began
