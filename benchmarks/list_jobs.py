@@ -51,6 +51,7 @@ def main() -> None:
     scheduler = Scheduler()
     for worker in WORKERS:
         scheduler.worker_joined(worker, worker, [], DAG_SIZE, {}, 0.0)
+    scheduler.submit(None, [JobSpec(job_id="long-running", filename="null.py")], 0.0)   # oldest of all, never ends
     began = time.perf_counter()
     clock = fill(scheduler, args.jobs)
     print(f"{args.jobs:,} finished jobs in the scheduler after {time.perf_counter() - began:.1f}s")
@@ -62,7 +63,8 @@ def main() -> None:
         "newest 100": lambda: scheduler.list_jobs(),
         "state=FAILED": lambda: scheduler.list_jobs(state="FAILED"),
         "state=COMPLETED": lambda: scheduler.list_jobs(state="COMPLETED"),
-        "state=RUNNING (none)": lambda: scheduler.list_jobs(state="RUNNING"),
+        "state=RUNNING (1, oldest)": lambda: scheduler.list_jobs(state="RUNNING"),
+        "state=QUEUED (none)": lambda: scheduler.list_jobs(state="QUEUED"),
         f"dag={middle_dag}": lambda: scheduler.list_jobs(dag=middle_dag),
         "worker=w3": lambda: scheduler.list_jobs(worker="w3"),
         "since (last 1%)": lambda: scheduler.list_jobs(since=clock * 0.99),

@@ -174,11 +174,14 @@ class History:
 
     def list_runs(self, state: Optional[JobState], dag: Optional[str], worker: Optional[str],
                   since: Optional[float], until: Optional[float], limit: int, before: Optional[int],
-                  live: int = -1) -> tuple:
+                  live: int = -1, running: Optional[list] = None) -> tuple:
         """Runs matching every filter given, newest (highest seq) first, at most `limit`, below seq
         `before`; and the seq to continue from (None when there are no more). `live`: how many runs
-        are in `state` if it is not final (they are all current runs), else -1."""
-        candidates = self._smallest_index(state, dag, worker)
+        are in `state` if it is not final (they are all current runs), else -1; `running`: the seqs of
+        the RUNNING runs, sorted, when that is the state asked for (the workers know them)."""
+        if live == 0:
+            return [], None   # no run is in that (unfinished) state
+        candidates = running if running is not None else self._smallest_index(state, dag, worker)
         position = len(candidates) if before is None else bisect_left(candidates, before)
         found: list = []
         for i in range(position - 1, -1, -1):
@@ -237,7 +240,12 @@ class SchedulerHistory:
         if not 1 <= limit <= LIST_LIMIT_MAX:
             raise RequestRejected(f"limit must be 1 to {LIST_LIMIT_MAX}, got {limit}")
         live = -1 if wanted is None or wanted.is_final else self.state_counts[wanted]
-        runs, next_seq = self.history.list_runs(wanted, dag, worker, since, until, limit, _cursor_seq(cursor), live)
+        running = None
+        if wanted is RUNNING:   # on a worker, or waiting for its worker to come back after a restart
+            ids = set(self._orphans).union(*(w.running for w in self.workers.values()))
+            running = sorted(self.jobs[job_id].seq for job_id in ids)
+        runs, next_seq = self.history.list_runs(wanted, dag, worker, since, until, limit, _cursor_seq(cursor), live,
+                                                running)
         return {"jobs": [job_entry(run) for run in runs],
                 "next_cursor": None if next_seq is None else str(next_seq)}
 
