@@ -85,6 +85,20 @@ REPLY_CACHE_SIZE = 10_000
 DEFAULT_REQUIREMENT = "GENERAL"
 # How many of the newest DAG names stats() lists, for watchers (dashboard) that start after them.
 STATS_RECENT_DAGS = 100
+# What list_jobs and dag_runs return when not told how many (titan jobs --limit, titan dags --limit).
+JOBS_LISTED = 100
+DAG_RUNS_LISTED = 20
+# How long the master keeps an ended job (--keep-completed, --keep-failed) and how many ended jobs at most
+# (--keep-max-jobs); the README says why these. Then it forgets them FORGET_BATCH at a time, for at most
+# CLEANING_BUDGET_S of each loop turn (and of each worker batch handled), so forgetting keeps up with a
+# busy master without stalling it; after a commit that forgot something, once 4 x VACUUM_PAGES pages are
+# free in the journal, it returns VACUUM_PAGES of them to the file system.
+KEEP_COMPLETED_S = 86_400
+KEEP_FAILED_S = 7 * 86_400
+KEEP_MAX_JOBS = 100_000
+FORGET_BATCH = 100
+CLEANING_BUDGET_S = 0.002
+VACUUM_PAGES = 64
 DEFAULT_PRIORITY = 1
 DEFAULT_MAX_WAIT_SECONDS = 172_800
 

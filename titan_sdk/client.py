@@ -219,11 +219,29 @@ class TitanClient(FileTransfers):
         return reported_state(info["state"], info.get("service_up", False))
 
     def job_info(self, job_id: str) -> dict:
-        """Everything the master knows of a job: state, attempt, worker, reason, exit code, ..."""
+        """Everything the master knows of a job: state, attempt, worker, reason, exit code, ..., and its
+        history: submitted_at, queued_at, started_at, ended_at (Unix seconds, None until reached),
+        run_seconds, wait_seconds, attempts [{"attempt", "worker", "started_at", "ended_at", "exit_code",
+        "reason"}, ...] and run (its DAG run, None for a lone job)."""
         return self._ask("status", job_id=job_id)
 
     def dag_status(self, name: str) -> dict:
+        """The DAG's latest run: {"dag", "run", "finished", "jobs": [job info, ...]}."""
         return self._ask("dag_status", dag=name)
+
+    def dag_runs(self, name: str, limit: int = 20) -> List[dict]:
+        """The DAG's runs, newest first: [{"run", "dag", "submitted_at", "ended_at", "jobs", "outcome",
+        "duration_s"}, ...]; outcome is RUNNING until the run ends."""
+        return self._ask("dag_runs", dag=name, limit=limit)
+
+    def list_jobs(self, state: Optional[str] = None, dag: Optional[str] = None, since: Optional[float] = None,
+                  until: Optional[float] = None, worker: Optional[str] = None, limit: int = 100,
+                  cursor: Optional[str] = None) -> dict:
+        """Jobs' runs, newest first, filtered by state, DAG, submission time (Unix seconds: since <=
+        submitted_at < until) and the worker of any attempt: {"jobs": [...], "next_cursor"}; pass
+        next_cursor back for the next page (None: no more). Earlier runs of a re-submitted job are listed too."""
+        fields = {"state": state, "dag": dag, "since": since, "until": until, "worker": worker, "cursor": cursor}
+        return self._ask("list_jobs", limit=limit, **{k: v for k, v in fields.items() if v is not None})
 
     def fetch_logs(self, job_id: str) -> str:
         """The job's stdout and stderr so far, in the order they were written."""
@@ -247,7 +265,15 @@ class TitanClient(FileTransfers):
                 return
             time.sleep(poll)
 
+    def forget(self, dag: Optional[str] = None, before: Optional[float] = None) -> dict:
+        """Forget on request: every ended run of DAG `dag` now, or every job that ended before `before`
+        (Unix seconds), a batch at a time from now on. {"forgotten": now, "to_forget": in batches}."""
+        return self._ask("forget", **({"dag": dag} if dag is not None else {}),
+                         **({"before": float(before)} if before is not None else {}))
+
     def stats(self) -> dict:
+        """Workers, queues, job counts, and what the master keeps: jobs_kept, jobs_forgotten, journal_bytes,
+        last_cleaning ({"at", "forgotten", "took_ms"} or None)."""
         return self._ask("stats")
 
     def ping(self) -> dict:

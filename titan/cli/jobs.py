@@ -15,7 +15,8 @@ from titan.cli.common import (CommandError, Section, add_json_option, add_master
 from titan.core.errors import JobConflict, UnknownDag, UnknownJob
 
 JOB_FIELDS = ("job_id", "dag", "state", "worker", "attempt", "exit_code", "reason", "requirement", "priority",
-              "parents", "retries", "failures", "timeout", "note")
+              "parents", "retries", "failures", "timeout", "note", "run")
+TIME_FIELDS = ("submitted_at", "queued_at", "started_at", "ended_at", "wait_seconds", "run_seconds", "attempts")
 
 
 def add_commands(commands) -> None:
@@ -131,11 +132,31 @@ def run_status(args) -> int:
             return 0
     if args.json:
         return print_json(info)
-    for name in [*JOB_FIELDS, *sorted(set(info) - set(JOB_FIELDS))]:   # the usual first, then any other
-        if info.get(name) not in (None, "", [], {}):
-            value = ",".join(map(str, info[name])) if isinstance(info[name], list) else info[name]
-            print(f"{name}: {value}")
+    show_job(info)
     return 0
+
+
+def show_job(info: dict) -> None:
+    """The usual fields first, then when it started and how long it took, then any other; each attempt
+    on a line of its own when there were several."""
+    from titan.cli.history import clock_time, seconds
+
+    started, ended = info.get("started_at"), info.get("ended_at")
+    when = {"submitted": clock_time(info.get("submitted_at")), "started": clock_time(started),
+            "ended": clock_time(ended), "waited": seconds(info.get("wait_seconds")),
+            "ran": seconds(info.get("run_seconds"))}
+    if started is not None and ended is None and info.get("state") == "RUNNING":
+        when["running for"] = seconds(max(0.0, time.time() - started))
+    attempts = info.get("attempts") or []
+    shown = {*JOB_FIELDS, *TIME_FIELDS}
+    for name, value in [*((n, info.get(n)) for n in JOB_FIELDS), *when.items(),
+                        *((n, info[n]) for n in sorted(set(info) - shown))]:
+        if value not in (None, "", [], {}):
+            print(f"{name}: {','.join(map(str, value)) if isinstance(value, list) else value}")
+    for each in attempts if len(attempts) > 1 else ():
+        took = seconds(each["ended_at"] - each["started_at"]) if each["ended_at"] and each["started_at"] else "running"
+        print(f"  attempt {each['attempt']} on {each['worker']}: started {clock_time(each['started_at'])}, "
+              f"{took}, exit {each['exit_code']}{', ' + each['reason'] if each['reason'] else ''}")
 
 
 def show_dag(dag: dict) -> None:
@@ -144,6 +165,22 @@ def show_dag(dag: dict) -> None:
     print(f"dag {dag['dag']}: {'finished' if dag['finished'] else 'running'}; {summary}", flush=True)
     rows = [(j["job_id"], j["state"], j["worker"], j["attempt"], j["exit_code"], j["reason"]) for j in dag["jobs"]]
     show([Section("", ("job", "state", "worker", "attempt", "exit", "reason"), rows)])
+    when = _dag_run_times(dag)
+    if when:
+        print(when, flush=True)
+
+
+def _dag_run_times(dag: dict) -> str:
+    """'run pipe#2: started <time>, took <duration>' (running for, while it runs), or '' before any start."""
+    from titan.cli.history import clock_time, seconds
+
+    starts = [j["started_at"] for j in dag["jobs"] if j.get("started_at") is not None]
+    if not starts:
+        return ""
+    ends = [j["ended_at"] for j in dag["jobs"] if j.get("ended_at") is not None]
+    last = max(ends) if dag["finished"] and ends else time.time()
+    took = f"{'took' if dag['finished'] else 'running for'} {seconds(max(0.0, last - min(starts)))}"
+    return f"run {dag.get('run') or dag['dag']}: started {clock_time(min(starts))}, {took}"
 
 
 # ----------------------------------------------------------------- logs, cancel

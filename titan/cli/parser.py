@@ -10,7 +10,7 @@ import argparse
 from typing import List, Optional
 
 import titan
-from titan.cli import completion, files, jobs, journal, keys, local, pipelines, processes, watch
+from titan.cli import completion, files, history, jobs, journal, keys, local, pipelines, processes, watch
 from titan.cli.common import CommandError, note
 from titan.core.errors import TitanError
 from titan.mcp import add_commands as add_mcp_commands
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="titan", description="Titan, a cluster job scheduler on ZeroMQ.")
     parser.add_argument("--version", action="version", version=f"titan {titan.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (local, pipelines, jobs, watch, files):
+    for module in (local, pipelines, jobs, history, watch, files):
         module.add_commands(commands)
     add_dashboard_commands(commands)
     keys.add_commands(commands)

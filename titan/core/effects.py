@@ -48,3 +48,14 @@ class Note:
     """Something an operator should see in the master's log."""
 
     message: str
+
+
+@dataclass(slots=True)
+class Forgotten:
+    """Runs the scheduler let go of (titan.core.retention): drop their journal rows, logs and scripts.
+    `current`: the job ids among them that are now unknown; `dag_runs` and `dags` that went with them."""
+
+    runs: list
+    current: list
+    dag_runs: list
+    dags: list

@@ -72,16 +72,17 @@ class SchedulerGates:
             self._cancel_tree(run, "rejected: through TitanStore, before the gate opened", now)
 
     def approve(self, gate: str, now: float, reason: str = "approved") -> list:
+        self._at(now)
         self._approve_gate(self._waiting_gate(gate), now, reason)
         self._schedule(now)
         return self._take_effects()
 
     def _approve_gate(self, run: JobRun, now: float, reason: str) -> None:
-        run.ended_at = now
         self._transition(run, JobState.COMPLETED, reason)
         self._settle_children(run, now)
 
     def reject(self, gate: str, reason: str, now: float) -> list:
+        self._at(now)
         run = self._waiting_gate(gate)
         self._cancel_tree(run, f"rejected: {reason}" if reason else "rejected", now)
         self._schedule(now)

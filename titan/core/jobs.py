@@ -153,9 +153,16 @@ class JobRun:
     service_up: bool = False                  # a service whose current attempt accepts connections
     times_up: int = 0                         # how often a service came up (0: its children never ran)
     up_since: Optional[float] = None          # when the service's current attempt came up
-    submitted_at: float = 0.0
+    # When things happened, in Unix seconds (the scheduler converts its clock in one place, Scheduler.wall);
+    # None until reached. started_at is the current (or last) attempt's start.
+    submitted_at: Optional[float] = None
+    queued_at: Optional[float] = None        # first queued
     started_at: Optional[float] = None
     ended_at: Optional[float] = None
+    dag_run: Optional[str] = None            # the DAG run it belongs to (titan.core.history), None alone
+    # Each attempt that was followed by another: [attempt, worker, started_at, ended_at, exit_code,
+    # reason]. None until one was: the last attempt is told by the run's own fields (attempts()).
+    ended_attempts: Optional[list] = None
 
     @property
     def job_id(self) -> str:
@@ -169,5 +176,44 @@ class JobRun:
             "priority": self.spec.priority, "parents": list(self.spec.parents),
             "retries": self.spec.retries, "failures": self.failures, "timeout": self.spec.timeout,
             "affinity": self.spec.affinity, "note": self.note, "job_type": self.spec.job_type,
-            "port": self.spec.port, "service_up": self.service_up,
+            "port": self.spec.port, "service_up": self.service_up, "run": self.dag_run,
+            **self.times(),
         }
+
+    def times(self) -> dict:
+        """When it was submitted, queued, started and ended, how long it ran and waited, and each attempt."""
+        attempts = self.attempts()
+        return {
+            "submitted_at": self.submitted_at, "queued_at": self.queued_at, "started_at": self.started_at,
+            "ended_at": self.ended_at, "run_seconds": _run_seconds(attempts),
+            "wait_seconds": _wait_seconds(self.queued_at, attempts), "attempts": attempts,
+        }
+
+    def attempts(self) -> list:
+        """Every attempt, oldest first, the one running included (its ended_at None)."""
+        ended = [dict(zip(ATTEMPT_FIELDS, entry)) for entry in self.ended_attempts or ()]
+        if self.attempt and not (self.ended_attempts and self.ended_attempts[-1][0] == self.attempt):
+            if self.state == JobState.RUNNING:
+                last = (self.attempt, self.worker, self.started_at, None, None, None)
+            else:
+                last = (self.attempt, self.worker, self.started_at, self.ended_at, self.exit_code, self.reason)
+            ended.append(dict(zip(ATTEMPT_FIELDS, last)))
+        return ended
+
+
+ATTEMPT_FIELDS = ("attempt", "worker", "started_at", "ended_at", "exit_code", "reason")
+
+
+def _run_seconds(attempts: list) -> Optional[float]:
+    """Time spent running, all attempts together; None if it never started. A running attempt counts
+    up to its last known end (none yet): it is left out until it ends."""
+    spans = [a["ended_at"] - a["started_at"] for a in attempts
+             if a["started_at"] is not None and a["ended_at"] is not None]
+    return round(sum(spans), 6) if spans else None
+
+
+def _wait_seconds(queued_at: Optional[float], attempts: list) -> Optional[float]:
+    """From first queued to the first attempt's start: how long it waited for a worker."""
+    if queued_at is None or not attempts or attempts[0]["started_at"] is None:
+        return None
+    return round(max(0.0, attempts[0]["started_at"] - queued_at), 6)

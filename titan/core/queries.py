@@ -26,6 +26,11 @@ class SchedulerQueries:
     def job(self, job_id: str) -> JobRun:
         run = self.jobs.get(job_id)
         if run is None:
+            gone = self.forgotten_job(job_id)
+            if gone is not None:
+                raise UnknownJob(f"job {job_id!r} was forgotten: it ended {gone['state']} and was kept as long as "
+                                 "the master's --keep-completed / --keep-failed / --keep-max-jobs say",
+                                 job_id=job_id, forgotten=True, **gone)
             raise UnknownJob(f"no job {job_id!r} on this master", job_id=job_id)
         return run
 
@@ -44,8 +49,11 @@ class SchedulerQueries:
     def describe_dag(self, dag: str, now: Optional[float] = None) -> dict:
         if dag not in self.dags:
             raise UnknownDag(f"no DAG {dag!r} on this master", dag=dag)
-        jobs = [self.describe_job(j, now) for j in self.dags[dag] if self.jobs[j].dag == dag]
-        return {"dag": dag, "finished": self._dag_finished(dag), "jobs": jobs}
+        jobs = self._latest_run_jobs(dag, now)
+        if jobs is None:
+            jobs = [self.describe_job(j, now) for j in self.dags[dag] if self.jobs[j].dag == dag]
+        latest = self.history.latest_dag_run(dag)
+        return {"dag": dag, "run": latest and latest.run_id, "finished": self._dag_finished(dag), "jobs": jobs}
 
     def stats(self, now: Optional[float] = None) -> dict:
         """Workers, queue depths and job counts, cheap enough to ask often: counters and the ready queues

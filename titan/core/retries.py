@@ -41,7 +41,11 @@ class SchedulerRetries:
         return self._take_effects()
 
     def _run_again(self, runs: Sequence[JobRun], now: float) -> None:
-        fresh: List[JobRun] = [self._admit(run.spec, run.dag, now) for run in runs]
+        """New runs from the runs' specs, each in its DAG run (which is open again until they end)."""
+        fresh: List[JobRun] = []
+        for run in runs:
+            fresh.append(self._admit(run.spec, run.dag, now, run.dag_run))
+            self._rejoin_dag_run(run, fresh[-1])
         self.totals["retries"] += len(fresh)
         for run in fresh:
             self._resolve_parents(run, now)

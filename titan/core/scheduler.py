@@ -17,6 +17,9 @@ from titan.core.dag import validate_dag
 from titan.core.effects import Admitted, Dispatch, Note, Publish, StopJob
 from titan.core.errors import JobConflict, UnknownDag, UnknownJob
 from titan.core.gates import SchedulerGates, add_gates, is_gate
+from titan.core.history import History, SchedulerHistory
+from titan.core.recovery import SchedulerRecovery
+from titan.core.retention import SchedulerRetention
 from titan.core.jobs import FINAL_STATES, TIMEOUT_ERROR, JobRun, JobSpec, JobState, check_transition, gate_id
 from titan.core.matching import WorkerView
 from titan.core.queries import SchedulerQueries
@@ -29,7 +32,8 @@ BY_REQUIREMENT, PINNED = "requirement", "worker"
 JOB_TOPICS = {state: f"job.{state.value}" for state in JobState}
 
 
-class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRetries):
+class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRetries, SchedulerHistory,
+                SchedulerRecovery, SchedulerRetention):
     def __init__(self, worker_dead_after: float = defaults.WORKER_DEAD_AFTER_S,
                  retry_backoff: float = defaults.RETRY_BACKOFF_S,
                  retry_backoff_max: float = defaults.RETRY_BACKOFF_MAX_S,
@@ -59,17 +63,34 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRe
         self.wants_event: Callable[[str], bool] = lambda topic: True
         # A gate's decision made before it opened (the master reads it from TitanStore), or None.
         self.decision_made_early: Callable[[str], Optional[str]] = lambda gate: None
+        self.history = History()
+        # Unix time minus the clock `now` is read from: what people are told of when things happened is
+        # wall-clock time, converted here alone (wall). The master sets it; a fake clock leaves it 0.
+        self.wall_offset = 0.0
+        self._wall_now: Optional[float] = None   # wall(now) of the call being handled
+        self._init_retention()
+
+    def wall(self, now: float) -> float:
+        return now + self.wall_offset
+
+    def _at(self, now: float) -> None:
+        self._wall_now = now + self.wall_offset
 
     # ----------------------------------------------------------------- submissions
 
     def submit(self, dag: Optional[str], specs: Sequence[JobSpec], now: float) -> list:
         """Accept a whole DAG or nothing. Raises InvalidDag or JobConflict before changing any state."""
+        self._at(now)
         ordered = validate_dag(dag or "", add_gates(specs, self._has_gate), self._is_known_job)
         self._check_not_active(dag, ordered)
+        dag_run = None
         if dag:
             self.dags[dag] = [spec.job_id for spec in ordered]
+            dag_run = self.history.open_dag_run(dag, self._wall_now)
             self._publish("dag.submitted", {"dag": dag, "jobs": len(ordered)})
-        runs = [self._admit(spec, dag, now) for spec in ordered]
+        runs = [self._admit(spec, dag, now, dag_run and dag_run.run_id) for spec in ordered]
+        if dag_run is not None:
+            dag_run.seqs = [run.seq for run in runs]
         for run in runs:
             self._resolve_parents(run, now)
         self._schedule(now)
@@ -93,10 +114,12 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRe
         if dag and not self._dag_finished(dag):
             raise JobConflict(f"DAG {dag!r} is still running; pick another name or cancel it first", dag=dag)
 
-    def _admit(self, spec: JobSpec, dag: Optional[str], now: float) -> JobRun:
+    def _admit(self, spec: JobSpec, dag: Optional[str], now: float, dag_run: Optional[str]) -> JobRun:
         self._next_seq += 1
-        run = JobRun(spec=spec, dag=dag, seq=self._next_seq, submitted_at=now,
-                     not_before=now + max(0.0, spec.delay))
+        run = JobRun(spec=spec, dag=dag, seq=self._next_seq, submitted_at=self._wall_now,
+                     not_before=now + max(0.0, spec.delay), dag_run=dag_run)
+        self.history.admitted(run)
+        self._retention_admitted(run)
         earlier = self.jobs.get(run.job_id)
         self.totals["submitted"] += 1
         self._effects.append(Admitted(run.job_id, replaced_seq=None if earlier is None else earlier.seq))
@@ -161,6 +184,7 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRe
     def worker_joined(self, worker_id: str, name: str, capabilities: Iterable[str], slots: int,
                       info: dict, now: float, running: Iterable[Tuple[str, int]] = ()) -> list:
         """A worker registers, saying which (job id, attempt) it is still running."""
+        self._at(now)
         worker = self.workers.get(worker_id)
         if worker is None:
             caps = frozenset(capabilities) | {defaults.DEFAULT_REQUIREMENT}
@@ -187,6 +211,8 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRe
         if (current and run.state == JobState.QUEUED and run.last_worker_id == worker.worker_id
                 and worker.free_slots > 0):
             self._assign(run, worker)                  # declared dead too early: let it finish there
+            if run.ended_attempts and run.ended_attempts[-1][0] == run.attempt:
+                run.ended_attempts.pop()               # that attempt did not end after all
             self._transition(run, JobState.RUNNING, f"worker {worker.name!r} came back still running it")
             return
         self._effects.append(StopJob(worker.worker_id, job_id, attempt))
@@ -215,6 +241,7 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRe
     def worker_left(self, worker_id: str, reason: str, now: float, lost: bool = False) -> list:
         """A worker is gone: by choice, or `lost` (its connection vanished), which counts against the jobs
         it ran as a death does."""
+        self._at(now)
         if worker_id in self.workers:
             self._drop_worker(worker_id, reason, "worker.left", lost, now)
             self._schedule(now)
@@ -258,6 +285,7 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRe
     def job_finished(self, worker_id: str, job_id: str, attempt: int, exit_code: int, now: float,
                      error: Optional[str] = None) -> list:
         """A worker reports an attempt's end. Results for anything but the current attempt are ignored."""
+        self._at(now)
         run = self.jobs.get(job_id)
         if run is None or run.state != JobState.RUNNING or run.worker_id != worker_id or run.attempt != attempt:
             sender = self.workers[worker_id].name if worker_id in self.workers else f"connection {worker_id}"
@@ -265,7 +293,7 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRe
                                       f"(exit {exit_code}) from worker {sender}"))
             return self._take_effects()
         self._release_slot(run)
-        run.exit_code, run.ended_at = exit_code, now
+        run.exit_code = exit_code
         if is_service(run.spec):
             self._service_exited(run, exit_code, error, now)
         elif exit_code == 0:
@@ -304,6 +332,7 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRe
     # ----------------------------------------------------------------- cancel
 
     def cancel(self, job_id: str, now: float, reason: str = "cancelled by request") -> list:
+        self._at(now)
         run = self.jobs.get(job_id)
         if run is None:
             raise UnknownJob(f"no job {job_id!r} on this master", job_id=job_id)
@@ -313,6 +342,7 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRe
         return self._take_effects()
 
     def cancel_dag(self, dag: str, now: float) -> list:
+        self._at(now)
         if dag not in self.dags:
             raise UnknownDag(f"no DAG {dag!r} on this master", dag=dag)
         for job_id in self.dags[dag]:
@@ -328,7 +358,6 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRe
         if run.state == JobState.RUNNING:
             self._effects.append(StopJob(run.worker_id, run.job_id, run.attempt))
             self._release_slot(run)
-        run.ended_at = now
         self._forget_parents(run)
         self._transition(run, JobState.CANCELLED, reason)
         self._settle_children(run, now)
@@ -342,6 +371,7 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRe
     # ----------------------------------------------------------------- time
 
     def tick(self, now: float) -> list:
+        self._at(now)
         for worker in [w for w in self.workers.values() if now - w.last_seen > self.worker_dead_after]:
             self._drop_worker(worker.worker_id, f"no heartbeat for {now - worker.last_seen:.1f}s", "worker.dead",
                               True, now)
@@ -358,7 +388,6 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRe
         elif kind == timers.BACKOFF and run.state == JobState.QUEUED:
             self._push_ready(run)
         elif kind == timers.GATE and run.state == JobState.WAITING_APPROVAL:
-            run.ended_at = now
             self._transition(run, JobState.FAILED, f"no decision within {run.spec.max_wait_seconds:g}s")
             self._settle_children(run, now)
         elif kind == timers.ORPHAN and run.job_id in self._orphans:
@@ -370,32 +399,6 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRe
         """The earliest time something is due (a delay, a backoff, an orphan's grace), so the caller ticks."""
         return self._deadlines.next()
 
-    # ----------------------------------------------------------------- recovery
-
-    def restore(self, runs: Sequence[JobRun], dags: Dict[str, List[str]], now: float) -> list:
-        """Rebuild from a journal after a restart. RUNNING jobs wait `worker_dead_after` for their worker
-        to re-register and claim them; then they are queued again."""
-        self.dags = {name: list(ids) for name, ids in dags.items()}
-        for run in sorted(runs, key=lambda r: r.seq):
-            self._add_run(run)
-            self._next_seq = max(self._next_seq, run.seq)
-        for run in sorted(runs, key=lambda r: r.seq):
-            self._restore_run(run, now)
-        self._schedule(now)
-        return self._take_effects()
-
-    def _restore_run(self, run: JobRun, now: float) -> None:
-        if run.state == JobState.PENDING:
-            run.not_before = now + max(0.0, run.spec.delay)
-            self._resolve_parents(run, now)
-        elif run.state == JobState.QUEUED:
-            self._push_ready(run)
-        elif run.state == JobState.WAITING_APPROVAL:   # the wait starts again: the restart is not the gate's fault
-            self._deadlines.add(now + run.spec.max_wait_seconds, timers.GATE, run.seq, run.job_id)
-        elif run.state == JobState.RUNNING:
-            self._orphans.add(run.job_id)
-            self._deadlines.add(now + self.worker_dead_after, timers.ORPHAN, run.seq, run.job_id)
-
     # ----------------------------------------------------------------- dispatching
 
     def hold_dispatches(self) -> None:
@@ -404,6 +407,7 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRe
         self._dispatch_held = True
 
     def release_dispatches(self, now: float) -> list:
+        self._at(now)
         self._dispatch_held = False
         self._schedule(now)
         return self._take_effects()
@@ -449,8 +453,9 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRe
 
     def _start(self, run: JobRun, worker: WorkerView, now: float) -> None:
         run.attempt += 1
-        run.started_at = now
+        run.started_at, run.exit_code = self._wall_now, None
         self._assign(run, worker)
+        self.history.started(run)
         self._transition(run, JobState.RUNNING, None)
         self._effects.append(Dispatch(worker.worker_id, run.job_id, run.attempt))
 
@@ -467,10 +472,12 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRe
     # ----------------------------------------------------------------- transitions and events
 
     def _transition(self, run: JobRun, new: JobState, reason: Optional[str]) -> None:
-        check_transition(run.job_id, run.state, new)
-        self.state_counts[run.state] -= 1
+        old = run.state
+        check_transition(run.job_id, old, new)
+        self.state_counts[old] -= 1
         self.state_counts[new] += 1
         run.state, run.reason = new, reason
+        self._stamp(run, old, new)
         if new != JobState.RUNNING:
             run.service_up = False
         if new == JobState.QUEUED:
@@ -483,6 +490,7 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRe
         if run.dag and new.is_final:
             self._dag_open[run.dag] -= 1
             if self._dag_finished(run.dag):
+                self._close_dag_run(run.dag, self._wall_now)
                 self._publish_dag_finished(run.dag)
 
     def _publish_job(self, run: JobRun) -> None:

@@ -48,6 +48,7 @@ class SchedulerServices:
 
     def service_up(self, worker_id: str, job_id: str, attempt: int, now: float) -> list:
         """A worker reports that the service's port accepts connections. Repeats are harmless."""
+        self._at(now)
         run = self.jobs.get(job_id)
         if (run is None or not is_service(run.spec) or run.state != JobState.RUNNING
                 or run.worker_id != worker_id or run.attempt != attempt):
@@ -65,6 +66,7 @@ class SchedulerServices:
 
     def stop_service(self, job_id: str, now: float) -> list:
         """End a service for good. Stopping one that has already ended changes nothing."""
+        self._at(now)
         run = self.job(job_id)
         if not is_service(run.spec):
             raise ServiceError(f"job {job_id!r} is not a service (job_type {run.spec.job_type}); "
@@ -77,7 +79,6 @@ class SchedulerServices:
             if run.state == JobState.RUNNING:
                 self._effects.append(StopJob(run.worker_id, run.job_id, run.attempt))
                 self._release_slot(run)
-            run.ended_at = now
             self._publish("service.stopped", self._service_event(run, reason=STOPPED_REASON))
             self._transition(run, JobState.COMPLETED, STOPPED_REASON)
             self._settle_children(run, now)

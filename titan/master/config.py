@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from titan import defaults, log_level
-from titan.argtypes import positive
+from titan.argtypes import keep_duration, non_negative_int, positive
 from titan.core.limits import Limits
 
 
@@ -31,6 +31,9 @@ class MasterConfig:
     log_level: Optional[str] = None     # None: TITAN_LOG_LEVEL, else INFO
     metrics_port: Optional[int] = None  # serve Prometheus /metrics here (0: any free port); None: not at all
     metrics_host: str = defaults.DEFAULT_BIND_HOST
+    keep_completed: Optional[float] = defaults.KEEP_COMPLETED_S   # None: for ever
+    keep_failed: Optional[float] = defaults.KEEP_FAILED_S
+    keep_max_jobs: Optional[int] = defaults.KEEP_MAX_JOBS
 
 
 DESCRIPTION = "Run a Titan master."
@@ -81,7 +84,19 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                         help="address for --metrics-port (default %(default)s; another needs --keys or "
                              "--insecure, as --host does)")
     add_limit_options(parser)
+    add_retention_options(parser)
     log_level.add_option(parser)
+
+
+def add_retention_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--keep-completed", type=keep_duration, default=defaults.KEEP_COMPLETED_S, metavar="AGE",
+                        help="forget a COMPLETED job this long after it ended: 30s, 10m, 1d, or 'forever' "
+                             "(default 1d)")
+    parser.add_argument("--keep-failed", type=keep_duration, default=defaults.KEEP_FAILED_S, metavar="AGE",
+                        help="the same for a FAILED or CANCELLED job (default 7d)")
+    parser.add_argument("--keep-max-jobs", type=non_negative_int, default=defaults.KEEP_MAX_JOBS, metavar="N",
+                        help="at most N ended jobs kept, the oldest forgotten first (default %(default)s; "
+                             "0: no bound)")
 
 
 def config_from(args: argparse.Namespace) -> MasterConfig:
@@ -98,7 +113,9 @@ def config_from(args: argparse.Namespace) -> MasterConfig:
                         retry_backoff_max=args.retry_backoff_max, max_worker_losses=args.max_worker_losses,
                         keys=args.keys, insecure=args.insecure,
                         max_log_repeats=args.max_log_repeats, limits=limits, log_level=args.log_level,
-                        metrics_port=args.metrics_port, metrics_host=args.metrics_host)
+                        metrics_port=args.metrics_port, metrics_host=args.metrics_host,
+                        keep_completed=args.keep_completed, keep_failed=args.keep_failed,
+                        keep_max_jobs=args.keep_max_jobs or None)
 
 
 def _postgres_url(text: str) -> str:

@@ -58,6 +58,8 @@ class Recovered:
     replies: Dict[str, List[Tuple[str, bytes]]] = field(default_factory=dict)
     agent_runs: Dict[str, str] = field(default_factory=dict)   # DAG name -> agent run id, oldest first
     deployed_scripts: list = field(default_factory=list)       # DeployedScript entries (deploy_script)
+    past_runs: List[JobRun] = field(default_factory=list)      # earlier runs of jobs submitted again
+    dag_runs: list = field(default_factory=list)               # titan.core.history.DagRun, every one kept
 
 
 class Journal(abc.ABC):
@@ -83,6 +85,25 @@ class Journal(abc.ABC):
     @abc.abstractmethod
     def record_agent_run(self, dag: str, run_id: Optional[str]) -> None:
         """The agent run the DAG was last submitted under; None when it was submitted under none."""
+
+    @abc.abstractmethod
+    def record_past_run(self, run: JobRun) -> None:
+        """An ended run of a job that was just submitted again: kept as history (its times, attempts, how
+        it ended, its DAG run) after its spec, logs and state make way for the new run's. `run.seq` names it;
+        load() returns it in `past_runs`."""
+
+    @abc.abstractmethod
+    def record_dag_run(self, dag_run) -> None:
+        """A DAG run (titan.core.history.DagRun) started or ended; written as it is at commit, keyed by
+        `dag_run.run_id`. load() returns every one in `dag_runs`. Its `seqs` name its jobs' runs."""
+
+    @abc.abstractmethod
+    def record_forgotten(self, runs: List[JobRun], dag_runs: List[str], dags: List[str], scripts: List[str]) -> None:
+        """Runs the master let go of (titan.core.retention), each named by (`run.job_id`, `run.seq`): their
+        spec, state, times, logs and past-run record go; so do these DAG runs (ids), DAGs (names, with
+        their agent-run link) and scripts (sha256) that nothing uses any more. State changes of these runs
+        not yet folded must not bring a state row back. Give the freed space back to the file a little
+        at a time (SQLite: auto_vacuum=INCREMENTAL)."""
 
     @abc.abstractmethod
     def record_log(self, job_id: str, seq: int, attempt: int, stream: str, text: str) -> None:
@@ -123,6 +144,11 @@ class Journal(abc.ABC):
     @abc.abstractmethod
     def backlog(self) -> int:
         """State changes committed but not yet folded (what a restart would fold)."""
+
+    @property
+    @abc.abstractmethod
+    def size_bytes(self) -> int:
+        """How much disk the journal takes now (stats() reports it)."""
 
     @abc.abstractmethod
     def compact(self, batch: int = ...) -> bool:

@@ -40,6 +40,10 @@ CHECKED_TABLES: Dict[str, Tuple[str, ...]] = {
     "store_members": ("key", "member"),
     "replies": ("id", "channel", "rid", "reply"),
     "deployed_scripts": ("name", "script", "deployed_at"),
+    # history_journal's
+    "run_times": ("seq", "queued_at", "started_at", "ended_at", "ended_attempts"),
+    "past_runs": ("seq", "job_id", "record"),
+    "dag_runs": ("run", "dag", "number", "submitted_at", "ended_at", "outcome", "seqs"),
 }
 WITHOUT_ROWID_KEYS = {"store": ("key",), "store_members": ("key", "member")}
 COMMITS_KEY = "commits"          # in meta: how many commits the journal holds
@@ -112,11 +116,15 @@ def add_checksums(db: sqlite3.Connection) -> None:
 
 
 SECONDS_FIELDS = ("delay", "max_wait_seconds", "timeout")
+STATE_COLUMNS = 10   # of a packed state change, as job_states holds them; history's fields follow them
+# Run fields a spec row carries beside the spec (history_journal writes them): known at admission.
+SPEC_EXTRAS = ("submitted_at", "dag_run")
 
 
 def run_from_row(row: tuple, scripts: Dict[str, bytes]) -> JobRun:
     seq, dag, spec, state, attempt, failures, worker_id, worker, last_worker_id, reason, code = row
     fields = msgpack.unpackb(spec, raw=False)
+    extras = {name: fields.pop(name, None) for name in SPEC_EXTRAS}
     if "script_sha256" in fields:   # journals before scripts were kept once hold them inline
         fields["script"] = scripts[fields.pop("script_sha256")]
     fields["parents"] = tuple(fields.get("parents") or ())
@@ -128,7 +136,7 @@ def run_from_row(row: tuple, scripts: Dict[str, bytes]) -> JobRun:
         state, attempt, failures = JobState.PENDING.value, 0, 0
     return JobRun(spec=JobSpec(**fields), dag=dag, seq=seq, state=JobState(state), attempt=attempt,
                   failures=failures, worker_id=worker_id, worker=worker, last_worker_id=last_worker_id,
-                  reason=reason, exit_code=code)
+                  reason=reason, exit_code=code, **extras)
 
 
 def first_unwritable(db: sqlite3.Connection, up_to_id: int):
@@ -136,7 +144,7 @@ def first_unwritable(db: sqlite3.Connection, up_to_id: int):
     insert failed, so folding pays nothing for the check)."""
     for row_id, packed in db.execute("SELECT id, states FROM job_transitions WHERE id <= ? ORDER BY id", (up_to_id,)):
         for state in msgpack.unpackb(packed, raw=False):
-            if not isinstance(state, list) or len(state) != 10 or any(
+            if not isinstance(state, list) or len(state) < STATE_COLUMNS or any(
                     isinstance(v, int) and not -2 ** 63 <= v < 2 ** 63 for v in state):
                 return row_id
     return up_to_id

@@ -16,7 +16,7 @@ from typing import Dict, List, Optional
 import zmq
 
 from titan import defaults
-from titan.core.effects import Admitted, Dispatch, Note, Publish, StopJob
+from titan.core.effects import Admitted, Dispatch, Forgotten, Note, Publish, StopJob
 from titan.core.errors import JournalUnavailable, TitanError
 from titan.core.jobs import JobState
 from titan.core.limits import RateLimiter
@@ -25,6 +25,7 @@ from titan.core.scheduler import Scheduler
 from titan.core.store import Store
 from titan.master.deployed_scripts import DeployedScripts
 from titan.master.artifacts import open_artifacts
+from titan.master.cleaning import Cleaning
 from titan.master.committer import Committer
 from titan.master.config import MasterConfig
 from titan.master.gatekeeper import Gatekeeper
@@ -38,12 +39,13 @@ from titan.net.protocol import ProtocolError
 log = logging.getLogger("titan.master")
 
 WORKER_GONE_TOPICS = frozenset({"worker.left", "worker.dead"})
+DAG_RUN_TOPICS = frozenset({"dag.submitted", "dag.finished"})   # a DAG run began or ended: journal it
 TO_WORKER = protocol.MASTER_TO_WORKER_OPS
 # How many messages one socket may hand the loop per turn, so one busy peer cannot starve the others.
 BATCH_PER_SOCKET = 256
 
 
-class Master(RequestHandlers):
+class Master(RequestHandlers, Cleaning):
     def __init__(self, config: MasterConfig, epoch: Optional[int] = None):
         """`epoch`: with a PostgreSQL journal, the lease this master took (see lease.py)."""
         self.config = config
@@ -51,6 +53,7 @@ class Master(RequestHandlers):
                                    retry_backoff_max=config.retry_backoff_max,
                                    max_worker_losses=config.max_worker_losses)
         self.scheduler.wants_event = self._is_wanted
+        self.scheduler.wall_offset = time.time() - time.monotonic()
         self.scheduler.decision_made_early = self._decision_made_early
         self.store = Store(config.limits.store_value_bytes, config.limits.store_keys)
         self.deployed_scripts = DeployedScripts()
@@ -83,6 +86,7 @@ class Master(RequestHandlers):
         self._last_renewal = float("-inf")
         self.dag_agent_run: Dict[str, str] = {}
         self.guard = Gatekeeper(config.keys) if config.keys else None
+        self._init_cleaning()
         self.ctx = zmq.Context()
         self.ctx.linger = 0
         if self.guard is not None:
@@ -138,13 +142,16 @@ class Master(RequestHandlers):
         recovered = self.journal.load()
         self.store.restore(recovered.store)
         self.deployed_scripts.restore(recovered.deployed_scripts)
+        for run in recovered.runs:
+            self._script_used(run)
         for job_id, attempt, stream, text in recovered.logs:
             self.logs.append(job_id, attempt, stream, text)
         for channel, replies in recovered.replies.items():
             for rid, reply in replies:
                 self.replies[channel].put(rid, reply)
         self.dag_agent_run.update(recovered.agent_runs)
-        self._apply(self.scheduler.restore(recovered.runs, recovered.dags, time.monotonic()))
+        self._apply(self.scheduler.restore(recovered.runs, recovered.dags, time.monotonic(),
+                                           recovered.past_runs, recovered.dag_runs))
         if self.guard is not None:   # jobs still running keep their keys across the restart
             for run in recovered.runs:
                 if run.state == JobState.RUNNING:
@@ -169,16 +176,19 @@ class Master(RequestHandlers):
         while self._running:
             ready = dict(poller.poll(self._poll_timeout_ms()))
             self._keep_lease()   # first: a master paused past its lease must learn it before it says anything
+            began = time.perf_counter()
             self._fold_journal(idle=not ready)
             for socket, handler in handlers.items():
                 if socket in ready:
                     self._drain(socket, handler)
             self._tick()
+            self._clean()
             if self.metrics_port is not None:
                 self.metrics_port.renew(lambda: self._client_request("stats", {}))
             if self.guard is not None:
                 self._drop_revoked_workers(time.monotonic())
             self._end_turn()
+            self._timed_turn(began)
 
     def stop(self) -> None:
         self._running = False
@@ -206,6 +216,7 @@ class Master(RequestHandlers):
         """Let the scheduler act on time; first excuse the workers for any time the master itself lost
         (its heartbeats waited unread), so a paused master does not declare live workers dead."""
         now = time.monotonic()
+        self.scheduler.wall_offset = time.time() - now   # follows the wall clock if it is set
         stalled = now - self._last_tick
         if stalled > defaults.MASTER_STALL_S:
             log.warning("the master did not look at its clock for %.1fs (paused or overloaded); "
@@ -427,6 +438,7 @@ class Master(RequestHandlers):
                     self._on_worker_message(worker_id, user, *item)
         finally:
             self._apply(self.scheduler.release_dispatches(time.monotonic()))
+        self._clean()   # keeps pace with the results coming in, each batch a little
         # Commit and send now rather than after every worker's batch of this turn: this worker gets its
         # next jobs while the master reads the next one's results (S1: 8,200 -> 9,400 jobs/s).
         self._end_turn()
@@ -504,6 +516,8 @@ class Master(RequestHandlers):
                 self._publish(effect.topic, effect.body)
                 if effect.topic in WORKER_GONE_TOPICS:
                     self._scripts_sent.pop(effect.body["worker_id"], None)
+                elif effect.topic in DAG_RUN_TOPICS:
+                    self._journal_dag_run(effect.body["dag"])
             elif isinstance(effect, Dispatch):
                 self._dispatch(effect)
             elif isinstance(effect, StopJob):
@@ -513,11 +527,16 @@ class Master(RequestHandlers):
                 self._admit(effect)
             elif isinstance(effect, Note):
                 log.warning(effect.message)
+            elif isinstance(effect, Forgotten):
+                self._let_go(effect)
 
     def _admit(self, effect: Admitted) -> None:
         self.logs.reset(effect.job_id)
+        run = self.scheduler.jobs[effect.job_id]
+        self._script_used(run)
         if self.journal is not None:
-            run = self.scheduler.jobs[effect.job_id]
+            if effect.replaced_seq is not None:
+                self.journal.record_past_run(self.scheduler.history.runs[effect.replaced_seq])
             self.journal.record_submission(run, effect.replaced_seq, self._script_digest(run.spec.script))
 
     def _dispatch(self, effect: Dispatch) -> None:
@@ -553,7 +572,7 @@ class Master(RequestHandlers):
         grace = defaults.LOST_DISPATCH_HEARTBEATS * self.config.heartbeat_interval
         for job_id in sorted(self.scheduler.workers[worker_id].running - held):
             run = self.scheduler.jobs[job_id]
-            if run.started_at is not None and now - run.started_at > grace:
+            if run.started_at is not None and self.scheduler.wall(now) - run.started_at > grace:
                 log.warning("worker %s never received job %s attempt %d; sending it again",
                             run.worker, job_id, run.attempt)
                 self._resend_dispatch(worker_id, job_id, run.attempt)

@@ -70,9 +70,17 @@ class RequestHandlers:
             job_id = self._job_id(message["job_id"])
             self._apply(self.scheduler.stop_service(job_id, now))
             return self.scheduler.describe_job(job_id)
+        if op == "dag_runs":
+            return self.scheduler.dag_runs(message["dag"], message.get("limit") or defaults.DAG_RUNS_LISTED)
+        if op == "list_jobs":
+            return self.scheduler.list_jobs(
+                message.get("state"), message.get("dag"), message.get("since"), message.get("until"),
+                message.get("worker"), message.get("limit") or defaults.JOBS_LISTED, message.get("cursor"))
+        if op == "forget":
+            return self._forget_request(message)
         if op == "stats":
-            return {**self.scheduler.stats(now), "run_id": self.run_id, "seq": self.event_seq,
-                    "totals": self.scheduler.totals_report(),
+            return {**self.scheduler.stats(now), **self._cleaning_stats(), "run_id": self.run_id,
+                    "seq": self.event_seq, "totals": self.scheduler.totals_report(),
                     "artifacts": self.artifacts.stats(),
                     "uptime_s": round(time.time() - self.started_at, 3), "store_keys": len(self.store),
                     "journal": self.journal.path if self.journal else None,

@@ -24,6 +24,7 @@ import msgpack
 
 from titan import defaults
 from titan.core.jobs import JobRun, JobState, spec_to_dict
+from titan.master import history_journal as history
 from titan.master.deployed_scripts import DeployedScript
 from titan.master.journal_check import (COMMITS_KEY, BadRow, CommitCounter, LostCommits, add_checksums,
                                         first_unwritable, run_from_row, verify_rows, with_crc)
@@ -128,8 +129,10 @@ class SqliteJournal(Journal):
         # NORMAL in WAL mode: a commit survives the master being killed; only an OS crash or power
         # loss can take back the last commits. FULL would fsync each turn.
         self.db.execute("PRAGMA synchronous=NORMAL")
+        history.use_incremental_vacuum(self.db)
         self.db.executescript(SCHEMA)
         self._check_version()
+        history.add_history(self.db)
         self.db.execute("BEGIN IMMEDIATE")   # takes the write lock now, not at the first commit
         add_checksums(self.db)
         self.db.execute("INSERT OR IGNORE INTO meta VALUES (?, '0')", (COMMITS_KEY,))
@@ -150,6 +153,8 @@ class SqliteJournal(Journal):
         self._log_rows = LogRows.of_rows(max_log_bytes, self.db.execute(
             "SELECT id, job_id, seq, length(CAST(text AS BLOB)) FROM logs ORDER BY id"))
         self._doomed_logs: List[int] = []   # ids of log rows past the cap, until a commit deleted them
+        self._forgotten_unfolded = history.ForgottenUnfolded()
+        self.forget_seconds = 0.0           # spent deleting forgotten runs' rows, since opened
 
     def _unreadable(self, problem: Exception) -> str:
         return (f"journal {self.path} cannot be read ({problem}); the master will not start on it. "
@@ -189,6 +194,9 @@ class SqliteJournal(Journal):
         self._set_adds: Dict[str, set] = {}   # key -> members added since the last commit
         self._replies: List[tuple] = []
         self._deployed: Dict[str, tuple] = {}   # name -> (script, deployed_at)
+        self._past_runs: Dict[int, JobRun] = {}
+        self._dag_runs: Dict[str, object] = {}   # run id -> titan.core.history.DagRun
+        self._forgotten = history.ForgottenRows()
 
     # ----------------------------------------------------------------- recording (buffered until commit)
 
@@ -196,7 +204,7 @@ class SqliteJournal(Journal):
         """A new run of a job; the run it replaces (`replaced_seq`) loses its spec and logs. Its script
         is written once for all the jobs that share it (`script_sha256`, as the master computed it);
         specs name it by hash (10,000 jobs of one script are common)."""
-        spec = spec_to_dict(run.spec)
+        spec = history.with_spec_extras(spec_to_dict(run.spec), run)
         script = spec.pop("script")
         spec["script_sha256"] = script_sha256
         if script_sha256 not in self._stored_scripts:
@@ -224,6 +232,18 @@ class SqliteJournal(Journal):
         """The agent run the DAG was last submitted under; None when it was submitted under none."""
         self._agent_runs.pop(dag, None)
         self._agent_runs[dag] = run_id
+
+    def record_past_run(self, run: JobRun) -> None:
+        self._past_runs[run.seq] = run
+
+    def record_dag_run(self, dag_run) -> None:
+        self._dag_runs[dag_run.run_id] = dag_run
+
+    def record_forgotten(self, runs: List[JobRun], dag_runs: List[str], dags: List[str], scripts: List[str]) -> None:
+        self._forgotten.add(runs, dag_runs, dags, scripts)
+        self._stored_scripts.difference_update(scripts)
+        for dag_run in dag_runs:
+            self._dag_runs.pop(dag_run, None)
 
     def record_log(self, job_id: str, seq: int, attempt: int, stream: str, text: str) -> None:
         self._logs.append((self._log_rows.new_row(job_id, seq, text), job_id, seq, attempt, stream, text))
@@ -258,7 +278,8 @@ class SqliteJournal(Journal):
     @property
     def has_pending(self) -> bool:
         return bool(self._specs or self._states or self._dags or self._logs or self._store or self._set_adds
-                    or self._replies or self._agent_runs or self._deployed)
+                    or self._replies or self._agent_runs or self._deployed or self._past_runs or self._dag_runs
+                    or bool(self._forgotten))
 
     def commit(self) -> None:
         """Write everything recorded since the last commit in one transaction. If it cannot be written
@@ -271,10 +292,13 @@ class SqliteJournal(Journal):
             self._write_agent_runs(db)
             self._write_logs(db)
             self._delete_replaced(db)   # last: a run replaced within this commit was written above
+            history.write_past_runs(db, self._past_runs.values())
+            history.write_dag_runs(db, self._dag_runs.values())
             self._write_store(db)
             pruned = self._write_replies(db)
             _many(db, "INSERT OR REPLACE INTO deployed_scripts VALUES (?, ?, ?, ?)",
                   with_crc((name, script, at) for name, (script, at) in self._deployed.items()))
+            self.forget_seconds += history.forget(db, self._forgotten, self._forgotten_unfolded)
             if self._unfolded > FORCED_COMPACT_AT:   # a master never idle still keeps the backlog bounded
                 self._fold(db, FORCED_COMPACT_BATCH)
             db.execute("UPDATE meta SET value = ? WHERE key = ?", (str(self.commits_held + 1), COMMITS_KEY))
@@ -285,7 +309,15 @@ class SqliteJournal(Journal):
                 self._reply_ids[channel].popleft()
         self.commits += 1
         self._doomed_logs = []
+        vacuum = bool(self._forgotten)
         self._clear_pending()
+        if vacuum:
+            self.forget_seconds += history.vacuum_some(self.db)
+
+    @property
+    def size_bytes(self) -> int:
+        """The journal's file and its WAL, in bytes."""
+        return sum(os.path.getsize(p) for p in (self.path, f"{self.path}-wal") if os.path.exists(p))
 
     def compact(self, batch: int = COMPACT_BATCH) -> bool:
         """Fold about `batch` of the oldest state changes into job_states; True if any were left to fold.
@@ -332,20 +364,23 @@ class SqliteJournal(Journal):
             self._unfolded = 0
             return
         try:
-            latest = {state[0]: state for state in states}   # a job's last change is the one that stays
+            latest = {state[0]: state for state in self._forgotten_unfolded.without(states)}
             db.executemany("INSERT OR REPLACE INTO job_states VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           with_crc(latest.values()))
+                           with_crc(state[:history.STATE_COLUMNS] for state in latest.values()))
+            history.write_run_times(db, latest.values())
         except (OverflowError, ValueError, TypeError, KeyError, sqlite3.InterfaceError,
                 sqlite3.ProgrammingError) as exc:
             raise BadRow("job_transitions", first_unwritable(db, last_id), exc) from None
         db.execute("DELETE FROM job_transitions WHERE id <= ?", (last_id,))
         self._unfolded = max(0, self._unfolded - folded)
+        self._forgotten_unfolded.folded(last_id)
 
     def _write_jobs(self, db: sqlite3.Connection) -> None:
         _many(db, "INSERT OR IGNORE INTO scripts VALUES (?, ?, ?)", with_crc(self._scripts))
         _many(db, "INSERT OR REPLACE INTO job_specs VALUES (?, ?, ?, ?, ?)", with_crc(self._specs))
         changed = [(run.job_id, run.seq, run.state.value, run.attempt, run.failures, run.worker_id, run.worker,
-                    run.last_worker_id, run.reason, run.exit_code)
+                    run.last_worker_id, run.reason, run.exit_code,   # then history.HISTORY_STATE_FIELDS:
+                    run.queued_at, run.started_at, run.ended_at, run.ended_attempts)
                    for run in self._states.values() if not self._is_as_admitted(run)]
         if changed:
             db.executemany("INSERT INTO job_transitions (count, states, crc) VALUES (?, ?, ?)",
@@ -370,6 +405,7 @@ class SqliteJournal(Journal):
     def _delete_replaced(self, db: sqlite3.Connection) -> None:
         _many(db, "DELETE FROM job_specs WHERE seq = ?", [(old,) for _, old, _ in self._replaced])
         _many(db, "DELETE FROM logs WHERE job_id = ? AND seq < ?", [(job, new) for job, _, new in self._replaced])
+        history.forget_replaced(db, [old for _, old, _ in self._replaced])
 
     def _write_agent_runs(self, db: sqlite3.Connection) -> None:
         # delete, then insert: a re-submitted DAG moves to the end of its run's list
@@ -418,6 +454,7 @@ class SqliteJournal(Journal):
             verify_rows(self.db)
             while self.compact():
                 pass
+            history.drop_orphans(self.db)
             return self._load_all()
         except BadRow as bad:
             raise JournalCorrupt(self._bad_row(bad)) from None
@@ -433,6 +470,8 @@ class SqliteJournal(Journal):
     def _load_all(self) -> Recovered:
         recovered = Recovered()
         recovered.runs = self._load_runs()
+        recovered.past_runs = history.load_past_runs(self.db)
+        recovered.dag_runs = history.load_dag_runs(self.db)
         recovered.dags = dict(_each_row("dags", self.db.execute("SELECT name, job_ids FROM dags"),
                                         lambda name, ids: (name, _unpack(ids))))
         recovered.logs = list(self.db.execute(
@@ -453,11 +492,13 @@ class SqliteJournal(Journal):
     def _load_runs(self) -> List[JobRun]:
         rows = self.db.execute(
             "SELECT s.seq, s.dag, s.spec, j.state, j.attempt, j.failures, j.worker_id, j.worker, "
-            "j.last_worker_id, j.reason, j.exit_code FROM job_specs s LEFT JOIN job_states j ON j.seq = s.seq "
+            "j.last_worker_id, j.reason, j.exit_code, t.queued_at, t.started_at, t.ended_at, t.ended_attempts "
+            "FROM job_specs s LEFT JOIN job_states j ON j.seq = s.seq LEFT JOIN run_times t ON t.seq = s.seq "
             "ORDER BY s.seq")
         scripts = dict(self.db.execute("SELECT sha256, script FROM scripts"))
         self._stored_scripts = set(scripts)
-        return list(_each_row("job_specs", rows, lambda *row: run_from_row(row, scripts)))
+        return list(_each_row("job_specs", rows, lambda *row: history.apply_times(run_from_row(row[:11], scripts),
+                                                                                  row[11:])))
 
     def close(self) -> None:
         self.db.close()

@@ -100,14 +100,31 @@ def _job_fields() -> Dict[str, Field]:
 JOB_FIELDS = _job_fields()
 SUBMITTED_JOB = Field((dict,), shape=JOB_FIELDS)
 
+# One attempt of a job (titan.core.jobs.ATTEMPT_FIELDS); ended_at None while it runs.
+ATTEMPT = _fields(attempt=(int,), worker=nullable(str), started_at=nullable(*Number), ended_at=nullable(*Number),
+                  exit_code=nullable(int), reason=nullable(str))
 # What the master says of a job (titan.core.jobs.JobRun.describe, with the scheduler's reason).
 JOB_INFO = _fields(
     job_id=(str,), dag=nullable(str), state=(str,), attempt=(int,), worker=nullable(str),
     reason=nullable(str), exit_code=nullable(int), requirement=(str,), priority=(int,),
     parents=list_of(str), retries=(int,), failures=(int,), timeout=nullable(*Number), affinity=(bool,),
     note=nullable(str), job_type=(str,), port=(int,), service_up=(bool,),
+    # Its history (titan.core.jobs.JobRun.times): Unix seconds, None until reached; `run` its DAG run.
+    run=nullable(str), submitted_at=nullable(*Number), queued_at=nullable(*Number),
+    started_at=nullable(*Number), ended_at=nullable(*Number), run_seconds=nullable(*Number),
+    wait_seconds=nullable(*Number), attempts=list_of(dict, shape=ATTEMPT),
 )
-DAG_INFO = _fields(dag=(str,), finished=(bool,), jobs=list_of(dict, shape=JOB_INFO))
+DAG_INFO = _fields(dag=(str,), run=optional(str), finished=(bool,), jobs=list_of(dict, shape=JOB_INFO))
+# One run of a DAG (titan.core.history.DagRun.describe); outcome RUNNING until it ends.
+DAG_RUN = _fields(run=(str,), dag=(str,), submitted_at=nullable(*Number), ended_at=nullable(*Number),
+                  jobs=(int,), outcome=(str,), duration_s=nullable(*Number))
+# One job in list_jobs (titan.core.history.job_entry): the dashboard and MCP helpers read this shape.
+JOB_ENTRY = _fields(
+    job_id=(str,), dag=nullable(str), run=nullable(str), state=(str,), requirement=(str,),
+    worker=nullable(str), submitted_at=nullable(*Number), started_at=nullable(*Number),
+    ended_at=nullable(*Number), run_seconds=nullable(*Number), wait_seconds=nullable(*Number),
+    exit_code=nullable(int), reason=nullable(str), attempts=list_of(dict, shape=ATTEMPT),
+)
 ARTIFACT_ENTRY = _fields(name=(str,), sha256=(str,), size=(int,), kind=(str,))
 
 # ----------------------------------------------------------------- client ROUTER (port P)
@@ -142,6 +159,13 @@ CLIENT_OPS = Table("client request", {
     # Scripts kept on the master under their file name, for jobs whose script is not where they are built.
     "deploy_script": _fields(name=(str,), script=(bytes,)),
     "deployed_scripts": _fields(),
+    # History: a DAG's runs, newest first; jobs by state, DAG, submission time (Unix seconds) and worker,
+    # newest first, `limit` at a time, from `cursor` (a reply's next_cursor).
+    "dag_runs": _fields(dag=(str,), limit=optional(int)),
+    # Forget on request: every ended run of a DAG now, or every run ended before a time, batch by batch.
+    "forget": _fields(dag=optional(str), before=optional(*Number)),
+    "list_jobs": _fields(state=optional(str), dag=optional(str), since=optional(*Number), until=optional(*Number),
+                         worker=optional(str), limit=optional(int), cursor=optional(str)),
 })
 ARTIFACT_KINDS = ("file", "archive")
 
@@ -173,7 +197,11 @@ CLIENT_RESULTS = {
                     # with a PostgreSQL journal: who leads (lease.read_leadership), else None
                     leadership=Field((dict, type(None)), shape=_fields(
                         epoch=(int,), leader=(str,), address=(str,), since=Number, renewed_seconds_ago=Number,
-                        standbys=list_of(dict, shape=_fields(name=(str,), address=(str,), waiting_since=Number))))),
+                        standbys=list_of(dict, shape=_fields(name=(str,), address=(str,), waiting_since=Number)))),
+                    jobs_kept=(int,), jobs_forgotten=(int,), journal_bytes=(int,), longest_turn_ms=Number,
+                    longest_cleaning_ms=Number,
+                    last_cleaning=Field((dict, NoneType), shape=_fields(at=Number, forgotten=(int,), took_ms=Number))),
+    "forget": map_of(forgotten=(int,), to_forget=(int,)),   # to_forget: ended before `before`, going in batches
     "approve": _JOB_RESULT,
     "reject": _JOB_RESULT,
     "agent_run": map_of(run_id=(str,), dags=list_of(dict, shape=DAG_INFO), finished=(bool,)),
@@ -185,6 +213,8 @@ CLIENT_RESULTS = {
     "stop_service": _JOB_RESULT,
     "deploy_script": _DEPLOYED_SCRIPT,
     "deployed_scripts": list_of(dict, shape=_DEPLOYED_SCRIPT.shape),
+    "dag_runs": list_of(dict, shape=DAG_RUN),
+    "list_jobs": map_of(jobs=list_of(dict, shape=JOB_ENTRY), next_cursor=nullable(str)),
 }
 CLIENT_OPS.results = CLIENT_RESULTS
 
@@ -220,7 +250,7 @@ STORE_OPS.results = STORE_RESULTS
 
 # Requests that change state: their replies are journaled, so a retry after a restart is not re-run.
 CHANGING_OPS = frozenset({"submit", "cancel", "cancel_dag", "retry", "retry_dag", "approve", "reject",
-                          "stop_service",
+                          "stop_service", "forget",
                           "put", "delete", "incr", "sadd", "upload_finish", "deploy_script"})
 
 # ----------------------------------------------------------------- worker <-> master (port P+1)

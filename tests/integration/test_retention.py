@@ -1,0 +1,78 @@
+"""Forgetting on a real master: --keep-completed / --keep-failed, what a forgotten job answers, stats(),
+`titan forget`, and a master killed (-9) in the middle of cleaning that loses nothing it was to keep."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import time
+
+import pytest
+
+from titan.cluster import WorkerSpec
+from titan.core.errors import UnknownJob
+from titan_sdk import TitanJob
+
+from tests.conftest import wait_until
+from tests.integration.test_cli import titan
+
+NULL_WORKER = WorkerSpec("w1", slots=50, extra_args=("--executor", "null"))
+
+
+def test_ended_jobs_are_forgotten_after_their_keep_time_and_say_so(make_cluster, script, tmp_path):
+    cluster = make_cluster(NULL_WORKER, data_dir=str(tmp_path / "data"),
+                           master_args=["--keep-completed", "1s", "--keep-failed", "forever"])
+    job = script("job.py", "print('x')\n")
+    with cluster.client(timeout=15) as client:
+        client.submit_job(TitanJob("done", job))
+        client.submit_job(TitanJob("gate-parent", job, hitl_message="go on?"))
+        client.submit_dag("pipe", [TitanJob("p1", job)])
+        assert client.wait(["done", "p1", "gate-parent"], timeout=60) == {
+            "done": "COMPLETED", "p1": "COMPLETED", "gate-parent": "COMPLETED"}
+        wait_until(lambda: client.get_job_status("done") == "NULL", timeout=30, what="'done' forgotten")
+        with pytest.raises(UnknownJob, match="job 'done' was forgotten: it ended COMPLETED"):
+            client.job_info("done")
+        time.sleep(1.5)
+        assert client.get_job_status("p1") == "COMPLETED"             # the latest run of its DAG
+        assert client.get_job_status("gate-parent") == "COMPLETED"    # parent of a gate awaiting a decision
+        assert client.job_info("hitl-gate-gate-parent")["state"] == "WAITING_APPROVAL"
+        stats = client.stats()
+        assert stats["jobs_forgotten"] >= 1 and stats["jobs_kept"] == 3 and stats["journal_bytes"] > 0
+        assert stats["last_cleaning"]["forgotten"] >= 1
+        forgot = titan(cluster, "forget", "--dag", "pipe")
+        assert forgot.returncode == 0 and "forgot 1 jobs of DAG pipe" in forgot.stdout, forgot
+        assert client.get_job_status("p1") == "NULL"
+        assert client.list_jobs(dag="pipe")["jobs"] == []
+
+
+def test_a_master_killed_while_it_cleans_keeps_what_it_was_to_keep(make_cluster, script, tmp_path):
+    data = tmp_path / "data"
+    cluster = make_cluster(NULL_WORKER, data_dir=str(data), master_args=["--keep-completed", "2s", "--max-submits-per-second", "100000"])
+    job = script("job.py", "print('x')\n")
+    many = [f"j{i}" for i in range(2_000)]
+    kept = ["k1", "k2", "parent", "child"]
+    with cluster.client(timeout=30) as client:
+        client.submit_dag("keep", [TitanJob("k1", job), TitanJob("k2", job, parents=["k1"])])
+        client.submit_job(TitanJob("parent", job))
+        assert client.wait("parent", timeout=60) == "COMPLETED"
+        client.submit_job(TitanJob("child", job, parents=["parent"], requirement="GPU"))   # no GPU worker
+        assert client.wait("k2", timeout=60) == "COMPLETED"
+        for job_id in many:   # lone jobs: nothing keeps them past --keep-completed
+            client.submit_job(TitanJob(job_id, job))
+        wait_until(lambda: (client.stats()["last_cleaning"] or {}).get("forgotten"), timeout=60, what="cleaning")
+    cluster.master.send_signal(signal.SIGKILL)
+    cluster.master.wait()
+    cluster.start_master()
+    cluster.wait_for_workers(1, timeout=30)
+    with cluster.client(timeout=30) as client:
+        assert [client.get_job_status(j) for j in kept] == ["COMPLETED", "COMPLETED", "COMPLETED", "QUEUED"]
+        assert client.dag_status("keep")["finished"]
+        wait_until(lambda: client.stats()["jobs_kept"] == len(kept), timeout=60, what="the rest forgotten")
+        assert {client.get_job_status(j) for j in many[::97]} == {"NULL"}
+    cluster.stop()
+    db = sqlite3.connect(str(data / "titan.db"))
+    specs = sorted(job_id for (job_id,) in db.execute("SELECT job_id FROM job_specs"))
+    states = sorted(job_id for (job_id,) in db.execute("SELECT job_id FROM job_states"))
+    (mode,) = db.execute("PRAGMA auto_vacuum").fetchone()
+    db.close()
+    assert specs == sorted(kept) and set(states) <= set(kept) and mode == 2

@@ -1,0 +1,145 @@
+"""Job history in the SQLite journal (titan/master/history_journal.py): times, attempts, earlier runs and
+DAG runs come back after a restart, and a journal of before history (schema 3) is upgraded in place."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sqlite3
+from pathlib import Path
+
+from titan.core.scheduler import Scheduler
+from titan.master.sqlite_journal import SqliteJournal
+from tests.unit.sim import Sim, spec
+
+WALL = 1_700_000_000.0
+V3_JOURNAL = Path(__file__).parent / "fixtures" / "journal-v3" / "titan.db"
+
+
+def journal_everything(sim: Sim, journal: SqliteJournal) -> None:
+    """What the master does at the end of each turn: DAG runs and state changes, then commit."""
+    for dags in sim.s.history.dag_runs.values():
+        for dag_run in dags:
+            journal.record_dag_run(dag_run)
+    journal.record_states(sim.s.take_changed_runs())
+    journal.commit()
+
+
+def submit(sim: Sim, journal: SqliteJournal, *specs, dag=None) -> None:
+    before = {job_id: run.seq for job_id, run in sim.s.jobs.items()}
+    sim.submit(*specs, dag=dag)
+    for each in specs:
+        run = sim.s.jobs[each.job_id]
+        replaced = before.get(each.job_id)
+        if replaced is not None:
+            journal.record_past_run(sim.s.history.runs[replaced])
+        journal.record_submission(run, replaced, hashlib.sha256(run.spec.script).hexdigest())
+    if dag:
+        journal.record_dag(dag, sim.s.dags[dag])
+
+
+def restarted(tmp_path) -> Scheduler:
+    journal = SqliteJournal(str(tmp_path))
+    recovered = journal.load()
+    journal.close()
+    scheduler = Scheduler()
+    scheduler.wall_offset = WALL
+    scheduler.restore(recovered.runs, recovered.dags, 100.0, recovered.past_runs, recovered.dag_runs)
+    scheduler.validate()
+    return scheduler
+
+
+def test_times_attempts_earlier_runs_and_dag_runs_survive_a_restart(tmp_path):
+    sim = Sim()
+    sim.s.wall_offset = WALL
+    journal = SqliteJournal(str(tmp_path))
+    sim.join("w1")
+    submit(sim, journal, spec("a", retries=1), spec("b", parents=["a"]), dag="pipe")
+    journal_everything(sim, journal)
+    sim.now = 2.0
+    sim.finish("a", exit_code=4)                       # attempt 1 fails
+    sim.live_until(5.0)                                # the retry runs
+    sim.finish("a")
+    sim.now = 6.0
+    sim.finish("b")
+    journal_everything(sim, journal)
+    journal.compact()                                   # some folded, the rest folded by load()
+    sim.now = 7.0
+    submit(sim, journal, spec("a"), spec("b", parents=["a"]), dag="pipe")   # run 2 of the pipeline
+    journal_everything(sim, journal)
+    journal.close()
+    before = {j["job_id"] + j["run"]: j for j in sim.s.list_jobs()["jobs"]}
+
+    scheduler = restarted(tmp_path)
+    after = {j["job_id"] + j["run"]: j for j in scheduler.list_jobs()["jobs"]}
+    assert after == before and len(after) == 4
+    first_a = after["apipe#1"]
+    assert [a["exit_code"] for a in first_a["attempts"]] == [4, 0] and first_a["submitted_at"] == WALL
+    assert [(r["run"], r["outcome"]) for r in scheduler.dag_runs("pipe")] == [("pipe#2", "RUNNING"),
+                                                                             ("pipe#1", "COMPLETED")]
+    assert scheduler.describe_dag("pipe")["run"] == "pipe#2"
+
+
+def test_a_version_3_journal_is_upgraded_in_place_and_its_dags_get_one_run_each(tmp_path):
+    """The fixture was written by the journal of before history (main at c4af6b7): a DAG 'pipe' (a
+    COMPLETED, b FAILED), a lone job c RUNNING, a log and a store key, one commit left unfolded."""
+    shutil.copy(V3_JOURNAL, tmp_path / "titan.db")
+    scheduler = restarted(tmp_path)
+    db = sqlite3.connect(str(tmp_path / "titan.db"))
+    assert db.execute("SELECT value FROM meta WHERE key = 'history_version'").fetchone() == ("1",)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+    db.close()
+    assert {j: scheduler.jobs[j].state.value for j in "abc"} == {"a": "COMPLETED", "b": "FAILED", "c": "RUNNING"}
+    (only,) = scheduler.dag_runs("pipe")
+    assert (only["run"], only["outcome"], only["jobs"], only["submitted_at"]) == ("pipe#1", "FAILED", 2, None)
+    info = scheduler.describe_job("a")
+    assert info["submitted_at"] is None and info["run"] == "pipe#1" and info["ended_at"] is None
+    assert info["attempts"] == [{"attempt": 1, "worker": "w1", "started_at": None, "ended_at": None, "exit_code": 0,
+                                 "reason": None}]
+    assert [j["job_id"] for j in scheduler.list_jobs()["jobs"]] == ["c", "b", "a"]
+    journal = SqliteJournal(str(tmp_path))   # opened a second time: the upgrade is not run again
+    recovered = journal.load()
+    assert recovered.store == {"k": "v"} and [log[0] for log in recovered.logs] == ["a"]
+    journal.close()
+
+
+def rows(tmp_path, table: str) -> int:
+    db = sqlite3.connect(str(tmp_path / "titan.db"))
+    (count,) = db.execute(f"SELECT count(*) FROM {table}").fetchone()
+    db.close()
+    return count
+
+
+def test_a_forgotten_run_leaves_every_table_and_unfolded_changes_do_not_bring_it_back(tmp_path):
+    sim = Sim()
+    journal = SqliteJournal(str(tmp_path))
+    sim.join("w1")
+    submit(sim, journal, spec("a"), dag="pipe")
+    journal_everything(sim, journal)
+    sim.finish("a")
+    journal.record_log("a", sim.s.jobs["a"].seq, 1, "stdout", "out\n")
+    journal_everything(sim, journal)
+    submit(sim, journal, spec("a"), dag="pipe")          # run 2: run 1 becomes a past run
+    journal_everything(sim, journal)
+    sim.finish("a")
+    journal_everything(sim, journal)                      # not folded: the changes wait in job_transitions
+    assert journal.backlog > 0
+    (forgotten,) = sim.s.forget_dag("pipe", sim.now)
+    journal.record_forgotten(forgotten.runs, forgotten.dag_runs, forgotten.dags,
+                             [hashlib.sha256(forgotten.runs[0].spec.script).hexdigest()])
+    journal.commit()
+    assert journal.load().runs == [] and journal.forget_seconds >= 0
+    journal.close()
+    for table in ("job_specs", "job_states", "run_times", "past_runs", "dag_runs", "dags", "logs", "scripts"):
+        assert rows(tmp_path, table) == 0, table
+
+
+def test_an_older_journal_is_rebuilt_for_incremental_vacuum_once(tmp_path):
+    shutil.copy(V3_JOURNAL, tmp_path / "titan.db")
+    db = sqlite3.connect(str(tmp_path / "titan.db"))
+    assert db.execute("PRAGMA auto_vacuum").fetchone() == (0,)
+    db.close()
+    SqliteJournal(str(tmp_path)).close()
+    db = sqlite3.connect(str(tmp_path / "titan.db"))
+    assert db.execute("PRAGMA auto_vacuum").fetchone() == (2,)
+    db.close()

@@ -1,0 +1,115 @@
+"""The master's side of forgetting (titan/core/retention.py): a batch each loop turn, what a forgotten
+run leaves behind (logs, journal rows, scripts nothing uses any more), `titan forget`, and what stats()
+says of it. Mixed into Master (titan/master/loop.py)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Optional
+
+from titan import defaults
+from titan.core.effects import Forgotten
+from titan.core.errors import RequestRejected
+from titan.core.jobs import JobRun
+from titan.core.retention import Retention
+
+
+class Cleaning:
+    """Needs self.scheduler, self.journal, self.logs, self.committer, self.config, self.dag_agent_run and
+    the script maps of Master (_scripts, _script_digests, _scripts_sent, _script_digest)."""
+
+    def _init_cleaning(self) -> None:
+        self.scheduler.retention = Retention(self.config.keep_completed, self.config.keep_failed,
+                                             self.config.keep_max_jobs)
+        self._script_users: Counter = Counter()   # sha256 -> runs kept that use the script
+        self.last_cleaning: Optional[dict] = None
+        self._cleaned = False                  # this turn forgot something
+        self.longest_turn_ms = 0.0             # since start, from after the poll to after the commit
+        # The most CPU time one turn spent forgetting, in memory and in the journal: what cleaning costs
+        # the master itself, whatever else runs on the machine.
+        self.longest_cleaning_ms = 0.0
+        self._cleaning_s = 0.0                 # this turn's, in memory
+        self._journal_forget_s = 0.0           # the journal's forget_seconds when the turn began
+
+    def _journal_dag_run(self, dag: str) -> None:
+        """A DAG run began or ended (dag.submitted, dag.finished): its record as it is now."""
+        latest = self.scheduler.history.latest_dag_run(dag)
+        if latest is not None and self.journal is not None:
+            self.journal.record_dag_run(latest)
+
+    def _script_used(self, run: JobRun) -> None:
+        if run.spec.script:
+            self._script_users[self._script_digest(run.spec.script)] += 1
+
+    def _clean(self) -> None:
+        """Forget one batch of what is due, unless the journal cannot be written (it would be forgotten
+        in memory only, and come back at the next restart)."""
+        if self.committer.failure is not None:
+            return
+        began, cpu_began = time.perf_counter(), time.thread_time()
+        forgotten = 0
+        while time.perf_counter() - began < defaults.CLEANING_BUDGET_S:
+            effects = self.scheduler.forget_old(time.monotonic(), defaults.FORGET_BATCH)
+            if not effects:
+                break
+            self._apply(effects)
+            forgotten += _count(effects)
+        if forgotten:
+            took = time.perf_counter() - began
+            self._cleaned, self._cleaning_s = True, self._cleaning_s + time.thread_time() - cpu_began
+            self.last_cleaning = {"at": time.time(), "forgotten": forgotten, "took_ms": round(took * 1000, 3)}
+
+    def _timed_turn(self, began: float) -> None:
+        took = (time.perf_counter() - began) * 1000
+        self.longest_turn_ms = max(self.longest_turn_ms, took)
+        journal_s = getattr(self.journal, "forget_seconds", 0.0)
+        if self._cleaned:
+            cleaning_ms = (self._cleaning_s + journal_s - self._journal_forget_s) * 1000
+            self.longest_cleaning_ms = max(self.longest_cleaning_ms, cleaning_ms)
+            self._cleaned, self._cleaning_s = False, 0.0
+        self._journal_forget_s = journal_s
+
+    def _let_go(self, effect: Forgotten) -> None:
+        for job_id in effect.current:
+            self.logs.reset(job_id)
+        for dag in effect.dags:
+            self.dag_agent_run.pop(dag, None)
+        unused = [digest for digest in map(self._script_released, effect.runs) if digest is not None]
+        if self.journal is not None:
+            self.journal.record_forgotten(effect.runs, effect.dag_runs, effect.dags, unused)
+
+    def _script_released(self, run: JobRun) -> Optional[str]:
+        """The script's sha256 if no run kept uses it any more (it is then dropped), else None."""
+        script = run.spec.script
+        digest = self._script_digests.get(script) if script else None
+        if digest is None:
+            return None
+        self._script_users[digest] -= 1
+        if self._script_users[digest] > 0:
+            return None
+        del self._script_users[digest], self._script_digests[script]
+        self._scripts.pop(script, None)
+        for sent in self._scripts_sent.values():   # a worker may have dropped it too: send it again if needed
+            sent.discard(digest)
+        return digest
+
+    def _forget_request(self, message: dict) -> dict:
+        dag, before = message.get("dag"), message.get("before")
+        if (dag is None) == (before is None):
+            raise RequestRejected("forget takes a DAG name (dag) or a time (before, Unix seconds): one of them")
+        if dag is not None:
+            effects = self.scheduler.forget_dag(dag, time.monotonic())
+            self._apply(effects)
+            return {"forgotten": _count(effects), "to_forget": 0}
+        return {"forgotten": 0, "to_forget": self.scheduler.forget_ended_before(before)}
+
+    def _cleaning_stats(self) -> dict:
+        return {"jobs_kept": len(self.scheduler.history.runs), "jobs_forgotten": self.scheduler.forgotten_total,
+                "journal_bytes": self.journal.size_bytes if self.journal is not None else 0,
+                "last_cleaning": self.last_cleaning, "longest_turn_ms": round(self.longest_turn_ms, 3),
+                "longest_cleaning_ms": round(self.longest_cleaning_ms, 3)}
+
+
+def _count(effects: list) -> int:
+    return sum(len(effect.runs) for effect in effects if isinstance(effect, Forgotten))
