@@ -9,7 +9,7 @@ import sqlite3
 from pathlib import Path
 
 from titan.core.scheduler import Scheduler
-from titan.master.sqlite_journal import SqliteJournal
+from titan.master.sqlite_journal import SCHEMA_VERSION, SqliteJournal
 from tests.unit.sim import Sim, spec
 
 WALL = 1_700_000_000.0
@@ -87,7 +87,7 @@ def test_a_version_3_journal_is_upgraded_in_place_and_its_dags_get_one_run_each(
     scheduler = restarted(tmp_path)
     db = sqlite3.connect(str(tmp_path / "titan.db"))
     assert db.execute("SELECT value FROM meta WHERE key = 'history_version'").fetchone() == ("1",)
-    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
     db.close()
     assert {j: scheduler.jobs[j].state.value for j in "abc"} == {"a": "COMPLETED", "b": "FAILED", "c": "RUNNING"}
     (only,) = scheduler.dag_runs("pipe")
