@@ -171,7 +171,6 @@ MCP_CLIENT_TIMEOUT_S = 5.0
 MCP_DEFAULT_WAIT_S = 60.0               # wait_for_jobs' timeout_s when the agent gives none
 MCP_MAX_WAIT_S = 600.0                  # longer and MCP clients give up on the call themselves
 MCP_DEFAULT_LISTED_JOBS = 100
-MCP_MAX_LISTED_JOBS = 1000
 # The worker's pool (isolation="pool"): a member retires after this many jobs (0: never), or once its
 # memory passes this many MB (0: no limit). Flags --pool-max-jobs and --pool-max-rss.
 POOL_MAX_JOBS = 1_000

@@ -143,6 +143,15 @@ def test_a_dag_with_a_gate_runs_once_approved_and_another_is_cancelled(cluster, 
             assert cancelled["finished"] and cancelled["counts"] == {"COMPLETED": 1, "CANCELLED": 3}
             assert {job["job_id"] for job in (await call(session, "list_jobs", state="CANCELLED"))["jobs"]} == \
                 {"hitl-gate-later-prepare", "later-train", "later-report"}
+            first = await call(session, "list_jobs", limit=2)   # every job, DAG or not, newest first, in pages
+            assert len(first["jobs"]) == 2 and first["next_cursor"]
+            rest = await call(session, "list_jobs", limit=100, cursor=first["next_cursor"])
+            listed = first["jobs"] + rest["jobs"]
+            assert rest["next_cursor"] is None and {job["job_id"] for job in listed} == {
+                f"{dag}-{step}" for dag in ("ml", "later") for step in ("prepare", "train", "report")} | {
+                "hitl-gate-ml-prepare", "hitl-gate-later-prepare"}
+            submitted_at = [job["submitted_at"] for job in listed]
+            assert None not in submitted_at and submitted_at == sorted(submitted_at, reverse=True)
     run(scenario)
 
 

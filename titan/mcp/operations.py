@@ -108,21 +108,9 @@ def dag_status(client: TitanClient, dag_name: str) -> dict:
     return {**status, "counts": dict(Counter(job["state"] for job in status["jobs"]))}
 
 
-def list_jobs(client: TitanClient, state: str, dag: str, limit: int) -> dict:
-    """Newest DAGs first. The master has no job listing yet (issue 15 adds client.list_jobs): this reads
-    the DAGs it reports as recent (stats) and their jobs, so jobs submitted alone are not listed."""
-    if not 1 <= limit <= defaults.MCP_MAX_LISTED_JOBS:
-        raise ValueError(f"limit must be from 1 to {defaults.MCP_MAX_LISTED_JOBS}, got {limit}")
-    wanted = state.strip().upper()
-    dags = [dag] if dag else client.stats()["recent_dags"]
-    jobs: List[dict] = []
-    for name in dags:
-        jobs += [job for job in client.dag_status(name)["jobs"] if not wanted or job["state"] == wanted]
-        if len(jobs) >= limit:
-            break
-    return {"jobs": jobs[:limit], "truncated": len(jobs) > limit, "dags_read": len(dags),
-            "scope": f"jobs of DAG {dag!r}" if dag else "jobs of the master's most recent DAGs (jobs submitted "
-                                                      "alone are not listed)"}
+def list_jobs(client: TitanClient, state: str, dag: str, limit: int, cursor: str) -> dict:
+    """The master's list_jobs: every job run it keeps, newest first, a page at a time."""
+    return client.list_jobs(state=state.strip().upper() or None, dag=dag or None, limit=limit, cursor=cursor or None)
 
 
 def cluster_status(client: TitanClient) -> dict:

@@ -100,11 +100,36 @@ class DagStatus(TypedDict):
     jobs: List[JobInfo]
 
 
+class Attempt(TypedDict):
+    attempt: int
+    worker: Optional[str]
+    started_at: Optional[float]
+    ended_at: Optional[float]
+    exit_code: Optional[int]
+    reason: Optional[str]
+
+
+class ListedJob(TypedDict):
+    """One run of a job, as the master's list_jobs gives it (times in Unix seconds)."""
+    job_id: str
+    dag: Optional[str]
+    run: Optional[str]
+    state: str
+    requirement: str
+    worker: Optional[str]
+    submitted_at: Optional[float]
+    started_at: Optional[float]
+    ended_at: Optional[float]
+    run_seconds: Optional[float]
+    wait_seconds: Optional[float]
+    exit_code: Optional[int]
+    reason: Optional[str]
+    attempts: List[Attempt]
+
+
 class JobList(TypedDict):
-    jobs: List[JobInfo]
-    truncated: bool
-    dags_read: int
-    scope: str
+    jobs: List[ListedJob]
+    next_cursor: Optional[str]   # pass it back as `cursor` for the next page; None: no more
 
 
 class WorkerInfo(TypedDict):

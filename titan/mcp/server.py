@@ -174,10 +174,12 @@ def add_cluster_tools(server: MCPServer, client: TitanClient) -> None:
 
     @tool(READ_ONLY)
     def list_jobs(state: Annotated[str, Field(description="only jobs in this state; empty: all")] = "",
-                  dag: Annotated[str, Field(description="only this DAG's jobs; empty: recent DAGs")] = "",
-                  limit: int = defaults.MCP_DEFAULT_LISTED_JOBS) -> schemas.JobList:
-        """Jobs of the most recent DAGs, newest DAG first (jobs submitted alone are not listed yet)."""
-        return operations.list_jobs(client, state, dag, limit)
+                  dag: Annotated[str, Field(description="only this DAG's jobs; empty: all")] = "",
+                  limit: Annotated[int, Field(description="jobs per page, 1 to 1000")] = defaults.MCP_DEFAULT_LISTED_JOBS,
+                  cursor: Annotated[str, Field(description="next_cursor of the page before; empty: the newest")] = ""
+                  ) -> schemas.JobList:
+        """Jobs the master keeps (earlier runs of re-submitted jobs too), newest first, with their times."""
+        return operations.list_jobs(client, state, dag, limit, cursor)
 
     @tool(READ_ONLY)
     def cluster_status() -> schemas.ClusterStatus:
