@@ -145,7 +145,6 @@ DASHBOARD_KEPT_SINGLE_JOBS = 200
 DASHBOARD_BROWSER_BACKLOG = 5000        # events queued for one slow browser before it must resnapshot
 DASHBOARD_KEEPALIVE_S = 15.0
 DASHBOARD_LOG_CHUNK_CHARS = 1_000_000   # the most log text one poll returns
-DASHBOARD_KEPT_HISTORY_JOBS = 5000      # jobs the job table and timelines remember from events (newest kept)
 DASHBOARD_JOBS_PAGE = 50                # rows of the job table per page (the API allows up to 500)
 MASTER_METRICS_REFRESH_S = 1.0          # --metrics-port: how often the master's loop renews the figures
 

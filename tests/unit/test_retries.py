@@ -97,3 +97,22 @@ def test_a_workers_usage_shows_in_the_stats():
     sim.s.worker_usage("w1", {"cpu_percent": 5.0})
     sim.s.worker_usage("ghost", {"cpu_percent": 5.0})     # a worker that left meanwhile: ignored
     assert sim.s.stats(sim.now)["workers"][0]["usage"] == {"cpu_percent": 5.0}
+
+
+def test_a_retried_dag_stays_one_run_reopened_and_closed_again_by_its_new_end():
+    sim = Sim()
+    sim.join("w1", slots=4)
+    sim.submit(spec("a"), spec("b", parents=["a"]), dag="d")
+    sim.finish("a")
+    sim.finish("b", exit_code=1)
+    (failed_run,) = sim.s.dag_runs("d")
+    assert failed_run["outcome"] == "FAILED" and failed_run["jobs"] == 2
+    sim._step(sim.s.retry_dag, "d")
+    (reopened,) = sim.s.dag_runs("d")
+    assert reopened["run"] == failed_run["run"] and reopened["outcome"] == "RUNNING"
+    sim.finish("b")
+    (done,) = sim.s.dag_runs("d")
+    assert done["outcome"] == "COMPLETED" and done["jobs"] == 2
+    assert sim.run("b").dag_run == done["run"]
+    b_runs = [job for job in sim.s.list_jobs(dag="d")["jobs"] if job["job_id"] == "b"]
+    assert [job["state"] for job in b_runs] == ["COMPLETED", "FAILED"], "the failed run stays in the history"

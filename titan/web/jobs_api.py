@@ -1,9 +1,8 @@
 """The job table's and the timelines' data: `/api/jobs` and `/api/timeline`.
 
-`list_jobs` is the one source of job entries. Today it reads what the dashboard saw in events
-(history.py); a master that keeps its own job history answers `client.list_jobs(...)` with the same
-entries, and then that is used instead (the first of the two to exist wins: no other change is needed).
-Search text (`q`) is matched here, on whichever source's pages.
+The one source of job entries is the master's own job history, `client.list_jobs(...)` (titan/core/history.py):
+every run it keeps, with its times and attempts, whether the dashboard was running then or not. The
+query string's filters are checked here and search text (`q`) is matched here, over its pages.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 from titan import defaults
-from titan.web.history import JobHistory, sort_key
 
 STATES = ("PENDING", "QUEUED", "RUNNING", "WAITING_APPROVAL", "COMPLETED", "FAILED", "CANCELLED")
 MAX_LIMIT = 500
@@ -21,22 +19,6 @@ SEARCHED_FIELDS = ("job_id", "dag", "worker", "reason", "requirement")
 
 class BadQuery(ValueError):
     """A query parameter the API cannot use; the message names it and says what it takes."""
-
-
-def list_jobs(client, read_history: Callable[[Callable[[JobHistory], object]], object], *, state=None, dag=None,
-              since=None, until=None, worker=None, limit=100, cursor=None) -> dict:
-    """{"jobs": [entry, ...], "next_cursor": str or None}, newest submitted first."""
-    if hasattr(client, "list_jobs"):
-        return client.list_jobs(state=state, dag=dag, since=since, until=until, worker=worker, limit=limit,
-                                cursor=cursor)
-    entries = read_history(lambda history: [_copy(entry) for entry in history.newest_first()])
-    wanted = [entry for entry in entries if _matches(entry, state, dag, worker, since, until)]
-    if cursor is not None:
-        after = _cursor_key(cursor)
-        wanted = [entry for entry in wanted if sort_key(entry) < after]
-    page = wanted[:limit]
-    more = len(wanted) > limit
-    return {"jobs": page, "next_cursor": _make_cursor(page[-1]) if more else None}
 
 
 def search(source: Callable[..., dict], query: dict) -> dict:
@@ -69,7 +51,7 @@ def timeline(source: Callable[..., dict], dag: Optional[str]) -> dict:
         cursor = page["next_cursor"]
         if cursor is None:
             break
-    return {"dag": dag, "jobs": sorted(jobs, key=sort_key)}
+    return {"dag": dag, "jobs": sorted(jobs, key=_submitted_first)}
 
 
 def parse_filters(query: dict) -> dict:
@@ -98,28 +80,5 @@ def _seconds(query: dict, name: str) -> Optional[float]:
     return value
 
 
-def _matches(entry: dict, state, dag, worker, since, until) -> bool:
-    """A job is in the time window when it was submitted before `until` and had not ended before `since`."""
-    if (state and entry["state"] != state) or (dag and entry["dag"] != dag):
-        return False
-    if worker and worker != entry["worker"] and all(a["worker"] != worker for a in entry["attempts"]):
-        return False
-    if until is not None and (entry["submitted_at"] is None or entry["submitted_at"] > until):
-        return False
-    return since is None or entry["ended_at"] is None or entry["ended_at"] >= since
-
-
-def _make_cursor(entry: dict) -> str:
-    return f"{sort_key(entry)[0]!r}|{entry['job_id']}"
-
-
-def _cursor_key(cursor: str) -> tuple:
-    submitted, _, job_id = cursor.partition("|")
-    try:
-        return (float(submitted), job_id)
-    except ValueError:
-        raise BadQuery(f"cursor {cursor[:40]!r} is not one this dashboard gave; start again without it") from None
-
-
-def _copy(entry: dict) -> dict:
-    return {**entry, "attempts": [dict(attempt) for attempt in entry["attempts"]]}
+def _submitted_first(entry: dict) -> tuple:
+    return (entry.get("submitted_at") or 0.0, entry["job_id"])

@@ -9,7 +9,6 @@ URL printed at start, as Jupyter does: another local user or process cannot act 
 
 from __future__ import annotations
 
-import functools
 import hmac
 import json
 import logging
@@ -52,9 +51,7 @@ class DashboardServer(ThreadingHTTPServer):
         self.hub = Hub(ClusterView())
         self.metrics = DashboardMetrics(self.stats_for_scrape)
         self.feed = EventFeed(client, self.hub, self.metrics.timings)
-        # The job table's one source of entries: see jobs_api.list_jobs.
-        self.job_source = functools.partial(jobs_api.list_jobs, client,
-                                            lambda read: self.hub.read(lambda view: read(view.history)))
+        self.job_source = client.list_jobs   # the job table's and timelines' one source (jobs_api)
         self.stopping = threading.Event()
         # Bound beyond loopback on purpose, it is reached by names we cannot know: accept any.
         self.allowed_hosts = {f"{name}:{self.port}" for name in LOOPBACK_NAMES} if is_loopback(host) else None

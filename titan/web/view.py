@@ -10,7 +10,6 @@ from collections import OrderedDict
 from typing import Dict, Iterable, Optional
 
 from titan import defaults
-from titan.web.history import JobHistory
 
 NEXT, ALREADY_SEEN, RESYNC = "next", "already-seen", "resync"
 
@@ -30,7 +29,6 @@ class ClusterView:
         self.master_error = ""
         self.dags: "OrderedDict[str, dict]" = OrderedDict()          # oldest first
         self.single_jobs: "OrderedDict[str, dict]" = OrderedDict()   # jobs submitted without a DAG
-        self.history = JobHistory()    # every job seen, with times: the job table and timelines (kept over resyncs)
 
     # ----------------------------------------------------------------- snapshots
 
@@ -57,7 +55,6 @@ class ClusterView:
                "jobs": OrderedDict((job["job_id"], _job_fields(job)) for job in description["jobs"])}
         self.dags.pop(dag["dag"], None)
         self.dags[dag["dag"]] = dag
-        self.history.seed(dag["jobs"].values())
         self._forget_old_dags()
         return dag
 
@@ -99,8 +96,6 @@ class ClusterView:
     def _apply_job_event(self, event: dict) -> None:
         dag = self.dags.get(event.get("dag") or "")
         job_id = event["job_id"]
-        known = dag["jobs"].get(job_id) if dag is not None else None
-        self.history.observe(event, known["requirement"] if known else None)
         if dag is not None and job_id in dag["jobs"]:
             dag["jobs"][job_id].update({key: event.get(key) for key in EVENT_JOB_FIELDS})
             return
