@@ -10,6 +10,7 @@ import time
 from typing import Dict, List, Optional
 
 from titan.cluster import PORTS_PER_MASTER, free_port_block
+from tests.conftest import wait_until
 
 # As tests/conftest.py's (not imported from there: benchmarks/failover.py uses this module too, and
 # importing the test configuration would turn on strict message checks in its masters).
@@ -107,16 +108,6 @@ class SharedJournalCluster:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-
-
-def wait_until(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting for {what}"
-        time.sleep(0.05)
 
 
 def _listening(port: int) -> bool:
