@@ -22,7 +22,7 @@ from titan_sdk import TitanJob
 
 from tests.conftest import TITAN, finish, start_process, wait_until
 
-COMMANDS = ["submit", "status", "logs", "cancel", "store", "events", "workers", "top", "run", "approve", "keys",
+COMMANDS = ["submit", "status", "logs", "cancel", "retry", "store", "events", "workers", "top", "run", "approve", "keys",
             "artifact", "agent-run", "master", "worker", "completion"]
 
 
@@ -206,6 +206,22 @@ def test_cancel_a_job_and_a_dag(cluster, client, script):
     assert dag.returncode == 0, dag.stderr
     assert dag.stdout.splitlines()[0] == "dag slow_dag: finished; 2 CANCELLED"
     assert client.wait(["s1", "s2"], timeout=30) == {"s1": "CANCELLED", "s2": "CANCELLED"}
+
+
+def test_retry_a_job_and_a_dag(cluster, client, script, tmp_path):
+    marker = tmp_path / "tried"
+    once = script("once.py", f"import os, sys\nif not os.path.exists({str(marker)!r}):\n"
+                             f"    open({str(marker)!r}, 'w').close(); sys.exit(3)\n")
+    client.submit_dag("fix_me", [TitanJob("flaky", once), TitanJob("after", once, parents=["flaky"])])
+    assert client.wait(["flaky", "after"], timeout=30) == {"flaky": "FAILED", "after": "CANCELLED"}
+    alone = titan(cluster, "retry", "after")   # its parent is still FAILED: cancelled again, as it should be
+    assert alone.returncode == 0 and alone.stdout.startswith("after: "), alone.stderr
+    assert client.wait("after", timeout=30) == "CANCELLED"
+    dag = titan(cluster, "retry", "--dag", "fix_me")
+    assert dag.returncode == 0 and dag.stdout.startswith("dag fix_me:"), dag.stderr
+    assert client.wait(["flaky", "after"], timeout=30) == {"flaky": "COMPLETED", "after": "COMPLETED"}
+    refused = titan(cluster, "retry", "after")
+    assert refused.returncode != 0 and "only a FAILED or CANCELLED job" in refused.stderr
 
 
 def test_store_round_trip(cluster, client):

@@ -1,4 +1,4 @@
-"""`titan submit | status | logs | cancel | store`: acting on jobs, DAGs and TitanStore from a shell."""
+"""`titan submit | status | logs | cancel | retry | store`: acting on jobs, DAGs and TitanStore from a shell."""
 
 from __future__ import annotations
 
@@ -37,13 +37,18 @@ def add_commands(commands) -> None:
     add_master_options(logs)
     logs.set_defaults(run=run_logs)
 
-    cancel = commands.add_parser("cancel", help="cancel a job (and what depends on it) or a whole DAG",
-                                 description="Cancel a waiting or running job and its descendants; with "
-                                             "--dag, every unfinished job of the DAG.")
-    cancel.add_argument("name", help="the job id (or, with --dag, the DAG name)")
-    cancel.add_argument("--dag", action="store_true", help="NAME is a DAG: cancel all of it")
-    add_master_options(cancel)
-    cancel.set_defaults(run=run_cancel)
+    for verb, summary, description, run in (
+            ("cancel", "cancel a job (and what depends on it) or a whole DAG",
+             "Cancel a waiting or running job and its descendants; with --dag, every unfinished job of the DAG.",
+             run_cancel),
+            ("retry", "run a FAILED or CANCELLED job again, or every such job of a DAG",
+             "Run a FAILED or CANCELLED job again from the spec it last ran with; with --dag, every FAILED or "
+             "CANCELLED job of the DAG, in the DAG's order (the DAG stays one run).", run_retry)):
+        parser = commands.add_parser(verb, help=summary, description=description)
+        parser.add_argument("name", help="the job id (or, with --dag, the DAG name)")
+        parser.add_argument("--dag", action="store_true", help=f"NAME is a DAG: {verb} all of it")
+        add_master_options(parser)
+        parser.set_defaults(run=run)
     _add_store(commands)
 
 
@@ -207,6 +212,15 @@ def run_cancel(args) -> int:
             show_dag(client.cancel_dag(args.name))
         else:
             print(f"{args.name}: {client.cancel(args.name)}")
+    return 0
+
+
+def run_retry(args) -> int:
+    with connect(args) as client:
+        if args.dag:
+            show_dag(client.retry_dag(args.name))
+        else:
+            print(f"{args.name}: {client.retry(args.name)}")
     return 0
 
 

@@ -172,7 +172,6 @@ ARTIFACT_KINDS = ("file", "archive")
 _JOB_RESULT = Field((dict,), shape=JOB_INFO)
 _DAG_RESULT = Field((dict,), shape=DAG_INFO)
 _DEPLOYED_SCRIPT = map_of(name=(str,), sha256=(str,), size=(int,), deployed_at=Number)
-_DEPLOYED_SCRIPT = map_of(name=(str,), sha256=(str,), size=(int,), deployed_at=Number)
 
 # op -> the "result" of its ok reply.
 CLIENT_RESULTS = {
