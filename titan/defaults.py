@@ -99,6 +99,14 @@ KEEP_MAX_JOBS = 100_000
 FORGET_BATCH = 100
 CLEANING_BUDGET_S = 0.002
 VACUUM_PAGES = 64
+# An artifact blob no name points at and no job kept runs from is removed once it has been so for
+# --artifact-grace (the README says why 1h). Every ARTIFACT_SWEEP_EVERY_S the master looks at the next
+# ARTIFACT_SWEEP_LOOK blobs (set lookups, microseconds each) and removes at most ARTIFACT_SWEEP_REMOVE of
+# them (an unlink or one DELETE each), so a sweep never pauses the loop more than a few milliseconds.
+ARTIFACT_GRACE_S = 3600
+ARTIFACT_SWEEP_EVERY_S = 1.0
+ARTIFACT_SWEEP_LOOK = 500
+ARTIFACT_SWEEP_REMOVE = 10
 DEFAULT_PRIORITY = 1
 DEFAULT_MAX_WAIT_SECONDS = 172_800
 

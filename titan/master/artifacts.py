@@ -6,6 +6,12 @@ Layout under the root (<data dir>/artifacts, or a temp folder when the master ha
     names/<sha256 of name>  {"name", "sha256", "size", "kind"}: which content a name points at now
     uploads/<upload id>     bytes of an upload still arriving (dropped at start: a client starts again)
 
+A blob that no name points at and no job run the master keeps pins (JobSpec.archive) is garbage once it
+has been so for the grace period (--artifact-grace): sweep() looks at a few blobs each time the master
+calls it and removes those. The grace counts from when a sweep first saw the blob unreferenced, and
+starts again whenever it is written or asked for (has_blob), so a client that was told "held, no need to
+upload" can still name it; after a restart every grace starts again (the master errs on keeping).
+
 Everything is a file, so it survives a master restart when the root is in the data dir. With a PostgreSQL
 journal the blobs and names live in PostgreSQL instead (postgres_artifacts.py), and only uploads still
 arriving are files here, in a temp folder. Uploads arrive in
@@ -19,9 +25,9 @@ import json
 import os
 import shutil
 import tempfile
-from collections import OrderedDict
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Optional, Tuple
+from typing import Callable, Iterable, Optional, Tuple
 
 from titan import defaults
 from titan.core.errors import RequestRejected, UnknownArtifact
@@ -54,11 +60,20 @@ class ArtifactStore:
         self.bytes_received = 0          # upload bytes taken in, for stats (a repeat upload adds none)
         self.bytes_sent_to_workers = 0
         self.archive_fetches = 0         # archive transfers to workers begun (first chunks sent)
+        self._held = set(self._stored_blobs())       # the sha256 of every blob stored
+        self._named = Counter(json.loads(entry)["sha256"] for entry in self._stored_entries())
+        self._unreferenced_since: dict = {}   # sha256 -> when a sweep first saw it unreferenced (monotonic)
+        self._to_sweep: deque = deque()       # what the sweep looks at next; refilled from _held when empty
+        self.blobs_removed = 0
 
     # ----------------------------------------------------------------- receiving
 
     def has(self, sha256: str) -> bool:
-        return is_sha256(sha256) and os.path.isfile(self._blob(sha256))
+        """Held, and then kept a grace period more: whoever asks may be about to name it."""
+        if not (is_sha256(sha256) and sha256 in self._held):
+            return False
+        self._unreferenced_since.pop(sha256, None)
+        return True
 
     def receive_chunk(self, upload_id: str, offset: int, data: bytes) -> int:
         """Append one chunk; a repeat of the last chunk (a client retry) is accepted and ignored."""
@@ -87,8 +102,17 @@ class ArtifactStore:
             raise UnknownArtifact(f"the master holds no content with sha256 {sha256[:16]}...; upload it first",
                                   sha256=sha256)
         entry = {"name": name, "sha256": sha256, "size": self._blob_size(sha256), "kind": kind}
+        before = self._read_entry(name)
         self._write_entry(name, json.dumps(entry).encode())
+        self._named[sha256] += 1
+        if before is not None:   # re-pointed: what it named before may now be unreferenced, and age out
+            self._unname(json.loads(before)["sha256"])
         return entry
+
+    def _unname(self, sha256: str) -> None:
+        self._named[sha256] -= 1
+        if self._named[sha256] <= 0:
+            del self._named[sha256]
 
     def _keep_upload(self, upload_id: str, sha256: str) -> None:
         upload = self._upload(upload_id, create=False)
@@ -98,6 +122,8 @@ class ArtifactStore:
             raise RequestRejected(f"upload {upload_id!r} has sha256 {actual[:16]}..., not the announced "
                                   f"{sha256[:16]}...; the bytes were damaged, upload again")
         self._store_blob(upload.path, sha256)
+        self._held.add(sha256)
+        self._unreferenced_since.pop(sha256, None)
         del self._uploads[upload_id]
 
     def _upload(self, upload_id: str, create: bool) -> _Upload:
@@ -138,7 +164,34 @@ class ArtifactStore:
 
     def stats(self) -> dict:
         return {"bytes_received": self.bytes_received, "bytes_sent_to_workers": self.bytes_sent_to_workers,
-                "archive_fetches": self.archive_fetches, "root": self.root}
+                "archive_fetches": self.archive_fetches, "root": self.root,
+                "blobs_kept": len(self._held), "blobs_removed": self.blobs_removed}
+
+    # ----------------------------------------------------------------- letting go
+
+    def sweep(self, now: float, grace: float, pinned: Callable[[str], bool], look: int, remove: int) -> int:
+        """Look at up to `look` blobs; remove (up to `remove` of) those unreferenced (no name, not `pinned`)
+        for `grace` seconds by `now` (monotonic). Returns how many were removed."""
+        if not self._to_sweep:
+            self._to_sweep.extend(self._held)
+        garbage: list = []
+        for _ in range(min(look, len(self._to_sweep))):
+            if len(garbage) >= remove:
+                break
+            sha256 = self._to_sweep.popleft()
+            if sha256 not in self._held:
+                continue
+            if self._named.get(sha256) or pinned(sha256):
+                self._unreferenced_since.pop(sha256, None)
+            elif now - self._unreferenced_since.setdefault(sha256, now) >= grace:
+                garbage.append(sha256)
+        if garbage:
+            self._remove_blobs(garbage)
+            self._held.difference_update(garbage)
+            for sha256 in garbage:
+                self._unreferenced_since.pop(sha256, None)
+            self.blobs_removed += len(garbage)
+        return len(garbage)
 
     def close(self) -> None:
         if self.owns_root:
@@ -153,6 +206,23 @@ class ArtifactStore:
 
     def _blob_size(self, sha256: str) -> int:
         return os.path.getsize(self._blob(sha256))
+
+    def _stored_blobs(self) -> Iterable[str]:
+        return [name for name in os.listdir(os.path.join(self.root, "blobs")) if is_sha256(name)]
+
+    def _stored_entries(self) -> Iterable[bytes]:
+        folder = os.path.join(self.root, "names")
+        for name in os.listdir(folder):
+            if not name.endswith(".tmp"):
+                with open(os.path.join(folder, name), "rb") as handle:
+                    yield handle.read()
+
+    def _remove_blobs(self, sha256s: list) -> None:
+        for sha256 in sha256s:
+            try:
+                os.unlink(self._blob(sha256))
+            except OSError:   # gone already, or left over: the listing at the next start finds it again
+                pass
 
     def _read_blob(self, sha256: str, offset: int, limit: int) -> Tuple[bytes, int]:
         with open(self._blob(sha256), "rb") as handle:

@@ -1,18 +1,22 @@
 """The master's side of forgetting (titan/core/retention.py): a batch each loop turn, what a forgotten
 run leaves behind (logs, journal rows, scripts nothing uses any more), `titan forget`, and what stats()
-says of it. Mixed into Master (titan/master/loop.py)."""
+says of it; and the artifact blobs no name and no run kept refers to, swept after --artifact-grace
+(ArtifactStore.sweep). Mixed into Master (titan/master/loop.py)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from typing import Optional
 
 from titan import defaults
 from titan.core.effects import Forgotten
-from titan.core.errors import RequestRejected
+from titan.core.errors import JournalUnavailable, RequestRejected
 from titan.core.jobs import JobRun
 from titan.core.retention import Retention
+
+log = logging.getLogger("titan.master")
 
 
 class Cleaning:
@@ -23,6 +27,8 @@ class Cleaning:
         self.scheduler.retention = Retention(self.config.keep_completed, self.config.keep_failed,
                                              self.config.keep_max_jobs)
         self._script_users: Counter = Counter()   # sha256 -> runs kept that use the script
+        self._archive_users: Counter = Counter()  # sha256 -> runs kept that run from the archive (pins it)
+        self._last_artifact_sweep = float("-inf")
         self.last_cleaning: Optional[dict] = None
         self._cleaned = False                  # this turn forgot something
         self.longest_turn_ms = 0.0             # since start, from after the poll to after the commit
@@ -38,9 +44,12 @@ class Cleaning:
         if latest is not None and self.journal is not None:
             self.journal.record_dag_run(latest)
 
-    def _script_used(self, run: JobRun) -> None:
+    def _run_kept(self, run: JobRun) -> None:
+        """A run the master keeps (submitted, or recovered): what it uses stays until it is forgotten."""
         if run.spec.script:
             self._script_users[self._script_digest(run.spec.script)] += 1
+        if run.spec.archive:
+            self._archive_users[run.spec.archive] += 1
 
     def _clean(self) -> None:
         """Forget one batch of what is due, unless the journal cannot be written (it would be forgotten
@@ -59,6 +68,20 @@ class Cleaning:
             took = time.perf_counter() - began
             self._cleaned, self._cleaning_s = True, self._cleaning_s + time.thread_time() - cpu_began
             self.last_cleaning = {"at": time.time(), "forgotten": forgotten, "took_ms": round(took * 1000, 3)}
+        self._sweep_artifacts()
+
+    def _sweep_artifacts(self) -> None:
+        """Every ARTIFACT_SWEEP_EVERY_S, a small batch of the artifact store's blobs looked at, the
+        garbage among them removed (a journal that cannot be written leaves them for a later sweep)."""
+        now = time.monotonic()
+        if self.config.artifact_grace is None or now - self._last_artifact_sweep < defaults.ARTIFACT_SWEEP_EVERY_S:
+            return
+        self._last_artifact_sweep = now
+        try:
+            self.artifacts.sweep(now, self.config.artifact_grace, self._archive_users.__contains__,
+                                 defaults.ARTIFACT_SWEEP_LOOK, defaults.ARTIFACT_SWEEP_REMOVE)
+        except (JournalUnavailable, OSError) as exc:
+            log.warning("artifact sweep: %s; the blobs are kept until a later sweep", exc)
 
     def _timed_turn(self, began: float) -> None:
         took = (time.perf_counter() - began) * 1000
@@ -76,6 +99,11 @@ class Cleaning:
         for dag in effect.dags:
             self.dag_agent_run.pop(dag, None)
         unused = [digest for digest in map(self._script_released, effect.runs) if digest is not None]
+        for run in effect.runs:   # an archive no run pins any more ages out in the artifact sweep
+            if run.spec.archive and self._archive_users[run.spec.archive] > 0:
+                self._archive_users[run.spec.archive] -= 1
+                if not self._archive_users[run.spec.archive]:
+                    del self._archive_users[run.spec.archive]
         if self.journal is not None:
             self.journal.record_forgotten(effect.runs, effect.dag_runs, effect.dags, unused)
 

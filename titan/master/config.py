@@ -34,6 +34,7 @@ class MasterConfig:
     keep_completed: Optional[float] = defaults.KEEP_COMPLETED_S   # None: for ever
     keep_failed: Optional[float] = defaults.KEEP_FAILED_S
     keep_max_jobs: Optional[int] = defaults.KEEP_MAX_JOBS
+    artifact_grace: Optional[float] = defaults.ARTIFACT_GRACE_S   # None: unreferenced blobs kept for ever
 
 
 DESCRIPTION = "Run a Titan master."
@@ -97,6 +98,9 @@ def add_retention_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-max-jobs", type=non_negative_int, default=defaults.KEEP_MAX_JOBS, metavar="N",
                         help="at most N ended jobs kept, the oldest forgotten first (default %(default)s; "
                              "0: no bound)")
+    parser.add_argument("--artifact-grace", type=keep_duration, default=defaults.ARTIFACT_GRACE_S, metavar="AGE",
+                        help="remove an artifact or archive content once no name points at it and no job kept "
+                             "runs from it for this long: 30s, 10m, 1d, or 'forever' (default 1h)")
 
 
 def config_from(args: argparse.Namespace) -> MasterConfig:
@@ -115,7 +119,7 @@ def config_from(args: argparse.Namespace) -> MasterConfig:
                         max_log_repeats=args.max_log_repeats, limits=limits, log_level=args.log_level,
                         metrics_port=args.metrics_port, metrics_host=args.metrics_host,
                         keep_completed=args.keep_completed, keep_failed=args.keep_failed,
-                        keep_max_jobs=args.keep_max_jobs or None)
+                        keep_max_jobs=args.keep_max_jobs or None, artifact_grace=args.artifact_grace)
 
 
 def _postgres_url(text: str) -> str:

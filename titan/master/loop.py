@@ -143,7 +143,7 @@ class Master(RequestHandlers, Cleaning):
         self.store.restore(recovered.store)
         self.deployed_scripts.restore(recovered.deployed_scripts)
         for run in recovered.runs:
-            self._script_used(run)
+            self._run_kept(run)
         for job_id, attempt, stream, text in recovered.logs:
             self.logs.append(job_id, attempt, stream, text)
         for channel, replies in recovered.replies.items():
@@ -533,7 +533,7 @@ class Master(RequestHandlers, Cleaning):
     def _admit(self, effect: Admitted) -> None:
         self.logs.reset(effect.job_id)
         run = self.scheduler.jobs[effect.job_id]
-        self._script_used(run)
+        self._run_kept(run)
         if self.journal is not None:
             if effect.replaced_seq is not None:
                 self.journal.record_past_run(self.scheduler.history.runs[effect.replaced_seq])

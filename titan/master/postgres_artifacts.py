@@ -7,7 +7,7 @@ one that cannot be written is refused with JournalUnavailable, as a commit would
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Iterable, Optional, Tuple
 
 from titan.core.errors import JournalUnavailable
 from titan.master import postgres_sql as sql
@@ -15,17 +15,24 @@ from titan.master.artifacts import ArtifactStore
 from titan.master.journal import JournalWriteError
 from titan.master.postgres_journal import PostgresJournal, encode
 from titan.master.postgres_connect import psycopg
-from titan.net.protocol import is_sha256
 
 
 class PostgresArtifactStore(ArtifactStore):
     def __init__(self, journal: PostgresJournal):
-        super().__init__(None)   # a temp folder, for uploads in progress only
-        self.journal = journal
+        self.journal = journal    # first: the store lists its blobs and names as it starts
         self._sizes: dict = {}    # sha256 -> size of the blobs known to be stored (they never change)
+        super().__init__(None)   # a temp folder, for uploads in progress only
 
-    def has(self, sha256: str) -> bool:
-        return is_sha256(sha256) and self._blob_size_or_none(sha256) is not None
+    def _stored_blobs(self) -> Iterable[str]:
+        return self._read(sql.ALL_BLOBS, ())[0] or []
+
+    def _stored_entries(self) -> Iterable[bytes]:
+        return [bytes(entry) for entry in self._read(sql.ALL_NAME_ENTRIES, ())[0] or []]
+
+    def _remove_blobs(self, sha256s: list) -> None:
+        self._write(sql.DELETE_BLOBS, (sha256s,), what="the artifact blobs were not removed")
+        for sha256 in sha256s:
+            self._sizes.pop(sha256, None)
 
     def _blob_size_or_none(self, sha256: str) -> Optional[int]:
         if sha256 not in self._sizes:
@@ -55,13 +62,12 @@ class PostgresArtifactStore(ArtifactStore):
         row = self._read(sql.READ_NAME, (encode(name),))
         return None if row is None else bytes(row[0])
 
-    def _write(self, statement: str, params: tuple) -> None:
+    def _write(self, statement: str, params: tuple, what: str = "the artifact was not kept") -> None:
         try:
             with self.journal.transaction() as db:
                 db.execute(statement, params)
         except JournalWriteError as exc:
-            raise JournalUnavailable(f"{exc}; the artifact was not kept: retry once the master can write "
-                                     "its journal again") from None
+            raise JournalUnavailable(f"{exc}; {what}: retry once the master can write its journal again") from None
 
     def _read(self, statement: str, params: tuple):
         try:

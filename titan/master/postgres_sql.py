@@ -121,3 +121,10 @@ INSERT_BLOB = "INSERT INTO titan_artifact_blobs VALUES (%s, %s) ON CONFLICT (sha
 READ_BLOB = "SELECT substring(data FROM %s FOR %s), length(data) FROM titan_artifact_blobs WHERE sha256 = %s"
 UPSERT_NAME = "INSERT INTO titan_artifact_names VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET entry = EXCLUDED.entry"
 READ_NAME = "SELECT entry FROM titan_artifact_names WHERE name = %s"
+
+# ----------------------------------------------------------------------------- artifact garbage collection
+# (ArtifactStore.sweep): what the store holds as it starts, and blobs removed in one statement per sweep
+
+ALL_BLOBS = "SELECT array_agg(sha256) FROM titan_artifact_blobs"
+ALL_NAME_ENTRIES = "SELECT array_agg(entry) FROM titan_artifact_names"
+DELETE_BLOBS = "DELETE FROM titan_artifact_blobs WHERE sha256 = ANY(%s)"

@@ -189,7 +189,9 @@ CLIENT_RESULTS = {
     "stats": map_of(workers=list_of(dict), jobs_by_state=(dict,), queued_by_requirement=(dict,),
                     queue_depths=(dict,), recent_dags=list_of(str), run_id=(str,), seq=(int,),
                     artifacts=map_of(bytes_received=(int,), bytes_sent_to_workers=(int,),
-                                     archive_fetches=(int,), root=nullable(str)),
+                                     archive_fetches=(int,), root=nullable(str),
+                                     # blobs held now, and removed as garbage since start (--artifact-grace)
+                                     blobs_kept=(int,), blobs_removed=(int,)),
                     uptime_s=Number, store_keys=(int,), journal=nullable(str), journal_backlog=(int,),
                     # counts since this master started: what /metrics serves as counters
                     totals=map_of(submitted=(int,), ended=(dict,), retries=(int,), workers_lost=(int,)),
