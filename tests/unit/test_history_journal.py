@@ -143,3 +143,18 @@ def test_an_older_journal_is_rebuilt_for_incremental_vacuum_once(tmp_path):
     db = sqlite3.connect(str(tmp_path / "titan.db"))
     assert db.execute("PRAGMA auto_vacuum").fetchone() == (2,)
     db.close()
+
+
+def test_an_earlier_run_keeps_the_archive_it_ran_from_across_a_restart(tmp_path):
+    sim = Sim()
+    journal = SqliteJournal(str(tmp_path))
+    sim.join("w1")
+    pinned = "ab" * 32
+    submit(sim, journal, spec("step", archive=pinned))
+    sim.finish("step")
+    journal_everything(sim, journal)
+    submit(sim, journal, spec("step"))                 # submitted again, from no archive
+    journal_everything(sim, journal)
+    journal.close()
+    earlier = [run for run in SqliteJournal(str(tmp_path)).load().past_runs if run.job_id == "step"]
+    assert [run.spec.archive for run in earlier] == [pinned], "what pins the archive while the run is kept"

@@ -184,7 +184,7 @@ def forget_replaced(db: sqlite3.Connection, seqs: List[int]) -> None:
 
 PAST_RUN_FIELDS = ("job_id", "filename", "requirement", "dag", "dag_run", "state", "attempt", "failures",
                    "worker", "reason", "exit_code", "submitted_at", "queued_at", "started_at", "ended_at",
-                   "ended_attempts")
+                   "ended_attempts", "archive")   # archive last: records written before it end one short
 
 
 def write_past_runs(db: sqlite3.Connection, runs: Iterable[JobRun]) -> None:
@@ -193,7 +193,8 @@ def write_past_runs(db: sqlite3.Connection, runs: Iterable[JobRun]) -> None:
 
 
 def _past_record(run: JobRun) -> list:
-    values = {"filename": run.spec.filename, "requirement": run.spec.requirement, "state": run.state.value}
+    values = {"filename": run.spec.filename, "requirement": run.spec.requirement, "state": run.state.value,
+              "archive": run.spec.archive}
     return [values[name] if name in values else getattr(run, name) for name in PAST_RUN_FIELDS]
 
 
@@ -203,7 +204,8 @@ def load_past_runs(db: sqlite3.Connection) -> List[JobRun]:
 
 def _past_run(seq: int, record: bytes) -> JobRun:
     fields = dict(zip(PAST_RUN_FIELDS, _unpack(record)))
-    spec = JobSpec(job_id=fields.pop("job_id"), filename=fields.pop("filename"), requirement=fields.pop("requirement"))
+    spec = JobSpec(job_id=fields.pop("job_id"), filename=fields.pop("filename"), requirement=fields.pop("requirement"),
+                   archive=fields.pop("archive", None))   # the content it ran from stays pinned while it is kept
     fields["state"] = JobState(fields["state"])
     return JobRun(spec=spec, seq=seq, **fields)
 

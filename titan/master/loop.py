@@ -142,7 +142,7 @@ class Master(RequestHandlers, Cleaning):
         recovered = self.journal.load()
         self.store.restore(recovered.store)
         self.deployed_scripts.restore(recovered.deployed_scripts)
-        for run in recovered.runs:
+        for run in [*recovered.runs, *recovered.past_runs]:   # a past run pins the archive it ran from
             self._run_kept(run)
         for job_id, attempt, stream, text in recovered.logs:
             self.logs.append(job_id, attempt, stream, text)
