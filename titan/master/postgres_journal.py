@@ -306,15 +306,16 @@ class PostgresJournal(Journal):
         (newest,) = db.execute(sql.NEWEST_TRANSITION).fetchone()
         if newest is not None:
             self._forgotten_unfolded.add(newest, [seq for _, seq in forgotten.runs])
-        by_seq = [(seq,) for _, seq in forgotten.runs]
-        by_run = [(encode(job_id), seq) for job_id, seq in forgotten.runs]
-        by_dag = [(encode(dag),) for dag in forgotten.dags]
-        for statement, rows in ((sql.DELETE_SPEC, by_seq), (sql.FORGET_STATE, by_run), (sql.FORGET_LOGS, by_run),
-                                (sql.DELETE_RUN_TIMES, by_seq), (sql.FORGET_PAST_RUN, by_seq),
-                                (sql.FORGET_DAG_RUN, [(encode(run),) for run in forgotten.dag_runs]),
-                                (sql.FORGET_DAG, by_dag), (sql.DELETE_AGENT_RUN, by_dag),
-                                (sql.FORGET_SCRIPT, [(sha,) for sha in forgotten.scripts])):
-            _many(db, statement, rows)
+        job_ids, seqs = [encode(job_id) for job_id, _ in forgotten.runs], [seq for _, seq in forgotten.runs]
+        dags = [encode(dag) for dag in forgotten.dags]
+        for statement, keys in ((sql.FORGET_SPECS, (seqs,)), (sql.FORGET_STATES, (job_ids, seqs)),
+                                (sql.FORGET_LOGS, (job_ids, seqs)), (sql.FORGET_RUN_TIMES, (seqs,)),
+                                (sql.FORGET_PAST_RUNS, (seqs,)),
+                                (sql.FORGET_DAG_RUNS, ([encode(run) for run in forgotten.dag_runs],)),
+                                (sql.FORGET_DAGS, (dags,)), (sql.FORGET_AGENT_RUNS, (dags,)),
+                                (sql.FORGET_SCRIPTS, (forgotten.scripts,))):
+            if keys[0]:
+                db.execute(statement, keys)
         return time.thread_time() - began
 
     def _write_agent_runs(self, db) -> None:

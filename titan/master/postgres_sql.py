@@ -120,14 +120,19 @@ UPSERT_DAG_RUN = """INSERT INTO titan_dag_runs VALUES (%s, %s, %s, %s, %s, %s, %
     dag = EXCLUDED.dag, number = EXCLUDED.number, submitted_at = EXCLUDED.submitted_at,
     ended_at = EXCLUDED.ended_at, outcome = EXCLUDED.outcome, seqs = EXCLUDED.seqs"""
 NEWEST_TRANSITION = "SELECT MAX(id) FROM titan_job_transitions"
-# what record_forgotten lets go of (history_journal.forget's deletes, with DELETE_SPEC, DELETE_RUN_TIMES
-# and DELETE_AGENT_RUN)
-FORGET_STATE = "DELETE FROM titan_job_states WHERE job_id = %s AND seq = %s"
-FORGET_LOGS = "DELETE FROM titan_logs WHERE job_id = %s AND seq = %s"
-FORGET_PAST_RUN = "DELETE FROM titan_past_runs WHERE seq = %s"
-FORGET_DAG_RUN = "DELETE FROM titan_dag_runs WHERE run = %s"
-FORGET_DAG = "DELETE FROM titan_dags WHERE name = %s"
-FORGET_SCRIPT = "DELETE FROM titan_scripts WHERE sha256 = %s"
+# What record_forgotten lets go of (history_journal.forget's deletes), one statement per table with the
+# keys as arrays, sent in binary (%b): row by row (executemany) cost the master 4.5 ms of CPU per 100 runs
+# forgotten, and arrays as text half of what remains (psycopg escapes each element).
+FORGET_SPECS = "DELETE FROM titan_job_specs WHERE seq = ANY(%b::bigint[])"
+FORGET_STATES = """DELETE FROM titan_job_states
+    WHERE (job_id, seq) IN (SELECT * FROM unnest(%b::bytea[], %b::bigint[]))"""
+FORGET_LOGS = "DELETE FROM titan_logs WHERE (job_id, seq) IN (SELECT * FROM unnest(%b::bytea[], %b::bigint[]))"
+FORGET_RUN_TIMES = "DELETE FROM titan_run_times WHERE seq = ANY(%b::bigint[])"
+FORGET_PAST_RUNS = "DELETE FROM titan_past_runs WHERE seq = ANY(%b::bigint[])"
+FORGET_DAG_RUNS = "DELETE FROM titan_dag_runs WHERE run = ANY(%b::bytea[])"
+FORGET_DAGS = "DELETE FROM titan_dags WHERE name = ANY(%b::bytea[])"
+FORGET_AGENT_RUNS = "DELETE FROM titan_agent_runs WHERE dag = ANY(%b::bytea[])"
+FORGET_SCRIPTS = "DELETE FROM titan_scripts WHERE sha256 = ANY(%b::text[])"
 # At load, after folding: state and times rows of runs forgotten by a master killed before it folded
 # their changes (history_journal.drop_orphans). NOT EXISTS: an anti-join, whatever the number of specs.
 DROP_ORPHAN_STATES = """DELETE FROM titan_job_states j
