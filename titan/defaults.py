@@ -129,6 +129,8 @@ LEASE_RENEW_S = 1.0
 LEASE_TIMEOUT_S = 3.0
 STANDBY_POLL_S = 0.2
 POSTGRES_CONNECT_TIMEOUT_S = 2
+# stats() reports a PostgreSQL journal's size (a query summing its tables) as measured at most this long ago.
+POSTGRES_SIZE_REFRESH_S = 5.0
 # A worker or client given several master addresses reconnects this often at most to one that went away
 # (the next leader binds when it takes over), so it finds the new leader soon after.
 MULTI_MASTER_RECONNECT_MAX_S = 0.5

@@ -96,6 +96,10 @@ def test_killing_the_leader_mid_dag_loses_no_job_and_runs_none_twice(shared, tmp
         fetched = client.get_artifact("model", str(tmp_path / "fetched.bin"))
         assert open(fetched, "rb").read() == artifact.read_bytes()
         assert client.stats()["leadership"]["address"] == f"127.0.0.1:{new_leader}"
+        root = client.job_info("root")   # ran under the first leader: its history came through PostgreSQL
+        assert root["submitted_at"] and root["started_at"] and [a["exit_code"] for a in root["attempts"]] == [0]
+        assert [(r["run"], r["outcome"], r["jobs"]) for r in client.dag_runs("big")] == [("big#1", "COMPLETED", 200)]
+        assert client.stats()["journal_bytes"] > 300_000   # the artifact alone is that
     ran = runs(str(folder))
     assert set(ran) == {job.job_id for job in jobs}
     assert {name: len(times) for name, times in ran.items() if len(times) != 1} == {}, \

@@ -1,5 +1,6 @@
-"""Job history in the SQLite journal (titan/master/history_journal.py): times, attempts, earlier runs and
-DAG runs come back after a restart, and a journal of before history (schema 3) is upgraded in place."""
+"""Job history in the journal (titan/master/history_journal.py): times, attempts, earlier runs and DAG runs
+come back after a restart and forgotten runs leave every table, on both backends (`journal_at`); a SQLite
+journal of before history (schema 3) is upgraded in place."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import pytest
+
+from titan.core.jobs import JobState
 from titan.core.scheduler import Scheduler
 from titan.master.sqlite_journal import SCHEMA_VERSION, SqliteJournal
+from tests.unit.journals import count_rows, journal_at  # noqa: F401  (journal_at: a fixture)
 from tests.unit.sim import Sim, spec
 
 WALL = 1_700_000_000.0
@@ -38,8 +43,9 @@ def submit(sim: Sim, journal: SqliteJournal, *specs, dag=None) -> None:
         journal.record_dag(dag, sim.s.dags[dag])
 
 
-def restarted(tmp_path) -> Scheduler:
-    journal = SqliteJournal(str(tmp_path))
+def restarted(journal_at) -> Scheduler:
+    """A scheduler restored from the journal `journal_at()` opens, as a restarted master's is."""
+    journal = journal_at()
     recovered = journal.load()
     journal.close()
     scheduler = Scheduler()
@@ -49,10 +55,10 @@ def restarted(tmp_path) -> Scheduler:
     return scheduler
 
 
-def test_times_attempts_earlier_runs_and_dag_runs_survive_a_restart(tmp_path):
+def test_times_attempts_earlier_runs_and_dag_runs_survive_a_restart(journal_at):
     sim = Sim()
     sim.s.wall_offset = WALL
-    journal = SqliteJournal(str(tmp_path))
+    journal = journal_at()
     sim.join("w1")
     submit(sim, journal, spec("a", retries=1), spec("b", parents=["a"]), dag="pipe")
     journal_everything(sim, journal)
@@ -70,7 +76,7 @@ def test_times_attempts_earlier_runs_and_dag_runs_survive_a_restart(tmp_path):
     journal.close()
     before = {j["job_id"] + j["run"]: j for j in sim.s.list_jobs()["jobs"]}
 
-    scheduler = restarted(tmp_path)
+    scheduler = restarted(journal_at)
     after = {j["job_id"] + j["run"]: j for j in scheduler.list_jobs()["jobs"]}
     assert after == before and len(after) == 4
     first_a = after["apipe#1"]
@@ -84,7 +90,7 @@ def test_a_version_3_journal_is_upgraded_in_place_and_its_dags_get_one_run_each(
     """The fixture was written by the journal of before history (main at c4af6b7): a DAG 'pipe' (a
     COMPLETED, b FAILED), a lone job c RUNNING, a log and a store key, one commit left unfolded."""
     shutil.copy(V3_JOURNAL, tmp_path / "titan.db")
-    scheduler = restarted(tmp_path)
+    scheduler = restarted(lambda: SqliteJournal(str(tmp_path)))
     db = sqlite3.connect(str(tmp_path / "titan.db"))
     assert db.execute("SELECT value FROM meta WHERE key = 'history_version'").fetchone() == ("1",)
     assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
@@ -103,35 +109,60 @@ def test_a_version_3_journal_is_upgraded_in_place_and_its_dags_get_one_run_each(
     journal.close()
 
 
-def rows(tmp_path, table: str) -> int:
-    db = sqlite3.connect(str(tmp_path / "titan.db"))
-    (count,) = db.execute(f"SELECT count(*) FROM {table}").fetchone()
-    db.close()
-    return count
+HISTORY_ROWS = ("job_specs", "job_states", "run_times", "past_runs", "dag_runs", "dags", "agent_runs", "logs",
+                "scripts")
 
 
-def test_a_forgotten_run_leaves_every_table_and_unfolded_changes_do_not_bring_it_back(tmp_path):
+def rows_of_every_table(journal) -> dict:
+    return {table: count_rows(journal, table) for table in HISTORY_ROWS}
+
+
+@pytest.mark.parametrize("folded_before_restart", [True, False])
+def test_a_forgotten_run_leaves_every_table_and_unfolded_changes_do_not_bring_it_back(journal_at,
+                                                                                      folded_before_restart):
+    """Run 1 of DAG 'pipe' folded, run 2's changes still waiting to be folded when the DAG is forgotten:
+    folding them later in this master must not bring a state row back, nor must a restart's folding when
+    this master was killed before it folded them. A job of another DAG keeps all it had."""
     sim = Sim()
-    journal = SqliteJournal(str(tmp_path))
-    sim.join("w1")
+    sim.s.wall_offset = WALL
+    journal = journal_at()
+    sim.join("w1", slots=2)
+    submit(sim, journal, spec("keep", script=b"print('kept')\n"), dag="other")
+    journal.record_agent_run("pipe", "agent-1")
     submit(sim, journal, spec("a"), dag="pipe")
     journal_everything(sim, journal)
+    sim.now = 1.0
     sim.finish("a")
     journal.record_log("a", sim.s.jobs["a"].seq, 1, "stdout", "out\n")
     journal_everything(sim, journal)
+    assert not journal.compact() or journal.backlog == 0
     submit(sim, journal, spec("a"), dag="pipe")          # run 2: run 1 becomes a past run
     journal_everything(sim, journal)
     sim.finish("a")
-    journal_everything(sim, journal)                      # not folded: the changes wait in job_transitions
-    assert journal.backlog > 0
+    journal_everything(sim, journal)                      # not folded: run 2's changes wait
+    before = rows_of_every_table(journal)
+    assert journal.backlog > 0 and before["past_runs"] == 1 and before["job_states"] == 2 and before["run_times"] == 1
     (forgotten,) = sim.s.forget_dag("pipe", sim.now)
     journal.record_forgotten(forgotten.runs, forgotten.dag_runs, forgotten.dags,
                              [hashlib.sha256(forgotten.runs[0].spec.script).hexdigest()])
     journal.commit()
-    assert journal.load().runs == [] and journal.forget_seconds >= 0
+    kept = {"job_specs": 1, "job_states": 1, "run_times": 1, "past_runs": 0, "dag_runs": 1, "dags": 1,
+            "agent_runs": 0, "logs": 0, "scripts": 1}
+    assert rows_of_every_table(journal) == kept and journal.forget_seconds >= 0
+    if folded_before_restart:
+        while journal.compact():
+            pass
+        assert journal.backlog == 0 and rows_of_every_table(journal) == kept
     journal.close()
-    for table in ("job_specs", "job_states", "run_times", "past_runs", "dag_runs", "dags", "logs", "scripts"):
-        assert rows(tmp_path, table) == 0, table
+
+    reopened = journal_at()
+    recovered = reopened.load()
+    assert rows_of_every_table(reopened) == kept
+    (only,) = recovered.runs
+    assert (only.job_id, only.state, only.started_at) == ("keep", JobState.RUNNING, WALL)
+    assert recovered.past_runs == [] and [d.dag for d in recovered.dag_runs] == ["other"]
+    assert set(recovered.dags) == {"other"} and recovered.agent_runs == {} and recovered.logs == []
+    reopened.close()
 
 
 def test_an_older_journal_is_rebuilt_for_incremental_vacuum_once(tmp_path):

@@ -1,11 +1,12 @@
 """The journals on their own: what is written comes back, scripts are kept once, old rows still load.
 
-Tests taking `journal_at` run on both backends (SQLite in a temp dir, PostgreSQL on a real server, skipped
-without one); the rest are about SQLite's own file and schema upgrades."""
+Tests taking `journal_at` (tests/unit/journals.py) run on both backends (SQLite in a temp dir, PostgreSQL on
+a real server, skipped without one); the rest are about SQLite's own file and schema upgrades."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 from typing import Optional
 
@@ -16,26 +17,7 @@ from titan.core.jobs import JobRun, JobSpec, JobState
 from titan.master.journal import JournalCorrupt
 from titan.master.journal_check import CHECKED_TABLES, WITHOUT_ROWID_KEYS, row_crc
 from titan.master.sqlite_journal import SCHEMA_VERSION, SqliteJournal
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def journal_at(request, tmp_path):
-    """journal_at() opens the test's journal again (as a restarted master would), on either backend."""
-    if request.param == "sqlite":
-        return lambda **options: SqliteJournal(str(tmp_path), **options)
-    from titan.master.lease import Lease
-    from titan.master.postgres_journal import PostgresJournal
-    url = request.getfixturevalue("pg_url")
-    lease = Lease(url, "test-master", "127.0.0.1:0")
-    epoch = lease.try_take()
-    lease.close()
-    return lambda **options: PostgresJournal(url, epoch, **options)
-
-
-def count_rows(journal, table: str) -> int:
-    if isinstance(journal, SqliteJournal):
-        return journal.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-    return journal.read_one(f"SELECT COUNT(*) FROM titan_{table}", ())[0]
+from tests.unit.journals import count_rows, journal_at  # noqa: F401  (journal_at: a fixture)
 
 
 def run(job_id: str, seq: int, script: bytes = b"print('ok')\n", **fields) -> JobRun:
@@ -392,3 +374,19 @@ def test_set_members_and_capped_output_on_either_backend(journal_at):
     assert recovered.store == {"seen": {f"m{n}" for n in range(30)}, "whole": {"a", "b"}}
     output = "".join(text for _, _, _, text in recovered.logs)
     assert output.endswith("029" + "x" * 96 + "\n") and not output.startswith("000")
+
+
+def test_size_bytes_counts_what_the_journal_holds_and_postgres_reads_it_now_and_then(journal_at, monkeypatch):
+    monkeypatch.setattr("titan.defaults.POSTGRES_SIZE_REFRESH_S", 0.0)
+    journal = journal_at()
+    empty = journal.size_bytes
+    record(journal, run("big", 1, script=os.urandom(1_000_000)))   # random: PostgreSQL cannot compress it
+    journal.commit()
+    grown = journal.size_bytes
+    assert grown >= empty + 1_000_000
+    if journal.shared:   # a sum over its tables is a query: stats() gets the figure of the last read
+        monkeypatch.setattr("titan.defaults.POSTGRES_SIZE_REFRESH_S", 3600.0)
+        record(journal, run("bigger", 2, script=os.urandom(1_000_000)))
+        journal.commit()
+        assert journal.size_bytes == grown
+    journal.close()

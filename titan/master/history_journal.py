@@ -1,4 +1,6 @@
-"""The journal's share of job history (titan/core/history.py), in SQLite beside sqlite_journal.py.
+"""The journal's share of job history (titan/core/history.py), in SQLite beside sqlite_journal.py; its
+pure parts (what rides in a spec row and a state change, the packed records, ForgottenRows and
+ForgottenUnfolded) are postgres_journal.py's too, which keeps the same rows in PostgreSQL.
 
 - A run's times ride along with its state: each packed state change (sqlite_journal's job_transitions)
   carries HISTORY_STATE_FIELDS after the ten state columns, and folding writes them to `run_times`
@@ -164,9 +166,14 @@ def with_spec_extras(spec: dict, run: JobRun) -> dict:
 
 
 def write_run_times(db: sqlite3.Connection, states: Iterable[list]) -> None:
-    db.executemany("INSERT OR REPLACE INTO run_times VALUES (?, ?, ?, ?, ?, ?)",
-                   with_crc((state[1], state[10], state[11], state[12], None if state[13] is None else _pack(state[13]))
-                            for state in states if len(state) > STATE_COLUMNS))
+    db.executemany("INSERT OR REPLACE INTO run_times VALUES (?, ?, ?, ?, ?, ?)", with_crc(run_times_rows(states)))
+
+
+def run_times_rows(states: Iterable[list]) -> Iterable[tuple]:
+    """(seq, queued_at, started_at, ended_at, ended_attempts packed) of each packed state change that
+    carries HISTORY_STATE_FIELDS (those of a master of before history do not)."""
+    return ((state[1], state[10], state[11], state[12], None if state[13] is None else _pack(state[13]))
+            for state in states if len(state) > STATE_COLUMNS)
 
 
 def apply_times(run: JobRun, times: tuple) -> JobRun:
@@ -189,20 +196,21 @@ PAST_RUN_FIELDS = ("job_id", "filename", "requirement", "dag", "dag_run", "state
 
 def write_past_runs(db: sqlite3.Connection, runs: Iterable[JobRun]) -> None:
     db.executemany("INSERT OR REPLACE INTO past_runs VALUES (?, ?, ?, ?)",
-                   with_crc((run.seq, run.job_id, _pack(_past_record(run))) for run in runs))
+                   with_crc((run.seq, run.job_id, past_record(run)) for run in runs))
 
 
-def _past_record(run: JobRun) -> list:
+def past_record(run: JobRun) -> bytes:
+    """The run as one packed record of PAST_RUN_FIELDS (past_run reads it back)."""
     values = {"filename": run.spec.filename, "requirement": run.spec.requirement, "state": run.state.value,
               "archive": run.spec.archive}
-    return [values[name] if name in values else getattr(run, name) for name in PAST_RUN_FIELDS]
+    return _pack([values[name] if name in values else getattr(run, name) for name in PAST_RUN_FIELDS])
 
 
 def load_past_runs(db: sqlite3.Connection) -> List[JobRun]:
-    return list(each_row("past_runs", db.execute("SELECT seq, record FROM past_runs ORDER BY seq"), _past_run))
+    return list(each_row("past_runs", db.execute("SELECT seq, record FROM past_runs ORDER BY seq"), past_run))
 
 
-def _past_run(seq: int, record: bytes) -> JobRun:
+def past_run(seq: int, record: bytes) -> JobRun:
     fields = dict(zip(PAST_RUN_FIELDS, _unpack(record)))
     spec = JobSpec(job_id=fields.pop("job_id"), filename=fields.pop("filename"), requirement=fields.pop("requirement"),
                    archive=fields.pop("archive", None))   # the content it ran from stays pinned while it is kept
@@ -212,14 +220,21 @@ def _past_run(seq: int, record: bytes) -> JobRun:
 
 def write_dag_runs(db: sqlite3.Connection, dag_runs: Iterable[DagRun]) -> None:
     db.executemany("INSERT OR REPLACE INTO dag_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                   with_crc((d.run_id, d.dag, d.number, d.submitted_at, d.ended_at, d.outcome, _pack(d.seqs))
-                            for d in dag_runs))
+                   with_crc(map(dag_run_row, dag_runs)))
+
+
+def dag_run_row(d: DagRun) -> tuple:
+    """(run, dag, number, submitted_at, ended_at, outcome, seqs packed): dag_run_from_row reads it back."""
+    return d.run_id, d.dag, d.number, d.submitted_at, d.ended_at, d.outcome, _pack(d.seqs)
+
+
+def dag_run_from_row(run: str, dag: str, number: int, submitted, ended, outcome, seqs: bytes) -> DagRun:
+    return DagRun(run, dag, number, submitted, list(_unpack(seqs)), ended, outcome)
 
 
 def load_dag_runs(db: sqlite3.Connection) -> List[DagRun]:
     rows = db.execute("SELECT run, dag, number, submitted_at, ended_at, outcome, seqs FROM dag_runs ORDER BY number")
-    return list(each_row("dag_runs", rows, lambda run, dag, number, submitted, ended, outcome, seqs: DagRun(
-        run, dag, number, submitted, list(_unpack(seqs)), ended, outcome)))
+    return list(each_row("dag_runs", rows, dag_run_from_row))
 
 
 def _pack(value) -> bytes:

@@ -103,7 +103,7 @@ class Journal(abc.ABC):
         spec, state, times, logs and past-run record go; so do these DAG runs (ids), DAGs (names, with
         their agent-run link) and scripts (sha256) that nothing uses any more. State changes of these runs
         not yet folded must not bring a state row back. Give the freed space back to the file a little
-        at a time (SQLite: auto_vacuum=INCREMENTAL)."""
+        at a time (SQLite: auto_vacuum=INCREMENTAL; PostgreSQL has none: its autovacuum reclaims it)."""
 
     @abc.abstractmethod
     def record_log(self, job_id: str, seq: int, attempt: int, stream: str, text: str) -> None:

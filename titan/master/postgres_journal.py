@@ -9,6 +9,12 @@ Only the master holding the lease (titan/master/lease.py) opens it, with the lea
 transaction starts with titan_fence(epoch), which renews the lease and fails once another master has
 taken it: a deposed master (paused, partitioned) can never write again, and raises Deposed instead.
 A lost connection is a write error like a full disk: the master refuses changes and retries.
+
+History (history_journal.py) is kept as in SQLite, with its pure helpers: the spec row carries
+submitted_at and the DAG run, state changes carry the run's times and folding writes them to
+titan_run_times, earlier runs are rows of titan_past_runs and DAG runs of titan_dag_runs. Forgotten runs'
+rows are deleted in the commit (`_forget`); the space they took is reclaimed by PostgreSQL's autovacuum,
+which marks it free for new rows (there is no auto_vacuum mode to set, and no VACUUM is run by Titan).
 """
 
 from __future__ import annotations
@@ -20,12 +26,13 @@ from typing import Dict, Iterator, List, Optional
 
 from titan import defaults
 from titan.core.jobs import JobRun, spec_to_dict
+from titan.master import history_journal as history
 from titan.master import postgres_sql as sql
 from titan.master.deployed_scripts import DeployedScript
 from titan.master.journal_logs import LogRows
 from titan.master.journal import (COMPACT_BATCH, Deposed, Journal, JournalCorrupt, JournalWriteError, Recovered,
                                   StoreValue)
-from titan.master.journal_check import BadRow, each_row as _each_row, run_from_row as _run_from_row
+from titan.master.journal_check import STATE_COLUMNS, BadRow, each_row as _each_row, run_from_row as _run_from_row
 from titan.master.sqlite_journal import (FORCED_COMPACT_AT, FORCED_COMPACT_BATCH, REPLIES_KEPT, UNFOLDED_STATES,
                                          _pack, _unpack)
 from titan.master.postgres_connect import connect, is_deposed, psycopg, redacted
@@ -53,6 +60,9 @@ class PostgresJournal(Journal):
         self._reply_ids: Dict[str, deque] = defaultdict(deque)
         self._replies_since_prune = 0
         self._doomed_logs: List[int] = []   # ids of log rows past the cap, until a commit deleted them
+        self._forgotten_unfolded = history.ForgottenUnfolded()
+        self.forget_seconds = 0.0           # spent deleting forgotten runs' rows, since opened
+        self._size_bytes, self._size_read_at = 0, None
         self._clear_pending()
         try:
             db = self._connection()
@@ -85,11 +95,14 @@ class PostgresJournal(Journal):
         self._set_adds: Dict[str, set] = {}   # key -> members added since the last commit
         self._replies: List[tuple] = []
         self._deployed: Dict[str, tuple] = {}
+        self._past_runs: Dict[int, JobRun] = {}
+        self._dag_runs: Dict[str, object] = {}   # run id -> titan.core.history.DagRun
+        self._forgotten = history.ForgottenRows()
 
     # ----------------------------------------------------------------- recording (buffered until commit)
 
     def record_submission(self, run: JobRun, replaced_seq: Optional[int], script_sha256: str) -> None:
-        spec = spec_to_dict(run.spec)
+        spec = history.with_spec_extras(spec_to_dict(run.spec), run)
         script = spec.pop("script")
         spec["script_sha256"] = script_sha256
         if script_sha256 not in self._stored_scripts:
@@ -114,6 +127,18 @@ class PostgresJournal(Journal):
     def record_agent_run(self, dag: str, run_id: Optional[str]) -> None:
         self._agent_runs.pop(dag, None)
         self._agent_runs[dag] = run_id
+
+    def record_past_run(self, run: JobRun) -> None:
+        self._past_runs[run.seq] = run
+
+    def record_dag_run(self, dag_run) -> None:
+        self._dag_runs[dag_run.run_id] = dag_run
+
+    def record_forgotten(self, runs: List[JobRun], dag_runs: List[str], dags: List[str], scripts: List[str]) -> None:
+        self._forgotten.add(runs, dag_runs, dags, scripts)
+        self._stored_scripts.difference_update(scripts)
+        for dag_run in dag_runs:
+            self._dag_runs.pop(dag_run, None)
 
     def record_log(self, job_id: str, seq: int, attempt: int, stream: str, text: str) -> None:
         self._logs.append((self._log_rows.new_row(job_id, seq, text), encode(job_id), seq, attempt, stream,
@@ -146,7 +171,22 @@ class PostgresJournal(Journal):
     @property
     def has_pending(self) -> bool:
         return bool(self._specs or self._states or self._dags or self._logs or self._store or self._set_adds
-                    or self._replies or self._agent_runs or self._deployed)
+                    or self._replies or self._agent_runs or self._deployed or self._past_runs or self._dag_runs
+                    or bool(self._forgotten))
+
+    @property
+    def size_bytes(self) -> int:
+        """What the titan_ tables take, indexes and TOAST included, as PostgreSQL last said: read at most
+        every POSTGRES_SIZE_REFRESH_S (stats() asks for it, and the sum is a query); the last figure
+        known while PostgreSQL cannot be reached."""
+        now = time.monotonic()
+        if self._size_read_at is None or now - self._size_read_at >= defaults.POSTGRES_SIZE_REFRESH_S:
+            self._size_read_at = now
+            try:
+                (self._size_bytes,) = self._connection().execute(sql.SIZE_BYTES).fetchone()
+            except psycopg.Error:
+                pass
+        return self._size_bytes
 
     # ----------------------------------------------------------------- writing
 
@@ -158,12 +198,13 @@ class PostgresJournal(Journal):
             _many(db, sql.UPSERT_DAG, [(encode(name), ids) for name, ids in self._dags.items()])
             self._write_agent_runs(db)
             self._write_logs(db)
-            _many(db, sql.DELETE_SPEC, [(old,) for _, old, _ in self._replaced])
-            _many(db, sql.DELETE_OLD_LOGS, [(encode(job), new) for job, _, new in self._replaced])
+            self._delete_replaced(db)   # after the specs and logs: a run replaced within this commit was written
+            self._write_history(db)
             self._write_store(db)
             pruned = self._write_replies(db)
             _many(db, sql.UPSERT_DEPLOYED, [(encode(name), script, at)
                                                           for name, (script, at) in self._deployed.items()])
+            self.forget_seconds += self._forget(db)
             if self._unfolded > FORCED_COMPACT_AT:
                 self._fold(db, FORCED_COMPACT_BATCH)
         for channel, count in pruned.items():
@@ -221,17 +262,20 @@ class PostgresJournal(Journal):
         if last_id is None:
             self._unfolded = 0
             return
-        latest = {state[0]: state for state in states}
-        _many(db, sql.UPSERT_JOB_STATE, [(encode(job_id), state[1], _pack(state))
-                                                       for job_id, state in latest.items()])
+        latest = {state[0]: state for state in self._forgotten_unfolded.without(states)}
+        _many(db, sql.UPSERT_JOB_STATE, [(encode(job_id), state[1], _pack(state[:STATE_COLUMNS]))
+                                         for job_id, state in latest.items()])
+        _many(db, sql.UPSERT_RUN_TIMES, history.run_times_rows(latest.values()))
         db.execute(sql.DELETE_FOLDED, (last_id,))
         self._unfolded = max(0, self._unfolded - folded)
+        self._forgotten_unfolded.folded(last_id)
 
     def _write_jobs(self, db) -> None:
         _many(db, sql.INSERT_SCRIPT, self._scripts)
         _many(db, sql.UPSERT_SPEC, self._specs)
         changed = [(run.job_id, run.seq, run.state.value, run.attempt, run.failures, run.worker_id, run.worker,
-                    run.last_worker_id, run.reason, run.exit_code)
+                    run.last_worker_id, run.reason, run.exit_code,   # then history.HISTORY_STATE_FIELDS:
+                    run.queued_at, run.started_at, run.ended_at, run.ended_attempts)
                    for run in self._states.values() if not self._is_as_admitted(run)]
         if changed:
             db.execute(sql.APPEND_TRANSITIONS, (len(changed), _pack(changed)))
@@ -239,6 +283,40 @@ class PostgresJournal(Journal):
 
     def _is_as_admitted(self, run: JobRun) -> bool:
         return run.attempt == 0 and run.state in UNFOLDED_STATES and run.job_id in self._admitted
+
+    def _delete_replaced(self, db) -> None:
+        _many(db, sql.DELETE_SPEC, [(old,) for _, old, _ in self._replaced])
+        _many(db, sql.DELETE_OLD_LOGS, [(encode(job), new) for job, _, new in self._replaced])
+        _many(db, sql.DELETE_RUN_TIMES, [(old,) for _, old, _ in self._replaced])
+
+    def _write_history(self, db) -> None:
+        _many(db, sql.UPSERT_PAST_RUN, [(run.seq, encode(run.job_id), history.past_record(run))
+                                        for run in self._past_runs.values()])
+        _many(db, sql.UPSERT_DAG_RUN, [(encode(run), encode(dag), *rest) for run, dag, *rest
+                                       in map(history.dag_run_row, self._dag_runs.values())])
+
+    def _forget(self, db) -> float:
+        """history_journal.forget in PostgreSQL: the rows of forgotten runs, their DAG runs and DAGs, and
+        scripts no run uses any more; returns the CPU seconds it took. State changes of theirs still to
+        be folded are noted in _forgotten_unfolded (the newest id read costs a round trip, so only here)."""
+        forgotten = self._forgotten
+        if not forgotten:
+            return 0.0
+        began = time.thread_time()
+        (newest,) = db.execute(sql.NEWEST_TRANSITION).fetchone()
+        if newest is not None:
+            self._forgotten_unfolded.add(newest, [seq for _, seq in forgotten.runs])
+        job_ids, seqs = [encode(job_id) for job_id, _ in forgotten.runs], [seq for _, seq in forgotten.runs]
+        dags = [encode(dag) for dag in forgotten.dags]
+        for statement, keys in ((sql.FORGET_SPECS, (seqs,)), (sql.FORGET_STATES, (job_ids, seqs)),
+                                (sql.FORGET_LOGS, (job_ids, seqs)), (sql.FORGET_RUN_TIMES, (seqs,)),
+                                (sql.FORGET_PAST_RUNS, (seqs,)),
+                                (sql.FORGET_DAG_RUNS, ([encode(run) for run in forgotten.dag_runs],)),
+                                (sql.FORGET_DAGS, (dags,)), (sql.FORGET_AGENT_RUNS, (dags,)),
+                                (sql.FORGET_SCRIPTS, (forgotten.scripts,))):
+            if keys[0]:
+                db.execute(statement, keys)
+        return time.thread_time() - began
 
     def _write_agent_runs(self, db) -> None:
         _many(db, sql.DELETE_AGENT_RUN, [(encode(dag),) for dag in self._agent_runs])
@@ -286,6 +364,9 @@ class PostgresJournal(Journal):
         try:
             while self.compact():
                 pass
+            with self.transaction() as db:   # history_journal.drop_orphans
+                db.execute(sql.DROP_ORPHAN_STATES)
+                db.execute(sql.DROP_ORPHAN_RUN_TIMES)
             return self._load_all()
         except psycopg.Error as exc:   # the connection lost while loading: the master stops, saying so
             raise JournalWriteError(f"journal {self.path} cannot be read ({_first_line(exc)})") from None
@@ -300,8 +381,13 @@ class PostgresJournal(Journal):
         scripts = {sha: bytes(script) for sha, script in db.execute(sql.LOAD_SCRIPTS)}
         self._stored_scripts = set(scripts)
         recovered.runs = list(_each_row("titan_job_specs", db.execute(sql.LOAD_RUNS),
-                                        lambda seq, dag, spec, state: _run_from_row(
-                                            _run_row(seq, decode(dag), bytes(spec), state), scripts)))
+                                        lambda seq, dag, spec, state, *times: history.apply_times(_run_from_row(
+                                            _run_row(seq, decode(dag), bytes(spec), state), scripts), times)))
+        recovered.past_runs = list(_each_row("titan_past_runs", db.execute(sql.LOAD_PAST_RUNS),
+                                             lambda seq, record: history.past_run(seq, bytes(record))))
+        recovered.dag_runs = list(_each_row("titan_dag_runs", db.execute(sql.LOAD_DAG_RUNS),
+                                            lambda run, dag, *rest: history.dag_run_from_row(
+                                                decode(run), decode(dag), *rest)))
         recovered.dags = {decode(name): _unpack(ids) for name, ids in db.execute(sql.LOAD_DAGS)}
         recovered.logs = [(decode(job), attempt, stream, decode(text))
                           for job, attempt, stream, text in db.execute(sql.LOAD_LOGS)]
@@ -342,7 +428,7 @@ def _run_row(seq: int, dag: Optional[str], spec: bytes, state) -> tuple:
     if state is None:
         return (seq, dag, spec) + (None,) * 8
     fields = _unpack(state)
-    return (seq, dag, spec, *fields[2:])
+    return (seq, dag, spec, *fields[2:STATE_COLUMNS])
 
 
 def _first_line(exc: Exception) -> str:
