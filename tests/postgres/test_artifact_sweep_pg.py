@@ -13,16 +13,6 @@ from tests.unit.test_artifact_sweep import (GRACE, pinned_content_stays_until_un
                                             repointed_content_ages_out, sweep)
 
 
-def unused(*_args, **_kwargs):
-    raise AssertionError("the artifact store does not record jobs")
-
-
-# The journal's history methods are another change's (until it lands PostgresJournal cannot be made);
-# the artifact store uses only transaction() and read_one(), so any still missing refuse to be called.
-ArtifactJournal = type("ArtifactJournal", (PostgresJournal,),
-                       {name: unused for name in PostgresJournal.__abstractmethods__})
-
-
 def stored_blobs(pg_url: str) -> set:
     with psycopg.connect(pg_url) as conn:
         return {sha for (sha,) in conn.execute("SELECT sha256 FROM titan_artifact_blobs")}
@@ -30,7 +20,7 @@ def stored_blobs(pg_url: str) -> set:
 
 def test_the_sweep_removes_unreferenced_rows_and_a_new_leader_knows_the_names(pg_url):
     lease = Lease(pg_url, "m1", "h1:9090")
-    journal = ArtifactJournal(pg_url, lease.try_take())
+    journal = PostgresJournal(pg_url, lease.try_take())
     store = PostgresArtifactStore(journal)
     try:
         repointed_content_ages_out(store)
