@@ -25,13 +25,13 @@ from collections import defaultdict, deque
 from typing import Dict, Iterator, List, Optional
 
 from titan import defaults
-from titan.core.jobs import JobRun, spec_to_dict
+from titan.core.jobs import JobRun
 from titan.master import history_journal as history
 from titan.master import postgres_sql as sql
 from titan.master.deployed_scripts import DeployedScript
 from titan.master.journal_logs import LogRows
-from titan.master.journal import (COMPACT_BATCH, Deposed, Journal, JournalCorrupt, JournalWriteError, Recovered,
-                                  StoreValue)
+from titan.master.journal_buffer import BufferedJournal
+from titan.master.journal import COMPACT_BATCH, Deposed, JournalCorrupt, JournalWriteError, Recovered
 from titan.master.journal_check import STATE_COLUMNS, BadRow, each_row as _each_row, run_from_row as _run_from_row
 from titan.master.sqlite_journal import (FORCED_COMPACT_AT, FORCED_COMPACT_BATCH, REPLIES_KEPT, UNFOLDED_STATES,
                                          _pack, _unpack)
@@ -48,7 +48,7 @@ def decode(blob) -> Optional[str]:
     return None if blob is None else bytes(blob).decode("utf-8", "surrogatepass")
 
 
-class PostgresJournal(Journal):
+class PostgresJournal(BufferedJournal):
     shared = True
 
     def __init__(self, url: str, epoch: int, max_log_bytes: int = defaults.MAX_LOG_BYTES_PER_JOB):
@@ -82,97 +82,10 @@ class PostgresJournal(Journal):
             self._db = connect(self.url)
         return self._db
 
-    def _clear_pending(self) -> None:
-        self._specs: List[tuple] = []
-        self._scripts: List[tuple] = []
-        self._replaced: List[tuple] = []   # (job id, seq of the run replaced, seq of its new run)
-        self._admitted: set = set()
-        self._states: Dict[str, JobRun] = {}
-        self._dags: Dict[str, bytes] = {}
-        self._agent_runs: Dict[str, Optional[str]] = {}
-        self._logs: List[tuple] = []
-        self._store: Dict[str, StoreValue] = {}
-        self._set_adds: Dict[str, set] = {}   # key -> members added since the last commit
-        self._replies: List[tuple] = []
-        self._deployed: Dict[str, tuple] = {}
-        self._past_runs: Dict[int, JobRun] = {}
-        self._dag_runs: Dict[str, object] = {}   # run id -> titan.core.history.DagRun
-        self._forgotten = history.ForgottenRows()
-
     # ----------------------------------------------------------------- recording (buffered until commit)
 
-    def record_submission(self, run: JobRun, replaced_seq: Optional[int], script_sha256: str) -> None:
-        spec = history.with_spec_extras(spec_to_dict(run.spec), run)
-        script = spec.pop("script")
-        spec["script_sha256"] = script_sha256
-        if script_sha256 not in self._stored_scripts:
-            self._stored_scripts.add(script_sha256)
-            self._scripts.append((script_sha256, script))
-        self._specs.append((run.seq, encode(run.dag), _pack(spec)))
-        self._admitted.add(run.job_id)
-        if replaced_seq is not None:
-            self._replaced.append((run.job_id, replaced_seq, run.seq))
-            self._log_rows.forget(run.job_id)
-        self.record_state(run)
-
-    def record_state(self, run: JobRun) -> None:
-        self._states[run.job_id] = run
-
-    def record_states(self, runs: Dict[str, JobRun]) -> None:
-        self._states.update(runs)
-
-    def record_dag(self, name: str, job_ids: List[str]) -> None:
-        self._dags[name] = _pack(job_ids)
-
-    def record_agent_run(self, dag: str, run_id: Optional[str]) -> None:
-        self._agent_runs.pop(dag, None)
-        self._agent_runs[dag] = run_id
-
-    def record_past_run(self, run: JobRun) -> None:
-        self._past_runs[run.seq] = run
-
-    def record_dag_run(self, dag_run) -> None:
-        self._dag_runs[dag_run.run_id] = dag_run
-
-    def record_forgotten(self, runs: List[JobRun], dag_runs: List[str], dags: List[str], scripts: List[str]) -> None:
-        self._forgotten.add(runs, dag_runs, dags, scripts)
-        self._stored_scripts.difference_update(scripts)
-        for dag_run in dag_runs:
-            self._dag_runs.pop(dag_run, None)
-
-    def record_log(self, job_id: str, seq: int, attempt: int, stream: str, text: str) -> None:
-        self._logs.append((self._log_rows.new_row(job_id, seq, text), encode(job_id), seq, attempt, stream,
-                           encode(text)))
-
-    def record_store(self, key: str, value: StoreValue) -> None:
-        self._store[key] = set(value) if isinstance(value, set) else value
-        self._set_adds.pop(key, None)
-
-    def record_set_add(self, key: str, member: str) -> None:
-        if key in self._store:   # written whole in this commit (or deleted first): one more member in it
-            whole = self._store[key]
-            self._store[key] = whole if isinstance(whole, set) else set()
-            self._store[key].add(member)
-        else:
-            self._set_adds.setdefault(key, set()).add(member)
-
-    def record_deployed_script(self, name: str, script: bytes, deployed_at: float) -> None:
-        self._deployed[name] = (script, deployed_at)
-
-    def record_reply(self, channel: str, rid: str, reply: bytes) -> None:
-        self._replies.append((self._next_reply_id, channel, encode(rid), reply))
-        self._reply_ids[channel].append(self._next_reply_id)
-        self._next_reply_id += 1
-
-    @property
-    def backlog(self) -> int:
-        return self._unfolded
-
-    @property
-    def has_pending(self) -> bool:
-        return bool(self._specs or self._states or self._dags or self._logs or self._store or self._set_adds
-                    or self._replies or self._agent_runs or self._deployed or self._past_runs or self._dag_runs
-                    or bool(self._forgotten))
+    def _spec_row(self, run: JobRun, spec: bytes) -> tuple:
+        return (run.seq, encode(run.dag), spec)
 
     @property
     def size_bytes(self) -> int:
@@ -327,7 +240,8 @@ class PostgresJournal(Journal):
         """The new rows, less the oldest of each job's rows past its cap (pending or already written)."""
         self._doomed_logs += self._log_rows.excess()
         doomed = set(self._doomed_logs)
-        _many(db, sql.INSERT_LOG, [row for row in self._logs if row[0] not in doomed])
+        _many(db, sql.INSERT_LOG, [(row_id, encode(job_id), seq, attempt, stream, encode(text))
+                                   for row_id, job_id, seq, attempt, stream, text in self._logs if row_id not in doomed])
         pending = {row[0] for row in self._logs}
         _many(db, sql.DELETE_LOG, [(row_id,) for row_id in doomed - pending])
 
@@ -346,7 +260,7 @@ class PostgresJournal(Journal):
                                       for member in members])
 
     def _write_replies(self, db) -> Dict[str, int]:
-        _many(db, sql.INSERT_REPLY, self._replies)
+        _many(db, sql.INSERT_REPLY, [(row_id, channel, encode(rid), reply) for row_id, channel, rid, reply in self._replies])
         self._replies_since_prune += len(self._replies)
         if self._replies_since_prune < REPLIES_KEPT // 10:
             return {}

@@ -18,19 +18,20 @@ import contextlib
 import os
 import sqlite3
 from collections import defaultdict, deque
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterator, List
 
 import msgpack
 
 from titan import defaults
-from titan.core.jobs import JobRun, JobState, spec_to_dict
+from titan.core.jobs import JobRun, JobState
 from titan.master import history_journal as history
 from titan.master.deployed_scripts import DeployedScript
 from titan.master.journal_check import (COMMITS_KEY, BadRow, CommitCounter, LostCommits, add_checksums,
                                         first_unwritable, run_from_row, verify_rows, with_crc)
 from titan.master.journal_check import each_row as _each_row
 from titan.master.journal_logs import LogRows
-from titan.master.journal import COMPACT_BATCH, Journal, JournalCorrupt, JournalInUse, JournalWriteError, Recovered, StoreValue
+from titan.master.journal_buffer import BufferedJournal
+from titan.master.journal import COMPACT_BATCH, JournalCorrupt, JournalInUse, JournalWriteError, Recovered
 
 SCHEMA_VERSION = 4
 LOCK_WAIT_S = 1.0              # how long a second master waits for the journal before giving up
@@ -94,7 +95,7 @@ UPGRADE_FROM_2 = f"UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schem
 UPGRADE_ADD_STORE_MEMBERS = UPGRADE_FROM_2
 
 
-class SqliteJournal(Journal):
+class SqliteJournal(BufferedJournal):
     def __init__(self, data_dir: str, max_log_bytes: int = defaults.MAX_LOG_BYTES_PER_JOB):
         os.makedirs(data_dir, mode=PRIVATE_DIR, exist_ok=True)
         self.path = os.path.join(data_dir, FILE_NAME)
@@ -181,105 +182,10 @@ class SqliteJournal(Journal):
         elif row[0] != str(SCHEMA_VERSION):
             raise sqlite3.DatabaseError(f"schema version {row[0]}, this Titan reads version {SCHEMA_VERSION}")
 
-    def _clear_pending(self) -> None:
-        self._specs: List[tuple] = []
-        self._scripts: List[tuple] = []
-        self._replaced: List[tuple] = []   # (job id, seq of the run replaced, seq of its new run)
-        self._admitted: set = set()        # job ids whose new run's spec is pending
-        self._states: Dict[str, JobRun] = {}   # runs whose state changed; written as they are at commit
-        self._dags: Dict[str, bytes] = {}
-        self._agent_runs: Dict[str, Optional[str]] = {}
-        self._logs: List[tuple] = []
-        self._store: Dict[str, StoreValue] = {}
-        self._set_adds: Dict[str, set] = {}   # key -> members added since the last commit
-        self._replies: List[tuple] = []
-        self._deployed: Dict[str, tuple] = {}   # name -> (script, deployed_at)
-        self._past_runs: Dict[int, JobRun] = {}
-        self._dag_runs: Dict[str, object] = {}   # run id -> titan.core.history.DagRun
-        self._forgotten = history.ForgottenRows()
-
     # ----------------------------------------------------------------- recording (buffered until commit)
 
-    def record_submission(self, run: JobRun, replaced_seq: Optional[int], script_sha256: str) -> None:
-        """A new run of a job; the run it replaces (`replaced_seq`) loses its spec and logs. Its script
-        is written once for all the jobs that share it (`script_sha256`, as the master computed it);
-        specs name it by hash (10,000 jobs of one script are common)."""
-        spec = history.with_spec_extras(spec_to_dict(run.spec), run)
-        script = spec.pop("script")
-        spec["script_sha256"] = script_sha256
-        if script_sha256 not in self._stored_scripts:
-            self._stored_scripts.add(script_sha256)
-            self._scripts.append((script_sha256, script))
-        self._specs.append((run.seq, run.job_id, run.dag, _pack(spec)))
-        self._admitted.add(run.job_id)
-        if replaced_seq is not None:
-            self._replaced.append((run.job_id, replaced_seq, run.seq))
-            self._log_rows.forget(run.job_id)
-        self.record_state(run)
-
-    def record_state(self, run: JobRun) -> None:
-        """The run's state changed; what is written is its state at commit (a turn may change it often)."""
-        self._states[run.job_id] = run
-
-    def record_states(self, runs: Dict[str, JobRun]) -> None:
-        """record_state for each run of a {job id: run} map."""
-        self._states.update(runs)
-
-    def record_dag(self, name: str, job_ids: List[str]) -> None:
-        self._dags[name] = _pack(list(job_ids))
-
-    def record_agent_run(self, dag: str, run_id: Optional[str]) -> None:
-        """The agent run the DAG was last submitted under; None when it was submitted under none."""
-        self._agent_runs.pop(dag, None)
-        self._agent_runs[dag] = run_id
-
-    def record_past_run(self, run: JobRun) -> None:
-        self._past_runs[run.seq] = run
-
-    def record_dag_run(self, dag_run) -> None:
-        self._dag_runs[dag_run.run_id] = dag_run
-
-    def record_forgotten(self, runs: List[JobRun], dag_runs: List[str], dags: List[str], scripts: List[str]) -> None:
-        self._forgotten.add(runs, dag_runs, dags, scripts)
-        self._stored_scripts.difference_update(scripts)
-        for dag_run in dag_runs:
-            self._dag_runs.pop(dag_run, None)
-
-    def record_log(self, job_id: str, seq: int, attempt: int, stream: str, text: str) -> None:
-        self._logs.append((self._log_rows.new_row(job_id, seq, text), job_id, seq, attempt, stream, text))
-
-    def record_store(self, key: str, value: StoreValue) -> None:
-        """The key's value now; None when it was deleted."""
-        self._store[key] = set(value) if isinstance(value, set) else value
-        self._set_adds.pop(key, None)
-
-    def record_set_add(self, key: str, member: str) -> None:
-        """A member added to the set at `key` (created by it if absent)."""
-        if key in self._store:   # written whole in this commit (or deleted first): one more member in it
-            whole = self._store[key]
-            self._store[key] = whole if isinstance(whole, set) else set()
-            self._store[key].add(member)
-        else:
-            self._set_adds.setdefault(key, set()).add(member)
-
-    def record_deployed_script(self, name: str, script: bytes, deployed_at: float) -> None:
-        self._deployed[name] = (script, float(deployed_at))   # as its REAL column gives it back, for its crc
-
-    def record_reply(self, channel: str, rid: str, reply: bytes) -> None:
-        self._replies.append((self._next_reply_id, channel, rid, reply))
-        self._reply_ids[channel].append(self._next_reply_id)
-        self._next_reply_id += 1
-
-    @property
-    def backlog(self) -> int:
-        """State changes committed but not yet folded into job_states (what a restart would fold)."""
-        return self._unfolded
-
-    @property
-    def has_pending(self) -> bool:
-        return bool(self._specs or self._states or self._dags or self._logs or self._store or self._set_adds
-                    or self._replies or self._agent_runs or self._deployed or self._past_runs or self._dag_runs
-                    or bool(self._forgotten))
+    def _spec_row(self, run: JobRun, spec: bytes) -> tuple:
+        return (run.seq, run.job_id, run.dag, spec)
 
     def commit(self) -> None:
         """Write everything recorded since the last commit in one transaction. If it cannot be written
