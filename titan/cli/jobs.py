@@ -206,22 +206,20 @@ def run_logs(args) -> int:
     return 1
 
 
-def run_cancel(args) -> int:
-    with connect(args) as client:
-        if args.dag:
-            show_dag(client.cancel_dag(args.name))
-        else:
-            print(f"{args.name}: {client.cancel(args.name)}")
-    return 0
+def _acting_on(job_method: str, dag_method: str):
+    """A command that calls `job_method` on a job, or with --dag `dag_method` on a DAG, and shows the answer."""
+    def run(args) -> int:
+        with connect(args) as client:
+            if args.dag:
+                show_dag(getattr(client, dag_method)(args.name))
+            else:
+                print(f"{args.name}: {getattr(client, job_method)(args.name)}")
+        return 0
+    return run
 
 
-def run_retry(args) -> int:
-    with connect(args) as client:
-        if args.dag:
-            show_dag(client.retry_dag(args.name))
-        else:
-            print(f"{args.name}: {client.retry(args.name)}")
-    return 0
+run_cancel = _acting_on("cancel", "cancel_dag")
+run_retry = _acting_on("retry", "retry_dag")
 
 
 # ----------------------------------------------------------------- store
