@@ -68,7 +68,8 @@ class EventSubscriptions:
         if subscribe:
             self._count(scope, prefix, 1)
             if user is None or honoured_as != user:
-                return None, f"{user} subscribed under the scope of a key {'revoked' if honoured_as is None else 'not its own'}"
+                whose = "revoked" if honoured_as is None else "not its own"
+                return None, f"{user} subscribed under the scope of a key {whose}"
             state = self._scopes[scope]
             state.owner, state.live = user, True
             return SUBSCRIBE, None
