@@ -373,14 +373,15 @@ def test_a_revoked_job_keys_open_event_subscription_stops_receiving(make_cluster
     stolen, go = str(tmp_path / "stolen"), str(tmp_path / "go")
     holder = script("holder.py", f"""
         import os, shutil, time
-        shutil.copytree(os.environ["TITAN_KEYS"], {stolen!r})
+        shutil.copytree(os.environ["TITAN_KEYS"], {stolen!r} + ".part")
+        os.rename({stolen!r} + ".part", {stolen!r})   # whole, or not there: the test reads it at once
         while not os.path.exists({go!r}):
             time.sleep(0.05)
     """)
     later = script("later.py", "print('later')\n")
     with cluster.client(timeout=20) as client:
         client.submit_job(TitanJob("holder", holder))
-        wait_until(lambda: os.path.exists(os.path.join(stolen, "identity.key_secret")), 60, "the job's keys")
+        wait_until(lambda: os.path.isdir(stolen), 60, "the job's keys")
         with TitanClient(port=cluster.port, timeout=20, keys=stolen) as thief, \
                 thief.events(["job."], timeout=10) as events, client.events(["job."], timeout=10) as legitimate:
             time.sleep(0.5)   # the subscription reaches the master
