@@ -24,7 +24,7 @@ from titan.core.names import name_problem, shown_name
 from titan.core.services import SERVICE_UP_TOPIC, reported_state
 from titan.net import addresses, protocol, security
 from titan_sdk.files import FileTransfers
-from titan_sdk.event_order import EventGap, EventOrder
+from titan_sdk.subscription import EventStream, Subscription
 from titan_sdk.job import TitanJob, local_lookup_told
 from titan_sdk.pipeline import Pipeline, load_pipeline
 
@@ -131,7 +131,7 @@ class TitanClient(FileTransfers):
         self._store = _Channel(self._ctx, self._address(defaults.STORE_PORT_OFFSET), True, protocol.STORE_OPS,
                                self._identity)
         self._per_thread = threading.local()
-        self._kept_subscriptions: List["_Subscription"] = []
+        self._kept_subscriptions: List["Subscription"] = []
         self.event_gaps_healed = 0   # times wait() found events lost (too slow a reader) and re-snapshotted
         # Called with the seconds waited so far each retry interval the master leaves a request (or a
         # subscription) unanswered, before the timeout: lets a command say so instead of being silent.
@@ -311,7 +311,7 @@ class TitanClient(FileTransfers):
             self._read_events(events, waiting, final, floor, min(until, deadline or until), on_final)
         return final
 
-    def _final_states_subscription(self) -> "_Subscription":
+    def _final_states_subscription(self) -> "Subscription":
         """One live subscription per thread, kept between waits: subscribing costs a round trip."""
         subscription = getattr(self._per_thread, "final_states", None)
         if subscription is None:
@@ -328,7 +328,7 @@ class TitanClient(FileTransfers):
                 _settle(job_id, state, waiting, final, on_final)
         return snapshot["run_id"], snapshot["seq"]
 
-    def _read_events(self, events: "_Subscription", waiting: set, final: Dict[str, str], floor: tuple,
+    def _read_events(self, events: "Subscription", waiting: set, final: Dict[str, str], floor: tuple,
                      until: float, on_final) -> None:
         """Apply events newer than the snapshot until `until` or until all have ended; return at once
         when events were lost, for a fresh snapshot (it covers the event that showed the gap)."""
@@ -354,15 +354,17 @@ class TitanClient(FileTransfers):
 
         The subscription starts when this is called, not at the first `next()`. With a timeout,
         iteration stops after that many seconds without an event. Close it (or use `with`) when done.
+        With keys, iteration raises AccessDenied, naming the revocation, once the master stops honouring
+        the key: inside a job, when its attempt ends; a client's, when its public key file is deleted.
         """
         return EventStream(self._subscription(list(topics or [""])), timeout)
 
-    def _subscription(self, topics: List[str]) -> "_Subscription":
+    def _subscription(self, topics: List[str]) -> "Subscription":
         for topic in topics:   # the master drops a subscriber whose prefix is longer, unanswered
             if len(topic.encode()) > defaults.MAX_EVENT_PREFIX_BYTES:
                 raise ValueError(f"event topic prefix {topic[:40]!r}... is over the "
                                  f"{defaults.MAX_EVENT_PREFIX_BYTES}-byte limit (topics are short, e.g. 'job.')")
-        return _Subscription(self._ctx, self._address(defaults.EVENTS_PORT_OFFSET), topics, self.timeout,
+        return Subscription(self._ctx, self._address(defaults.EVENTS_PORT_OFFSET), topics, self.timeout,
                              self._identity, self.on_no_answer)
 
     # ----------------------------------------------------------------- control
@@ -437,109 +439,6 @@ class TitanClient(FileTransfers):
 
     def __repr__(self) -> str:
         return f"TitanClient(host={self.host!r}, port={self.port})"
-
-
-class _Subscription:
-    """A SUB socket that returns only once the master confirms the subscription is live."""
-
-    def __init__(self, ctx: zmq.Context, address: str, topics: List[str], timeout: float,
-                 identity: Optional[security.Identity] = None,
-                 on_no_answer: Optional[Callable[[float], None]] = None):
-        self.socket = ctx.socket(zmq.SUB)
-        self.socket.linger = 0
-        if identity is not None:
-            identity.apply(self.socket)
-        for topic in [*topics, protocol.EVENTS_WELCOME.decode()]:
-            self.socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
-        addresses.connect_all(self.socket, address)
-        if not self._welcomed(timeout, on_no_answer):
-            self.close()
-            raise MasterUnreachable(f"Titan master event stream at {address} did not answer within "
-                                    f"{timeout:g}s (is the master running?)", address=address)
-        self.socket.recv_multipart()
-        self.order = EventOrder()
-        self.gap: Optional[EventGap] = None
-
-    def _welcomed(self, timeout: float, on_no_answer) -> bool:
-        """The master's welcome came within `timeout`; each retry interval without it, on_no_answer."""
-        started = time.monotonic()
-        while True:
-            remaining = max(0.0, timeout - (time.monotonic() - started))
-            if self.socket.poll(int(min(defaults.CLIENT_RETRY_INTERVAL_S, remaining) * 1000)):
-                return True
-            waited = time.monotonic() - started
-            if waited >= timeout:
-                return False
-            if on_no_answer is not None:
-                on_no_answer(waited)
-
-    def drain(self) -> None:
-        """Drop whatever is queued (its numbers still count, and a snapshot must follow)."""
-        while self.socket.poll(0):
-            frames = self.socket.recv_multipart()
-            if frames[0] != protocol.EVENTS_WELCOME:
-                self.order.check(protocol.decode_event(frames))
-        self.gap = None
-
-    def get(self, timeout: Optional[float]) -> Optional[dict]:
-        """The next event, or None if none comes within `timeout` seconds (None: wait for ever). Skips the
-        welcome a reconnect to a restarted master brings. A gap before it is kept for take_gap()."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not self.socket.closed:
-            try:   # events usually come in bursts: take a queued one without a poll's system call
-                frames = self.socket.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-                if remaining is not None and not self.socket.poll(int(remaining * 1000)):
-                    return None
-                frames = self.socket.recv_multipart()
-            if frames[0] != protocol.EVENTS_WELCOME:
-                event = protocol.decode_event(frames)
-                self.gap = self.order.check(event) or self.gap
-                return event
-        return None
-
-    def take_gap(self) -> Optional[EventGap]:
-        """The events lost (by their numbers) before the last one returned, if any; asked once."""
-        gap, self.gap = self.gap, None
-        return gap
-
-    def close(self) -> None:
-        self.socket.close(linger=0)
-
-
-class EventStream:
-    """An iterator over events; see TitanClient.events."""
-
-    def __init__(self, subscription: _Subscription, timeout: Optional[float]):
-        self._subscription, self.timeout = subscription, timeout
-
-    def __iter__(self) -> "EventStream":
-        return self
-
-    def __next__(self) -> dict:
-        event = self.get(self.timeout)
-        if event is None:
-            raise StopIteration
-        return event
-
-    def get(self, timeout: Optional[float] = None) -> Optional[dict]:
-        """The next event, or None if none comes within `timeout` seconds (None: wait for ever)."""
-        return self._subscription.get(timeout)
-
-    def take_gap(self) -> Optional[EventGap]:
-        """Events lost (their numbers jumped) just before the last one returned, if any: a slow reader's
-        loss, as an EventGap naming the topic and how many; None if nothing was lost. Asked once."""
-        return self._subscription.take_gap()
-
-    def close(self) -> None:
-        self._subscription.close()
-
-    def __enter__(self) -> "EventStream":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def _assigned_original_settings() -> dict:

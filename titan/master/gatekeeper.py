@@ -115,17 +115,36 @@ class Gatekeeper:
         self._job_keys_of.setdefault(job_id, set()).add(user)
         return public.decode(), secret.decode()
 
-    def forget_ended(self, runs) -> None:
-        """Stop honouring the keys of these runs' attempts that are not running now."""
+    def forget_ended(self, runs) -> list:
+        """Stop honouring the keys of these runs' attempts that are not running now; returns those public
+        keys (z85), so their event subscriptions end too."""
+        revoked = []
         for run in runs:
             users = self._job_keys_of.get(run.job_id)
             for user in list(users or ()):
                 if run.state != JobState.RUNNING or self.job_claims[user][1:] != (run.seq, run.attempt):
                     users.discard(user)
                     del self.job_claims[user]
-                    self.job_users.pop(user.split(":", 1)[1].encode(), None)
+                    public = user.split(":", 1)[1].encode()
+                    self.job_users.pop(public, None)
+                    revoked.append(public)
             if users is not None and not users:
                 del self._job_keys_of[run.job_id]
+        return revoked
+
+    def key_owner(self, z85_key: bytes) -> Optional[str]:
+        """Who this public key is honoured as now ("client:NAME", "job:KEY"), None once revoked; the key
+        folders as last read (the loop re-reads them each second), so no file system call here."""
+        return self.ring.users.get(z85_key) or self.job_users.get(z85_key)
+
+    @staticmethod
+    def revocation_reason(user: Optional[str]) -> str:
+        """Why the master no longer honours `user`'s key, for the one it ends an event subscription of."""
+        if user is not None and user.startswith(f"{security.JOB}:"):
+            return (f"the key of this event subscription ({user[:12]}...) was revoked: the job attempt it "
+                    "was given to has ended")
+        return (f"the key of this event subscription ({user}) was revoked: its public key was deleted from "
+                "the master's key directory")
 
     def check_request(self, user: Optional[str], jobs: dict) -> None:
         """Raise AccessDenied unless `user` may make a client or store request now."""

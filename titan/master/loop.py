@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections import Counter
 from typing import Dict, List, Optional
 
 import zmq
@@ -30,6 +29,7 @@ from titan.master.committer import Committer
 from titan.master.config import MasterConfig
 from titan.master.gatekeeper import Gatekeeper
 from titan.master.metrics_port import MetricsPort
+from titan.master.publishing import Publishing
 from titan.master.journal import BUSY_COMPACT_BATCH, BUSY_COMPACT_EVERY_S, COMPACT_BATCH, open_journal
 from titan.master.replies import ReplyCache
 from titan.master.requests import RequestHandlers
@@ -45,7 +45,7 @@ TO_WORKER = protocol.MASTER_TO_WORKER_OPS
 BATCH_PER_SOCKET = 256
 
 
-class Master(RequestHandlers, Cleaning):
+class Master(RequestHandlers, Cleaning, Publishing):
     def __init__(self, config: MasterConfig, epoch: Optional[int] = None):
         """`epoch`: with a PostgreSQL journal, the lease this master took (see lease.py)."""
         self.config = config
@@ -67,10 +67,6 @@ class Master(RequestHandlers, Cleaning):
         self._held_results: Dict[str, set] = {}   # worker id -> RUNNING jobs its last heartbeat said ended
         self.replies = {"client": ReplyCache(), "store": ReplyCache()}
         self.run_id = uuid.uuid4().hex[:12]
-        self.event_seq = 0
-        self._topic_seq: Counter = Counter()   # per topic, so a subscriber to some topics can see a gap
-        self._subscribed: set = set()          # topic prefixes someone subscribes to, as the XPUB reports
-        self._wanted: Dict[str, bool] = {}     # topic -> does any subscription match it
         self.started_at = time.time()
         self._running = False
         self._outbox: List[tuple] = []    # (socket, frames) held until the journal has committed
@@ -87,6 +83,7 @@ class Master(RequestHandlers, Cleaning):
         self.dag_agent_run: Dict[str, str] = {}
         self.guard = Gatekeeper(config.keys) if config.keys else None
         self._init_cleaning()
+        self._init_publishing()
         self.ctx = zmq.Context()
         self.ctx.linger = 0
         if self.guard is not None:
@@ -107,9 +104,7 @@ class Master(RequestHandlers, Cleaning):
         self.clients = self._bind(zmq.ROUTER, defaults.CLIENT_PORT_OFFSET, "clients", {zmq.ROUTER_HANDOVER: 1})
         self.workers = self._bind(zmq.ROUTER, defaults.WORKER_PORT_OFFSET, "workers",
                                   {zmq.ROUTER_MANDATORY: 1, zmq.RCVHWM: defaults.MASTER_RECEIVE_HWM_FRAMES})
-        self.events = self._bind(zmq.XPUB, defaults.EVENTS_PORT_OFFSET, "events",
-                                 {zmq.XPUB_WELCOME_MSG: protocol.EVENTS_WELCOME,
-                                  zmq.MAXMSGSIZE: defaults.EVENT_FRAME_BYTES})
+        self.events = self._bind(zmq.XPUB, defaults.EVENTS_PORT_OFFSET, "events", self._event_socket_options())
         # A ROUTER, not a REP, so store replies can wait for the turn's commit; REQ clients work unchanged.
         self.store_socket = self._bind(zmq.ROUTER, defaults.STORE_PORT_OFFSET, "store", {zmq.ROUTER_HANDOVER: 1})
 
@@ -187,6 +182,7 @@ class Master(RequestHandlers, Cleaning):
                 self.metrics_port.renew(lambda: self._client_request("stats", {}))
             if self.guard is not None:
                 self._drop_revoked_workers(time.monotonic())
+                self._check_subscribers_keys(time.monotonic())
             self._end_turn()
             self._timed_turn(began)
 
@@ -277,7 +273,7 @@ class Master(RequestHandlers, Cleaning):
         frames = socket.recv_multipart(zmq.NOBLOCK, copy=False)
         try:
             user = frames[-1].get("User-Id")
-        except zmq.ZMQError:   # a message without connection metadata (e.g. an XPUB subscription)
+        except zmq.ZMQError:   # no connection metadata: the XPUB's unsubscriptions for a closed connection
             user = None
         return [frame.bytes for frame in frames], user
 
@@ -312,7 +308,7 @@ class Master(RequestHandlers, Cleaning):
         """Hand the runs the scheduler changed to the journal; True if it has anything to commit."""
         changed = self.scheduler.take_changed_runs()
         if self.guard is not None:
-            self.guard.forget_ended(changed.values())
+            self._end_revoked_subscriptions(self.guard.forget_ended(changed.values()))
         if self.journal is None:
             return False
         self.journal.record_states(changed)
@@ -331,25 +327,6 @@ class Master(RequestHandlers, Cleaning):
                                                    lost=True))
 
     # ----------------------------------------------------------------- requests (clients P, store P+3)
-
-    def _on_subscription(self, frames: list, user: Optional[str]) -> None:
-        """The XPUB reports a topic prefix when its first subscriber arrives (byte 1, then the prefix) and
-        when its last one leaves (byte 0), so the master need not encode events nobody would receive."""
-        message = frames[0]
-        if len(message) > 1 + defaults.MAX_EVENT_PREFIX_BYTES:
-            return   # matches no topic; not kept, so a stream of them costs nothing
-        if message[:1] == b"\x01":
-            self._subscribed.add(message[1:])
-        elif message[:1] == b"\x00":
-            self._subscribed.discard(message[1:])
-        self._wanted.clear()
-
-    def _is_wanted(self, topic: str) -> bool:
-        wanted = self._wanted.get(topic)
-        if wanted is None:
-            encoded = topic.encode()
-            wanted = self._wanted[topic] = any(encoded.startswith(prefix) for prefix in self._subscribed)
-        return wanted
 
     def _on_client(self, frames: list, user: Optional[str]) -> None:
         self._drain(self.events, self._on_subscription)   # a request may follow a subscription closely
@@ -596,19 +573,6 @@ class Master(RequestHandlers, Cleaning):
             return   # no longer its job: the worker will be told (or has been) to stop it
         self._scripts_sent.pop(worker_id, None)
         self._dispatch(Dispatch(worker_id, job_id, attempt))
-
-    def _publish(self, topic: str, body: dict) -> None:
-        self.event_seq += 1
-        self._topic_seq[topic] += 1
-        if protocol.STRICT:   # every event, also those nobody subscribes to
-            protocol.check_event_body(topic, body)
-        if not self._is_wanted(topic):
-            return
-        event = {**body, "topic": topic, "seq": self.event_seq, "topic_seq": self._topic_seq[topic],
-                 "run_id": self.run_id, "ts": time.time()}
-        if protocol.STRICT:
-            protocol.check_event(topic, event)
-        self._outbox.append((self.events, protocol.encode_event(topic, event)))
 
 
 def _reply_scope(user: Optional[str], identity: bytes) -> str:

@@ -313,6 +313,17 @@ LOG_STREAMS = ("stdout", "stderr")
 # so a client knows from when on it misses nothing.
 EVENTS_WELCOME = b"titan.welcome"
 
+# With keys, every subscription is scoped by the subscriber's public key: the SUB subscribes to
+# SCOPE_MARK + its z85 public key (40 characters) + SCOPE_MARK + topic prefix, and the master publishes
+# to each scope that wants an event under that scope's prefix. A revoked key's scope gets nothing more
+# but one notice, EVENTS_REVOKED under its prefix (its body REVOKED_NOTICE), which ends the SDK's
+# iteration with AccessDenied. "~" is not in z85's alphabet, so the prefix is never ambiguous.
+SCOPE_MARK = b"~"
+SCOPE_KEY_BYTES = 40
+SCOPE_BYTES = SCOPE_KEY_BYTES + 2 * len(SCOPE_MARK)
+EVENTS_REVOKED = b"titan.revoked"
+REVOKED_NOTICE = _fields(topic=(str,), reason=(str,))
+
 # What the master adds to every body: numbered in all (seq) and per topic (topic_seq, to tell a lost event
 # from one not subscribed to), within one run of the master (run_id); ts: wall-clock seconds.
 EVENT_ENVELOPE = _fields(topic=(str,), seq=(int,), topic_seq=(int,), run_id=(str,), ts=(float,))

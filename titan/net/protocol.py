@@ -32,8 +32,9 @@ from titan.core.store import INT64_MAX, INT64_MIN
 from titan.core.names import name_problem, shown_name
 from titan.core.jobs import ISOLATIONS, JOB_TYPE_ALIASES, SERVICE_JOB_TYPE, JobSpec, spec_to_dict
 from titan.net.messages import (ANY, ARTIFACT_KINDS, BATCH, CHANGING_OPS, CLIENT_OPS, CLIENT_RESULTS,  # noqa: F401
-                                ERROR_REPLY, EVENT_ENVELOPE, EVENTS, EVENTS_WELCOME, JOB_FIELDS, LOG_STREAMS,
-                                MASTER_TO_WORKER_OPS, OK_REPLY, STORE_OPS, STORE_RESULTS, WORKER_OPS, Field,
+                                ERROR_REPLY, EVENT_ENVELOPE, EVENTS, EVENTS_REVOKED, EVENTS_WELCOME, JOB_FIELDS,
+                                LOG_STREAMS, MASTER_TO_WORKER_OPS, OK_REPLY, REVOKED_NOTICE, SCOPE_BYTES,
+                                SCOPE_KEY_BYTES, SCOPE_MARK, STORE_OPS, STORE_RESULTS, WORKER_OPS, Field,
                                 NoneType, Number, Table, optional)
 
 # Full type and shape checks of everything built here, on top of the names (see the module's docstring).
@@ -459,6 +460,33 @@ def decode_event(frames: list) -> dict:
     body = _unpack(frames[1])
     body.setdefault("topic", frames[0].decode())
     return body
+
+
+def subscription_scope(public_key: bytes) -> bytes:
+    """The prefix a subscriber with this z85 public key subscribes and receives under (with keys)."""
+    if len(public_key) != SCOPE_KEY_BYTES:
+        raise ValueError(f"a z85 public key is {SCOPE_KEY_BYTES} characters, got {len(public_key)}")
+    return SCOPE_MARK + public_key + SCOPE_MARK
+
+
+def scope_of(subscription: bytes) -> Optional[bytes]:
+    """The scope prefix a subscription (without its first byte, 1 or 0) starts with; None if unscoped."""
+    if subscription[:1] == SCOPE_MARK and subscription[SCOPE_BYTES - 1:SCOPE_BYTES] == SCOPE_MARK:
+        return subscription[:SCOPE_BYTES]
+    return None
+
+
+def scope_key(scope: bytes) -> bytes:
+    """The z85 public key a scope prefix names."""
+    return scope[len(SCOPE_MARK):-len(SCOPE_MARK)]
+
+
+def revocation_notice(scope: bytes, reason: str) -> list:
+    """The frames that tell a scope's subscribers its key was revoked and nothing more will come."""
+    notice = {"topic": EVENTS_REVOKED.decode(), "reason": reason}
+    if STRICT:
+        _as_misbuilt(check_strictly, "subscription revocation notice", notice, REVOKED_NOTICE)
+    return [scope + EVENTS_REVOKED, encode(notice)]
 
 
 # ----------------------------------------------------------------- building what is sent
