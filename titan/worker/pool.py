@@ -141,7 +141,8 @@ class JobSnapshot:
             return "the job changed resource limits"
         if limits.max_jobs and jobs_run >= limits.max_jobs:
             return "--pool-max-jobs reached"
-        if limits.max_rss_mb and _rss_bytes() > limits.max_rss_mb * 2**20:
+        if limits.max_rss_mb and _peak_rss_bytes() > limits.max_rss_mb * 2**20 \
+                and _rss_bytes() > limits.max_rss_mb * 2**20:
             return "--pool-max-rss reached"
         return None
 
@@ -192,6 +193,21 @@ def _children_left() -> bool:
             return True
 
 
+def _has_children() -> bool:
+    """Whether this process has any child, running or ended, without reaping it (one system call, where
+    listing them from /proc costs several)."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
+
+
+def _peak_rss_bytes() -> int:
+    """The most this process has used (one system call): below a limit, its size now is below it too."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024   # kB on Linux
+
+
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * PAGE_BYTES
@@ -211,7 +227,7 @@ def serve_jobs(requests, replies, limits: PoolLimits) -> None:
         snapshot = JobSnapshot(baseline, _job_dirs(request, baseline), request["env"])
         code = _run_job(request, fds)
         # Everything the job started is in this subreaper's tree: it ends with the job, daemons too.
-        left_children = reaper.kill_leftovers()
+        left_children = reaper.kill_leftovers() if _has_children() else 0
         for target, idle in ((1, idle_out), (2, idle_err)):
             os.dup2(idle, target)   # the job's pipes close here: the worker sees its output end
         snapshot.restore()
