@@ -37,6 +37,10 @@ WORKSPACE_SPARES = 32
 # A job's first output is held this long (unless its result or anything else is ready to go first), so a
 # short job's output and result reach the master as one frame: one master turn and journal commit, not two.
 WORKER_OUTPUT_HOLD_S = 0.005
+# A job whose end comes as a message (fork server, pool) has its pipes polled only from this age on: what
+# a shorter job writes is read once, with its result, instead of each write waking the worker (up to
+# three more loop turns per job). Also how late a longer job's first output may start streaming.
+WORKER_PIPES_WATCHED_AFTER_S = 0.05
 
 # A job is over when its process has ended; its output is read until its pipes close (what it left
 # running is killed at once), but no longer than this if something outside its tree still holds them.

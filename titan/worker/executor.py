@@ -66,6 +66,7 @@ class RunningJob:
     service_up: bool = False                                 # a service whose port accepted a connection
     next_probe: float = 0.0                                  # when to look at a service's port again
     started: float = 0.0                                     # time.monotonic() when it was started
+    watch_from: Optional[float] = None                       # pipes not polled before then (None: polled)
 
     @property
     def job_id(self) -> str:
@@ -173,6 +174,12 @@ def read_output(job: RunningJob, fd: int) -> Tuple[str, Optional[bytes]]:
     if not data:
         del job.streams[fd]
     return stream, data
+
+
+def reports_its_exit(job: RunningJob) -> bool:
+    """Whether the job's end arrives as a message (from the fork server or its pool member), which wakes
+    the worker's loop, rather than being found by polling its process."""
+    return hasattr(job.process, "server")
 
 
 def exit_code(job: RunningJob, now: float) -> Optional[int]:

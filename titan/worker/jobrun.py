@@ -64,8 +64,8 @@ def run_script(argv) -> int:
                          __loader__=importlib.machinery.SourceFileLoader("__main__", argv[0]))
     interpreters_main, sys.modules["__main__"] = sys.modules.get("__main__"), main
     try:
-        with open(argv[0], "rb") as source:
-            exec(compile(source.read(), argv[0], "exec"), main.__dict__)
+        with io.FileIO(argv[0], "r") as source:   # unbuffered: no BufferedReader for a single read
+            exec(compile(source.readall(), argv[0], "exec"), main.__dict__)
         code = 0
     except SystemExit as exit_request:
         code = exit_code(exit_request.code)

@@ -112,6 +112,7 @@ class Worker:
         while self._running:
             now = time.monotonic()
             self._keep_in_touch(now)
+            self._watch_grown_jobs(now)
             self._flush()
             for target, _ in self.poller.poll(self._poll_timeout_ms()):
                 if target is self.dealer:
@@ -186,6 +187,9 @@ class Worker:
         if any(not running.streams or running.exited_at is not None for running in self.jobs.values()):
             return 5  # its output is closed and its exit is moments away: look again soon
         interval = self.config.heartbeat_interval if self.registered else min(0.5, self.config.heartbeat_interval)
+        watch_from = [job.watch_from for job in self.jobs.values() if job.watch_from is not None]
+        if watch_from:
+            interval = max(0.0, min(interval, min(watch_from) - time.monotonic()) + 0.001)
         if any(job.service_port and not job.service_up for job in self.jobs.values()):
             interval = min(interval, defaults.SERVICE_PROBE_INTERVAL_S)
         deadlines = [job.deadline for job in self.jobs.values() if job.deadline is not None and not job.timed_out]
@@ -374,8 +378,23 @@ class Worker:
             return
         running.service_port = port
         self.jobs[context.job_id] = running
+        if executor.reports_its_exit(running):
+            running.watch_from = running.started + defaults.WORKER_PIPES_WATCHED_AFTER_S
+        else:
+            self._watch(running)
+
+    def _watch(self, running: RunningJob) -> None:
+        running.watch_from = None
         for fd in running.streams:
             self.poller.register(fd, zmq.POLLIN)
+
+    def _watch_grown_jobs(self, now: float) -> None:
+        """A young job's pipes are not polled: its exit comes as a message, and what a short job wrote is
+        read once then, with its result (one loop turn per job, where each write would wake the loop). A
+        job still running after WORKER_PIPES_WATCHED_AFTER_S has its output streamed from then on."""
+        for running in self.jobs.values():
+            if running.watch_from is not None and now >= running.watch_from:
+                self._watch(running)
 
     def _tend_archive_fetches(self, now: float) -> None:
         if self.registered:
@@ -417,7 +436,7 @@ class Worker:
 
     def _discard(self, running: RunningJob) -> None:
         executor.kill_tree(running)
-        if running.job_id not in self._paused:
+        if running.job_id not in self._paused and running.watch_from is None:
             for fd in list(running.streams):
                 self.poller.unregister(fd)
         self._paused.discard(running.job_id)
@@ -483,6 +502,8 @@ class Worker:
         for job_id, running in list(self.jobs.items()):
             if job_id in self._paused:
                 continue   # its output waits in its pipes: read first
+            if running.watch_from is not None and running.process.poll() is not None:
+                self._read_after_exit(running)
             code = executor.exit_code(running, now)
             if code is None:
                 continue
@@ -490,6 +511,18 @@ class Worker:
             del self.jobs[job_id]
             executor.clean_up(running, self.workspaces)
             self._send_finished(job_id, running.attempt, code, TIMEOUT_ERROR if running.timed_out else None)
+
+    def _read_after_exit(self, running: RunningJob) -> None:
+        """A job that ended before its pipes were watched: what it wrote (at most a pipe's capacity) is
+        read now; pipes something outside its tree still holds are watched, as for any job."""
+        for fd in list(running.streams):
+            while True:
+                stream, data = executor.read_output(running, fd)
+                if not data:
+                    break
+                self._queue_output_marker(running.job_id, running.attempt, stream)
+                self._send_log(running.job_id, running.attempt, stream, data)
+        self._watch(running)
 
     def _close_streams(self, running: RunningJob) -> None:
         """Pipes still held open past the grace by something outside the job's tree: what is in them is

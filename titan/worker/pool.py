@@ -76,6 +76,7 @@ class JobSnapshot:
     def __init__(self, baseline: Baseline, job_dirs: List[str], job_environ: dict) -> None:
         self.base = baseline
         self.job_environ = job_environ   # what the job's environment adds to the baseline's
+        self.environ_left: dict = {}     # after restore(): what of it stays set for the next job (switch_environ)
         self.job_dirs = [os.path.join(os.path.abspath(d), "") for d in job_dirs if d]
         self.modules = list(sys.modules)   # lists: copied in microseconds, where sets cost tens of them
         self.importer_cache = list(sys.path_importer_cache)
@@ -100,24 +101,22 @@ class JobSnapshot:
         self._forget_job_modules()
 
     def _restore_environ(self) -> None:
-        """Undo what the job was given; only a job that changed its environment itself costs a full
-        comparison. (os.environ._data: comparing its encoded dict is one C call; reading os.environ
-        decodes every variable, about a tenth of a millisecond per job.)"""
+        """A job that changed its environment itself gets the baseline back in full; otherwise what it was
+        given stays set (`environ_left`) until the next job's replaces it, which changes only the few
+        variables that differ (nothing runs in between to see them). (os.environ._data: comparing its
+        encoded dict is one C call; reading os.environ decodes every variable.)"""
         given = {**self.base.environ_bytes, **_encoded(self.job_environ)}
         if os.environ._data != given:
             replace_environ(self.base.environ)
-            return
-        for key in self.job_environ:
-            if key in self.base.environ:
-                if self.base.environ[key] != self.job_environ[key]:
-                    os.environ[key] = self.base.environ[key]
-            else:
-                del os.environ[key]
+            self.environ_left = {}
+        else:
+            self.environ_left = self.job_environ
 
     def _restore_logging(self) -> None:
         handlers, level = self.base.root_logging
         logging.root.handlers[:] = handlers
-        logging.root.setLevel(level)
+        if logging.root.level != level:   # setLevel clears every logger's cache: only when needed
+            logging.root.setLevel(level)
         for name in added(logging.Logger.manager.loggerDict, self.loggers):
             del logging.Logger.manager.loggerDict[name]
 
@@ -141,7 +140,8 @@ class JobSnapshot:
             return "the job changed resource limits"
         if limits.max_jobs and jobs_run >= limits.max_jobs:
             return "--pool-max-jobs reached"
-        if limits.max_rss_mb and _rss_bytes() > limits.max_rss_mb * 2**20:
+        if limits.max_rss_mb and _peak_rss_bytes() > limits.max_rss_mb * 2**20 \
+                and _rss_bytes() > limits.max_rss_mb * 2**20:
             return "--pool-max-rss reached"
         return None
 
@@ -162,6 +162,18 @@ def _encoded(environ: dict) -> dict:
     encoding = sys.getfilesystemencoding()
     return {key.encode(encoding, "surrogateescape"): value.encode(encoding, "surrogateescape")
             for key, value in environ.items()}
+
+
+def switch_environ(baseline: dict, left: dict, wanted: dict) -> None:
+    """From the baseline with `left` set over it (the last job's variables) to the baseline with `wanted`."""
+    for key in left.keys() - wanted.keys():
+        if key in baseline:
+            os.environ[key] = baseline[key]
+        else:
+            del os.environ[key]
+    for key, value in wanted.items():
+        if left.get(key) != value:
+            os.environ[key] = value
 
 
 def replace_environ(wanted: dict) -> None:
@@ -192,6 +204,21 @@ def _children_left() -> bool:
             return True
 
 
+def _has_children() -> bool:
+    """Whether this process has any child, running or ended, without reaping it (one system call, where
+    listing them from /proc costs several)."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
+
+
+def _peak_rss_bytes() -> int:
+    """The most this process has used (one system call): below a limit, its size now is below it too."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024   # kB on Linux
+
+
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * PAGE_BYTES
@@ -203,22 +230,25 @@ def serve_jobs(requests, replies, limits: PoolLimits) -> None:
     idle_out, idle_err = os.dup(1), os.dup(2)   # where fds 1 and 2 point between jobs
     baseline = Baseline()
     jobs_run = 0
+    environ_left: dict = {}   # the last job's variables, still set over the baseline
     while True:
         request, fds = jobrun.receive(requests, 2)
         if request is None:
             os._exit(0)
         jobs_run += 1
         snapshot = JobSnapshot(baseline, _job_dirs(request, baseline), request["env"])
+        switch_environ(baseline.environ, environ_left, request["env"])
         code = _run_job(request, fds)
         # Everything the job started is in this subreaper's tree: it ends with the job, daemons too.
-        left_children = reaper.kill_leftovers()
+        left_children = reaper.kill_leftovers() if _has_children() else 0
         for target, idle in ((1, idle_out), (2, idle_err)):
             os.dup2(idle, target)   # the job's pipes close here: the worker sees its output end
-        snapshot.restore()
         why = "the job left child processes" if left_children else snapshot.untrusted(limits, jobs_run)
         jobrun.send(replies, {"id": request["id"], "code": code, "retired": why, "member": os.getpid()})
         if why:
             os._exit(0)
+        snapshot.restore()   # after the answer, off the job's path: the next job waits in the socket meanwhile
+        environ_left = snapshot.environ_left
 
 
 def _job_dirs(request: dict, baseline: Baseline) -> List[str]:
@@ -234,7 +264,6 @@ def _run_job(request: dict, fds) -> int:
     jobrun.job_stdio()
     sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
     os.chdir(request["cwd"])
-    os.environ.update(request["env"])   # the member's environment is its baseline between jobs
     sys.argv = list(request["argv"])
     sys.path[0] = os.path.dirname(os.path.abspath(request["argv"][0]))
     extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p not in sys.path]
