@@ -53,3 +53,13 @@ def test_quick_failover_benchmark_prints_the_takeover_and_each_journal(postgres)
     assert result.returncode == 0, result.stdout + result.stderr
     for label in ("takeover", "S1-null  sqlite", "S1-null  postgresql", "S5-null  pg-async"):
         assert label in result.stdout, result.stdout
+
+
+@pytest.mark.timeout(120)
+def test_master_cpu_benchmark_prints_jobs_per_second_and_cpu_per_job():
+    result = subprocess.run([sys.executable, "-m", "benchmarks.master_cpu", "--jobs", "50", "--runs", "1"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=100, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "run 1: " in result.stdout and "median: " in result.stdout
+    cpu = float(result.stdout.split("master CPU ")[-1].split(" us/job")[0])
+    assert cpu > 0, result.stdout

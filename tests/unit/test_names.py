@@ -3,11 +3,14 @@ protocol check alike; every DAG name maps to a folder of its own, never '.' or '
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from titan import defaults
 from titan.core.jobs import JobSpec, spec_to_dict
-from titan.core.names import folder_name, name_problem
+from titan.core.names import REFUSED_CATEGORIES, folder_name, name_problem
 from titan.net import protocol
 from titan.net.protocol import ProtocolError
 from titan_sdk import TitanJob
@@ -84,3 +87,13 @@ def test_different_dag_names_get_different_folders():
              "a b~" + "0" * 16, folder_name("a b")]
     folders = [folder_name(name) for name in names]
     assert len(set(folders)) == len(names), dict(zip(names, folders))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(min_size=1, max_size=40))
+def test_the_printable_shortcut_refuses_exactly_what_the_character_check_does(name):
+    """name_problem skips its per-character check for str.isprintable() names: it must agree with it."""
+    refused = [c for c in name if unicodedata.category(c) in REFUSED_CATEGORIES]
+    problem = name_problem(name)
+    if name.strip() and len(name) <= defaults.MAX_ID_CHARS:
+        assert (problem is not None) == bool(refused), (name, problem)

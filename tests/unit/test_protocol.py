@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgpack
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from titan.core.jobs import JobSpec
 from titan.net import protocol
@@ -407,3 +408,34 @@ def test_an_unknown_isolation_is_refused_naming_the_choices():
     raw = {"job_id": "j", "filename": "j.py", "script": b"", "isolation": "thread"}
     with pytest.raises(ProtocolError, match="isolation must be one of fork, pool, process, got 'thread'"):
         job_from_wire(raw)
+
+
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70) | st.floats() | st.text(max_size=5)
+    | st.binary(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3), max_leaves=6)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_the_one_pass_check_passes_only_what_the_exact_check_passes(data):
+    """check_message takes a message that protocol.is_plain passes without the exact check_fields: whatever
+    it passes, check_fields must pass too (it is the one that says what is wrong)."""
+    table = data.draw(st.sampled_from([WORKER_OPS, CLIENT_OPS, STORE_OPS, MASTER_TO_WORKER_OPS]))
+    op = data.draw(st.sampled_from(sorted(table)))
+    names = data.draw(st.lists(st.sampled_from([*table[op], "rid", "token", "unknown"]), unique=True))
+    message = {"op": op, **{name: data.draw(_values, label=name) for name in names}}
+    if protocol.is_plain(message, table.plain_types[op], table.names[op][1]):
+        protocol.check_fields("message", message, table[op], ignore=("op", "rid", "token"))
+        assert protocol.check_message(message, table) == op
+
+
+def test_well_formed_worker_messages_take_the_one_pass_check():
+    finished = {"op": "finished", "job_id": "j", "attempt": 1, "exit_code": 0}
+    plain = WORKER_OPS.plain_types["finished"], WORKER_OPS.names["finished"][1]
+    assert protocol.is_plain(finished, *plain)
+    assert not protocol.is_plain({**finished, "attempt": True}, *plain)       # a bool is no attempt number
+    assert not protocol.is_plain({**finished, "exit_code": 2**63}, *plain)    # past a signed 64-bit int
+    assert not protocol.is_plain({k: v for k, v in finished.items() if k != "attempt"}, *plain)
+    with pytest.raises(ProtocolError, match="'attempt' must be int, got bool"):
+        protocol.check_message({**finished, "attempt": True}, WORKER_OPS)

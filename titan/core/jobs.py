@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import operator
 import shlex
 from dataclasses import dataclass, field, fields
 from typing import Optional
@@ -121,14 +122,19 @@ class JobSpec:
 # Fields every spec states; the others are left out of its compact form when they hold their default.
 ESSENTIAL_SPEC_FIELDS = ("job_id", "filename", "script")
 _SPEC_DEFAULTS = tuple((f.name, f.default) for f in fields(JobSpec) if f.name not in ESSENTIAL_SPEC_FIELDS)
+_essential_values = operator.attrgetter(*ESSENTIAL_SPEC_FIELDS)
+_defaultable_values = operator.attrgetter(*(name for name, _ in _SPEC_DEFAULTS))
+_DEFAULT_VALUES = tuple(default for _, default in _SPEC_DEFAULTS)
 
 
 def spec_to_dict(spec: JobSpec) -> dict:
     """The spec as a plain dict without its default values: most jobs set only a few fields, and
     100,000-job DAGs are packed and unpacked field by field (wire and journal)."""
-    compact = {name: getattr(spec, name) for name in ESSENTIAL_SPEC_FIELDS}
-    for name, default in _SPEC_DEFAULTS:
-        value = getattr(spec, name)
+    compact = dict(zip(ESSENTIAL_SPEC_FIELDS, _essential_values(spec)))
+    values = _defaultable_values(spec)
+    if values == _DEFAULT_VALUES:   # all of them at their defaults: one comparison for the common job
+        return compact
+    for (name, default), value in zip(_SPEC_DEFAULTS, values):
         if value != default:
             compact[name] = list(value) if name == "parents" else value
     return compact

@@ -34,6 +34,8 @@ def name_problem(name) -> Optional[str]:
         return "must not be empty"
     if len(name) > defaults.MAX_ID_CHARS:
         return f"is {len(name)} characters long; at most {defaults.MAX_ID_CHARS} are allowed"
+    if name.isprintable():   # holds no Other or Separator character but ' ': none refused (the common case)
+        return None
     for position, char in enumerate(name):
         if unicodedata.category(char) in REFUSED_CATEGORIES:
             return (f"holds the control character U+{ord(char):04X} at position {position}; "

@@ -97,6 +97,11 @@ class SchedulerRetention:
         self._forget(chosen)
         return self._take_effects()
 
+    def forgetting_due(self, now: float) -> bool:
+        """Whether forget_old may find something to forget: cheap, for the master to ask every turn."""
+        self._at(now)
+        return self._due_queue() is not None
+
     def _due_queue(self):
         completed, failed = self._ended[COMPLETED_QUEUE], self._ended[FAILED_QUEUE]
         keep_max = self.retention.keep_max_jobs

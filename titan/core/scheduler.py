@@ -30,6 +30,9 @@ from titan.core.services import SchedulerServices, is_service
 # Ready-queue kinds: one queue per requirement, and one per worker for jobs pinned there by affinity.
 BY_REQUIREMENT, PINNED = "requirement", "worker"
 JOB_TOPICS = {state: f"job.{state.value}" for state in JobState}
+# Enum members read once: in Python 3.11 each JobState.X (and .value) is a descriptor call, and every
+# transition of every job reads them (state.value is read as state._value_, the plain attribute behind it).
+PENDING, QUEUED, RUNNING, COMPLETED = JobState.PENDING, JobState.QUEUED, JobState.RUNNING, JobState.COMPLETED
 
 
 class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRetries, SchedulerHistory,
@@ -133,7 +136,7 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRe
             self.state_counts[previous.state] -= 1
         self.jobs[run.job_id] = run
         self.state_counts[run.state] += 1
-        if run.dag and not run.state.is_final:
+        if run.dag and run.state not in FINAL_STATES:
             self._dag_open[run.dag] += 1
 
     def _resolve_parents(self, run: JobRun, now: float) -> None:
@@ -149,7 +152,7 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRe
         self._release_if_ready(run, now)
 
     def _release_if_ready(self, run: JobRun, now: float) -> None:
-        if run.state != JobState.PENDING or run.waiting_on:
+        if run.state is not PENDING or run.waiting_on:
             return
         if is_gate(run.spec):
             self._open_gate(run, now)
@@ -160,7 +163,7 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRe
         self._enqueue(run, reason=None)
 
     def _enqueue(self, run: JobRun, reason: Optional[str]) -> None:
-        self._transition(run, JobState.QUEUED, reason)
+        self._transition(run, QUEUED, reason)
         self._push_ready(run)
 
     def _push_ready(self, run: JobRun) -> None:
@@ -287,7 +290,7 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRe
         """A worker reports an attempt's end. Results for anything but the current attempt are ignored."""
         self._at(now)
         run = self.jobs.get(job_id)
-        if run is None or run.state != JobState.RUNNING or run.worker_id != worker_id or run.attempt != attempt:
+        if run is None or run.state is not RUNNING or run.worker_id != worker_id or run.attempt != attempt:
             sender = self.workers[worker_id].name if worker_id in self.workers else f"connection {worker_id}"
             self._effects.append(Note(f"ignored a stale result for job {job_id!r} attempt {attempt} "
                                       f"(exit {exit_code}) from worker {sender}"))
@@ -297,10 +300,10 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRe
         if is_service(run.spec):
             self._service_exited(run, exit_code, error, now)
         elif exit_code == 0:
-            self._transition(run, JobState.COMPLETED, None)
+            self._transition(run, COMPLETED, None)
         else:
             self._fail_attempt(run, _failure_reason(exit_code, error), now)
-        if run.state.is_final:
+        if run.state in FINAL_STATES:
             self._settle_children(run, now)
         self._schedule(now)
         return self._take_effects()
@@ -449,14 +452,14 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRe
 
     def _is_live_entry(self, entry) -> bool:
         run = self.jobs.get(entry[2])
-        return run is not None and run.seq == entry[1] and run.state == JobState.QUEUED
+        return run is not None and run.seq == entry[1] and run.state is QUEUED
 
     def _start(self, run: JobRun, worker: WorkerView, now: float) -> None:
         run.attempt += 1
         run.started_at, run.exit_code = self._wall_now, None
         self._assign(run, worker)
         self.history.started(run)
-        self._transition(run, JobState.RUNNING, None)
+        self._transition(run, RUNNING, None)
         self._effects.append(Dispatch(worker.worker_id, run.job_id, run.attempt))
 
     def _assign(self, run: JobRun, worker: WorkerView) -> None:
@@ -478,27 +481,28 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRe
         self.state_counts[new] += 1
         run.state, run.reason = new, reason
         self._stamp(run, old, new)
-        if new != JobState.RUNNING:
+        if new is not RUNNING:
             run.service_up = False
-        if new == JobState.QUEUED:
+        if new is QUEUED:
             run.last_worker_id, run.worker_id, run.worker = run.worker_id, None, None
-        if new.is_final:
+        final = new in FINAL_STATES
+        if final:
             self._worker_losses.pop(run.job_id, None)
         self._publish_job(run)
-        if new.is_final:
-            self.totals["ended"][new.value] += 1
-        if run.dag and new.is_final:
-            self._dag_open[run.dag] -= 1
-            if self._dag_finished(run.dag):
-                self._close_dag_run(run.dag, self._wall_now)
-                self._publish_dag_finished(run.dag)
+        if final:
+            self.totals["ended"][new._value_] += 1
+            if run.dag:
+                self._dag_open[run.dag] -= 1
+                if self._dag_finished(run.dag):
+                    self._close_dag_run(run.dag, self._wall_now)
+                    self._publish_dag_finished(run.dag)
 
     def _publish_job(self, run: JobRun) -> None:
-        self.changed_runs[run.job_id] = run
+        self.changed_runs[run.spec.job_id] = run
         topic = JOB_TOPICS[run.state]
         if self.wants_event(topic):
             self._publish(topic, {
-                "job_id": run.job_id, "dag": run.dag, "state": run.state.value, "worker": run.worker,
+                "job_id": run.spec.job_id, "dag": run.dag, "state": run.state._value_, "worker": run.worker,
                 "attempt": run.attempt, "reason": run.reason, "exit_code": run.exit_code})
 
     def take_changed_runs(self) -> Dict[str, JobRun]:

@@ -57,6 +57,10 @@ def list_of(*types, shape=None) -> Field:
     return Field((list,), shape=Field(tuple(types), shape=shape))
 
 
+# Every message's "op" (its type) and a request's "rid" (its request id), beside the fields of its op.
+MESSAGE_ENVELOPE_TYPES = dict.fromkeys(("op", "rid"), (str,))
+
+
 class Table(dict):
     """op -> its fields, with what the builders check cheaply: (the names allowed, those required) by op."""
 
@@ -66,6 +70,9 @@ class Table(dict):
         self.results: Dict[str, Field] = {}   # request tables: op -> the "result" of its ok reply
         self.names = {op: (frozenset(fields), frozenset(name for name, field in fields.items() if field.required))
                       for op, fields in ops.items()}
+        # op -> {name: types} for protocol's one-pass check of a well-formed message, "op" and "rid" included
+        self.plain_types = {op: {**MESSAGE_ENVELOPE_TYPES, **{name: field.types for name, field in fields.items()}}
+                            for op, fields in ops.items()}
 
 
 # ----------------------------------------------------------------- jobs

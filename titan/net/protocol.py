@@ -86,9 +86,12 @@ def decode(frame: bytes, ops: Dict[str, Dict[str, Field]], limit: int = defaults
 
 def check_message(message: dict, ops: Dict[str, Dict[str, Field]], needs_rid: bool = False) -> str:
     """Check an unpacked message against the table of ops; returns its op."""
-    rid = message.get("rid")
+    rid, op = message.get("rid"), message.get("op")
+    plain_types = ops.plain_types.get(op) if type(op) is str else None
+    if plain_types is not None and (type(rid) is str or not needs_rid) \
+            and is_plain(message, plain_types, ops.names[op][1]):
+        return op
     try:
-        op = message.get("op")
         if not isinstance(op, str):
             raise ProtocolError("message has no 'op' string naming its type")
         if op not in ops:
@@ -220,6 +223,27 @@ def check_fields(what: str, message: dict, fields: Dict[str, Field], ignore: tup
             raise ProtocolError(f"{what}: field {name!r} {problem}")
 
 
+def is_plain(message: dict, types_by_name: Dict[str, tuple], required: frozenset) -> bool:
+    """True when check_fields would pass the message, checked in one pass without building any text: every
+    field is declared with exactly its value's type, every number fits and none required is missing. A
+    False only means the exact check (check_fields) must look, for the message that says what is wrong."""
+    for name, value in message.items():
+        types = types_by_name.get(name)
+        kind = type(value)
+        if types is None or kind not in types:
+            return False
+        if kind is int:
+            if not INT64_MIN <= value <= INT64_MAX:
+                return False
+        elif kind is float:
+            if not math.isfinite(value):
+                return False
+        elif (kind is list or kind is dict) and name not in CONTENTS_CHECKED_ELSEWHERE \
+                and _nested_number_problem(value):
+            return False
+    return required <= message.keys()
+
+
 def is_of_type(value, types: tuple) -> bool:
     """isinstance, except that a bool is not taken for an int unless bool is among the types."""
     if isinstance(value, bool) and bool not in types:
@@ -265,6 +289,7 @@ def submitted_scripts(raw) -> Dict[str, bytes]:
 
 
 _JOB_FIELD_TYPES = {name: field.types for name, field in JOB_FIELDS.items()}
+_REQUIRED_JOB_FIELDS = frozenset(name for name, field in JOB_FIELDS.items() if field.required)
 
 
 def job_from_wire(raw, index: int = 0, same_script=lambda script: script,
@@ -273,7 +298,7 @@ def job_from_wire(raw, index: int = 0, same_script=lambda script: script,
     may return an equal script already held, so many jobs of one script share one copy in memory."""
     if not isinstance(raw, dict):
         raise ProtocolError(f"job #{index} must be a map, got {type(raw).__name__}")
-    if not _has_plain_job_fields(raw):   # the exact check, for its message (and the rare subclass)
+    if not is_plain(raw, _JOB_FIELD_TYPES, _REQUIRED_JOB_FIELDS):   # the exact check, for its message
         check_fields(_job_label(raw, index), raw, JOB_FIELDS)
     problem = name_problem(raw["job_id"])
     if problem:
@@ -331,19 +356,6 @@ def _port_problem(raw: dict) -> Optional[str]:
     if raw.get("job_type") == SERVICE_JOB_TYPE and not port:
         return f"a {SERVICE_JOB_TYPE} job needs the port it listens on (port=...)"
     return None
-
-
-def _has_plain_job_fields(raw: dict) -> bool:
-    """True when every field is known and of exactly an allowed type, and none required is missing:
-    the common case, checked in one pass without building messages."""
-    for name, value in raw.items():
-        types = _JOB_FIELD_TYPES.get(name)
-        kind = type(value)
-        if types is None or kind not in types:
-            return False
-        if (kind is int or kind is float) and number_problem(value):
-            return False
-    return "job_id" in raw and "filename" in raw
 
 
 def _job_label(raw: dict, index: int) -> str:
