@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
-from typing import Iterable, List, Optional
+from typing import Callable, Iterable, List, Optional
 
 from titan.core.effects import Forgotten
 from titan.core.errors import JobConflict, UnknownDag
 from titan.core.jobs import JobRun, JobState
 
 FORGOTTEN_REMEMBERED = 10_000   # forgotten job ids job_info can still say something about
+CLOCK_EVERY = 16                # runs chosen between two readings of forget_old's clock
 COMPLETED_QUEUE, FAILED_QUEUE = "completed", "failed"
 COMPLETED = JobState.COMPLETED   # read once: a descriptor call each time in Python 3.11
 
@@ -76,11 +77,18 @@ class SchedulerRetention:
 
     # ----------------------------------------------------------------- forgetting
 
-    def forget_old(self, now: float, batch: int) -> list:
-        """Forget at most `batch` runs that are due; returns the effects (one Forgotten if any were)."""
+    def forget_old(self, now: float, batch: int, clock: Optional[Callable[[], float]] = None,
+                   budget: float = 0.0) -> list:
+        """Forget at most `batch` runs that are due; returns the effects (one Forgotten if any were).
+        Given a `clock` (seconds; the core reads none of its own), it stops choosing once `budget` seconds
+        have passed since the call began, whatever `batch` says."""
         self._at(now)
         chosen, held = [], []
+        deadline = None if clock is None else clock() + budget
         while len(chosen) + len(held) < batch:
+            looked = len(chosen) + len(held)
+            if deadline is not None and looked and looked % CLOCK_EVERY == 0 and clock() >= deadline:
+                break
             queue = self._due_queue()
             if queue is None:
                 break
