@@ -170,3 +170,13 @@ def test_a_long_soak_keeps_the_scheduler_the_same_size():
     assert sizes[-1] == sizes[10], sizes
     assert sim.s.forgotten_total == 300 - sizes[-1][1]
     assert not sim.s.state_counts[F]
+
+
+def test_cleaning_lag_says_how_long_past_its_keep_time_the_oldest_ended_run_waits():
+    sim = sim_keeping(keep_completed=10.0, keep_failed=None)
+    sim.submit(spec("a"), spec("b"))
+    sim.finish("a")
+    sim.finish("b", exit_code=1)   # kept for ever: never late
+    sim.now = 15.0
+    assert sim.s.cleaning_lag(sim.now) == 5.0
+    assert forget(sim) == ["a"] and sim.s.cleaning_lag(sim.now) == 0.0

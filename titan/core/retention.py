@@ -198,6 +198,16 @@ class SchedulerRetention:
         self.dags.pop(dag, None)
         self._dag_open.pop(dag, None)
 
+    def cleaning_lag(self, now: float) -> float:
+        """How long past its keep time the oldest ended run waits to be forgotten (0: cleaning keeps up)."""
+        self._at(now)
+        lag = 0.0
+        for queue, keep in ((self._ended[COMPLETED_QUEUE], self.retention.keep_completed),
+                            (self._ended[FAILED_QUEUE], self.retention.keep_failed)):
+            if queue and keep is not None:
+                lag = max(lag, self._wall_now - keep - queue[0][0])
+        return round(lag, 3)
+
     def forgotten_job(self, job_id: str) -> Optional[dict]:
         """What became of a job this master has forgotten, while it remembers that; else None."""
         gone = self.forgotten.get(job_id)

@@ -38,6 +38,7 @@ class Cleaning:
         self.longest_cleaning_ms = 0.0
         self._cleaning_s = 0.0                 # this turn's, in memory
         self._journal_forget_s = 0.0           # the journal's forget_seconds when the turn began
+        self._turn_cpu_began = time.thread_time()
         # Runs one cleaning step may forget: adapted after each step so that forgetting them, in memory
         # and in the journal's commit, takes about CLEANING_BUDGET_S (the cost per run varies with the
         # machine's load, the journal and what a run leaves behind).
@@ -64,9 +65,12 @@ class Cleaning:
         if self.committer.failure is not None:
             return
         self._settle_cleaning_step()
+        left = self._turn_cleaning_allowed() - self._turn_cleaning_s()
+        if left <= 0:
+            return   # the rest waits for the next turn
         began, cpu_began = time.perf_counter(), time.thread_time()
         effects = self.scheduler.forget_old(time.monotonic(), self._forget_batch, time.perf_counter,
-                                            defaults.CLEANING_BUDGET_S)
+                                            min(defaults.CLEANING_BUDGET_S, left))
         self._apply(effects)
         forgotten = _count(effects)
         if forgotten:
@@ -78,6 +82,17 @@ class Cleaning:
 
     def _journal_forget_seconds(self) -> float:
         return getattr(self.journal, "forget_seconds", 0.0)
+
+    def _turn_cleaning_allowed(self) -> float:
+        """What this loop turn may spend forgetting: CLEANING_TURN_BUDGET_S, or in a turn busy with much
+        else (hundreds of worker batches) CLEANING_TURN_SHARE of what that took, so forgetting keeps pace
+        with the jobs ending without ever being most of a turn."""
+        busy = time.thread_time() - self._turn_cpu_began - self._turn_cleaning_s()
+        return max(defaults.CLEANING_TURN_BUDGET_S, defaults.CLEANING_TURN_SHARE * busy)
+
+    def _turn_cleaning_s(self) -> float:
+        """CPU this loop turn has spent forgetting so far, in memory and in its commits."""
+        return self._cleaning_s + self._journal_forget_seconds() - self._journal_forget_s
 
     def _settle_cleaning_step(self) -> None:
         """The last step's whole cost, now that its commit has deleted its rows: the longest step, and
@@ -109,12 +124,11 @@ class Cleaning:
         self._settle_cleaning_step()
         took = (time.perf_counter() - began) * 1000
         self.longest_turn_ms = max(self.longest_turn_ms, took)
-        journal_s = self._journal_forget_seconds()
         if self._cleaned:
-            cleaning_ms = (self._cleaning_s + journal_s - self._journal_forget_s) * 1000
-            self.longest_cleaning_ms = max(self.longest_cleaning_ms, cleaning_ms)
-            self._cleaned, self._cleaning_s = False, 0.0
-        self._journal_forget_s = journal_s
+            self.longest_cleaning_ms = max(self.longest_cleaning_ms, self._turn_cleaning_s() * 1000)
+        self._cleaned, self._cleaning_s = False, 0.0
+        self._journal_forget_s = self._journal_forget_seconds()
+        self._turn_cpu_began = time.thread_time()   # the thread takes no CPU while it waits in poll
 
     def _runs_named(self, result) -> list:
         """The seqs of the kept runs a reply names (its jobs' current runs): it goes with the last of them."""
@@ -175,7 +189,7 @@ class Cleaning:
                 "last_cleaning": self.last_cleaning, "longest_turn_ms": round(self.longest_turn_ms, 3),
                 "longest_cleaning_ms": round(self.longest_cleaning_ms, 3),
                 "longest_cleaning_step_ms": round(self.longest_cleaning_step_ms, 3),
-                "forget_batch": self._forget_batch}
+                "forget_batch": self._forget_batch, "cleaning_lag_s": self.scheduler.cleaning_lag(time.monotonic())}
 
 
 def _count(effects: list) -> int:

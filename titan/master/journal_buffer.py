@@ -126,7 +126,10 @@ class BufferedJournal(Journal):
 
     def record_replies_forgotten(self, channel: str, rids: List[str]) -> None:
         ids = self._reply_ids[channel]
-        self._forgotten.replies += [row_id for row_id in map(ids.pop, rids, [None] * len(rids)) if row_id is not None]
+        for rid in rids:
+            row_id = ids.pop(rid, None)
+            if row_id is not None:
+                self._forgotten.replies.append(row_id)
 
     def _replies_to_prune(self) -> Dict[str, List[int]]:
         """Now and then (each REPLIES_KEPT // 10 replies written), the row ids of each channel's oldest

@@ -202,6 +202,7 @@ CLIENT_RESULTS = {
                         standbys=list_of(dict, shape=_fields(name=(str,), address=(str,), waiting_since=Number)))),
                     jobs_kept=(int,), jobs_forgotten=(int,), journal_bytes=(int,), longest_turn_ms=Number,
                     longest_cleaning_ms=Number, longest_cleaning_step_ms=Number, forget_batch=(int,),
+                    cleaning_lag_s=Number,
                     last_cleaning=Field((dict, NoneType), shape=_fields(at=Number, forgotten=(int,), took_ms=Number))),
     "forget": map_of(forgotten=(int,), to_forget=(int,)),   # to_forget: ended before `before`, going in batches
     "approve": _JOB_RESULT,
