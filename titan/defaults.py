@@ -93,15 +93,21 @@ STATS_RECENT_DAGS = 100
 JOBS_LISTED = 100
 DAG_RUNS_LISTED = 20
 # How long the master keeps an ended job (--keep-completed, --keep-failed) and how many ended jobs at most
-# (--keep-max-jobs); the README says why these. Then it forgets them FORGET_BATCH at a time, for at most
-# CLEANING_BUDGET_S of each loop turn (and of each worker batch handled), so forgetting keeps up with a
-# busy master without stalling it; after a commit that forgot something, once 4 x VACUUM_PAGES pages are
-# free in the journal, it returns VACUUM_PAGES of them to the file system.
+# (--keep-max-jobs); the README says why these. Then it forgets them a step at a time, one step in each
+# loop turn and after each worker batch handled, so forgetting keeps up with a busy master without
+# stalling it: a step forgets FORGET_BATCH runs at first, then as many as took about CLEANING_BUDGET_S
+# of CPU in the steps before (memory and journal; between FORGET_BATCH_MIN and FORGET_BATCH_MAX), and
+# stops choosing once CLEANING_BUDGET_S have passed; a loop turn's steps stop once they have taken
+# CLEANING_TURN_BUDGET_S of CPU together, or in a turn busy with much else CLEANING_TURN_SHARE of it. After a commit that forgot something, once 4 x
+# VACUUM_PAGES pages are free in the journal, it returns VACUUM_PAGES of them to the file system.
 KEEP_COMPLETED_S = 86_400
 KEEP_FAILED_S = 7 * 86_400
 KEEP_MAX_JOBS = 100_000
 FORGET_BATCH = 100
-CLEANING_BUDGET_S = 0.002
+FORGET_BATCH_MIN, FORGET_BATCH_MAX = 10, 2_000
+CLEANING_BUDGET_S = 0.005
+CLEANING_TURN_BUDGET_S = 0.02   # all the steps of one loop turn together,
+CLEANING_TURN_SHARE = 0.2       # or this share of the CPU the rest of a busy turn took (hundreds of batches)
 VACUUM_PAGES = 64
 # An artifact blob no name points at and no job kept runs from is removed once it has been so for
 # --artifact-grace (the README says why 1h). Every ARTIFACT_SWEEP_EVERY_S the master looks at the next

@@ -285,7 +285,9 @@ class TitanClient(FileTransfers):
         Returns the final state (for one id) or {job_id: state}.
 
         Raises TimeoutError naming the jobs still running when `timeout` seconds pass. `on_final(job_id,
-        state)` is called as each job ends (e.g. to show progress).
+        state)` is called as each job ends (e.g. to show progress). A job the master has forgotten (see
+        --keep-completed) gives the state it ended in while the master remembers it was forgotten (its
+        last 10,000), else UnknownJob saying it may have been forgotten.
         """
         single = isinstance(job_ids, str)
         waiting = {job_ids} if single else set(job_ids)
@@ -323,7 +325,8 @@ class TitanClient(FileTransfers):
     def _record_final(self, snapshot: dict, waiting: set, final: Dict[str, str], on_final) -> tuple:
         for job_id, state in snapshot["states"].items():
             if state is None:
-                raise error_from_reply({"kind": "UnknownJob", "message": f"no job {job_id!r} on this master"})
+                raise error_from_reply({"kind": "UnknownJob", "message": f"no job {job_id!r} on this master (never "
+                                        "submitted, or ended and forgotten long ago: see --keep-completed)"})
             if state in FINAL_STATE_NAMES and job_id in waiting:
                 _settle(job_id, state, waiting, final, on_final)
         return snapshot["run_id"], snapshot["seq"]

@@ -76,3 +76,40 @@ def test_a_master_killed_while_it_cleans_keeps_what_it_was_to_keep(make_cluster,
     (mode,) = db.execute("PRAGMA auto_vacuum").fetchone()
     db.close()
     assert specs == sorted(kept) and set(states) <= set(kept) and mode == 2
+
+
+def _journaled_replies(data) -> list:
+    """The job ids each reply kept in a stopped master's journal names."""
+    from titan.master.replies import named_jobs
+    from titan.net import protocol
+    db = sqlite3.connect(str(data / "titan.db"))
+    replies = [named_jobs(protocol.decode_reply(reply)["result"]) for (reply,) in db.execute("SELECT reply FROM replies")]
+    db.close()
+    return sorted(replies)
+
+
+def test_a_forgotten_job_takes_its_cached_replies_along_and_wait_still_says_how_it_ended(make_cluster, script,
+                                                                                          tmp_path):
+    """Replies name runs; a reply goes with the last run it names, also one loaded after a restart."""
+    data = tmp_path / "data"
+    cluster = make_cluster(NULL_WORKER, data_dir=str(data), master_args=["--keep-completed", "1h"])
+    job = script("job.py", "print('x')\n")
+    with cluster.client(timeout=15) as client:
+        client.submit_dag("pair", [TitanJob("a", job), TitanJob("b", job)])
+        client.submit_job(TitanJob("parent", job))
+        assert client.wait(["a", "b", "parent"], timeout=60) == {"a": "COMPLETED", "b": "COMPLETED",
+                                                                  "parent": "COMPLETED"}
+        client.submit_job(TitanJob("child", job, parents=["parent"], requirement="GPU"))   # keeps its parent
+        client.submit_dag("pair", [TitanJob("c", job)])   # run 2: run 1 (a, b) may now be forgotten
+        assert client.wait("c", timeout=60) == "COMPLETED"
+    cluster.stop()
+    assert _journaled_replies(data) == [["a", "b"], ["c"], ["child"], ["parent"]]
+    cluster.master_args = ["--keep-completed", "1s"]
+    cluster.start()
+    with cluster.client(timeout=15) as client:
+        wait_until(lambda: client.get_job_status("b") == "NULL", timeout=30, what="run 1 of 'pair' forgotten")
+        assert client.wait(["a", "b"], timeout=10) == {"a": "COMPLETED", "b": "COMPLETED"}
+        with pytest.raises(UnknownJob, match="never submitted, or ended and forgotten long ago"):
+            client.wait("never-submitted", timeout=10)
+    cluster.stop()
+    assert _journaled_replies(data) == [["c"], ["child"], ["parent"]]

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from titan.core.jobs import JobState
+from titan.core.retention import Retention
 from titan.core.scheduler import Scheduler
+from titan.master.journal import JournalWriteError
 from titan.master.sqlite_journal import SCHEMA_VERSION, SqliteJournal
 from tests.unit.journals import count_rows, journal_at  # noqa: F401  (journal_at: a fixture)
 from tests.unit.sim import Sim, spec
@@ -189,3 +191,63 @@ def test_an_earlier_run_keeps_the_archive_it_ran_from_across_a_restart(tmp_path)
     journal.close()
     earlier = [run for run in SqliteJournal(str(tmp_path)).load().past_runs if run.job_id == "step"]
     assert [run.spec.archive for run in earlier] == [pinned], "what pins the archive while the run is kept"
+
+
+def test_replies_forgotten_with_their_runs_leave_the_journal(journal_at):
+    journal = journal_at()
+    journal.record_reply("client", "c/1", b"one")
+    journal.record_reply("client", "c/2", b"two")
+    journal.commit()
+    journal.record_replies_forgotten("client", ["c/1", "c/never"])
+    journal.commit()
+    assert count_rows(journal, "replies") == 1
+    journal.close()
+    reopened = journal_at()
+    assert reopened.load().replies == {"client": [("c/2", b"two")]}
+    reopened.record_replies_forgotten("client", ["c/2"])   # known by request id after a restart too
+    reopened.commit()
+    assert count_rows(reopened, "replies") == 0
+    reopened.close()
+
+
+class _CommitFails:
+    """A SQLite journal's connection whose next COMMIT fails, as a full disk makes it fail."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db, self.failing = db, True
+
+    def execute(self, statement: str, *args):
+        if statement == "COMMIT" and self.failing:
+            self.failing = False
+            raise sqlite3.OperationalError("database or disk is full")
+        return self.db.execute(statement, *args)
+
+    def __getattr__(self, name: str):
+        return getattr(self.db, name)
+
+
+def test_a_fold_rolled_back_keeps_the_note_of_runs_forgotten_before_it(tmp_path):
+    """A run forgotten while its state changes wait to be folded: a fold that fails to commit must not
+    let go of that note, or the next fold brings the forgotten run's state row back."""
+    sim = Sim()
+    journal = SqliteJournal(str(tmp_path))
+    sim.join("w1")
+    submit(sim, journal, spec("a"))
+    journal_everything(sim, journal)
+    sim.finish("a")
+    journal_everything(sim, journal)
+    assert journal.backlog > 0
+    sim.s.retention = Retention(keep_completed=0.0)
+    (forgotten,) = sim._step(sim.s.forget_old, batch=10)
+    journal.record_forgotten(forgotten.runs, [], [], [])
+    journal.commit()
+    real = journal.db
+    journal.db = _CommitFails(real)
+    with pytest.raises(JournalWriteError):
+        journal.compact()
+    journal.db = real
+    while journal.compact():
+        pass
+    assert journal.backlog == 0
+    assert count_rows(journal, "job_states") == 0 and count_rows(journal, "run_times") == 0
+    journal.close()

@@ -202,8 +202,7 @@ def test_a_version_1_journal_is_upgraded_and_keeps_its_jobs_store_and_replies(tm
 
 
 def test_each_channel_keeps_its_own_latest_replies(journal_at, monkeypatch):
-    for module in ("sqlite_journal", "postgres_journal"):
-        monkeypatch.setattr(f"titan.master.{module}.REPLIES_KEPT", 20)
+    monkeypatch.setattr("titan.master.journal_buffer.REPLIES_KEPT", 20)
     journal = journal_at()
     for n in range(5):
         journal.record_reply("client", f"c{n}", b"submitted")

@@ -63,6 +63,22 @@ def test_cleaning_goes_in_batches_of_the_size_asked():
     assert [len(forget(sim, batch=10)) for _ in range(4)] == [10, 10, 5, 0]
 
 
+def test_a_clock_given_stops_the_batch_once_its_budget_is_spent():
+    sim = sim_keeping(keep_completed=0.0)
+    sim.submit(*[spec(f"j{i}") for i in range(100)])
+    for i in range(100):
+        sim.finish(f"j{i}")
+    readings = iter(range(1_000))   # a clock that moves one second at each reading
+
+    def forgotten_within(budget):
+        effects = sim._step(sim.s.forget_old, batch=1_000, clock=lambda: float(next(readings)), budget=budget)
+        return sum(len(e.runs) for e in effects if isinstance(e, Forgotten))
+
+    # read once at the start, then after every CLOCK_EVERY (16) runs chosen
+    assert forgotten_within(1.5) == 32 and forgotten_within(0.5) == 16
+    assert forgotten_within(100.0) == 52 and not sim.s.history.runs
+
+
 def test_a_running_service_a_waiting_gate_and_unfinished_jobs_are_never_forgotten():
     sim = sim_keeping(keep_completed=0.0, keep_failed=0.0, keep_max_jobs=0)
     sim.submit(spec("svc", job_type="SERVICE", port=8080), spec("step", hitl_message="ok?"),
@@ -149,7 +165,18 @@ def test_a_long_soak_keeps_the_scheduler_the_same_size():
         forget(sim)
         history = sim.s.history
         sizes.append((len(sim.s.jobs), len(history.runs), len(history._all.seqs),
-                      len(history._by_state[C].seqs), len(sim.s.history.dag_runs["soak"])))
+                      len(history._by_state[C].seqs), len(sim.s.history.dag_runs["soak"]),
+                      sum(len(index.seqs) for index in history._by_worker.values())))
     assert sizes[-1] == sizes[10], sizes
     assert sim.s.forgotten_total == 300 - sizes[-1][1]
     assert not sim.s.state_counts[F]
+
+
+def test_cleaning_lag_says_how_long_past_its_keep_time_the_oldest_ended_run_waits():
+    sim = sim_keeping(keep_completed=10.0, keep_failed=None)
+    sim.submit(spec("a"), spec("b"))
+    sim.finish("a")
+    sim.finish("b", exit_code=1)   # kept for ever: never late
+    sim.now = 15.0
+    assert sim.s.cleaning_lag(sim.now) == 5.0
+    assert forget(sim) == ["a"] and sim.s.cleaning_lag(sim.now) == 0.0

@@ -135,7 +135,7 @@ class History:
                 self._by_dag.pop(dag, None)
             elif dag in self._by_dag:
                 self._by_dag[dag].trim(alive, live)
-        for worker in {a[1] for run in runs for a in run.ended_attempts or ()}:
+        for worker in {worker for run in runs for worker in _workers_of(run)}:
             index = self._by_worker.get(worker)
             if index is not None:
                 index.trim(alive, live)
@@ -165,7 +165,7 @@ class History:
         """Runs (current and past) and DAG runs from a journal, in any order."""
         for run in sorted(runs, key=lambda r: r.seq):
             self.admitted(run)
-            for worker in {a[1] for a in run.ended_attempts or ()} | ({run.worker} if run.worker else set()):
+            for worker in _workers_of(run):
                 self._by_worker.setdefault(worker, _SeqIndex()).add(run.seq)
         for dag_run in sorted(dag_runs, key=lambda d: d.number):
             self.dag_runs.setdefault(dag_run.dag, []).append(dag_run)
@@ -206,6 +206,14 @@ class History:
         if worker is not None:
             choices.append(self._by_worker.get(worker, _SeqIndex()))
         return min(choices, key=lambda index: len(index.seqs)).ordered()
+
+
+def _workers_of(run: JobRun) -> set:
+    """The workers a run's attempts ran on: each earlier attempt's, and its last (run.worker)."""
+    workers = {attempt[1] for attempt in run.ended_attempts or ()}
+    if run.worker:
+        workers.add(run.worker)
+    return workers
 
 
 def _matches(run: JobRun, state: Optional[JobState], dag: Optional[str], worker: Optional[str],

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
-from typing import Iterable, List, Optional
+from typing import Callable, Iterable, List, Optional
 
 from titan.core.effects import Forgotten
 from titan.core.errors import JobConflict, UnknownDag
 from titan.core.jobs import JobRun, JobState
 
 FORGOTTEN_REMEMBERED = 10_000   # forgotten job ids job_info can still say something about
+CLOCK_EVERY = 16                # runs chosen between two readings of forget_old's clock
 COMPLETED_QUEUE, FAILED_QUEUE = "completed", "failed"
 COMPLETED = JobState.COMPLETED   # read once: a descriptor call each time in Python 3.11
 
@@ -76,11 +77,18 @@ class SchedulerRetention:
 
     # ----------------------------------------------------------------- forgetting
 
-    def forget_old(self, now: float, batch: int) -> list:
-        """Forget at most `batch` runs that are due; returns the effects (one Forgotten if any were)."""
+    def forget_old(self, now: float, batch: int, clock: Optional[Callable[[], float]] = None,
+                   budget: float = 0.0) -> list:
+        """Forget at most `batch` runs that are due; returns the effects (one Forgotten if any were).
+        Given a `clock` (seconds; the core reads none of its own), it stops choosing once `budget` seconds
+        have passed since the call began, whatever `batch` says."""
         self._at(now)
         chosen, held = [], []
+        deadline = None if clock is None else clock() + budget
         while len(chosen) + len(held) < batch:
+            looked = len(chosen) + len(held)
+            if deadline is not None and looked and looked % CLOCK_EVERY == 0 and clock() >= deadline:
+                break
             queue = self._due_queue()
             if queue is None:
                 break
@@ -194,6 +202,16 @@ class SchedulerRetention:
         self.history.dag_runs.pop(dag, None)
         self.dags.pop(dag, None)
         self._dag_open.pop(dag, None)
+
+    def cleaning_lag(self, now: float) -> float:
+        """How long past its keep time the oldest ended run waits to be forgotten (0: cleaning keeps up)."""
+        self._at(now)
+        lag = 0.0
+        for queue, keep in ((self._ended[COMPLETED_QUEUE], self.retention.keep_completed),
+                            (self._ended[FAILED_QUEUE], self.retention.keep_failed)):
+            if queue and keep is not None:
+                lag = max(lag, self._wall_now - keep - queue[0][0])
+        return round(lag, 3)
 
     def forgotten_job(self, job_id: str) -> Optional[dict]:
         """What became of a job this master has forgotten, while it remembers that; else None."""

@@ -15,13 +15,14 @@ from titan.core.effects import Forgotten
 from titan.core.errors import JournalUnavailable, RequestRejected
 from titan.core.jobs import JobRun
 from titan.core.retention import Retention
+from titan.master.replies import named_jobs
 
 log = logging.getLogger("titan.master")
 
 
 class Cleaning:
-    """Needs self.scheduler, self.journal, self.logs, self.committer, self.config, self.dag_agent_run and
-    the script maps of Master (_scripts, _script_digests, _scripts_sent, _script_digest)."""
+    """Needs self.scheduler, self.journal, self.logs, self.replies, self.committer, self.config,
+    self.dag_agent_run and the script maps of Master (_scripts, _script_digests, _scripts_sent, _script_digest)."""
 
     def _init_cleaning(self) -> None:
         self.scheduler.retention = Retention(self.config.keep_completed, self.config.keep_failed,
@@ -37,6 +38,13 @@ class Cleaning:
         self.longest_cleaning_ms = 0.0
         self._cleaning_s = 0.0                 # this turn's, in memory
         self._journal_forget_s = 0.0           # the journal's forget_seconds when the turn began
+        self._turn_cpu_began = time.thread_time()
+        # Runs one cleaning step may forget: adapted after each step so that forgetting them, in memory
+        # and in the journal's commit, takes about CLEANING_BUDGET_S (the cost per run varies with the
+        # machine's load, the journal and what a run leaves behind).
+        self._forget_batch = defaults.FORGET_BATCH
+        self._step: Optional[tuple] = None     # the last step: (runs forgotten, CPU s in memory, journal's s before)
+        self.longest_cleaning_step_ms = 0.0    # the most CPU one step took, memory and journal
 
     def _journal_dag_run(self, dag: str) -> None:
         """A DAG run began or ended (dag.submitted, dag.finished): its record as it is now."""
@@ -56,22 +64,51 @@ class Cleaning:
         in memory only, and come back at the next restart)."""
         if self.committer.failure is not None:
             return
-        if not self.scheduler.forgetting_due(time.monotonic()):   # most turns; spares thread_time (a system
-            self._sweep_artifacts()                                # call that cost 5% of the master at S1)
+        if not self.scheduler.forgetting_due(time.monotonic()):   # most turns: no thread_time calls (a system
+            self._sweep_artifacts()                                # call that cost 5% of the master at S1-null)
             return
+        self._settle_cleaning_step()
+        left = self._turn_cleaning_allowed() - self._turn_cleaning_s()
+        if left <= 0:
+            return   # the rest waits for the next turn
         began, cpu_began = time.perf_counter(), time.thread_time()
-        forgotten = 0
-        while time.perf_counter() - began < defaults.CLEANING_BUDGET_S:
-            effects = self.scheduler.forget_old(time.monotonic(), defaults.FORGET_BATCH)
-            if not effects:
-                break
-            self._apply(effects)
-            forgotten += _count(effects)
+        effects = self.scheduler.forget_old(time.monotonic(), self._forget_batch, time.perf_counter,
+                                            min(defaults.CLEANING_BUDGET_S, left))
+        self._apply(effects)
+        forgotten = _count(effects)
         if forgotten:
-            took = time.perf_counter() - began
-            self._cleaned, self._cleaning_s = True, self._cleaning_s + time.thread_time() - cpu_began
+            took, cpu = time.perf_counter() - began, time.thread_time() - cpu_began
+            self._cleaned, self._cleaning_s = True, self._cleaning_s + cpu
+            self._step = (forgotten, cpu, self._journal_forget_seconds())
             self.last_cleaning = {"at": time.time(), "forgotten": forgotten, "took_ms": round(took * 1000, 3)}
         self._sweep_artifacts()
+
+    def _journal_forget_seconds(self) -> float:
+        return getattr(self.journal, "forget_seconds", 0.0)
+
+    def _turn_cleaning_allowed(self) -> float:
+        """What this loop turn may spend forgetting: CLEANING_TURN_BUDGET_S, or in a turn busy with much
+        else (hundreds of worker batches) CLEANING_TURN_SHARE of what that took, so forgetting keeps pace
+        with the jobs ending without ever being most of a turn."""
+        busy = time.thread_time() - self._turn_cpu_began - self._turn_cleaning_s()
+        return max(defaults.CLEANING_TURN_BUDGET_S, defaults.CLEANING_TURN_SHARE * busy)
+
+    def _turn_cleaning_s(self) -> float:
+        """CPU this loop turn has spent forgetting so far, in memory and in its commits."""
+        return self._cleaning_s + self._journal_forget_seconds() - self._journal_forget_s
+
+    def _settle_cleaning_step(self) -> None:
+        """The last step's whole cost, now that its commit has deleted its rows: the longest step, and
+        the next step's size (halfway to what the budget allows at this cost per run)."""
+        if self._step is None:
+            return
+        forgotten, memory_s, journal_before = self._step
+        self._step = None
+        took = memory_s + self._journal_forget_seconds() - journal_before
+        self.longest_cleaning_step_ms = max(self.longest_cleaning_step_ms, took * 1000)
+        fits = defaults.CLEANING_BUDGET_S / max(took / forgotten, 1e-7)
+        self._forget_batch = int(min(max((self._forget_batch + fits) / 2, defaults.FORGET_BATCH_MIN),
+                                     defaults.FORGET_BATCH_MAX))
 
     def _sweep_artifacts(self) -> None:
         """Every ARTIFACT_SWEEP_EVERY_S, a small batch of the artifact store's blobs looked at, the
@@ -87,18 +124,24 @@ class Cleaning:
             log.warning("artifact sweep: %s; the blobs are kept until a later sweep", exc)
 
     def _timed_turn(self, began: float) -> None:
+        self._settle_cleaning_step()
         took = (time.perf_counter() - began) * 1000
         self.longest_turn_ms = max(self.longest_turn_ms, took)
-        journal_s = getattr(self.journal, "forget_seconds", 0.0)
         if self._cleaned:
-            cleaning_ms = (self._cleaning_s + journal_s - self._journal_forget_s) * 1000
-            self.longest_cleaning_ms = max(self.longest_cleaning_ms, cleaning_ms)
-            self._cleaned, self._cleaning_s = False, 0.0
-        self._journal_forget_s = journal_s
+            self.longest_cleaning_ms = max(self.longest_cleaning_ms, self._turn_cleaning_s() * 1000)
+        self._cleaned, self._cleaning_s = False, 0.0
+        self._journal_forget_s = self._journal_forget_seconds()
+        self._turn_cpu_began = time.thread_time()   # the thread takes no CPU while it waits in poll
+
+    def _runs_named(self, result) -> list:
+        """The seqs of the kept runs a reply names (its jobs' current runs): it goes with the last of them."""
+        jobs = self.scheduler.jobs
+        return [jobs[job_id].seq for job_id in named_jobs(result) if job_id in jobs]
 
     def _let_go(self, effect: Forgotten) -> None:
         for job_id in effect.current:
             self.logs.reset(job_id)
+        self._forget_replies(effect.runs)
         for dag in effect.dags:
             self.dag_agent_run.pop(dag, None)
         unused = [digest for digest in map(self._script_released, effect.runs) if digest is not None]
@@ -109,6 +152,14 @@ class Cleaning:
                     del self._archive_users[run.spec.archive]
         if self.journal is not None:
             self.journal.record_forgotten(effect.runs, effect.dag_runs, effect.dags, unused)
+
+    def _forget_replies(self, runs: list) -> None:
+        """Cached replies that named no other run kept leave memory and the journal with these runs."""
+        seqs = [run.seq for run in runs]
+        for channel, cache in self.replies.items():
+            dropped = cache.forgot(seqs)
+            if dropped and self.journal is not None:
+                self.journal.record_replies_forgotten(channel, dropped)
 
     def _script_released(self, run: JobRun) -> Optional[str]:
         """The script's sha256 if no run kept uses it any more (it is then dropped), else None."""
@@ -139,7 +190,9 @@ class Cleaning:
         return {"jobs_kept": len(self.scheduler.history.runs), "jobs_forgotten": self.scheduler.forgotten_total,
                 "journal_bytes": self.journal.size_bytes if self.journal is not None else 0,
                 "last_cleaning": self.last_cleaning, "longest_turn_ms": round(self.longest_turn_ms, 3),
-                "longest_cleaning_ms": round(self.longest_cleaning_ms, 3)}
+                "longest_cleaning_ms": round(self.longest_cleaning_ms, 3),
+                "longest_cleaning_step_ms": round(self.longest_cleaning_step_ms, 3),
+                "forget_batch": self._forget_batch, "cleaning_lag_s": self.scheduler.cleaning_lag(time.monotonic())}
 
 
 def _count(effects: list) -> int:

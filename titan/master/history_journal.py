@@ -79,7 +79,7 @@ def forget(db: sqlite3.Connection, forgotten: "ForgottenRows", unfolded: "Forgot
         return 0.0
     began = time.thread_time()
     (newest,) = db.execute("SELECT MAX(id) FROM job_transitions").fetchone()
-    if newest is not None:
+    if newest is not None and forgotten.runs:
         unfolded.add(newest, [seq for _, seq in forgotten.runs])
     by_seq = [(seq,) for _, seq in forgotten.runs]
     db.executemany("DELETE FROM job_specs WHERE seq = ?", by_seq)
@@ -91,20 +91,23 @@ def forget(db: sqlite3.Connection, forgotten: "ForgottenRows", unfolded: "Forgot
     db.executemany("DELETE FROM dags WHERE name = ?", [(dag,) for dag in forgotten.dags])
     db.executemany("DELETE FROM agent_runs WHERE dag = ?", [(dag,) for dag in forgotten.dags])
     db.executemany("DELETE FROM scripts WHERE sha256 = ?", [(sha,) for sha in forgotten.scripts])
+    db.executemany("DELETE FROM replies WHERE id = ?", [(row_id,) for row_id in forgotten.replies])
     return time.thread_time() - began
 
 
 class ForgottenRows:
-    """What one commit forgets: (job id, seq) of runs, DAG run ids, DAG names, script sha256s."""
+    """What one commit forgets: (job id, seq) of runs, DAG run ids, DAG names, script sha256s, and
+    the row ids of replies that went with the runs they named (or were replaced)."""
 
     def __init__(self):
         self.runs: List[tuple] = []
         self.dag_runs: List[str] = []
         self.dags: List[str] = []
         self.scripts: List[str] = []
+        self.replies: List[int] = []
 
     def __bool__(self) -> bool:
-        return bool(self.runs or self.dag_runs or self.dags or self.scripts)
+        return bool(self.runs or self.dag_runs or self.dags or self.scripts or self.replies)
 
     def add(self, runs: List[JobRun], dag_runs: List[str], dags: List[str], scripts: List[str]) -> None:
         self.runs += [(run.job_id, run.seq) for run in runs]
@@ -138,18 +141,33 @@ def drop_orphans(db: sqlite3.Connection) -> None:
 class ForgottenUnfolded:
     """Runs forgotten while state changes of theirs may still wait in job_transitions: folding those
     would bring back a state row of a run that is gone. Each batch is dropped once the rows up to the
-    newest that existed when it was forgotten are folded, so this holds no more than the backlog does."""
+    newest that existed when it was forgotten are folded, so this holds no more than the backlog does.
+    Both only count once their transaction is committed (settle): a fold rolled back leaves those rows
+    to fold again, and a forgetting rolled back is noted again, with its new newest id, when retried."""
 
     def __init__(self):
         self.seqs: set = set()
         self._batches: deque = deque()   # (newest job_transitions id then, seqs)
+        self._added = 0                  # batches the open transaction added
+        self._folding = None             # the newest id a fold of the open transaction reached
 
     def add(self, newest_id: int, seqs: List[int]) -> None:
         self._batches.append((newest_id, seqs))
         self.seqs.update(seqs)
+        self._added += 1
 
     def folded(self, up_to_id: int) -> None:
-        while self._batches and self._batches[0][0] <= up_to_id:
+        """The open transaction folds the rows up to `up_to_id`: settle() once it is committed."""
+        self._folding = up_to_id
+
+    def settle(self, committed: bool) -> None:
+        """The open transaction ended, committed or rolled back."""
+        up_to_id, added, self._folding, self._added = self._folding, self._added, None, 0
+        if not committed:
+            for _ in range(added):
+                self.seqs.difference_update(self._batches.pop()[1])
+            return
+        while up_to_id is not None and self._batches and self._batches[0][0] <= up_to_id:
             self.seqs.difference_update(self._batches.popleft()[1])
 
     def without(self, states: Iterable[list]) -> Iterable[list]:

@@ -106,6 +106,11 @@ class Journal(abc.ABC):
         at a time (SQLite: auto_vacuum=INCREMENTAL; PostgreSQL has none: its autovacuum reclaims it)."""
 
     @abc.abstractmethod
+    def record_replies_forgotten(self, channel: str, rids: List[str]) -> None:
+        """Replies (by request id, as record_reply named them) that go with the runs they named, which
+        were forgotten: deleted in the commit, as record_forgotten's rows are."""
+
+    @abc.abstractmethod
     def record_log(self, job_id: str, seq: int, attempt: int, stream: str, text: str) -> None:
         """Output of the job's run `seq`. The journal keeps about the newest `max_log_bytes` (given to
         open_journal, the master's --max-log-bytes) of each job's output, as the master's memory does,

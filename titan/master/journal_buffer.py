@@ -3,19 +3,24 @@
 `BufferedJournal` holds the `record_*` calls, which buffer alike whatever the backend; each backend gives
 the shape of its spec rows (`_spec_row`) and writes and loads what is buffered here. A backend
 sets, before its first record: `_stored_scripts` (sha256 of the scripts it holds), `_log_rows`
-(journal_logs.LogRows), `_reply_ids` (channel -> ids of its kept replies) and `_next_reply_id`.
+(journal_logs.LogRows), `_reply_ids` (channel -> {request id: row id} of its kept replies, oldest first:
+`_keep_reply` fills it) and `_next_reply_id`.
 Values are kept as the master gave them (text as str): a backend encodes them as it writes.
 """
 
 from __future__ import annotations
 
+import itertools
 from typing import Dict, List, Optional
 
 import msgpack
 
+from titan import defaults
 from titan.core.jobs import JobRun, spec_to_dict
 from titan.master import history_journal as history
 from titan.master.journal import Journal, StoreValue
+
+REPLIES_KEPT = defaults.REPLY_CACHE_SIZE   # per channel, as many as the master's in-memory reply cache
 
 
 class BufferedJournal(Journal):
@@ -107,8 +112,40 @@ class BufferedJournal(Journal):
 
     def record_reply(self, channel: str, rid: str, reply: bytes) -> None:
         self._replies.append((self._next_reply_id, channel, rid, reply))
-        self._reply_ids[channel].append(self._next_reply_id)
+        self._keep_reply(channel, rid, self._next_reply_id)
         self._next_reply_id += 1
+
+    def _keep_reply(self, channel: str, rid: str, row_id: int) -> None:
+        """A reply row kept (written now, or found at open); an older row of the same request id (its
+        reply left the master's cache as the oldest, and the request came again) is deleted."""
+        ids = self._reply_ids[channel]
+        older = ids.pop(rid, None)
+        if older is not None:
+            self._forgotten.replies.append(older)
+        ids[rid] = row_id
+
+    def record_replies_forgotten(self, channel: str, rids: List[str]) -> None:
+        ids = self._reply_ids[channel]
+        for rid in rids:
+            row_id = ids.pop(rid, None)
+            if row_id is not None:
+                self._forgotten.replies.append(row_id)
+
+    def _replies_to_prune(self) -> Dict[str, List[int]]:
+        """Now and then (each REPLIES_KEPT // 10 replies written), the row ids of each channel's oldest
+        replies past REPLIES_KEPT, to delete in this commit; _replies_pruned once it is written."""
+        self._replies_since_prune += len(self._replies)
+        if self._replies_since_prune < REPLIES_KEPT // 10:   # prune now and then, not every turn
+            return {}
+        self._replies_since_prune = 0
+        return {channel: list(itertools.islice(ids.values(), len(ids) - REPLIES_KEPT))
+                for channel, ids in self._reply_ids.items() if len(ids) > REPLIES_KEPT}
+
+    def _replies_pruned(self, pruned: Dict[str, List[int]]) -> None:
+        for channel, row_ids in pruned.items():
+            ids = self._reply_ids[channel]
+            for _ in row_ids:
+                ids.popitem(last=False)
 
     @property
     def backlog(self) -> int:

@@ -141,12 +141,12 @@ class Master(RequestHandlers, Workforce, Cleaning, Publishing):
             self._run_kept(run)
         for job_id, attempt, stream, text in recovered.logs:
             self.logs.append(job_id, attempt, stream, text)
-        for channel, replies in recovered.replies.items():
-            for rid, reply in replies:
-                self.replies[channel].put(rid, reply)
         self.dag_agent_run.update(recovered.agent_runs)
         self._apply(self.scheduler.restore(recovered.runs, recovered.dags, time.monotonic(),
                                            recovered.past_runs, recovered.dag_runs))
+        for channel, replies in recovered.replies.items():   # after the runs they name are known again
+            for rid, reply in replies:
+                self.replies[channel].put(rid, reply, self._runs_named(protocol.decode_reply(reply).get("result")))
         if self.guard is not None:   # jobs still running keep their keys across the restart
             for run in recovered.runs:
                 if run.state == JobState.RUNNING:
@@ -375,7 +375,8 @@ class Master(RequestHandlers, Workforce, Cleaning, Publishing):
                                          "it refuses changes until it can, and did not do this one. Free space "
                                          "and retry; reads still work.")
             self._check_allowed(op, message, sender)
-            reply = protocol.encode(protocol.result_reply(ops, op, rid, act(op, message)))
+            result = act(op, message)
+            reply = protocol.encode(protocol.result_reply(ops, op, rid, result))
         except (ProtocolError, TitanError) as exc:
             rid = rid or getattr(exc, "rid", None)
             log.info("refused a request: %s", exc)
@@ -384,7 +385,7 @@ class Master(RequestHandlers, Workforce, Cleaning, Publishing):
             log.exception("internal error answering a request")
             return protocol.encode(protocol.error_reply(rid, "InternalError", f"master error: {exc!r}"))
         if changes_state:   # a repeated read is simply answered again; only changes must not repeat
-            replies.put(f"{scope}/{rid}", reply)
+            replies.put(f"{scope}/{rid}", reply, self._runs_named(result))
             if self.journal is not None:
                 self.journal.record_reply(channel, f"{scope}/{rid}", reply)
         return reply

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict
 from typing import Dict, Iterator, List, Optional
 
 from titan import defaults
@@ -33,7 +33,7 @@ from titan.master.journal_logs import LogRows
 from titan.master.journal_buffer import BufferedJournal
 from titan.master.journal import COMPACT_BATCH, Deposed, JournalCorrupt, JournalWriteError, Recovered
 from titan.master.journal_check import STATE_COLUMNS, BadRow, each_row as _each_row, run_from_row as _run_from_row
-from titan.master.sqlite_journal import (FORCED_COMPACT_AT, FORCED_COMPACT_BATCH, REPLIES_KEPT, UNFOLDED_STATES,
+from titan.master.sqlite_journal import (FORCED_COMPACT_AT, FORCED_COMPACT_BATCH, UNFOLDED_STATES,
                                          _pack, _unpack)
 from titan.master.postgres_connect import connect, is_deposed, psycopg, redacted
 
@@ -57,7 +57,7 @@ class PostgresJournal(BufferedJournal):
         self.commits = 0
         self._db: Optional["psycopg.Connection"] = None
         self._stored_scripts: set = set()
-        self._reply_ids: Dict[str, deque] = defaultdict(deque)
+        self._reply_ids: Dict[str, OrderedDict] = defaultdict(OrderedDict)
         self._replies_since_prune = 0
         self._doomed_logs: List[int] = []   # ids of log rows past the cap, until a commit deleted them
         self._forgotten_unfolded = history.ForgottenUnfolded()
@@ -67,9 +67,10 @@ class PostgresJournal(BufferedJournal):
         try:
             db = self._connection()
             (self._unfolded,) = db.execute(sql.COUNT_UNFOLDED).fetchone()
-            for row_id, channel in db.execute(sql.REPLY_IDS):
-                self._reply_ids[channel].append(row_id)
-            self._next_reply_id = (self._reply_ids and max(ids[-1] for ids in self._reply_ids.values()) or 0) + 1
+            for row_id, channel, rid in db.execute(sql.REPLY_IDS):
+                self._keep_reply(channel, decode(rid), row_id)
+            self._next_reply_id = max((row_id for ids in self._reply_ids.values() for row_id in ids.values()),
+                                      default=0) + 1
             self._log_rows = LogRows.of_rows(max_log_bytes, ((row_id, decode(job), seq, size) for row_id, job, seq, size
                                                              in db.execute(sql.LOG_ROW_SIZES)))
         except psycopg.Error as exc:
@@ -120,9 +121,7 @@ class PostgresJournal(BufferedJournal):
             self.forget_seconds += self._forget(db)
             if self._unfolded > FORCED_COMPACT_AT:
                 self._fold(db, FORCED_COMPACT_BATCH)
-        for channel, count in pruned.items():
-            for _ in range(count):
-                self._reply_ids[channel].popleft()
+        self._replies_pruned(pruned)
         self.commits += 1
         self._doomed_logs = []
         self._clear_pending()
@@ -152,7 +151,9 @@ class PostgresJournal(BufferedJournal):
             with db.transaction(), db.pipeline():
                 db.execute(sql.FENCE, (self.epoch,))
                 yield db
+            self._forgotten_unfolded.settle(committed=True)
         except BaseException as exc:
+            self._forgotten_unfolded.settle(committed=False)
             self._unfolded, self._replies_since_prune = unfolded, since_prune
             if isinstance(exc, psycopg.Error):
                 if is_deposed(exc):
@@ -226,7 +227,8 @@ class PostgresJournal(BufferedJournal):
                                 (sql.FORGET_PAST_RUNS, (seqs,)),
                                 (sql.FORGET_DAG_RUNS, ([encode(run) for run in forgotten.dag_runs],)),
                                 (sql.FORGET_DAGS, (dags,)), (sql.FORGET_AGENT_RUNS, (dags,)),
-                                (sql.FORGET_SCRIPTS, (forgotten.scripts,))):
+                                (sql.FORGET_SCRIPTS, (forgotten.scripts,)),
+                                (sql.FORGET_REPLIES, (forgotten.replies,))):
             if keys[0]:
                 db.execute(statement, keys)
         return time.thread_time() - began
@@ -259,17 +261,11 @@ class PostgresJournal(BufferedJournal):
         _many(db, sql.INSERT_MEMBER, [(encode(key), encode(member)) for key, members in self._set_adds.items()
                                       for member in members])
 
-    def _write_replies(self, db) -> Dict[str, int]:
+    def _write_replies(self, db) -> Dict[str, List[int]]:
         _many(db, sql.INSERT_REPLY, [(row_id, channel, encode(rid), reply) for row_id, channel, rid, reply in self._replies])
-        self._replies_since_prune += len(self._replies)
-        if self._replies_since_prune < REPLIES_KEPT // 10:
-            return {}
-        self._replies_since_prune = 0
-        excess = {channel: len(ids) - REPLIES_KEPT for channel, ids in self._reply_ids.items()
-                  if len(ids) > REPLIES_KEPT}
-        dropped = [(ids[i],) for channel, ids in self._reply_ids.items() for i in range(excess.get(channel, 0))]
-        _many(db, sql.DELETE_REPLY, dropped)
-        return excess
+        pruned = self._replies_to_prune()
+        _many(db, sql.DELETE_REPLY, [(row_id,) for ids in pruned.values() for row_id in ids])
+        return pruned
 
     # ----------------------------------------------------------------- recovery
 

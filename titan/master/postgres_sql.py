@@ -107,7 +107,7 @@ OLDEST_TRANSITIONS = "SELECT id, count, states FROM titan_job_transitions ORDER 
 UPSERT_JOB_STATE = """INSERT INTO titan_job_states VALUES (%s, %s, %s)
     ON CONFLICT (job_id) DO UPDATE SET seq = EXCLUDED.seq, state = EXCLUDED.state"""
 DELETE_FOLDED = "DELETE FROM titan_job_transitions WHERE id <= %s"
-REPLY_IDS = "SELECT id, channel FROM titan_replies ORDER BY id"
+REPLY_IDS = "SELECT id, channel, rid FROM titan_replies ORDER BY id"
 
 # history (history_journal.py's rows, in the same shapes)
 UPSERT_RUN_TIMES = """INSERT INTO titan_run_times VALUES (%s, %s, %s, %s, %s) ON CONFLICT (seq) DO UPDATE SET
@@ -133,6 +133,7 @@ FORGET_DAG_RUNS = "DELETE FROM titan_dag_runs WHERE run = ANY(%b::bytea[])"
 FORGET_DAGS = "DELETE FROM titan_dags WHERE name = ANY(%b::bytea[])"
 FORGET_AGENT_RUNS = "DELETE FROM titan_agent_runs WHERE dag = ANY(%b::bytea[])"
 FORGET_SCRIPTS = "DELETE FROM titan_scripts WHERE sha256 = ANY(%b::text[])"
+FORGET_REPLIES = "DELETE FROM titan_replies WHERE id = ANY(%b::bigint[])"
 # At load, after folding: state and times rows of runs forgotten by a master killed before it folded
 # their changes (history_journal.drop_orphans). NOT EXISTS: an anti-join, whatever the number of specs.
 DROP_ORPHAN_STATES = """DELETE FROM titan_job_states j

@@ -199,9 +199,14 @@ class RequestHandlers:
         of the last event they reflect: a subscriber drops events up to it (they are in this snapshot already)."""
         jobs = self.scheduler.jobs
         runs = {job_id: jobs.get(self._job_id(job_id)) for job_id in job_ids if isinstance(job_id, str)}
-        states = {job_id: reported_state(run.state.value, run.service_up) if run is not None else None
-                  for job_id, run in runs.items()}
+        states = {job_id: reported_state(run.state.value, run.service_up) if run is not None
+                  else self._forgotten_state(job_id) for job_id, run in runs.items()}
         return {"states": states, "seq": self.event_seq, "run_id": self.run_id}
+
+    def _forgotten_state(self, job_id: str) -> Optional[str]:
+        """How a job the master forgot had ended, while it remembers that (so wait() returns it); else None."""
+        gone = self.scheduler.forgotten_job(self._job_id(job_id))
+        return None if gone is None else gone["state"]
 
     def _job_id(self, requested: str) -> str:
         """The original SDK sometimes spelled ids 'DAG-<id>'; accept that unless a job has that very id."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict
 from typing import Dict, Iterator, List
 
 import msgpack
@@ -36,9 +36,12 @@ from titan.master.journal import COMPACT_BATCH, JournalCorrupt, JournalInUse, Jo
 SCHEMA_VERSION = 4
 LOCK_WAIT_S = 1.0              # how long a second master waits for the journal before giving up
 FORCED_COMPACT_BATCH = 2_000   # folded by every commit while more than FORCED_COMPACT_AT wait
-FORCED_COMPACT_AT = 200_000
+FORCED_COMPACT_AT = 100_000   # about 35,000 jobs' changes: the journal's size levels off early on
+# A WAL grows to hold the biggest commit since the last checkpoint (a 10,000-job submission: megabytes)
+# and SQLite keeps the file that size: past this it is cut back after a checkpoint, so the journal's size
+# on disk follows what it holds, not the biggest turn it ever had.
+WAL_SIZE_LIMIT = 4 * 1024 * 1024
 FILE_NAME = "titan.db"
-REPLIES_KEPT = defaults.REPLY_CACHE_SIZE   # per channel, as many as the master's in-memory reply cache
 SQLITE_HEADER = b"SQLite format 3\0"
 # The journal holds scripts, their args (passwords, sometimes) and logs: for the master's user alone.
 PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
@@ -130,6 +133,7 @@ class SqliteJournal(BufferedJournal):
         # NORMAL in WAL mode: a commit survives the master being killed; only an OS crash or power
         # loss can take back the last commits. FULL would fsync each turn.
         self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         history.use_incremental_vacuum(self.db)
         self.db.executescript(SCHEMA)
         self._check_version()
@@ -146,9 +150,9 @@ class SqliteJournal(BufferedJournal):
         self.counter.check(self.commits_held)
         self._stored_scripts: set = set()   # sha256 of the scripts already in the journal (or pending)
         (self._unfolded,) = self.db.execute("SELECT COALESCE(SUM(count), 0) FROM job_transitions").fetchone()
-        self._reply_ids: Dict[str, deque] = defaultdict(deque)   # per channel, the ids of its kept replies
-        for row_id, channel in self.db.execute("SELECT id, channel FROM replies ORDER BY id"):
-            self._reply_ids[channel].append(row_id)
+        self._reply_ids: Dict[str, OrderedDict] = defaultdict(OrderedDict)   # see BufferedJournal
+        for row_id, channel, rid in self.db.execute("SELECT id, channel, rid FROM replies ORDER BY id"):
+            self._keep_reply(channel, rid, row_id)
         (self._next_reply_id,) = self.db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM replies").fetchone()
         self._replies_since_prune = 0
         self._log_rows = LogRows.of_rows(max_log_bytes, self.db.execute(
@@ -210,9 +214,7 @@ class SqliteJournal(BufferedJournal):
             db.execute("UPDATE meta SET value = ? WHERE key = ?", (str(self.commits_held + 1), COMMITS_KEY))
         self.commits_held += 1
         self.counter.write(self.commits_held)   # acknowledged from here on
-        for channel, count in pruned.items():
-            for _ in range(count):
-                self._reply_ids[channel].popleft()
+        self._replies_pruned(pruned)
         self.commits += 1
         self._doomed_logs = []
         vacuum = bool(self._forgotten)
@@ -243,9 +245,11 @@ class SqliteJournal(BufferedJournal):
         try:
             yield self.db
             self.db.execute("COMMIT")
+            self._forgotten_unfolded.settle(committed=True)
         except BaseException as exc:
             if self.db.in_transaction:   # SQLite may have rolled back by itself (a full disk does)
                 self.db.execute("ROLLBACK")
+            self._forgotten_unfolded.settle(committed=False)
             self._unfolded, self._replies_since_prune = unfolded, since_prune
             if isinstance(exc, sqlite3.Error):
                 raise JournalWriteError(f"journal {self.path} cannot be written ({exc})") from None
@@ -335,20 +339,14 @@ class SqliteJournal(BufferedJournal):
             _many(db, "INSERT OR IGNORE INTO store_members VALUES (?, ?, ?)",
                   with_crc((key, member) for key, members in self._set_adds.items() for member in members))
 
-    def _write_replies(self, db: sqlite3.Connection) -> Dict[str, int]:
+    def _write_replies(self, db: sqlite3.Connection) -> Dict[str, List[int]]:
         """Insert the new replies, and now and then delete the oldest past REPLIES_KEPT per channel;
-        returns how many of each channel's oldest ids to forget once the commit succeeded."""
+        returns those deleted, for _replies_pruned once the commit succeeded."""
         _many(db, "INSERT INTO replies (id, channel, rid, reply, crc) VALUES (?, ?, ?, ?, ?)",
                        with_crc(self._replies))
-        self._replies_since_prune += len(self._replies)
-        if self._replies_since_prune < REPLIES_KEPT // 10:   # prune now and then, not every turn
-            return {}
-        self._replies_since_prune = 0
-        excess = {channel: len(ids) - REPLIES_KEPT for channel, ids in self._reply_ids.items()
-                  if len(ids) > REPLIES_KEPT}
-        dropped = [(ids[i],) for channel, ids in self._reply_ids.items() for i in range(excess.get(channel, 0))]
-        db.executemany("DELETE FROM replies WHERE id = ?", dropped)
-        return excess
+        pruned = self._replies_to_prune()
+        _many(db, "DELETE FROM replies WHERE id = ?", [(row_id,) for ids in pruned.values() for row_id in ids])
+        return pruned
 
     # ----------------------------------------------------------------- recovery
 

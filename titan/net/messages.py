@@ -185,7 +185,8 @@ CLIENT_RESULTS = {
     "ping": map_of(run_id=(str,), seq=(int,)),
     "submit": map_of(dag=nullable(str), jobs=list_of(str)),
     "status": _JOB_RESULT,
-    # job id -> its state, or None for an unknown job; `seq`: the last event the snapshot reflects
+    # job id -> its state (a forgotten job's final one while the master remembers it), or None for an
+    # unknown job; `seq`: the last event the snapshot reflects
     "states": map_of(states=(dict,), seq=(int,), run_id=(str,)),
     "dag_status": _DAG_RESULT,
     "logs": Field((str, dict), shape=_fields(text=(str,), offset=(int,), state=(str,))),   # dict: with `since`
@@ -207,7 +208,8 @@ CLIENT_RESULTS = {
                         epoch=(int,), leader=(str,), address=(str,), since=Number, renewed_seconds_ago=Number,
                         standbys=list_of(dict, shape=_fields(name=(str,), address=(str,), waiting_since=Number)))),
                     jobs_kept=(int,), jobs_forgotten=(int,), journal_bytes=(int,), longest_turn_ms=Number,
-                    longest_cleaning_ms=Number,
+                    longest_cleaning_ms=Number, longest_cleaning_step_ms=Number, forget_batch=(int,),
+                    cleaning_lag_s=Number,
                     last_cleaning=Field((dict, NoneType), shape=_fields(at=Number, forgotten=(int,), took_ms=Number))),
     "forget": map_of(forgotten=(int,), to_forget=(int,)),   # to_forget: ended before `before`, going in batches
     "approve": _JOB_RESULT,
