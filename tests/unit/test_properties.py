@@ -133,7 +133,8 @@ def check_run_facts(scheduler: Scheduler) -> None:
         if run.state == JobState.COMPLETED:
             assert run.exit_code == 0 and run.attempt >= 1
         elif run.state == JobState.FAILED:
-            assert run.exit_code not in (0, None) and run.attempt >= 1
+            # an exit code that says it failed, or none when no attempt ended by itself (its workers died)
+            assert run.attempt >= 1 and run.exit_code != 0 and (run.exit_code is not None or run.reason)
         elif run.state == JobState.CANCELLED:
             assert run.reason
         elif run.state == JobState.PENDING:
