@@ -3,7 +3,7 @@
 Starts its own local cluster (a master with a journal, 2 workers x 4 slots), runs each shape once to
 warm up and then RUNS times, and prints min / median / max. Shapes marked "null" use the workers'
 benchmark-only null executor (jobs reported done without running), so the figure is the scheduler and
-the wire alone; "real" shapes run real Python scripts. `--only` runs the shapes whose names start with
+the wire alone; "real" shapes run real scripts (Python; S2-sh a shell script). `--only` runs the shapes whose names start with
 one of the given prefixes (S5 covers S5-null, S5-real and their p99), e.g. for A/B runs of one change.
 """
 
@@ -134,7 +134,7 @@ class Bench:
 ONLY: List[str] = []
 NULL_SHAPES = ("S1-null", "S3-null", "S4-null", "S5-null", "S5-null-p99", "S6-1", "S6-5", "S6-echo-1",
                "S6-echo-5", "S7-seconds", "S7-rss-mb")
-REAL_SHAPES = ("S1-real", "S2", "S3-real", "S4-real", "S5-real", "S5-real-p99")
+REAL_SHAPES = ("S1-real", "S2", "S2-sh", "S3-real", "S4-real", "S5-real", "S5-real-p99")
 
 
 def wanted(*shapes: str) -> bool:
@@ -171,6 +171,9 @@ def run_cluster(executor: str, sizes: Sizes, script: str, data_dir: str, results
         measure(lambda: {f"S1-{kind}": bench.independent(sizes.independent)}, results, runs, (f"S1-{kind}",))
         if kind == "real":
             measure(lambda: {"S2": bench.independent(sizes.real_jobs)}, results, runs, ("S2",))
+            shell = Bench(cluster, sizes, _shell_script(os.path.dirname(script)))
+            measure(lambda: {"S2-sh": shell.independent(sizes.real_jobs)}, results, runs, ("S2-sh",))
+            shell.client.close()
         measure(lambda: {f"S3-{kind}": bench.chain()}, results, runs, (f"S3-{kind}",))
         measure(lambda: {f"S4-{kind}": bench.fan()}, results, runs, (f"S4-{kind}",))
         measure(lambda: _latencies(kind, bench.single()), results, runs, (f"S5-{kind}", f"S5-{kind}-p99"))
@@ -187,6 +190,14 @@ def run_cluster(executor: str, sizes: Sizes, script: str, data_dir: str, results
     if kind == "null":   # each S7 run gets a fresh master, so its RSS is that of one huge DAG
         measure(lambda: huge_dag_on_fresh_cluster(workers, sizes, script, data_dir), results, runs,
                 ("S7-seconds", "S7-rss-mb"))
+
+
+def _shell_script(folder: str) -> str:
+    """S2-sh's job: a `.sh` script (`echo ok`), which every worker runs as a new process."""
+    path = os.path.join(folder, "ok.sh")
+    with open(path, "w") as handle:
+        handle.write("echo ok\n")
+    return path
 
 
 def huge_dag_on_fresh_cluster(workers: List[WorkerSpec], sizes: Sizes, script: str, data_dir: str) -> Dict[str, float]:

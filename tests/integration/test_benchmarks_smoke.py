@@ -10,7 +10,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SHAPES = ["S1-null", "S1-real", "S2", "S3-null", "S3-real", "S4-null", "S4-real", "S5-null", "S5-real",
+SHAPES = ["S1-null", "S1-real", "S2", "S2-sh", "S3-null", "S3-real", "S4-null", "S4-real", "S5-null", "S5-real",
           "S5-null-p99", "S5-real-p99", "S6-1", "S6-5", "S6-echo-1", "S6-echo-5", "S7-seconds", "S7-rss-mb"]
 
 

@@ -1,5 +1,5 @@
-"""Jobs that kill their worker's processes. A job that kills the fork server fails (using its retries)
-with a reason that says so, and the worker carries on with a new fork server; a SIGTERM to a worker's
+"""Jobs that kill their worker's processes. A job that kills the fork server, or the launcher, fails
+(using its retries) with a reason that says so, and the worker carries on with a new one; a SIGTERM to a worker's
 whole process group stops it cleanly; a job whose attempts cost --max-worker-losses workers is FAILED
 with that reason instead of taking down every worker in turn."""
 
@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from titan.cluster import WorkerSpec
-from titan.core.jobs import FORK_SERVER_LOST_ERROR
+from titan.core.jobs import FORK_SERVER_LOST_ERROR, LAUNCHER_LOST_ERROR
 from titan_sdk import TitanJob
 from tests.conftest import FAST_HEARTBEAT_S, finish, start_process, wait_until
 
@@ -20,7 +20,7 @@ WAIT_S = 40
 
 KILLS_FORK_SERVER = """
     import os, signal
-    os.kill(os.getppid(), signal.SIGKILL)   # a forked job's parent is the fork server
+    os.kill(os.getppid(), signal.SIGKILL)   # a forked job's parent is the fork server (the launcher's, else)
     import time
     time.sleep(30)
     """
@@ -46,6 +46,29 @@ def test_a_job_that_kills_the_fork_server_fails_and_the_worker_carries_on(make_c
         assert info["attempt"] == 2, f"its retry was used, on the same worker: {info}"
         assert FORK_SERVER_LOST_ERROR in info["reason"], info
         assert cluster.worker_processes["w1"].poll() is None, "the worker died with its fork server"
+        for isolation in ("fork", "pool", "process"):
+            client.submit_job(TitanJob(f"fine_{isolation}", fine, isolation=isolation))
+            assert client.wait(f"fine_{isolation}", timeout=WAIT_S) == "COMPLETED"
+            assert "still served" in client.fetch_logs(f"fine_{isolation}")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("script_name", ["kills_launcher.py", "kills_launcher.sh"])
+def test_a_job_that_kills_the_launcher_fails_and_the_worker_carries_on(make_cluster, script, script_name):
+    cluster = make_cluster(WorkerSpec("w1", slots=2))
+    body = KILLS_FORK_SERVER if script_name.endswith(".py") else "kill -9 $PPID\nsleep 30\n"
+    killer = script(script_name, body)
+    fine = script("fine.py", "print('still served')\n")
+    bystander = script("bystander.py", "import time\ntime.sleep(3)\nprint('unharmed')\n")
+    with cluster.client(timeout=15) as client:
+        client.submit_job(TitanJob("bystander", bystander, isolation="fork"))   # the fork server's
+        client.submit_job(TitanJob("killer", killer, retries=1, isolation="process"))
+        assert client.wait("killer", timeout=WAIT_S) == "FAILED"
+        info = client.job_info("killer")
+        assert info["attempt"] == 2, f"its retry was used, on the same worker: {info}"
+        assert LAUNCHER_LOST_ERROR in info["reason"], info
+        assert client.wait("bystander", timeout=WAIT_S) == "COMPLETED", client.job_info("bystander")
+        assert cluster.worker_processes["w1"].poll() is None, "the worker died with its launcher"
         for isolation in ("fork", "pool", "process"):
             client.submit_job(TitanJob(f"fine_{isolation}", fine, isolation=isolation))
             assert client.wait(f"fine_{isolation}", timeout=WAIT_S) == "COMPLETED"

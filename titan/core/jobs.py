@@ -34,6 +34,8 @@ ISOLATIONS = ("fork", "pool", "process")
 TIMEOUT_ERROR = "timeout"
 # ... and of the attempts that ran when its fork server died (a job may have killed it): they died with it.
 FORK_SERVER_LOST_ERROR = "the worker's fork server died (did a job kill it?); the job died with it"
+# ... and when its launcher (which starts .sh jobs and isolation="process" ones) died.
+LAUNCHER_LOST_ERROR = "the worker's job launcher died (did a job kill it?); the job died with it"
 
 FINAL_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
 

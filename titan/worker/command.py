@@ -8,7 +8,7 @@ import sys
 from titan import log_level
 from titan.net import security
 from titan.worker.config import NULL_EXECUTOR, WorkerConfig, parse_args
-from titan.worker.forkserver import PreloadError
+from titan.worker.forkserver import StartError
 from titan.worker.loop import Worker
 
 
@@ -21,7 +21,7 @@ def serve(config: WorkerConfig) -> int:
     log_level.configure(config.log_level, "worker")
     try:
         worker = Worker(config)
-    except (security.KeyFileError, PreloadError) as exc:
+    except (security.KeyFileError, StartError) as exc:
         print(f"titan worker: {exc}", file=sys.stderr)
         return 2
     for sig in (signal.SIGINT, signal.SIGTERM):

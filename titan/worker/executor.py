@@ -93,12 +93,12 @@ def command_for(script_path: str, args: str) -> List[str]:
 
 def start_job(context: JobContext, filename: str, script: bytes, args: str, workspaces: Workspaces,
               timeout: Optional[float] = None, fork_server=None, project_dir: Optional[str] = None,
-              pooled: bool = False, fresh: bool = False) -> RunningJob:
+              pooled: bool = False, fresh: bool = False, launcher=None) -> RunningJob:
     """Start the job. Its script goes in a workspace of its own (workspaces.py); it runs in its DAG's folder
     on this worker (TITAN_DAG_DIR), which the DAG's jobs here share as in the original, or, outside a DAG,
     in the workspace. With a fork server, a `.py` job is forked from a warm Python (or, `pooled`, run by
-    one of its warm pool members) unless `fresh`, and any other job is executed by a child the server forks
-    (so that the server, a subreaper, gets back what the job leaves running: see reaper.py). With a project_dir (an extracted
+    one of its warm pool members) unless `fresh`; any other job is executed by the launcher (launcher.py,
+    a subreaper: it gets back what the job leaves running, see reaper.py). With a project_dir (an extracted
     archive), the workspace is a copy of the project and the job runs there; `filename` is
     '<archive>.zip/<path of the script in it>'."""
     if project_dir is not None:
@@ -124,9 +124,9 @@ def start_job(context: JobContext, filename: str, script: bytes, args: str, work
         if fork_server is not None and script_path.endswith(".py") and not fresh:
             process = fork_server.launch([script_path, *split_args(args)], cwd, overrides,
                                          stdout_write, stderr_write, pooled=pooled)
-        elif fork_server is not None:
-            process = fork_server.launch(command_for(script_path, args), cwd, overrides, stdout_write,
-                                         stderr_write, execute=os.path.basename(script_path))
+        elif launcher is not None:
+            process = launcher.launch(command_for(script_path, args), cwd, overrides, stdout_write,
+                                      stderr_write, execute=os.path.basename(script_path))
         else:
             process = subprocess.Popen(
                 command_for(script_path, args), cwd=cwd, env={**os.environ, **overrides}, stdin=subprocess.DEVNULL,

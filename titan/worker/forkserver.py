@@ -15,8 +15,10 @@ exit reported under a pid could otherwise be taken for a later job's.
 
 Each child becomes its own session leader (so a kill reaches its whole tree), a child subreaper (so what
 it starts stays in its tree even after setsid and a double fork) that dies with the server (reaper.py),
-gets the pipes as fds 1 and 2, the job's argv, cwd and environment, and runs the script as `__main__`
-(or, with "exec", executes the command: a shell script, or a .py job with isolation "process").
+gets the pipes as fds 1 and 2, the job's argv, cwd and environment, and runs the script as `__main__`.
+Jobs that run as a new program (a shell script, a .py job with isolation "process") are started by the
+launcher instead (launcher.py): a small process, as forking this one would make them cost more. Its
+worker side, `Launcher`, is below: the same protocol, the same guarantees.
 The server leads a session of its own (a signal to the worker's process group does not reach it) and is
 a subreaper too: what a job left running when it ended comes back to it and is killed before the job's
 exit is reported; when the worker goes (its channel closes, or SIGTERM) it kills every job and leaves. Exit codes,
@@ -43,7 +45,7 @@ from typing import Dict, List, Optional, Sequence
 
 
 from titan import defaults
-from titan.worker import jobrun, pool, reaper
+from titan.worker import jobrun, launcher, pool, reaper
 from titan.worker.jobrun import send as _send
 from titan.worker.pool import Pool, PoolLimits
 
@@ -185,23 +187,9 @@ def _run_child(request: dict, fds, server_fds, server_pid: int) -> None:
     code = 1
     try:
         _become_job(request, fds, server_fds, server_pid)
-        if request.get("exec"):
-            code = _execute(request)
-        else:
-            code = jobrun.run_script(request["argv"])
+        code = jobrun.run_script(request["argv"])
     finally:
         os._exit(code)
-
-
-def _execute(request: dict) -> int:
-    """Replace this child with the job's command, as subprocess would start it; 127 if it cannot be."""
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ):   # Python ignores these; a fresh program must not
-        signal.signal(sig, signal.SIG_DFL)
-    try:
-        os.execvp(request["argv"][0], request["argv"])   # os.environ: the worker's, with the job's added
-    except OSError as exc:
-        print(f"titan worker: cannot start {request['name']}: {exc}", file=sys.stderr)
-    return 127
 
 
 def _become_job(request: dict, fds, server_fds, server_pid: int) -> None:
@@ -231,21 +219,34 @@ def _become_job(request: dict, fds, server_fds, server_pid: int) -> None:
 
 # ----------------------------------------------------------------- the worker's side
 
-class PreloadError(Exception):
+class StartError(Exception):
+    """A process the worker runs jobs with (its fork server, its launcher) did not start; the message
+    says why."""
+
+
+class PreloadError(StartError):
     """A module named by --preload could not be imported; the message says which and why."""
 
 
 def start_fork_server(config, fresh: bool = False) -> "ForkServer":
-    """The fork server a worker with this WorkerConfig needs (with the process executor, only to start
-    jobs' processes: nothing preloaded, no pool); PreloadError if --preload failed."""
-    forks_jobs = config.executor == "fork"
-    server = ForkServer(config.preload if forks_jobs else (), pool_size=config.slots,
+    """The fork server a worker with this WorkerConfig needs; PreloadError if --preload failed."""
+    server = ForkServer(config.preload, pool_size=config.slots,
                         limits=PoolLimits(config.pool_max_jobs, config.pool_max_rss_mb),
-                        warm_pool=forks_jobs and config.isolation == "pool", fresh=fresh)
+                        warm_pool=config.isolation == "pool", fresh=fresh)
     if server.preload_error:
         server.close()
         raise PreloadError(server.preload_error)
     return server
+
+
+def start_launcher(config) -> "Launcher":
+    """The launcher (launcher.py) of the worker with this WorkerConfig; StartError if it did not start."""
+    started = Launcher(["titan.worker", "--master", f"{config.master_host}:{config.master_port}",
+                        "--name", config.name])
+    if started.preload_error:
+        started.close()
+        raise StartError(started.preload_error)
+    return started
 
 
 class ForkedProcess:
@@ -275,13 +276,15 @@ class ForkedProcess:
 
 
 class ForkServer:
+    ROLE = "the fork server"
+
     def __init__(self, preload: Sequence[str] = (), pool_size: int = 0, limits: Optional[PoolLimits] = None,
                  warm_pool: bool = False, fresh: bool = False) -> None:
         """`fresh`: a new interpreter rather than a fork of this process (a worker that already holds a
         ZeroMQ context must not fork; it needs this to replace a server it lost)."""
         worker_end, server_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         settings = (list(preload), pool_size, limits or PoolLimits(), warm_pool)
-        self.pid = _spawn_fresh(server_end, settings) if fresh else os.fork()
+        self.pid = self._spawn(server_end, settings) if fresh else os.fork()
         if self.pid == 0:
             worker_end.close()
             serve(server_end, preload, Pool(pool_size, limits or PoolLimits(), used=warm_pool))
@@ -300,28 +303,30 @@ class ForkServer:
         self.preload_error: Optional[str] = None
         self._ready = False
         if (preload or fresh) and not self.pump_until(lambda: self._ready, defaults.PRELOAD_TIMEOUT_S):
-            what = f"--preload {','.join(preload)}: not imported" if preload else "the fork server did not start"
+            what = f"--preload {','.join(preload)}: not imported" if preload else f"{self.ROLE} did not start"
             self.preload_error = f"{what} within {defaults.PRELOAD_TIMEOUT_S:.0f}s"
+
+    def _spawn(self, server_end: socket.socket, settings: tuple) -> int:
+        return _spawn_fresh(server_end, settings)
 
     def fileno(self) -> int:
         return self.channel.fileno()
 
     def launch(self, argv, cwd: str, env: dict, stdout_fd: int, stderr_fd: int, pooled: bool = False,
                execute: str = "") -> ForkedProcess:
-        """Start a job: argv[0] a .py script run in a forked child (or, `pooled`, by a pool member), or,
-        with `execute` (the script's name, for errors), a command executed in a forked child. `env`: what
-        the job's environment adds to this process's (which the server and its members inherited when the
-        worker started)."""
+        """Start a job: argv[0] a .py script run in a forked child (or, `pooled`, by a pool member), or, by
+        a Launcher, a command executed (`execute`: the script's name, for errors). `env`: what the job's
+        environment adds to this process's (which the server, its members and the launcher inherited)."""
         self._next_id += 1
         request_id = self._next_id
         request = {"id": request_id, "argv": list(argv), "cwd": cwd, "env": env}
         if execute:
-            request.update({"exec": True, "name": execute})
+            request["name"] = execute
         if pooled:
             return self._hand_to_member(request, (stdout_fd, stderr_fd))
         _send(self.channel, request, (stdout_fd, stderr_fd))
         if not self.pump_until(lambda: request_id in self._started, timeout=10.0):
-            raise OSError("the fork server did not start the job within 10s")
+            raise OSError(f"{self.ROLE} did not start the job within 10s")
         process = ForkedProcess(self, self._started.pop(request_id), pooled)
         if request_id in self._early_exits:
             self._ended(process, self._early_exits.pop(request_id))
@@ -358,12 +363,12 @@ class ForkServer:
                 return
             if message is None:
                 self.lost = True
-                raise ConnectionError("the fork server has exited")
+                raise ConnectionError(f"{self.ROLE} has exited")
             self._on_message(message, fds)
 
     def pump_until(self, done, timeout: float) -> bool:
         if self.lost:
-            raise ConnectionError("the fork server has exited")
+            raise ConnectionError(f"{self.ROLE} has exited")
         deadline = time.monotonic() + timeout
         while not done():
             remaining = deadline - time.monotonic()
@@ -446,3 +451,17 @@ def serve_from_argument(argument: str) -> None:
     channel = socket.socket(fileno=fd)
     os.set_inheritable(fd, False)
     serve(channel, preload, Pool(pool_size, PoolLimits(max_jobs, max_rss_mb), used=warm_pool))
+
+
+class Launcher(ForkServer):
+    """The worker's side of its launcher (launcher.py), which starts jobs that run as new programs: the
+    fork server's protocol, without preloading or a pool. `label` goes on the launcher's command line."""
+
+    ROLE = "the launcher"
+
+    def __init__(self, label: Sequence[str] = ()) -> None:
+        self._label = list(label)
+        super().__init__(fresh=True)
+
+    def _spawn(self, server_end: socket.socket, settings: tuple) -> int:
+        return launcher.spawn(server_end, self._label)

@@ -2,51 +2,21 @@
 that what the job sees and how it ends match `python -u script.py`: run as `__main__`, non-daemon threads
 waited for, atexit handlers run, `sys.exit` codes and tracebacks as the interpreter gives them.
 
-Also the small message helpers the fork server and the pool share (msgpack over a SEQPACKET socket pair,
-with file descriptors attached).
+Also the message helpers the fork server and the pool share (wire.py), under their old names here.
 """
 
 from __future__ import annotations
 
-import array
 import atexit
 import builtins
 import importlib.machinery
 import io
-import socket
 import sys
 import threading
 import traceback
 import types
 
-import msgpack
-
-MAX_MESSAGE = 1 << 20
-FD_BYTES = array.array("i").itemsize
-
-
-def send(channel: socket.socket, message: dict, fds=()) -> None:
-    payload = msgpack.packb(message, use_bin_type=True)
-    if fds:
-        socket.send_fds(channel, [payload], list(fds))
-    else:
-        channel.send(payload)
-
-
-def receive(channel: socket.socket, max_fds: int = 0, flags: int = 0):
-    """(message, fds), or (None, []) when the other end has gone. (Not socket.recv_fds: before Python
-    3.12 it ignores `flags`, so MSG_DONTWAIT would block.)"""
-    try:
-        payload, ancillary, _flags, _addr = channel.recvmsg(MAX_MESSAGE, socket.CMSG_LEN(max_fds * FD_BYTES), flags)
-    except ConnectionError:
-        return None, []
-    fds = array.array("i")
-    for level, kind, data in ancillary:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.frombytes(data[:len(data) - len(data) % FD_BYTES])
-    if not payload:
-        return None, list(fds)
-    return msgpack.unpackb(payload, raw=False), list(fds)
+from titan.worker.wire import receive, send  # noqa: F401 -- the pool's and the fork server's
 
 
 def job_stdio() -> None:

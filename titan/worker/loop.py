@@ -20,14 +20,15 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from titan import defaults
-from titan.core.jobs import FORK_SERVER_LOST_ERROR, PORT_IN_USE_ERROR, SERVICE_JOB_TYPE, TIMEOUT_ERROR
+from titan.core.jobs import (FORK_SERVER_LOST_ERROR, LAUNCHER_LOST_ERROR, PORT_IN_USE_ERROR, SERVICE_JOB_TYPE,
+                              TIMEOUT_ERROR)
 from titan.net import addresses, protocol, security
 from titan.net.protocol import ProtocolError
 from titan.worker import executor, reaper
 from titan.worker.archive_cache import ArchiveCache
-from titan.worker.config import NULL_EXECUTOR, PROCESS_EXECUTOR, WorkerConfig
+from titan.worker.config import FORK_EXECUTOR, NULL_EXECUTOR, PROCESS_EXECUTOR, WorkerConfig
 from titan.worker.executor import JobContext, LaunchError, RunningJob
-from titan.worker.forkserver import PreloadError, start_fork_server
+from titan.worker.forkserver import StartError, start_fork_server, start_launcher
 from titan.worker.outbox import Outbox
 from titan.worker.sweeper import SWEEPER
 from titan.worker.workspaces import Workspaces
@@ -62,11 +63,13 @@ class Worker:
         os.makedirs(self.work_root, exist_ok=True)
         self.archives = ArchiveCache(os.path.join(self.work_root, "archives"))
         self.workspaces = Workspaces(self.work_root)
-        # What a job leaves behind when its fork server is gone comes back here, and is killed.
+        # What a job leaves behind when its fork server or launcher is gone comes back here, and is killed.
         reaper.become_subreaper()
-        # Every job starts from the fork server (reaper.py says why). Forked before the ZeroMQ context
-        # exists: a process holding one must not fork.
-        self.fork_server = start_fork_server(config) if config.executor != NULL_EXECUTOR else None
+        # Every job starts from the fork server or the launcher (reaper.py says why). The server is forked
+        # before the ZeroMQ context exists (a process holding one must not fork), and before the launcher
+        # (so it holds no copy of the launcher's channel, whose closing tells the launcher to leave).
+        self.fork_server = start_fork_server(config) if config.executor == FORK_EXECUTOR else None
+        self.launcher = start_launcher(config) if config.executor != NULL_EXECUTOR else None
         self.ctx = zmq.Context()
         self.ctx.linger = 0
         self.dealer = self.ctx.socket(zmq.DEALER)
@@ -85,8 +88,9 @@ class Worker:
         self.handshakes = self.dealer.get_monitor_socket(HANDSHAKE_EVENTS)
         self.poller.register(self.handshakes, zmq.POLLIN)
         self._handshake_failed = False
-        if self.fork_server is not None:
-            self.poller.register(self.fork_server.fileno(), zmq.POLLIN)
+        for server in (self.fork_server, self.launcher):
+            if server is not None:
+                self.poller.register(server.fileno(), zmq.POLLIN)
 
     def _secure(self, dealer: zmq.Socket) -> str:
         """With keys: make the connection CURVE, and make a private folder for the key bundles of the
@@ -119,8 +123,8 @@ class Worker:
                     self._drain_master()
                 elif target is self.handshakes:
                     self._on_handshake()
-                elif self.fork_server is not None and target == self.fork_server.fileno():
-                    self._pump_fork_server()
+                elif (server := self._server_on(target)) is not None:
+                    self._pump_server(server)
                 else:
                     self._read_job_output(target)
             self._enforce_timeouts(time.monotonic())
@@ -132,38 +136,51 @@ class Worker:
     def stop(self) -> None:
         self._running = False
 
-    def _pump_fork_server(self) -> None:
+    def _server_on(self, fd: int):
+        """The fork server or launcher whose channel is `fd`, if either."""
+        return next((server for server in (self.fork_server, self.launcher)
+                     if server is not None and server.fileno() == fd), None)
+
+    def _pump_server(self, server) -> None:
         try:
-            self.fork_server.pump()
+            server.pump()
         except ConnectionError:
-            self._replace_fork_server()
+            self._replace_server(server)
 
     def _kill_leftovers(self) -> None:
-        """Children of this worker it did not start (it is a subreaper): left by jobs whose fork server
-        died. Its own are the fork server and, without one, the jobs' processes."""
+        """Children of this worker it did not start (it is a subreaper): left by jobs whose fork server or
+        launcher died. Its own are those two and, without them, the jobs' processes."""
         own = {running.process.pid for running in self.jobs.values()}
-        reaper.kill_leftovers(spare=own | ({self.fork_server.pid} if self.fork_server else set()))
+        own |= {server.pid for server in (self.fork_server, self.launcher) if server is not None}
+        reaper.kill_leftovers(spare=own)
 
-    def _replace_fork_server(self) -> None:
-        """The fork server died (a job may have killed it), and its jobs with it: they fail with that
-        reason, and a new server (a fresh interpreter: this process holds a ZeroMQ context) takes its place."""
-        lost = self.fork_server
-        log.warning("the fork server exited unasked (did a job kill it?); failing its jobs, starting a new one")
+    def _lost_error(self, lost) -> str:
+        return LAUNCHER_LOST_ERROR if lost is self.launcher else FORK_SERVER_LOST_ERROR
+
+    def _replace_server(self, lost) -> None:
+        """The fork server or the launcher died (a job may have killed it), and its jobs with it: they fail
+        with that reason, and a new one (a fresh interpreter: this process holds a ZeroMQ context) takes
+        its place."""
+        is_launcher, error = lost is self.launcher, self._lost_error(lost)
+        log.warning("%s exited unasked (did a job kill it?); failing its jobs, starting a new one", lost.ROLE)
         self.poller.unregister(lost.fileno())
         for running in list(self.jobs.values()):
             if getattr(running.process, "server", None) is lost:
                 self._discard(running)
-                self._fail_unstarted(running.job_id, running.attempt, f"titan worker: {FORK_SERVER_LOST_ERROR}",
-                                     -9, FORK_SERVER_LOST_ERROR)
+                self._fail_unstarted(running.job_id, running.attempt, f"titan worker: {error}", -9, error)
         lost.close()
-        self._kill_leftovers()   # what those jobs started, back here now
         try:
-            self.fork_server = start_fork_server(self.config, fresh=True)
-        except PreloadError as exc:
-            log.error("no new fork server (%s): jobs start as new processes from now on", exc)
-            self.fork_server = None
-            return
-        self.poller.register(self.fork_server.fileno(), zmq.POLLIN)
+            replacement = start_launcher(self.config) if is_launcher else start_fork_server(self.config, fresh=True)
+        except StartError as exc:
+            log.error("%s could not be replaced (%s): its jobs start as new processes from now on", lost.ROLE, exc)
+            replacement = None
+        if is_launcher:
+            self.launcher = replacement
+        else:
+            self.fork_server = replacement
+        self._kill_leftovers()   # what those jobs started, back here now
+        if replacement is not None:
+            self.poller.register(replacement.fileno(), zmq.POLLIN)
 
     def _on_handshake(self) -> None:
         event = recv_monitor_message(self.handshakes)["event"]
@@ -367,14 +384,11 @@ class Worker:
             running = executor.start_job(context, job["filename"], script, job.get("args") or "",
                                          self.workspaces, timeout=job.get("timeout"), fork_server=self.fork_server,
                                          project_dir=project_dir, pooled=isolation == "pool" and not fresh,
-                                         fresh=fresh)
+                                         fresh=fresh, launcher=self.launcher)
         except Exception as exc:   # whatever went wrong, the job fails visibly instead of hanging RUNNING
-            problem = str(exc) if isinstance(exc, LaunchError) else f"titan worker: cannot start the job: {exc!r}"
-            if not isinstance(exc, LaunchError):
-                log.exception("starting job %s failed", context.job_id)
             if context.keys_dir:
                 shutil.rmtree(context.keys_dir, ignore_errors=True)
-            self._fail_unstarted(context.job_id, context.attempt, problem, 127, problem)
+            self._fail_to_start(context, exc)
             return
         running.service_port = port
         self.jobs[context.job_id] = running
@@ -395,6 +409,19 @@ class Worker:
         for running in self.jobs.values():
             if running.watch_from is not None and now >= running.watch_from:
                 self._watch(running)
+
+    def _fail_to_start(self, context: JobContext, exc: Exception) -> None:
+        """The job's process could not be started: it fails at once, saying why (its fork server's or
+        launcher's loss, if that was it: the job may have killed it as soon as it ran)."""
+        problem = str(exc) if isinstance(exc, LaunchError) else f"titan worker: cannot start the job: {exc!r}"
+        code, reason = 127, problem
+        if not isinstance(exc, LaunchError):
+            log.exception("starting job %s failed", context.job_id)
+        lost = next((server for server in (self.fork_server, self.launcher) if server and server.lost), None)
+        if lost is not None:
+            code, reason = -9, self._lost_error(lost)
+            problem = f"titan worker: {reason}"
+        self._fail_unstarted(context.job_id, context.attempt, problem, code, reason)
 
     def _tend_archive_fetches(self, now: float) -> None:
         if self.registered:
@@ -574,8 +601,9 @@ class Worker:
         self._flush()
         time.sleep(0.05)  # let the goodbye leave before the context closes
         self.ctx.destroy(linger=100)
-        if self.fork_server is not None:
-            self.fork_server.close()
+        for server in (self.fork_server, self.launcher):
+            if server is not None:
+                server.close()
         self.workspaces.remove_spares()
         SWEEPER.finish()
         if self.owns_work_root:
