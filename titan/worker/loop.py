@@ -20,16 +20,17 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from titan import defaults
-from titan.core.jobs import (FORK_SERVER_LOST_ERROR, LAUNCHER_LOST_ERROR, PORT_IN_USE_ERROR, SERVICE_JOB_TYPE,
-                              TIMEOUT_ERROR)
+from titan.core.jobs import PORT_IN_USE_ERROR, SERVICE_JOB_TYPE, TIMEOUT_ERROR
 from titan.net import addresses, protocol, security
 from titan.net.protocol import ProtocolError
 from titan.worker import executor, reaper
 from titan.worker.archive_cache import ArchiveCache
 from titan.worker.config import FORK_EXECUTOR, NULL_EXECUTOR, PROCESS_EXECUTOR, WorkerConfig
-from titan.worker.executor import JobContext, LaunchError, RunningJob
-from titan.worker.forkserver import StartError, start_fork_server, start_launcher
+from titan.worker.executor import JobContext, RunningJob
+from titan.worker.forkserver import start_fork_server, start_launcher
+from titan.worker.job_output import JobOutput
 from titan.worker.outbox import Outbox
+from titan.worker.starters import Starters
 from titan.worker.sweeper import SWEEPER
 from titan.worker.workspaces import Workspaces
 
@@ -41,7 +42,7 @@ HANDSHAKE_EVENTS = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_A
                     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 
 
-class Worker:
+class Worker(Starters, JobOutput):
     def __init__(self, config: WorkerConfig):
         self.config = config
         self.identity = security.identity_from_environment(config.keys, security.WORKER)   # fails early
@@ -135,52 +136,6 @@ class Worker:
 
     def stop(self) -> None:
         self._running = False
-
-    def _server_on(self, fd: int):
-        """The fork server or launcher whose channel is `fd`, if either."""
-        return next((server for server in (self.fork_server, self.launcher)
-                     if server is not None and server.fileno() == fd), None)
-
-    def _pump_server(self, server) -> None:
-        try:
-            server.pump()
-        except ConnectionError:
-            self._replace_server(server)
-
-    def _kill_leftovers(self) -> None:
-        """Children of this worker it did not start (it is a subreaper): left by jobs whose fork server or
-        launcher died. Its own are those two and, without them, the jobs' processes."""
-        own = {running.process.pid for running in self.jobs.values()}
-        own |= {server.pid for server in (self.fork_server, self.launcher) if server is not None}
-        reaper.kill_leftovers(spare=own)
-
-    def _lost_error(self, lost) -> str:
-        return LAUNCHER_LOST_ERROR if lost is self.launcher else FORK_SERVER_LOST_ERROR
-
-    def _replace_server(self, lost) -> None:
-        """The fork server or the launcher died (a job may have killed it), and its jobs with it: they fail
-        with that reason, and a new one (a fresh interpreter: this process holds a ZeroMQ context) takes
-        its place."""
-        is_launcher, error = lost is self.launcher, self._lost_error(lost)
-        log.warning("%s exited unasked (did a job kill it?); failing its jobs, starting a new one", lost.ROLE)
-        self.poller.unregister(lost.fileno())
-        for running in list(self.jobs.values()):
-            if getattr(running.process, "server", None) is lost:
-                self._discard(running)
-                self._fail_unstarted(running.job_id, running.attempt, f"titan worker: {error}", -9, error)
-        lost.close()
-        try:
-            replacement = start_launcher(self.config) if is_launcher else start_fork_server(self.config, fresh=True)
-        except StartError as exc:
-            log.error("%s could not be replaced (%s): its jobs start as new processes from now on", lost.ROLE, exc)
-            replacement = None
-        if is_launcher:
-            self.launcher = replacement
-        else:
-            self.fork_server = replacement
-        self._kill_leftovers()   # what those jobs started, back here now
-        if replacement is not None:
-            self.poller.register(replacement.fileno(), zmq.POLLIN)
 
     def _on_handshake(self) -> None:
         event = recv_monitor_message(self.handshakes)["event"]
@@ -397,32 +352,6 @@ class Worker:
         else:
             self._watch(running)
 
-    def _watch(self, running: RunningJob) -> None:
-        running.watch_from = None
-        for fd in running.streams:
-            self.poller.register(fd, zmq.POLLIN)
-
-    def _watch_grown_jobs(self, now: float) -> None:
-        """A young job's pipes are not polled: its exit comes as a message, and what a short job wrote is
-        read once then, with its result (one loop turn per job, where each write would wake the loop). A
-        job still running after WORKER_PIPES_WATCHED_AFTER_S has its output streamed from then on."""
-        for running in self.jobs.values():
-            if running.watch_from is not None and now >= running.watch_from:
-                self._watch(running)
-
-    def _fail_to_start(self, context: JobContext, exc: Exception) -> None:
-        """The job's process could not be started: it fails at once, saying why (its fork server's or
-        launcher's loss, if that was it: the job may have killed it as soon as it ran)."""
-        problem = str(exc) if isinstance(exc, LaunchError) else f"titan worker: cannot start the job: {exc!r}"
-        code, reason = 127, problem
-        if not isinstance(exc, LaunchError):
-            log.exception("starting job %s failed", context.job_id)
-        lost = next((server for server in (self.fork_server, self.launcher) if server and server.lost), None)
-        if lost is not None:
-            code, reason = -9, self._lost_error(lost)
-            problem = f"titan worker: {reason}"
-        self._fail_unstarted(context.job_id, context.attempt, problem, code, reason)
-
     def _tend_archive_fetches(self, now: float) -> None:
         if self.registered:
             for request in self.archives.stale_requests(now):
@@ -480,50 +409,6 @@ class Worker:
 
     # ----------------------------------------------------------------- job output and exits
 
-    def _read_job_output(self, fd: int) -> None:
-        for running in self.jobs.values():
-            if fd in running.streams:
-                stream, data = executor.read_output(running, fd)
-                if data:
-                    self._queue_output(running, stream, data)
-                elif data == b"":
-                    self.poller.unregister(fd)
-                return
-
-    def _queue_output(self, running: RunningJob, stream: str, data: bytes) -> None:
-        """Output waits for the master; past the bound the job's pipes are no longer read, so it blocks on
-        its writes. While the master is unreachable the job keeps running and newer output is dropped,
-        counted, and a marker line says so once output flows again."""
-        over = self.outbox.backlog(running.job_id) >= defaults.WORKER_OUTPUT_BACKLOG_BYTES
-        if over and not self.registered:
-            key = (running.job_id, stream)
-            self._dropped_output[key] = self._dropped_output.get(key, 0) + len(data)
-            return
-        self._queue_output_marker(running.job_id, running.attempt, stream)
-        self._send_log(running.job_id, running.attempt, stream, data)
-        if over and running.job_id not in self._paused:
-            self._paused.add(running.job_id)
-            for fd in running.streams:
-                self.poller.unregister(fd)
-
-    def _queue_output_marker(self, job_id: str, attempt: int, stream: str) -> None:
-        dropped = self._dropped_output.pop((job_id, stream), 0)
-        if dropped:
-            self._send_log(job_id, attempt, stream, f"\n[titan worker: {dropped:,} bytes of this job's {stream} "
-                                                    "were dropped while the master was unreachable]\n".encode())
-
-    def _resume_paused_output(self) -> None:
-        """Read a paused job again once half its backlog has gone, or at once when the master is away (a
-        job keeps running then; what it writes past the bound is dropped and counted)."""
-        for job_id in list(self._paused):
-            running = self.jobs.get(job_id)
-            if running is None:
-                self._paused.discard(job_id)
-            elif not self.registered or self.outbox.backlog(job_id) < defaults.WORKER_OUTPUT_BACKLOG_BYTES // 2:
-                self._paused.discard(job_id)
-                for fd in running.streams:
-                    self.poller.register(fd, zmq.POLLIN)
-
     def _report_exits(self) -> None:
         now = time.monotonic()
         for job_id, running in list(self.jobs.items()):
@@ -538,28 +423,6 @@ class Worker:
             del self.jobs[job_id]
             executor.clean_up(running, self.workspaces)
             self._send_finished(job_id, running.attempt, code, TIMEOUT_ERROR if running.timed_out else None)
-
-    def _read_after_exit(self, running: RunningJob) -> None:
-        """A job that ended before its pipes were watched: what it wrote (at most a pipe's capacity) is
-        read now; pipes something outside its tree still holds are watched, as for any job."""
-        for fd in list(running.streams):
-            while True:
-                stream, data = executor.read_output(running, fd)
-                if not data:
-                    break
-                self._queue_output_marker(running.job_id, running.attempt, stream)
-                self._send_log(running.job_id, running.attempt, stream, data)
-        self._watch(running)
-
-    def _close_streams(self, running: RunningJob) -> None:
-        """Pipes still held open past the grace by something outside the job's tree: what is in them is
-        sent, the rest is not waited for."""
-        for fd in list(running.streams):
-            stream, data = executor.read_output(running, fd)
-            if data:
-                self._send_log(running.job_id, running.attempt, stream, data)
-            self.poller.unregister(fd)
-        running.streams.clear()
 
     def _probe_services(self, now: float) -> None:
         """Tell the master once a starting service's port accepts connections: its children may start."""
