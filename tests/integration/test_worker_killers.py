@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import textwrap
 
 import pytest
 
@@ -50,6 +51,42 @@ def test_a_job_that_kills_the_fork_server_fails_and_the_worker_carries_on(make_c
             client.submit_job(TitanJob(f"fine_{isolation}", fine, isolation=isolation))
             assert client.wait(f"fine_{isolation}", timeout=WAIT_S) == "COMPLETED"
             assert "still served" in client.fetch_logs(f"fine_{isolation}")
+
+
+SLOW_TO_PRELOAD = """
+    import os, time
+    if os.path.exists({marker!r}):   # only the replacement of the fork server is slow to get ready
+        time.sleep(4)
+    """
+
+
+@pytest.mark.timeout(120)
+def test_the_worker_keeps_in_touch_while_a_slow_replacement_fork_server_gets_ready(make_cluster, script, tmp_path,
+                                                                                   monkeypatch):
+    """A new fork server with --preload may take longer to be ready than the master waits for a heartbeat
+    (2 s here): the worker must not go silent meanwhile, or the master takes it for dead and runs its
+    other jobs again."""
+    marker = str(tmp_path / "replacing")
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    (modules / "slow_to_preload.py").write_text(textwrap.dedent(SLOW_TO_PRELOAD.format(marker=marker)))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(modules), os.environ.get("PYTHONPATH")])))
+    cluster = make_cluster(WorkerSpec("w1", slots=2, extra_args=("--preload", "slow_to_preload")))
+    killer = script("kills_server.py", f"open({marker!r}, 'w').close()\n" + textwrap.dedent(KILLS_FORK_SERVER))
+    runs = tmp_path / "bystander_runs"
+    bystander = script("bystander.sh", f"echo ran >> {runs}\nsleep 6\necho unharmed\n")
+    fine = script("fine.py", "print('still served')\n")
+    with cluster.client(timeout=15) as client:
+        client.submit_job(TitanJob("bystander", bystander))
+        wait_until(lambda: client.get_job_status("bystander") == "RUNNING", WAIT_S, "the bystander runs")
+        client.submit_job(TitanJob("killer", killer, isolation="fork"))
+        assert client.wait("killer", timeout=WAIT_S) == "FAILED"
+        assert FORK_SERVER_LOST_ERROR in client.job_info("killer")["reason"], client.job_info("killer")
+        assert client.wait("bystander", timeout=WAIT_S) == "COMPLETED"
+        assert runs.read_text().split() == ["ran"], "the worker was taken for dead while its fork server was replaced"
+        client.submit_job(TitanJob("fine", fine, isolation="fork"))
+        assert client.wait("fine", timeout=WAIT_S) == "COMPLETED"
+        assert "still served" in client.fetch_logs("fine")
 
 
 @pytest.mark.timeout(120)

@@ -228,21 +228,22 @@ class PreloadError(StartError):
     """A module named by --preload could not be imported; the message says which and why."""
 
 
-def start_fork_server(config, fresh: bool = False) -> "ForkServer":
-    """The fork server a worker with this WorkerConfig needs; PreloadError if --preload failed."""
+def start_fork_server(config, fresh: bool = False, wait: bool = True) -> "ForkServer":
+    """The fork server a worker with this WorkerConfig needs; PreloadError if --preload failed (known at
+    once when `wait`, else from its preload_error once pump() has read its "ready")."""
     server = ForkServer(config.preload, pool_size=config.slots,
                         limits=PoolLimits(config.pool_max_jobs, config.pool_max_rss_mb),
-                        warm_pool=config.isolation == "pool", fresh=fresh)
+                        warm_pool=config.isolation == "pool", fresh=fresh, wait=wait)
     if server.preload_error:
         server.close()
         raise PreloadError(server.preload_error)
     return server
 
 
-def start_launcher(config) -> "Launcher":
+def start_launcher(config, wait: bool = True) -> "Launcher":
     """The launcher (launcher.py) of the worker with this WorkerConfig; StartError if it did not start."""
     started = Launcher(["titan.worker", "--master", f"{config.master_host}:{config.master_port}",
-                        "--name", config.name])
+                        "--name", config.name], wait=wait)
     if started.preload_error:
         started.close()
         raise StartError(started.preload_error)
@@ -279,9 +280,10 @@ class ForkServer:
     ROLE = "the fork server"
 
     def __init__(self, preload: Sequence[str] = (), pool_size: int = 0, limits: Optional[PoolLimits] = None,
-                 warm_pool: bool = False, fresh: bool = False) -> None:
+                 warm_pool: bool = False, fresh: bool = False, wait: bool = True) -> None:
         """`fresh`: a new interpreter rather than a fork of this process (a worker that already holds a
-        ZeroMQ context must not fork; it needs this to replace a server it lost)."""
+        ZeroMQ context must not fork; it needs this to replace a server it lost). `wait`: return once it is
+        ready (else its "ready" arrives through pump(), and preload_error says then if it failed)."""
         worker_end, server_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         settings = (list(preload), pool_size, limits or PoolLimits(), warm_pool)
         self.pid = self._spawn(server_end, settings) if fresh else os.fork()
@@ -302,7 +304,7 @@ class ForkServer:
         self._pool_started = warm_pool
         self.preload_error: Optional[str] = None
         self._ready = False
-        if (preload or fresh) and not self.pump_until(lambda: self._ready, defaults.PRELOAD_TIMEOUT_S):
+        if wait and (preload or fresh) and not self.pump_until(lambda: self._ready, defaults.PRELOAD_TIMEOUT_S):
             what = f"--preload {','.join(preload)}: not imported" if preload else f"{self.ROLE} did not start"
             self.preload_error = f"{what} within {defaults.PRELOAD_TIMEOUT_S:.0f}s"
 
@@ -459,9 +461,9 @@ class Launcher(ForkServer):
 
     ROLE = "the launcher"
 
-    def __init__(self, label: Sequence[str] = ()) -> None:
+    def __init__(self, label: Sequence[str] = (), wait: bool = True) -> None:
         self._label = list(label)
-        super().__init__(fresh=True)
+        super().__init__(fresh=True, wait=wait)
 
     def _spawn(self, server_end: socket.socket, settings: tuple) -> int:
         return launcher.spawn(server_end, self._label)

@@ -30,6 +30,9 @@ class Starters:
             server.pump()
         except ConnectionError:
             self._replace_server(server)
+            return
+        if server.preload_error:   # a replacement, started without waiting, could not get ready
+            self._give_up(server, server.preload_error)
 
     def _kill_leftovers(self) -> None:
         """Children of this worker it did not start (it is a subreaper): left by jobs whose fork server or
@@ -44,27 +47,42 @@ class Starters:
     def _replace_server(self, lost) -> None:
         """The fork server or the launcher died (a job may have killed it), and its jobs with it: they fail
         with that reason, and a new one (a fresh interpreter: this process holds a ZeroMQ context) takes
-        its place."""
+        its place. The loop does not wait for it to be ready (a --preload may take seconds): heartbeats and
+        results go on meanwhile, and a job sent to it before then waits in its socket."""
         is_launcher, error = lost is self.launcher, self._lost_error(lost)
         log.warning("%s exited unasked (did a job kill it?); failing its jobs, starting a new one", lost.ROLE)
         self.poller.unregister(lost.fileno())
-        for running in list(self.jobs.values()):
-            if getattr(running.process, "server", None) is lost:
-                self._discard(running)
-                self._fail_unstarted(running.job_id, running.attempt, f"titan worker: {error}", -9, error)
+        self._fail_jobs_of(lost, error)
         lost.close()
         try:
-            replacement = start_launcher(self.config) if is_launcher else start_fork_server(self.config, fresh=True)
-        except StartError as exc:
+            replacement = (start_launcher(self.config, wait=False) if is_launcher
+                           else start_fork_server(self.config, fresh=True, wait=False))
+        except (StartError, OSError) as exc:
             log.error("%s could not be replaced (%s): its jobs start as new processes from now on", lost.ROLE, exc)
             replacement = None
-        if is_launcher:
-            self.launcher = replacement
-        else:
-            self.fork_server = replacement
+        self._set_server(is_launcher, replacement)
         self._kill_leftovers()   # what those jobs started, back here now
         if replacement is not None:
             self.poller.register(replacement.fileno(), zmq.POLLIN)
+
+    def _fail_jobs_of(self, server, error: str) -> None:
+        for running in list(self.jobs.values()):
+            if getattr(running.process, "server", None) is server:
+                self._discard(running)
+                self._fail_unstarted(running.job_id, running.attempt, f"titan worker: {error}", -9, error)
+
+    def _give_up(self, server, problem: str) -> None:
+        log.error("%s could not be replaced (%s): its jobs start as new processes from now on", server.ROLE, problem)
+        self.poller.unregister(server.fileno())
+        self._fail_jobs_of(server, f"{server.ROLE} could not be replaced: {problem}")
+        self._set_server(server is self.launcher, None)
+        server.close()
+
+    def _set_server(self, is_launcher: bool, server) -> None:
+        if is_launcher:
+            self.launcher = server
+        else:
+            self.fork_server = server
 
     def _fail_to_start(self, context: JobContext, exc: Exception) -> None:
         """The job's process could not be started: it fails at once, saying why (its fork server's or
