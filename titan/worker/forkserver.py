@@ -163,14 +163,7 @@ class _Server:
             self._start_member()
 
     def report_exits(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            code = os.waitstatus_to_exitcode(status)
+        for pid, code in reaper.ended_children():
             request_id = self.children.pop(pid, None)
             if request_id is not None:
                 # What the job left running came back to this subreaper when it ended: it goes first,

@@ -109,19 +109,13 @@ class _Starter:
         return True
 
     def report_exits(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, code in reaper.ended_children():
             request_id = self.jobs.pop(pid, None)
             if request_id is not None:
                 # What the job left running came back to this subreaper when it ended: it goes first,
                 # so its output pipes close and the job is over when the worker hears of its end.
                 reaper.kill_leftovers(spare=self.jobs, one_thread=True)   # it starts no thread
-                send(self.channel, {"id": request_id, "code": os.waitstatus_to_exitcode(status)})
+                send(self.channel, {"id": request_id, "code": code})
 
 
 def _become_job(request: dict, fds, stdin: int, environment: dict, launcher_pid: int) -> None:

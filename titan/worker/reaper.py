@@ -19,7 +19,7 @@ import ctypes
 import os
 import signal
 import sys
-from typing import Collection, List
+from typing import Collection, Iterator, List, Tuple
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -80,6 +80,18 @@ def _read(path: str) -> bytes:
         return os.read(fd, 1 << 16)
     finally:
         os.close(fd)
+
+
+def ended_children() -> Iterator[Tuple[int, int]]:
+    """(pid, exit code) of each child that has ended, reaped, without waiting for the others."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        yield pid, os.waitstatus_to_exitcode(status)
 
 
 def kill_tree(pid: int) -> None:
