@@ -400,8 +400,9 @@ def test_5000_job_dag_completes_while_workers_are_killed_and_restarted(chaos_clu
         final = client.wait(list(parents), timeout=60)
         elapsed = time.monotonic() - started
         reruns = sum(1 for job in client.dag_status("big")["jobs"] if job["attempt"] > 1)
+        unfinished = [client.job_info(job) for job, state in final.items() if state != "COMPLETED"]
     print(f"\n5,000-job DAG: {elapsed:.1f}s with {kills} worker kills; {reruns} jobs ran more than once")
-    assert Counter(final.values()) == {"COMPLETED": len(parents)}
+    assert Counter(final.values()) == {"COMPLETED": len(parents)}, unfinished[:3]
     assert kills >= 5 and reruns >= 1, (kills, reruns)
     # A job whose worker died after it wrote its line runs again: at most the slots of the killed workers.
     check_trail(lines(trail), parents, max_duplicates=kills * 2)

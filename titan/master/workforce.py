@@ -89,7 +89,7 @@ class Workforce:
             log.warning("refused a worker registration from connection %s: %s", worker_id, exc)
             return
         self._scripts_sent.pop(worker_id, None)   # a worker that registers again may have restarted
-        self._send_worker(worker_id, protocol.message(TO_WORKER, "welcome"))
+        self._send_worker(worker_id, protocol.message(TO_WORKER, "welcome", run_id=self.run_id))
         self._apply(self.scheduler.worker_joined(worker_id, name, capabilities, slots, info, now, running=claims))
         log.info("worker %s registered with %s, %d slots, running %s", name, capabilities, slots,
                  [job_id for job_id, _ in claims])

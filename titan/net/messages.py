@@ -298,7 +298,9 @@ WORKER_OPS = Table("worker message", {
 
 MASTER_TO_WORKER_OPS = Table("master-to-worker message", {
     BATCH: _fields(messages=(list,)),
-    "welcome": _fields(),                          # registered: heartbeat from now on, re-send results
+    # registered: heartbeat from now on, re-send results. `run_id`: the master's run; a second welcome of
+    # the same run answers a registration that crossed the first, and asks for nothing to be sent again.
+    "welcome": _fields(run_id=optional(str)),
     "heartbeat": _fields(),                        # the answer to each worker heartbeat
     "reregister": _fields(reason=optional(str)),   # unknown to this master (or its key revoked)
     # the job's script inline the first time this worker gets it, later by "script_sha256" alone;

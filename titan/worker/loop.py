@@ -55,6 +55,7 @@ class Worker(Starters, JobOutput):
         self._hold_until: Optional[float] = None   # output held until then (see _flush)
         self._dropped_output: Dict[tuple, int] = {}   # (job_id, stream) -> bytes dropped, master unreachable
         self.registered = False
+        self._welcomed_by: Optional[str] = None   # the run of the master that welcomed it last
         self._running = False
         self._last_register = float("-inf")
         self._last_heartbeat = float("-inf")
@@ -259,7 +260,9 @@ class Worker(Starters, JobOutput):
 
     def _on_master(self, op: str, message: dict) -> None:
         if op == "welcome":
-            self.registered = True
+            if self.registered and message.get("run_id") is not None and message.get("run_id") == self._welcomed_by:
+                return   # its registration crossed the first welcome (a slow start): that master knows all
+            self.registered, self._welcomed_by = True, message.get("run_id")
             log.info("registered with master %s:%s", self.config.master_host, self.config.master_port)
             for key, result in list(self.unacked.items()):   # results the master may not have received
                 self._unacked_sent[key] = time.monotonic()
