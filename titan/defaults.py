@@ -97,18 +97,21 @@ DAG_RUNS_LISTED = 20
 # loop turn and after each worker batch handled, so forgetting keeps up with a busy master without
 # stalling it: a step forgets FORGET_BATCH runs at first, then as many as took about CLEANING_BUDGET_S
 # of CPU in the steps before (memory and journal; between FORGET_BATCH_MIN and FORGET_BATCH_MAX), and
-# stops choosing once CLEANING_BUDGET_S have passed; a loop turn's steps stop once they have taken
-# CLEANING_TURN_BUDGET_S of CPU together, or in a turn busy with much else CLEANING_TURN_SHARE of it. After a commit that forgot something, once 4 x
+# stops choosing once CLEANING_BUDGET_S have passed; a loop turn's steps together stop at
+# CLEANING_TURN_BUDGET_S of CPU (a step is cut to what is left), whatever else the turn did, and while
+# forgetting is behind the next turn does not wait in poll. After a commit that forgot something, once 4 x
 # VACUUM_PAGES pages are free in the journal, it returns VACUUM_PAGES of them to the file system.
 KEEP_COMPLETED_S = 86_400
 KEEP_FAILED_S = 7 * 86_400
 KEEP_MAX_JOBS = 100_000
 FORGET_BATCH = 100
 FORGET_BATCH_MIN, FORGET_BATCH_MAX = 10, 2_000
-CLEANING_BUDGET_S = 0.005
-CLEANING_TURN_BUDGET_S = 0.02   # all the steps of one loop turn together,
-CLEANING_TURN_SHARE = 0.2       # or this share of the CPU the rest of a busy turn took (hundreds of batches)
+CLEANING_BUDGET_S = 0.003
+CLEANING_TURN_BUDGET_S = 0.006   # all the steps of one loop turn together, memory and journal
 VACUUM_PAGES = 64
+# After this many runs forgotten, the master gives the memory they freed back to the system (glibc's
+# malloc_trim, where glibc is the C library): without it RSS stays at the peak of jobs kept.
+TRIM_AFTER_FORGOTTEN = 50_000
 # An artifact blob no name points at and no job kept runs from is removed once it has been so for
 # --artifact-grace (the README says why 1h). Every ARTIFACT_SWEEP_EVERY_S the master looks at the next
 # ARTIFACT_SWEEP_LOOK blobs (set lookups, microseconds each) and removes at most ARTIFACT_SWEEP_REMOVE of
@@ -127,6 +130,15 @@ SERVICE_PROBE_TIMEOUT_S = 0.05
 
 # How long the master lets one poll wait when nothing is due; bounds how late a delayed job starts.
 POLL_INTERVAL_S = 0.1
+# How long one loop turn may handle the messages waiting on one socket (worker batches, each committed
+# and answered; requests) before it moves on: the rest is handled in the next turn, so that cleaning and
+# the other sockets get their share every few tens of milliseconds however busy the workers are.
+DRAIN_SLICE_S = 0.01
+# A submission of more than INTAKE_AT_ONCE_JOBS jobs is read, checked and validated in slices of at most
+# INTAKE_SLICE_S, one per loop turn, the loop serving other messages between them; then admitted whole
+# in one turn (titan/master/intake.py).
+INTAKE_AT_ONCE_JOBS = 1_000
+INTAKE_SLICE_S = 0.005
 # Two looks at the clock by the master further apart than this mean the master itself stalled (paused,
 # swapped, a huge submission): that time is not counted against its workers' heartbeats.
 MASTER_STALL_S = 1.0

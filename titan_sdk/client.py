@@ -271,10 +271,11 @@ class TitanClient(FileTransfers):
         return self._ask("forget", **({"dag": dag} if dag is not None else {}),
                          **({"before": float(before)} if before is not None else {}))
 
-    def stats(self) -> dict:
+    def stats(self, reset_peaks: bool = False) -> dict:
         """Workers, queues, job counts, and what the master keeps: jobs_kept, jobs_forgotten, journal_bytes,
-        last_cleaning ({"at", "forgotten", "took_ms"} or None)."""
-        return self._ask("stats")
+        last_cleaning ({"at", "forgotten", "took_ms"} or None). With reset_peaks, turn_peaks (the longest
+        loop turns) start again from this answer, for a benchmark that reports them per stretch of work."""
+        return self._ask("stats", reset_peaks=True) if reset_peaks else self._ask("stats")
 
     def ping(self) -> dict:
         return self._ask("ping")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from titan.core.dag import validate_dag
+from titan.core.dag import STEP_JOBS, parents_outside, validate_dag, validation_steps
 from titan.core.errors import InvalidDag, TitanError
 from titan.core.jobs import JobSpec
 
@@ -170,3 +170,37 @@ def test_invalid_dag_is_a_typed_titan_error():
     assert isinstance(info.value, TitanError) and isinstance(info.value, ValueError)
     assert info.value.kind == "InvalidDag"
     assert info.value.message == str(info.value)
+
+
+# ----------------------------------------------------------------- in steps (a large submission over several turns)
+
+
+def _run_steps(steps) -> tuple:
+    """(how many times it yielded, what it returned)."""
+    yields = 0
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return yields, done.value
+        yields += 1
+
+
+def test_validation_in_steps_yields_every_few_hundred_jobs_and_orders_as_validate_dag_does():
+    specs = [spec(f"j{i}", [f"j{i + 1}"] if i % 2 == 0 else []) for i in range(5 * STEP_JOBS)]
+    yields, ordered = _run_steps(validation_steps("big", specs, nothing_known))
+    assert yields >= 5 * 3   # parents checked, graph built and sorted, each in steps
+    assert [s.job_id for s in ordered] == [s.job_id for s in validate_dag("big", specs, nothing_known)]
+    assert_parents_first(ordered, specs)
+
+
+def test_validation_in_steps_finds_a_cycle_at_the_end_of_a_large_dag():
+    specs = [spec(f"j{i}") for i in range(3 * STEP_JOBS)] + [spec("x", ["y"]), spec("y", ["x"])]
+    steps = validation_steps("loopy", specs, nothing_known)
+    with pytest.raises(InvalidDag, match="DAG 'loopy' has a cycle: (x -> y -> x|y -> x -> y)"):
+        _run_steps(steps)
+
+
+def test_parents_outside_are_the_ones_not_submitted_with_it():
+    specs = [spec("a", ["old"]), spec("b", ["a", "older"])]
+    assert parents_outside(specs) == {"old", "older"}

@@ -8,6 +8,7 @@ import pytest
 
 from titan.core.effects import Dispatch, Note, Publish, StopJob
 from titan.core.errors import InvalidDag, JobConflict, UnknownDag, UnknownJob
+from titan.core.retention import Retention
 from titan.core.jobs import ALLOWED_TRANSITIONS, FINAL_STATES, IllegalTransition, JobState, check_transition
 from tests.unit.sim import (C, F, P, Q, R, X, Sim, dispatched_ids, dispatches, events, job_states_published,
                              notes, spec)
@@ -947,3 +948,35 @@ def test_events_nobody_watches_are_not_built_but_every_change_is_reported_for_th
     done = sim.finish("a")
     assert [(e.topic, e.body["job_id"]) for e in events(done)] == [("job.COMPLETED", "a")]
     assert {job_id: run.state for job_id, run in sim.s.take_changed_runs().items()} == {"a": C, "b": R}
+
+
+def _ordered(sim, dag, *specs):
+    """What a submission taken in over several turns (titan/master/intake.py) hands submit_ordered."""
+    steps = sim.s.validation(dag, sim.s.with_gates(list(specs)))
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def test_a_submission_validated_turns_ago_is_refused_whole_if_what_it_relied_on_changed():
+    sim = Sim()
+    sim.join("w1", slots=4)
+    sim.submit(spec("base"))
+    ordered = _ordered(sim, "d", spec("child", ["base"]), spec("mine"))
+    sim.finish("base")
+    sim.s.retention = Retention(keep_completed=0.0, keep_failed=0.0, keep_max_jobs=None)
+    sim.now += 1
+    sim._step(lambda now: sim.s.forget_old(now, 100))   # forgotten between its validation and its admission
+    assert "base" not in sim.s.jobs
+    with pytest.raises(InvalidDag, match="parent\\(s\\) 'base' were forgotten while it was being checked"):
+        sim.s.submit_ordered("d", ordered, sim.now)
+    assert "child" not in sim.s.jobs and "mine" not in sim.s.jobs and "d" not in sim.s.dags
+    again = _ordered(sim, "e", spec("mine"), spec("other"))
+    sim.submit(spec("mine"))   # submitted by someone else meanwhile, and still active
+    with pytest.raises(JobConflict, match="mine"):
+        sim.s.submit_ordered("e", again, sim.now)
+    assert "other" not in sim.s.jobs and "e" not in sim.s.dags
+    effects = sim._step(sim.s.submit_ordered, "f", _ordered(sim, "f", spec("x"), spec("y", ["x"])))
+    assert dispatched_ids(effects) == ["x"] and sim.state("y") == P

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Callable, Iterable, List, Sequence
+from typing import Callable, Generator, Iterable, List, Sequence
 
 import networkx as nx
 
 from titan.core.errors import InvalidDag
 from titan.core.jobs import JobSpec
+
+
+# Jobs looked at between two yields of validation_steps: a few milliseconds of work at most.
+STEP_JOBS = 500
 
 
 def validate_dag(name: str, specs: Sequence[JobSpec], is_known_job: Callable[[str], bool]) -> List[JobSpec]:
@@ -17,16 +21,39 @@ def validate_dag(name: str, specs: Sequence[JobSpec], is_known_job: Callable[[st
     A parent may be another job of this submission or a job the master already knows
     (so an agent can hang a new job under an existing one). Raises InvalidDag naming the offenders.
     """
+    steps = validation_steps(name, specs, is_known_job)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def validation_steps(name: str, specs: Sequence[JobSpec],
+                     is_known_job: Callable[[str], bool]) -> Generator[None, None, List[JobSpec]]:
+    """validate_dag in steps: yields after every STEP_JOBS jobs (or edges) looked at, so a caller can do
+    other work between steps; returns the order (StopIteration.value) or raises InvalidDag."""
     label = f"DAG {name!r}" if name else "submission"
     if not specs:
         raise InvalidDag(f"{label} has no jobs", dag=name)
     _check_duplicates(label, specs)
-    _check_parents(label, specs, is_known_job)
+    yield
+    own_ids = {spec.job_id for spec in specs}
+    for start in range(0, len(specs), STEP_JOBS):
+        _check_parents(label, specs[start:start + STEP_JOBS], own_ids, is_known_job)
+        yield
     if not any(spec.parents for spec in specs):   # no edges: the order given is one (10,000 jobs build no graph)
         return list(specs)
-    graph = _build_graph(specs)
+    graph = nx.DiGraph()
+    for start in range(0, len(specs), STEP_JOBS):
+        _add_to_graph(graph, specs[start:start + STEP_JOBS])
+        yield
+    order = []
     try:
-        order = list(nx.topological_sort(graph))
+        for job_id in nx.topological_sort(graph):   # a generator: it raises only once it meets the cycle
+            order.append(job_id)
+            if len(order) % STEP_JOBS == 0:
+                yield
     except nx.NetworkXUnfeasible:   # only then is a cycle searched for, to name it
         _raise_cycle(label, graph)
     by_id = {spec.job_id: spec for spec in specs}
@@ -40,8 +67,8 @@ def _check_duplicates(label: str, specs: Iterable[JobSpec]) -> None:
         raise InvalidDag(f"{label} has duplicate job ids: {', '.join(duplicates)}", jobs=duplicates)
 
 
-def _check_parents(label: str, specs: Sequence[JobSpec], is_known_job: Callable[[str], bool]) -> None:
-    own_ids = {spec.job_id for spec in specs}
+def _check_parents(label: str, specs: Sequence[JobSpec], own_ids: set,
+                   is_known_job: Callable[[str], bool]) -> None:
     for spec in specs:
         if spec.job_id in spec.parents:
             raise InvalidDag(f"{label}: job {spec.job_id!r} lists itself as a parent", jobs=[spec.job_id])
@@ -53,11 +80,16 @@ def _check_parents(label: str, specs: Sequence[JobSpec], is_known_job: Callable[
                 jobs=[spec.job_id, *unknown])
 
 
-def _build_graph(specs: Sequence[JobSpec]) -> nx.DiGraph:
-    graph = nx.DiGraph()
+def _add_to_graph(graph: nx.DiGraph, specs: Sequence[JobSpec]) -> None:
     graph.add_nodes_from(spec.job_id for spec in specs)
     graph.add_edges_from((parent, spec.job_id) for spec in specs for parent in spec.parents)
-    return graph
+
+
+def parents_outside(specs: Sequence[JobSpec]) -> set:
+    """The parents a submission names that are not among its own jobs: known jobs when it was checked,
+    to look for again when a submission checked over several turns is admitted."""
+    own_ids = {spec.job_id for spec in specs}
+    return {parent for spec in specs for parent in spec.parents if parent not in own_ids}
 
 
 def _raise_cycle(label: str, graph: nx.DiGraph) -> None:

@@ -13,9 +13,9 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from titan import defaults
 from titan.core import matching, timers
-from titan.core.dag import validate_dag
+from titan.core.dag import parents_outside, validate_dag, validation_steps
 from titan.core.effects import Admitted, Dispatch, Note, Publish, StopJob
-from titan.core.errors import JobConflict, UnknownDag, UnknownJob
+from titan.core.errors import InvalidDag, JobConflict, UnknownDag, UnknownJob
 from titan.core.gates import SchedulerGates, add_gates, is_gate
 from titan.core.history import History, SchedulerHistory
 from titan.core.recovery import SchedulerRecovery
@@ -84,7 +84,25 @@ class Scheduler(SchedulerQueries, SchedulerServices, SchedulerGates, SchedulerRe
     def submit(self, dag: Optional[str], specs: Sequence[JobSpec], now: float) -> list:
         """Accept a whole DAG or nothing. Raises InvalidDag or JobConflict before changing any state."""
         self._at(now)
-        ordered = validate_dag(dag or "", add_gates(specs, self._has_gate), self._is_known_job)
+        ordered = validate_dag(dag or "", self.with_gates(specs), self._is_known_job)
+        return self.submit_ordered(dag, ordered, now)
+
+    def with_gates(self, specs: Sequence[JobSpec]) -> list:
+        """The submission with its gates (titan.core.gates.add_gates), as submit validates it."""
+        return add_gates(specs, self._has_gate)
+
+    def validation(self, dag: Optional[str], specs: Sequence[JobSpec]):
+        """validation_steps of these specs (with_gates already applied) against the jobs known now."""
+        return validation_steps(dag or "", specs, self._is_known_job)
+
+    def submit_ordered(self, dag: Optional[str], ordered: Sequence[JobSpec], now: float) -> list:
+        """submit, for specs already validated and ordered (possibly some turns ago): what may have changed
+        since, jobs still active and parents from outside it still known, is checked again."""
+        self._at(now)
+        gone = sorted(p for p in parents_outside(ordered) if p not in self.jobs)
+        if gone:
+            raise InvalidDag(f"{'DAG ' + repr(dag) if dag else 'submission'}: parent(s) {', '.join(map(repr, gone))} "
+                             "were forgotten while it was being checked", jobs=gone)
         self._check_not_active(dag, ordered)
         dag_run = None
         if dag:

@@ -5,6 +5,8 @@ says of it; and the artifact blobs no name and no run kept refers to, swept afte
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import time
 from collections import Counter
@@ -33,12 +35,20 @@ class Cleaning:
         self.last_cleaning: Optional[dict] = None
         self._cleaned = False                  # this turn forgot something
         self.longest_turn_ms = 0.0             # since start, from after the poll to after the commit
+        # The longest loop turns since start or the last reset_peaks: those that admitted a submission
+        # taken in over several turns (titan/master/intake.py), those that forgot something, the others.
+        # Wall time (from after the poll to after the commit) and CPU time, each kind's longest.
+        self.turn_peaks = {f"{kind}{unit}": 0.0 for kind in ("admission", "cleaning", "other")
+                           for unit in ("_ms", "_cpu_ms")}
+        self._turn_cpu_began = time.thread_time()
         # The most CPU time one turn spent forgetting, in memory and in the journal: what cleaning costs
         # the master itself, whatever else runs on the machine.
         self.longest_cleaning_ms = 0.0
         self._cleaning_s = 0.0                 # this turn's, in memory
         self._journal_forget_s = 0.0           # the journal's forget_seconds when the turn began
-        self._turn_cpu_began = time.thread_time()
+        self._cleaning_capped = False          # this turn reached CLEANING_TURN_BUDGET_S with more to forget
+        self._forgotten_since_trim = 0
+        self.longest_trim_ms = 0.0
         # Runs one cleaning step may forget: adapted after each step so that forgetting them, in memory
         # and in the journal's commit, takes about CLEANING_BUDGET_S (the cost per run varies with the
         # machine's load, the journal and what a run leaves behind).
@@ -68,17 +78,20 @@ class Cleaning:
             self._sweep_artifacts()                                # call that cost 5% of the master at S1-null)
             return
         self._settle_cleaning_step()
-        left = self._turn_cleaning_allowed() - self._turn_cleaning_s()
-        if left <= 0:
-            return   # the rest waits for the next turn
+        left = defaults.CLEANING_TURN_BUDGET_S - self._turn_cleaning_s()
+        if left < defaults.CLEANING_BUDGET_S / 4:
+            self._cleaning_capped = True   # the rest waits for the next turn, which comes at once
+            return
+        budget = min(defaults.CLEANING_BUDGET_S, left)
+        batch = max(defaults.FORGET_BATCH_MIN, int(self._forget_batch * budget / defaults.CLEANING_BUDGET_S))
         began, cpu_began = time.perf_counter(), time.thread_time()
-        effects = self.scheduler.forget_old(time.monotonic(), self._forget_batch, time.perf_counter,
-                                            min(defaults.CLEANING_BUDGET_S, left))
+        effects = self.scheduler.forget_old(time.monotonic(), batch, time.perf_counter, budget)
         self._apply(effects)
         forgotten = _count(effects)
         if forgotten:
             took, cpu = time.perf_counter() - began, time.thread_time() - cpu_began
             self._cleaned, self._cleaning_s = True, self._cleaning_s + cpu
+            self._forgotten_since_trim += forgotten
             self._step = (forgotten, cpu, self._journal_forget_seconds())
             self.last_cleaning = {"at": time.time(), "forgotten": forgotten, "took_ms": round(took * 1000, 3)}
         self._sweep_artifacts()
@@ -86,12 +99,9 @@ class Cleaning:
     def _journal_forget_seconds(self) -> float:
         return getattr(self.journal, "forget_seconds", 0.0)
 
-    def _turn_cleaning_allowed(self) -> float:
-        """What this loop turn may spend forgetting: CLEANING_TURN_BUDGET_S, or in a turn busy with much
-        else (hundreds of worker batches) CLEANING_TURN_SHARE of what that took, so forgetting keeps pace
-        with the jobs ending without ever being most of a turn."""
-        busy = time.thread_time() - self._turn_cpu_began - self._turn_cleaning_s()
-        return max(defaults.CLEANING_TURN_BUDGET_S, defaults.CLEANING_TURN_SHARE * busy)
+    def _cleaning_behind(self) -> bool:
+        """The last turn stopped forgetting at its cap with more due: the next one should not wait in poll."""
+        return self._cleaning_capped and self.scheduler.forgetting_due(time.monotonic())
 
     def _turn_cleaning_s(self) -> float:
         """CPU this loop turn has spent forgetting so far, in memory and in its commits."""
@@ -124,14 +134,23 @@ class Cleaning:
             log.warning("artifact sweep: %s; the blobs are kept until a later sweep", exc)
 
     def _timed_turn(self, began: float) -> None:
+        """The turn's wall time (from after the poll, `began`) and CPU time, as turn_peaks count them."""
         self._settle_cleaning_step()
-        took = (time.perf_counter() - began) * 1000
+        if self._forgotten_since_trim >= defaults.TRIM_AFTER_FORGOTTEN:
+            self._forgotten_since_trim = 0
+            self.longest_trim_ms = max(self.longest_trim_ms, _give_back_memory() * 1000)
+        took, cpu_now = (time.perf_counter() - began) * 1000, time.thread_time()
         self.longest_turn_ms = max(self.longest_turn_ms, took)
+        kind = "admission" if self._admitted_large else "cleaning" if self._cleaned else "other"
+        self._admitted_large = False
+        peaks = self.turn_peaks
+        peaks[f"{kind}_ms"] = max(peaks[f"{kind}_ms"], took)
+        peaks[f"{kind}_cpu_ms"] = max(peaks[f"{kind}_cpu_ms"], (cpu_now - self._turn_cpu_began) * 1000)
+        self._turn_cpu_began = cpu_now   # the thread takes no CPU while it waits in poll
         if self._cleaned:
             self.longest_cleaning_ms = max(self.longest_cleaning_ms, self._turn_cleaning_s() * 1000)
         self._cleaned, self._cleaning_s = False, 0.0
         self._journal_forget_s = self._journal_forget_seconds()
-        self._turn_cpu_began = time.thread_time()   # the thread takes no CPU while it waits in poll
 
     def _runs_named(self, result) -> list:
         """The seqs of the kept runs a reply names (its jobs' current runs): it goes with the last of them."""
@@ -186,13 +205,42 @@ class Cleaning:
             return {"forgotten": _count(effects), "to_forget": 0}
         return {"forgotten": 0, "to_forget": self.scheduler.forget_ended_before(before)}
 
-    def _cleaning_stats(self) -> dict:
-        return {"jobs_kept": len(self.scheduler.history.runs), "jobs_forgotten": self.scheduler.forgotten_total,
+    def _cleaning_stats(self, reset_peaks: bool) -> dict:
+        peaks = {kind: round(ms, 3) for kind, ms in self.turn_peaks.items()}
+        peaks["intake_slice_ms"] = round(self.longest_intake_slice_ms, 3)
+        if reset_peaks:
+            self.turn_peaks = dict.fromkeys(self.turn_peaks, 0.0)
+            self.longest_intake_slice_ms = 0.0
+        return {"turn_peaks": peaks, "jobs_kept": len(self.scheduler.history.runs), "jobs_forgotten": self.scheduler.forgotten_total,
                 "journal_bytes": self.journal.size_bytes if self.journal is not None else 0,
                 "last_cleaning": self.last_cleaning, "longest_turn_ms": round(self.longest_turn_ms, 3),
                 "longest_cleaning_ms": round(self.longest_cleaning_ms, 3),
                 "longest_cleaning_step_ms": round(self.longest_cleaning_step_ms, 3),
+                "longest_trim_ms": round(self.longest_trim_ms, 3),
                 "forget_batch": self._forget_batch, "cleaning_lag_s": self.scheduler.cleaning_lag(time.monotonic())}
+
+
+def _load_malloc_trim():
+    """glibc's malloc_trim, or None where the C library is another (musl, macOS)."""
+    try:
+        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
+
+
+_MALLOC_TRIM = _load_malloc_trim()
+
+
+def _give_back_memory() -> float:
+    """Hand the pages freed by forgetting back to the system (glibc keeps them for the process
+    otherwise, so RSS stays at its peak); returns the seconds it took."""
+    if _MALLOC_TRIM is None:
+        return 0.0
+    began = time.perf_counter()
+    _MALLOC_TRIM(0)
+    return time.perf_counter() - began
 
 
 def _count(effects: list) -> int:

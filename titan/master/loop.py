@@ -28,6 +28,7 @@ from titan.master.cleaning import Cleaning
 from titan.master.committer import Committer
 from titan.master.config import MasterConfig
 from titan.master.gatekeeper import Gatekeeper
+from titan.master.intake import DEFERRED, Intake
 from titan.master.metrics_port import MetricsPort
 from titan.master.publishing import Publishing
 from titan.master.journal import BUSY_COMPACT_BATCH, BUSY_COMPACT_EVERY_S, COMPACT_BATCH, open_journal
@@ -41,11 +42,12 @@ log = logging.getLogger("titan.master")
 
 WORKER_GONE_TOPICS = frozenset({"worker.left", "worker.dead"})
 DAG_RUN_TOPICS = frozenset({"dag.submitted", "dag.finished"})   # a DAG run began or ended: journal it
-# How many messages one socket may hand the loop per turn, so one busy peer cannot starve the others.
+# How many messages one socket may hand the loop per turn (and for how long: defaults.DRAIN_SLICE_S), so
+# one busy peer cannot starve the others.
 BATCH_PER_SOCKET = 256
 
 
-class Master(RequestHandlers, Workforce, Cleaning, Publishing):
+class Master(RequestHandlers, Intake, Workforce, Cleaning, Publishing):
     def __init__(self, config: MasterConfig, epoch: Optional[int] = None):
         """`epoch`: with a PostgreSQL journal, the lease this master took (see lease.py)."""
         self.config = config
@@ -83,6 +85,7 @@ class Master(RequestHandlers, Workforce, Cleaning, Publishing):
         self.dag_agent_run: Dict[str, str] = {}
         self.guard = Gatekeeper(config.keys) if config.keys else None
         self._init_cleaning()
+        self._init_intake()
         self._init_publishing()
         self.ctx = zmq.Context()
         self.ctx.linger = 0
@@ -176,6 +179,7 @@ class Master(RequestHandlers, Workforce, Cleaning, Publishing):
             for socket, handler in handlers.items():
                 if socket in ready:
                     self._drain(socket, handler)
+            self._take_in()
             self._tick()
             self._clean()
             if self.metrics_port is not None:
@@ -248,6 +252,8 @@ class Master(RequestHandlers, Workforce, Cleaning, Publishing):
         self._last_fold = now
 
     def _poll_timeout_ms(self) -> int:
+        if self._intake_waiting() or self._cleaning_behind():   # the next slice: only a look at the sockets first
+            return 0
         timeout = min(defaults.POLL_INTERVAL_S, self.config.heartbeat_interval)
         deadline = self.scheduler.next_deadline()
         if deadline is not None:
@@ -255,7 +261,12 @@ class Master(RequestHandlers, Workforce, Cleaning, Publishing):
         return int(timeout * 1000)
 
     def _drain(self, socket: zmq.Socket, handler) -> None:
+        """Handle what waits on `socket`, for at most DRAIN_SLICE_S: the rest waits for the next turn, which
+        comes at once (poll finds the socket still readable), so no turn grows with the backlog."""
+        deadline = time.perf_counter() + defaults.DRAIN_SLICE_S
         for _ in range(BATCH_PER_SOCKET):
+            if time.perf_counter() >= deadline:
+                return
             try:
                 frames, user = self._receive(socket)
             except zmq.Again:
@@ -333,7 +344,7 @@ class Master(RequestHandlers, Workforce, Cleaning, Publishing):
         self._drain(self.events, self._on_subscription)   # a request may follow a subscription closely
         identity, body = frames[0], frames[1:]
         reply = self._answer(body, protocol.CLIENT_OPS, self._client_request, "client", user or identity,
-                             _reply_scope(user, identity))
+                             _reply_scope(user, identity), (self.clients, [identity]))
         self._reply(self.clients, [identity], reply)
 
     def _on_store(self, frames: list, user: Optional[str]) -> None:
@@ -355,10 +366,12 @@ class Master(RequestHandlers, Workforce, Cleaning, Publishing):
         elif self._may_speak():
             self._send_now(socket, [*envelope, reply])
 
-    def _answer(self, body: list, ops: dict, act, channel: str, sender, scope: str) -> Optional[bytes]:
+    def _answer(self, body: list, ops: dict, act, channel: str, sender, scope: str,
+                reply_to: Optional[tuple] = None) -> Optional[bytes]:
         """Decode, check the sender may ask it, act (a change at most once per request id of one client:
         `scope`), and return the encoded reply; bad input gets an error reply. `sender` is the key's user
-        with keys, else the connection's identity."""
+        with keys, else the connection's identity; `reply_to` (socket, envelope) lets an answer come in a
+        later turn (a large submission, titan/master/intake.py): None is returned now."""
         rid = None
         replies = self.replies[channel]
         try:
@@ -375,7 +388,13 @@ class Master(RequestHandlers, Workforce, Cleaning, Publishing):
                                          "it refuses changes until it can, and did not do this one. Free space "
                                          "and retry; reads still work.")
             self._check_allowed(op, message, sender)
-            result = act(op, message)
+            self._asking = None if reply_to is None else (*reply_to, f"{scope}/{rid}", rid)
+            try:
+                result = act(op, message)
+            finally:
+                self._asking = None
+            if result is DEFERRED:
+                return None
             reply = protocol.encode(protocol.result_reply(ops, op, rid, result))
         except (ProtocolError, TitanError) as exc:
             rid = rid or getattr(exc, "rid", None)
@@ -385,10 +404,14 @@ class Master(RequestHandlers, Workforce, Cleaning, Publishing):
             log.exception("internal error answering a request")
             return protocol.encode(protocol.error_reply(rid, "InternalError", f"master error: {exc!r}"))
         if changes_state:   # a repeated read is simply answered again; only changes must not repeat
-            replies.put(f"{scope}/{rid}", reply, self._runs_named(result))
-            if self.journal is not None:
-                self.journal.record_reply(channel, f"{scope}/{rid}", reply)
+            self._remember_reply(channel, f"{scope}/{rid}", reply, result)
         return reply
+
+    def _remember_reply(self, channel: str, key: str, reply: bytes, result) -> None:
+        """The reply to a change, kept (with the runs it names) to answer a repeat of its request."""
+        self.replies[channel].put(key, reply, self._runs_named(result))
+        if self.journal is not None:
+            self.journal.record_reply(channel, key, reply)
 
     def _check_allowed(self, op: str, message: dict, sender) -> None:
         """Raise AccessDenied or LimitExceeded unless this request may go ahead."""

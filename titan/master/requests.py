@@ -79,31 +79,48 @@ class RequestHandlers:
         if op == "forget":
             return self._forget_request(message)
         if op == "stats":
-            return {**self.scheduler.stats(now), **self._cleaning_stats(), "run_id": self.run_id,
+            return {**self.scheduler.stats(now), **self._cleaning_stats(bool(message.get("reset_peaks"))), "run_id": self.run_id,
                     "seq": self.event_seq, "totals": self.scheduler.totals_report(),
                     "artifacts": self.artifacts.stats(),
                     "uptime_s": round(time.time() - self.started_at, 3), "store_keys": len(self.store),
                     "journal": self.journal.path if self.journal else None,
-                    "journal_backlog": self.journal.backlog if self.journal else 0, "leadership": self.leadership}
+                    "journal_backlog": self.journal.backlog if self.journal else 0, "leadership": self.leadership,
+                    "intake": self._intake_stats()}
         raise ProtocolError(f"unhandled op {op!r}")
 
-    def _submit(self, dag: Optional[str], raw_jobs: list, scripts: dict, now: float,
-                agent_run_id: Optional[str] = None) -> dict:
+    def _check_submission(self, dag: Optional[str], raw_jobs: list, agent_run_id: Optional[str]) -> None:
+        """What can be refused before any job of a submission is read."""
         self.limits.check_job_count(len(raw_jobs))
         if dag and name_problem(dag):   # "" and None: no DAG
             raise RequestRejected(f"DAG name {shown_name(dag)} {name_problem(dag)}")
-        specs = [protocol.job_from_wire(raw, i, self._shared_script, scripts) for i, raw in enumerate(raw_jobs)]
+        if agent_run_id is not None and not dag:
+            raise RequestRejected("agent_run_id groups DAGs: submit the jobs as a DAG (submit_dag) to use it")
+        if agent_run_id is not None and not 0 < len(agent_run_id) <= defaults.MAX_ARTIFACT_NAME_CHARS:
+            raise RequestRejected(f"agent_run_id must be 1 to {defaults.MAX_ARTIFACT_NAME_CHARS} characters")
+
+    def _specs_from_wire(self, raw_jobs: list, scripts: dict, start: int, stop: int) -> list:
+        """The specs of raw_jobs[start:stop], each checked (ProtocolError names the first bad one)."""
+        return [protocol.job_from_wire(raw_jobs[i], i, self._shared_script, scripts)
+                for i in range(start, min(stop, len(raw_jobs)))]
+
+    def _finish_specs(self, specs: list) -> list:
+        """Specs read from the wire as the scheduler takes them: script sizes checked, archives pinned,
+        deployed scripts resolved, parents named 'DAG-<id>' renamed."""
         for spec in {id(spec.script): spec for spec in specs}.values():   # each shared script once
             self.limits.check_script(spec.job_id, len(spec.script))
         specs = [self._with_archive(spec) for spec in specs]
         if any(spec.deployed for spec in specs):
             specs = [self.deployed_scripts.resolve(spec) for spec in specs]
-        specs = _parents_without_dag_prefix(specs, self.scheduler.jobs)
-        if agent_run_id is not None and not dag:
-            raise RequestRejected("agent_run_id groups DAGs: submit the jobs as a DAG (submit_dag) to use it")
-        if agent_run_id is not None and not 0 < len(agent_run_id) <= defaults.MAX_ARTIFACT_NAME_CHARS:
-            raise RequestRejected(f"agent_run_id must be 1 to {defaults.MAX_ARTIFACT_NAME_CHARS} characters")
-        effects = self.scheduler.submit(dag, specs, now)
+        return _parents_without_dag_prefix(specs, self.scheduler.jobs)
+
+    def _admit_submission(self, dag: Optional[str], specs: list, ordered: Optional[list], now: float,
+                          agent_run_id: Optional[str]) -> dict:
+        """Admit the specs whole or not at all: `ordered`, if given, is them with their gates, validated
+        and ordered already (titan/master/intake.py)."""
+        if ordered is None:
+            effects = self.scheduler.submit(dag, specs, now)
+        else:
+            effects = self.scheduler.submit_ordered(dag, ordered, now)
         self._clear_gate_keys(specs)
         if dag:
             self._record_agent_run(dag, agent_run_id)

@@ -152,7 +152,7 @@ CLIENT_OPS = Table("client request", {
     # a FAILED or CANCELLED job runs again from its last spec; retry_dag: every such job of the DAG
     "retry": _fields(job_id=(str,)),
     "retry_dag": _fields(dag=(str,)),
-    "stats": _fields(),
+    "stats": _fields(reset_peaks=optional(bool)),   # turn_peaks start again after this answer
     "approve": _fields(gate_id=(str,)),
     "reject": _fields(gate_id=(str,), reason=optional(str)),
     "agent_run": _fields(run_id=(str,)),
@@ -209,7 +209,16 @@ CLIENT_RESULTS = {
                         standbys=list_of(dict, shape=_fields(name=(str,), address=(str,), waiting_since=Number)))),
                     jobs_kept=(int,), jobs_forgotten=(int,), journal_bytes=(int,), longest_turn_ms=Number,
                     longest_cleaning_ms=Number, longest_cleaning_step_ms=Number, forget_batch=(int,),
+                    longest_trim_ms=Number,   # malloc_trim after every TRIM_AFTER_FORGOTTEN runs forgotten
                     cleaning_lag_s=Number,
+                    intake=map_of(submissions=(int,), jobs=(int,)),   # large submissions being taken in
+                    # the longest loop turns (wall ms, and CPU ms) since start or the last
+                    # stats(reset_peaks=True): those that admitted a large submission, those that forgot
+                    # something, the others; and the longest slice (wall) of a large submission being
+                    # taken in (titan/master/intake.py)
+                    turn_peaks=map_of(admission_ms=Number, cleaning_ms=Number, other_ms=Number,
+                                      admission_cpu_ms=Number, cleaning_cpu_ms=Number, other_cpu_ms=Number,
+                                      intake_slice_ms=Number),
                     last_cleaning=Field((dict, NoneType), shape=_fields(at=Number, forgotten=(int,), took_ms=Number))),
     "forget": map_of(forgotten=(int,), to_forget=(int,)),   # to_forget: ended before `before`, going in batches
     "approve": _JOB_RESULT,
