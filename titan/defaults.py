@@ -109,8 +109,9 @@ FORGET_BATCH_MIN, FORGET_BATCH_MAX = 10, 2_000
 CLEANING_BUDGET_S = 0.003
 CLEANING_TURN_BUDGET_S = 0.006   # all the steps of one loop turn together, memory and journal
 VACUUM_PAGES = 64
-# After this many runs forgotten, the master gives the memory they freed back to the system (glibc's
-# malloc_trim, where glibc is the C library): without it RSS stays at the peak of jobs kept.
+# After this many runs forgotten (or a fifth of it once forgetting has caught up), the master gives the
+# memory they freed back to the system (glibc's malloc_trim, where glibc is the C library): without it
+# RSS stays at the peak of jobs kept.
 TRIM_AFTER_FORGOTTEN = 50_000
 # An artifact blob no name points at and no job kept runs from is removed once it has been so for
 # --artifact-grace (the README says why 1h). Every ARTIFACT_SWEEP_EVERY_S the master looks at the next

@@ -136,7 +136,7 @@ class Cleaning:
     def _timed_turn(self, began: float) -> None:
         """The turn's wall time (from after the poll, `began`) and CPU time, as turn_peaks count them."""
         self._settle_cleaning_step()
-        if self._forgotten_since_trim >= defaults.TRIM_AFTER_FORGOTTEN:
+        if self._trim_due():
             self._forgotten_since_trim = 0
             self.longest_trim_ms = max(self.longest_trim_ms, _give_back_memory() * 1000)
         took, cpu_now = (time.perf_counter() - began) * 1000, time.thread_time()
@@ -151,6 +151,15 @@ class Cleaning:
             self.longest_cleaning_ms = max(self.longest_cleaning_ms, self._turn_cleaning_s() * 1000)
         self._cleaned, self._cleaning_s = False, 0.0
         self._journal_forget_s = self._journal_forget_seconds()
+
+    def _trim_due(self) -> bool:
+        """TRIM_AFTER_FORGOTTEN runs forgotten since the last trim, or a fifth of that once forgetting
+        has caught up (what a burst of jobs took is given back when it is over, not at the next one)."""
+        forgotten = self._forgotten_since_trim
+        if forgotten >= defaults.TRIM_AFTER_FORGOTTEN:
+            return True
+        return (forgotten >= defaults.TRIM_AFTER_FORGOTTEN // 5 and not self._cleaned
+                and not self.scheduler.forgetting_due(time.monotonic()))
 
     def _runs_named(self, result) -> list:
         """The seqs of the kept runs a reply names (its jobs' current runs): it goes with the last of them."""
