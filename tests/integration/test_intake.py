@@ -87,3 +87,43 @@ def test_a_cycle_in_a_large_dag_is_named_and_nothing_of_it_admitted(make_cluster
             client.submit_dag("loopy", jobs)
         assert client.stats()["totals"]["submitted"] == 0
         assert client.submit_dag("loopy", [TitanJob("fine", job)]) == ["fine"]   # the name is free
+
+
+@pytest.mark.timeout(120)
+def test_a_retry_while_a_submission_is_taken_in_waits_for_its_one_answer(tmp_path):
+    """The master's loop driven by hand, turn by turn (a real Master, its sockets bound, no peers)."""
+    from titan.cluster import free_port_block
+    from titan.master.config import MasterConfig
+    from titan.master.loop import Master
+    from titan.net import protocol
+
+    script = tmp_path / "null.py"
+    script.write_text("pass\n")
+    master = Master(MasterConfig(host="127.0.0.1", port=free_port_block("127.0.0.1", 4), data_dir=str(tmp_path)))
+    try:
+        specs = [TitanJob(f"j{i}", str(script)).to_spec() for i in range(5_000)]
+        submit = protocol.encode({"op": "submit", "rid": "r1", "dag": "big", **protocol.submission(specs)})
+
+        def ask(body: bytes):
+            return master._answer([body], protocol.CLIENT_OPS, master._client_request, "client", b"c", "c",
+                                  (master.clients, [b"c"]))
+
+        assert ask(submit) is None and master._intake_stats() == {"submissions": 1, "jobs": 5_000}
+        master._take_in()   # a first slice
+        assert ask(submit) is None and master._intake_stats()["submissions"] == 1   # the retry waits
+        ping = protocol.decode_reply(ask(protocol.encode({"op": "ping", "rid": "p1"})))
+        assert ping["ok"] and master._intake_waiting()   # answered between two slices
+        turns = 1
+        while master._intake_waiting():
+            master._take_in()
+            turns += 1
+        assert turns > 2
+        replies = [protocol.decode_reply(frames[-1]) for _, frames in master._outbox]
+        assert [(r["rid"], r["ok"], len(r["result"]["jobs"])) for r in replies] == [("r1", True, 5_000)]
+        master._end_turn()   # committed, then said
+        assert master.scheduler.totals["submitted"] == 5_000
+        again = protocol.decode_reply(ask(submit))   # a retry after the answer: the same answer, not acted on
+        assert again["ok"] and len(again["result"]["jobs"]) == 5_000
+        assert master.scheduler.totals["submitted"] == 5_000 and not master._intake_waiting()
+    finally:
+        master.close()
