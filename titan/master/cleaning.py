@@ -38,7 +38,10 @@ class Cleaning:
         self.longest_cleaning_ms = 0.0
         self._cleaning_s = 0.0                 # this turn's, in memory
         self._journal_forget_s = 0.0           # the journal's forget_seconds when the turn began
-        self._turn_cpu_began = time.thread_time()
+        # The thread's CPU time when the turn began, taken only after a turn that had forgetting due
+        # (thread_time is a system call; at S1-null, with nothing due, it was 4% of the master's time).
+        self._turn_cpu_began: Optional[float] = None
+        self._forgetting_was_due = False       # this turn found runs due to be forgotten
         # Runs one cleaning step may forget: adapted after each step so that forgetting them, in memory
         # and in the journal's commit, takes about CLEANING_BUDGET_S (the cost per run varies with the
         # machine's load, the journal and what a run leaves behind).
@@ -67,6 +70,7 @@ class Cleaning:
         if not self.scheduler.forgetting_due(time.monotonic()):   # most turns: no thread_time calls (a system
             self._sweep_artifacts()                                # call that cost 5% of the master at S1-null)
             return
+        self._forgetting_was_due = True
         self._settle_cleaning_step()
         left = self._turn_cleaning_allowed() - self._turn_cleaning_s()
         if left <= 0:
@@ -89,7 +93,10 @@ class Cleaning:
     def _turn_cleaning_allowed(self) -> float:
         """What this loop turn may spend forgetting: CLEANING_TURN_BUDGET_S, or in a turn busy with much
         else (hundreds of worker batches) CLEANING_TURN_SHARE of what that took, so forgetting keeps pace
-        with the jobs ending without ever being most of a turn."""
+        with the jobs ending without ever being most of a turn. The first turn with forgetting due after
+        turns without gets CLEANING_TURN_BUDGET_S: when it began, no CPU time was taken."""
+        if self._turn_cpu_began is None:
+            return defaults.CLEANING_TURN_BUDGET_S
         busy = time.thread_time() - self._turn_cpu_began - self._turn_cleaning_s()
         return max(defaults.CLEANING_TURN_BUDGET_S, defaults.CLEANING_TURN_SHARE * busy)
 
@@ -131,7 +138,9 @@ class Cleaning:
             self.longest_cleaning_ms = max(self.longest_cleaning_ms, self._turn_cleaning_s() * 1000)
         self._cleaned, self._cleaning_s = False, 0.0
         self._journal_forget_s = self._journal_forget_seconds()
-        self._turn_cpu_began = time.thread_time()   # the thread takes no CPU while it waits in poll
+        # the thread takes no CPU while it waits in poll
+        self._turn_cpu_began = time.thread_time() if self._forgetting_was_due else None
+        self._forgetting_was_due = False
 
     def _runs_named(self, result) -> list:
         """The seqs of the kept runs a reply names (its jobs' current runs): it goes with the last of them."""
