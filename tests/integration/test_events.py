@@ -56,6 +56,17 @@ def test_a_topic_nobody_wanted_reaches_a_later_subscriber(client, script):
     assert event["job_id"] == "after" and event["topic"] == "job.QUEUED"
 
 
+def test_a_states_snapshot_answers_each_id_as_it_was_spelt(client, script):
+    """wait()'s snapshot (the "states" request, built in one pass): the original's 'DAG-<id>' spelling
+    finds the job, an id never submitted is None, and it says which event it reflects."""
+    ok = script("ok.py", "print('ok')")
+    client.submit_job(TitanJob("snap", ok))
+    assert client.wait("snap", timeout=30) == "COMPLETED"
+    snapshot = client._ask("states", job_ids=["snap", "DAG-snap", "never-submitted"])
+    assert snapshot["states"] == {"snap": "COMPLETED", "DAG-snap": "COMPLETED", "never-submitted": None}
+    assert snapshot["run_id"] == client.ping()["run_id"] and snapshot["seq"] == client.ping()["seq"] > 0
+
+
 HUGE_PREFIX_BYTES = 4 * 1024 * 1024   # 64 MiB took a master from 43 MB to 5.9 GB; 4 MiB is enough to see it
 
 

@@ -54,7 +54,6 @@ class Master(RequestHandlers, Intake, Workforce, Cleaning, Publishing):
         self.scheduler = Scheduler(worker_dead_after=config.worker_dead_after, retry_backoff=config.retry_backoff,
                                    retry_backoff_max=config.retry_backoff_max,
                                    max_worker_losses=config.max_worker_losses)
-        self.scheduler.wants_event = self._is_wanted
         self.scheduler.wall_offset = time.time() - time.monotonic()
         self.scheduler.decision_made_early = self._decision_made_early
         self.store = Store(config.limits.store_value_bytes, config.limits.store_keys)

@@ -20,12 +20,14 @@ _APPLIED = {SUBSCRIBE: zmq.SUBSCRIBE, UNSUBSCRIBE: zmq.UNSUBSCRIBE}
 
 
 class Publishing:
-    """Needs self.guard (None without keys), self.events (the XPUB), self._outbox and self.run_id."""
+    """Needs self.guard (None without keys), self.events (the XPUB), self._outbox, self.run_id and
+    self.scheduler."""
 
     def _init_publishing(self) -> None:
         self.event_seq = 0
         self._topic_seq: Counter = Counter()   # per topic, so a subscriber to some topics can see a gap
         self.subscriptions = EventSubscriptions(scoped=self.guard is not None)
+        self.scheduler.wants_event = self.subscriptions.wants   # the scheduler builds no event nobody wants
         self._next_scope_check = 0.0
         self._key_generation_seen = self.guard.ring.generation if self.guard is not None else 0
 
@@ -47,9 +49,6 @@ class Publishing:
 
     def _key_owner(self, z85_key: bytes) -> Optional[str]:
         return self.guard.key_owner(z85_key) if self.guard is not None else None
-
-    def _is_wanted(self, topic: str) -> bool:
-        return self.subscriptions.wants(topic)
 
     def _publish(self, topic: str, body: dict) -> None:
         self.event_seq += 1

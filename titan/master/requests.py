@@ -214,10 +214,17 @@ class RequestHandlers:
     def _states(self, job_ids: list) -> dict:
         """The jobs' states as wait() counts them (a service that is up: COMPLETED), and the sequence number
         of the last event they reflect: a subscriber drops events up to it (they are in this snapshot already)."""
-        jobs = self.scheduler.jobs
-        runs = {job_id: jobs.get(self._job_id(job_id)) for job_id in job_ids if isinstance(job_id, str)}
-        states = {job_id: reported_state(run.state.value, run.service_up) if run is not None
-                  else self._forgotten_state(job_id) for job_id, run in runs.items()}
+        jobs, states = self.scheduler.jobs, {}
+        for job_id in job_ids:   # one pass: wait() asks this of 10,000 jobs at once, and again each second
+            if not isinstance(job_id, str):
+                continue
+            run = jobs.get(job_id)
+            if run is None and job_id.startswith("DAG-"):   # as _job_id spells it
+                run = jobs.get(job_id[4:])
+            if run is None:
+                states[job_id] = self._forgotten_state(job_id)
+            else:
+                states[job_id] = reported_state(run.state.value, True) if run.service_up else run.state._value_
         return {"states": states, "seq": self.event_seq, "run_id": self.run_id}
 
     def _forgotten_state(self, job_id: str) -> Optional[str]:

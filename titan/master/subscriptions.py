@@ -104,7 +104,9 @@ class EventSubscriptions:
         return found
 
     def wants(self, topic: str) -> bool:
-        return bool(self.targets(topic))
+        """Asked for every state change of every job: the cached answer without a further call."""
+        found = self._targets.get(topic)
+        return bool(found if found is not None else self.targets(topic))
 
     def revoke(self, keys) -> List[Tuple[bytes, Optional[str]]]:
         """These public keys are no longer honoured: their scopes get nothing more. Returns the scopes

@@ -288,6 +288,7 @@ def submitted_scripts(raw) -> Dict[str, bytes]:
     return scripts
 
 
+_ISOLATION_CHOICES = (None, *ISOLATIONS)
 _JOB_FIELD_TYPES = {name: field.types for name, field in JOB_FIELDS.items()}
 _REQUIRED_JOB_FIELDS = frozenset(name for name, field in JOB_FIELDS.items() if field.required)
 
@@ -311,23 +312,28 @@ def job_from_wire(raw, index: int = 0, same_script=lambda script: script,
         _check_archive_filename(_job_label(raw, index), raw["filename"])
     if raw.get("archive") is not None and not is_sha256(raw["archive"]):
         raise ProtocolError(f"{_job_label(raw, index)}: archive must be a sha256 in hex, got {raw['archive'][:80]!r}")
-    parents = raw.get("parents") or []
-    if not all(isinstance(p, str) for p in parents):
-        raise ProtocolError(f"{_job_label(raw, index)}: every parent must be a job id string")
-    for parent in parents:
-        if name_problem(parent):
-            raise ProtocolError(f"{_job_label(raw, index)}: parent {shown_name(parent)} {name_problem(parent)}")
+    parents = raw.get("parents") or ()
+    if parents:   # most jobs of a big DAG have none
+        _check_parents(raw, index, parents)
     if (raw.get("retries") or 0) < 0 or (raw.get("timeout") is not None and raw["timeout"] <= 0):
         raise ProtocolError(f"{_job_label(raw, index)}: retries must be >= 0 and timeout > 0 seconds")
     problem = _port_problem(raw)
     if problem:
         raise ProtocolError(f"{_job_label(raw, index)}: {problem}")
-    if raw.get("isolation") not in (None, *ISOLATIONS):
+    if raw.get("isolation") not in _ISOLATION_CHOICES:
         raise ProtocolError(f"{_job_label(raw, index)}: isolation must be one of {', '.join(ISOLATIONS)}, "
                             f"got {raw['isolation']!r}")
     present = {k: v for k, v in raw.items() if v is not None and k != "parents" and k != "script_sha256"}
     present["script"] = same_script(_job_script(raw, index, scripts))
     return JobSpec(parents=tuple(parents), **present)
+
+
+def _check_parents(raw: dict, index: int, parents: list) -> None:
+    if not all(isinstance(p, str) for p in parents):
+        raise ProtocolError(f"{_job_label(raw, index)}: every parent must be a job id string")
+    for parent in parents:
+        if name_problem(parent):
+            raise ProtocolError(f"{_job_label(raw, index)}: parent {shown_name(parent)} {name_problem(parent)}")
 
 
 def _use_canonical_job_type(raw: dict) -> None:
