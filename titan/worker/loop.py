@@ -13,7 +13,7 @@ import socket as host_socket
 import tempfile
 import time
 import uuid
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import psutil
 import zmq
@@ -47,6 +47,7 @@ class Worker(Starters, JobOutput):
         self.config = config
         self.identity = security.identity_from_environment(config.keys, security.WORKER)   # fails early
         self.jobs: Dict[str, RunningJob] = {}
+        self._ended: List[RunningJob] = []     # jobs reported ended, put away after the next send
         self.unacked: Dict[tuple, dict] = {}   # (job_id, attempt) -> its "finished" message, until acked
         self._unacked_sent: Dict[tuple, float] = {}   # (job_id, attempt) -> when its result was last sent
         self.scripts: Dict[str, bytes] = {}    # sha256 -> script, as the master sent them (each once)
@@ -120,6 +121,7 @@ class Worker(Starters, JobOutput):
             self._keep_in_touch(now)
             self._watch_grown_jobs(now)
             self._flush()
+            self._clean_up_ended()
             for target, _ in self.poller.poll(self._poll_timeout_ms()):
                 if target is self.dealer:
                     self._drain_master()
@@ -157,17 +159,17 @@ class Worker(Starters, JobOutput):
     def _poll_timeout_ms(self) -> int:
         if self._hold_until is not None:   # output held for a moment (_flush)
             return max(0, int((self._hold_until - time.monotonic()) * 1000) + 1)
-        if any(not running.streams or running.exited_at is not None for running in self.jobs.values()):
-            return 5  # its output is closed and its exit is moments away: look again soon
         interval = self.config.heartbeat_interval if self.registered else min(0.5, self.config.heartbeat_interval)
-        watch_from = [job.watch_from for job in self.jobs.values() if job.watch_from is not None]
-        if watch_from:
-            interval = max(0.0, min(interval, min(watch_from) - time.monotonic()) + 0.001)
-        if any(job.service_port and not job.service_up for job in self.jobs.values()):
-            interval = min(interval, defaults.SERVICE_PROBE_INTERVAL_S)
-        deadlines = [job.deadline for job in self.jobs.values() if job.deadline is not None and not job.timed_out]
-        if deadlines:
-            interval = max(0.0, min(interval, min(deadlines) - time.monotonic()))
+        now = time.monotonic()
+        for job in self.jobs.values():   # one pass: this runs every loop turn
+            if not job.streams or job.exited_at is not None:
+                return 5  # its output is closed and its exit is moments away: look again soon
+            if job.watch_from is not None:
+                interval = max(0.0, min(interval, job.watch_from - now + 0.001))
+            if job.service_port and not job.service_up:
+                interval = min(interval, defaults.SERVICE_PROBE_INTERVAL_S)
+            if job.deadline is not None and not job.timed_out:
+                interval = max(0.0, min(interval, job.deadline - now))
         return int(interval * 1000)
 
     def _keep_in_touch(self, now: float) -> None:
@@ -424,8 +426,15 @@ class Worker(Starters, JobOutput):
                 continue
             self._close_streams(running)
             del self.jobs[job_id]
-            executor.clean_up(running, self.workspaces)
+            self._ended.append(running)
             self._send_finished(job_id, running.attempt, code, TIMEOUT_ERROR if running.timed_out else None)
+
+    def _clean_up_ended(self) -> None:
+        """Ended jobs' pipes and workspaces are put away once their results have been sent: the result
+        of a short job (and the next job it lets the master dispatch) does not wait for the file system."""
+        ended, self._ended = self._ended, []
+        for running in ended:
+            executor.clean_up(running, self.workspaces)
 
     def _probe_services(self, now: float) -> None:
         """Tell the master once a starting service's port accepts connections: its children may start."""
@@ -460,6 +469,7 @@ class Worker(Starters, JobOutput):
                 executor.kill_tree(running)
 
     def _shut_down(self) -> None:
+        self._clean_up_ended()
         for running in self.jobs.values():
             executor.kill_tree(running)
             executor.clean_up(running, self.workspaces)
