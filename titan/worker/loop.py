@@ -29,7 +29,7 @@ from titan.worker.config import FORK_EXECUTOR, NULL_EXECUTOR, PROCESS_EXECUTOR, 
 from titan.worker.executor import JobContext, RunningJob
 from titan.worker.forkserver import start_fork_server, start_launcher
 from titan.worker.job_output import JobOutput
-from titan.worker.outbox import Outbox
+from titan.worker.outbox import Outbox, results_held_until
 from titan.worker.starters import Starters
 from titan.worker.sweeper import SWEEPER
 from titan.worker.workspaces import Workspaces
@@ -54,6 +54,7 @@ class Worker(Starters, JobOutput):
         self.outbox = Outbox()                 # messages to the master, until its socket takes them
         self._paused: set = set()              # jobs whose pipes are not read while their output waits
         self._hold_until: Optional[float] = None   # output held until then (see _flush)
+        self._results_since: Optional[float] = None   # when the first result now waiting was queued
         self._dropped_output: Dict[tuple, int] = {}   # (job_id, stream) -> bytes dropped, master unreachable
         self.registered = False
         self._welcomed_by: Optional[str] = None   # the run of the master that welcomed it last
@@ -230,7 +231,11 @@ class Worker(Starters, JobOutput):
     def _output_held_until(self, now: float) -> Optional[float]:
         """When only output waits, all of it from jobs started less than WORKER_OUTPUT_HOLD_S ago, it waits
         until the oldest of them reaches that age or anything else is to be sent, so a short job's output
-        and its result leave in one frame (one master turn and journal commit, not two). None: send now."""
+        and its result leave in one frame (one master turn and journal commit, not two). Results wait a
+        little while other short jobs are about to end (outbox.results_held_until). None: send now."""
+        if self._results_since is not None and self.outbox.results_and_output_only():
+            starts = (job.started for job in self.jobs.values() if job.watch_from is not None)
+            return results_held_until(self._results_since, now, starts)
         waiting = self.outbox.output_only_of()
         starts = [self.jobs[job_id].started for job_id in waiting if job_id in self.jobs]
         if not waiting or len(starts) < len(waiting):
@@ -430,8 +435,7 @@ class Worker(Starters, JobOutput):
             self._send_finished(job_id, running.attempt, code, TIMEOUT_ERROR if running.timed_out else None)
 
     def _clean_up_ended(self) -> None:
-        """Ended jobs' pipes and workspaces are put away once their results have been sent: the result
-        of a short job (and the next job it lets the master dispatch) does not wait for the file system."""
+        """After the turn's send: a short job's result (and the next dispatch) waits for no file system."""
         ended, self._ended = self._ended, []
         for running in ended:
             executor.clean_up(running, self.workspaces)
@@ -458,7 +462,9 @@ class Worker(Starters, JobOutput):
         for stream in protocol.LOG_STREAMS:   # what was dropped at the end is said before the result
             self._queue_output_marker(job_id, attempt, stream)
         self.unacked[(job_id, attempt)] = result
-        self._unacked_sent[(job_id, attempt)] = time.monotonic()
+        self._unacked_sent[(job_id, attempt)] = now = time.monotonic()
+        if not self.outbox.results_and_output_only():   # the first of the results waiting (a hold's start)
+            self._results_since = now
         self._send(result)
 
     def _enforce_timeouts(self, now: float) -> None:
