@@ -37,6 +37,11 @@ WORKSPACE_SPARES = 32
 # A job's first output is held this long (unless its result or anything else is ready to go first), so a
 # short job's output and result reach the master as one frame: one master turn and journal commit, not two.
 WORKER_OUTPUT_HOLD_S = 0.005
+# A result is held at most this long while another fork or pool job on the worker is younger than
+# WORKER_OUTPUT_HOLD_S (likely to end within moments), so the results of a burst reach the master
+# several to a frame: one master turn and journal commit for them all. Never held while no other young
+# job runs (a chain, a single job).
+WORKER_RESULT_HOLD_S = 0.002
 # A job whose end comes as a message (fork server, pool) has its pipes polled only from this age on: what
 # a shorter job writes is read once, with its result, instead of each write waking the worker (up to
 # three more loop turns per job). Also how late a longer job's first output may start streaming.

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from titan.worker.outbox import Outbox
+from titan import defaults
+from titan.worker.outbox import Outbox, results_held_until
 
 
 def log(job_id: str, size: int, attempt: int = 1) -> dict:
@@ -88,3 +89,24 @@ def test_output_alone_names_its_jobs_and_anything_else_waiting_names_none():
     outbox.add(log("c", 3))
     outbox.add({"op": "heartbeat"})
     assert outbox.output_only_of() == set()
+
+
+def test_results_and_output_only_says_whether_results_wait_without_a_control_message():
+    outbox = Outbox()
+    outbox.add(log("a", 3))
+    assert not outbox.results_and_output_only()          # output alone: the output hold decides
+    outbox.add(finished("a"))
+    assert outbox.results_and_output_only()
+    outbox.add({"op": "heartbeat", "running": []})
+    assert not outbox.results_and_output_only()          # a control message goes now, results with it
+    drain(outbox)
+    assert not outbox.results_and_output_only()
+
+
+def test_a_result_waits_only_while_another_young_job_runs_and_never_past_the_hold():
+    hold, young = defaults.WORKER_RESULT_HOLD_S, defaults.WORKER_OUTPUT_HOLD_S
+    now = 100.0
+    assert results_held_until(now, now, []) is None                          # nothing else runs: now
+    assert results_held_until(now, now, [now - 2 * young]) is None           # only an older job: now
+    assert results_held_until(now, now, [now - young / 2]) == now + hold     # a young one: up to the hold
+    assert results_held_until(now - hold, now, [now - young / 2]) is None    # the hold is over: now

@@ -25,8 +25,8 @@ def baseline():
 
 def run_job(baseline: Baseline, left: dict, given: dict, job=lambda: None) -> dict:
     """What the member does around one job; the variables it leaves set for the next."""
-    snapshot = JobSnapshot(baseline, [], given)
-    switch_environ(baseline.environ, left, given)
+    snapshot = JobSnapshot(baseline)
+    snapshot.give_environ(left, given)
     assert dict(os.environ) == {**baseline.environ, **given}
     job()
     snapshot._restore_environ()

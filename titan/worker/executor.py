@@ -7,6 +7,7 @@ when one is readable, and `exit_code` to learn whether the process has ended.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import socket
@@ -240,7 +241,13 @@ def dag_dir(work_root: str, dag: Optional[str]) -> str:
     """The folder the jobs of `dag` share on this worker (made on first use); "" outside a DAG."""
     if not dag:
         return ""
-    path = os.path.join(work_root, "dags", folder_name(dag))
+    path = _dag_path(work_root, dag)
     if not os.path.isdir(path):   # a stat, where a failing mkdir costs a journal lookup: most jobs find it
         os.makedirs(path, exist_ok=True)
     return path
+
+
+@functools.lru_cache(maxsize=1024)
+def _dag_path(work_root: str, dag: str) -> str:
+    """Named once per DAG, not per job (folder_name checks each character)."""
+    return os.path.join(work_root, "dags", folder_name(dag))

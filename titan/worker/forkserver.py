@@ -91,9 +91,14 @@ def _lead_own_session() -> None:
 
 
 def _leave() -> None:
-    """Kill every job and pool member, with all they started, and exit."""
-    reaper.kill_leftovers()
-    os._exit(0)
+    """Kill every job and pool member, with all they started, and exit. The worker's SIGTERM often comes
+    while it leaves already (its channel closed first): that must not start leaving again in the middle
+    (a half-imported psutil then failed, and the exception ran on into the code that forked it)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        reaper.kill_leftovers()
+    finally:
+        os._exit(0)
 
 
 def _forget_workers_logging() -> None:

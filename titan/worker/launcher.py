@@ -81,9 +81,14 @@ def serve(channel: socket.socket) -> None:
 
 
 def _leave() -> None:
-    """Kill every job, with all it started, and exit."""
-    reaper.kill_leftovers()
-    os._exit(0)
+    """Kill every job, with all it started, and exit. The worker's SIGTERM often comes
+    while it leaves already (its channel closed first): that must not start leaving again in the middle
+    (a half-imported psutil then failed, and the exception ran on into the code that forked it)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        reaper.kill_leftovers()
+    finally:
+        os._exit(0)
 
 
 class _Starter:

@@ -13,7 +13,7 @@ import socket as host_socket
 import tempfile
 import time
 import uuid
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import psutil
 import zmq
@@ -29,7 +29,7 @@ from titan.worker.config import FORK_EXECUTOR, NULL_EXECUTOR, PROCESS_EXECUTOR, 
 from titan.worker.executor import JobContext, RunningJob
 from titan.worker.forkserver import start_fork_server, start_launcher
 from titan.worker.job_output import JobOutput
-from titan.worker.outbox import Outbox
+from titan.worker.outbox import Outbox, results_held_until
 from titan.worker.starters import Starters
 from titan.worker.sweeper import SWEEPER
 from titan.worker.workspaces import Workspaces
@@ -47,12 +47,14 @@ class Worker(Starters, JobOutput):
         self.config = config
         self.identity = security.identity_from_environment(config.keys, security.WORKER)   # fails early
         self.jobs: Dict[str, RunningJob] = {}
+        self._ended: List[RunningJob] = []     # jobs reported ended, put away after the next send
         self.unacked: Dict[tuple, dict] = {}   # (job_id, attempt) -> its "finished" message, until acked
         self._unacked_sent: Dict[tuple, float] = {}   # (job_id, attempt) -> when its result was last sent
         self.scripts: Dict[str, bytes] = {}    # sha256 -> script, as the master sent them (each once)
         self.outbox = Outbox()                 # messages to the master, until its socket takes them
         self._paused: set = set()              # jobs whose pipes are not read while their output waits
         self._hold_until: Optional[float] = None   # output held until then (see _flush)
+        self._results_since: Optional[float] = None   # when the first result now waiting was queued
         self._dropped_output: Dict[tuple, int] = {}   # (job_id, stream) -> bytes dropped, master unreachable
         self.registered = False
         self._welcomed_by: Optional[str] = None   # the run of the master that welcomed it last
@@ -120,6 +122,7 @@ class Worker(Starters, JobOutput):
             self._keep_in_touch(now)
             self._watch_grown_jobs(now)
             self._flush()
+            self._clean_up_ended()
             for target, _ in self.poller.poll(self._poll_timeout_ms()):
                 if target is self.dealer:
                     self._drain_master()
@@ -157,17 +160,17 @@ class Worker(Starters, JobOutput):
     def _poll_timeout_ms(self) -> int:
         if self._hold_until is not None:   # output held for a moment (_flush)
             return max(0, int((self._hold_until - time.monotonic()) * 1000) + 1)
-        if any(not running.streams or running.exited_at is not None for running in self.jobs.values()):
-            return 5  # its output is closed and its exit is moments away: look again soon
         interval = self.config.heartbeat_interval if self.registered else min(0.5, self.config.heartbeat_interval)
-        watch_from = [job.watch_from for job in self.jobs.values() if job.watch_from is not None]
-        if watch_from:
-            interval = max(0.0, min(interval, min(watch_from) - time.monotonic()) + 0.001)
-        if any(job.service_port and not job.service_up for job in self.jobs.values()):
-            interval = min(interval, defaults.SERVICE_PROBE_INTERVAL_S)
-        deadlines = [job.deadline for job in self.jobs.values() if job.deadline is not None and not job.timed_out]
-        if deadlines:
-            interval = max(0.0, min(interval, min(deadlines) - time.monotonic()))
+        now = time.monotonic()
+        for job in self.jobs.values():   # one pass: this runs every loop turn
+            if not job.streams or job.exited_at is not None:
+                return 5  # its output is closed and its exit is moments away: look again soon
+            if job.watch_from is not None:
+                interval = max(0.0, min(interval, job.watch_from - now + 0.001))
+            if job.service_port and not job.service_up:
+                interval = min(interval, defaults.SERVICE_PROBE_INTERVAL_S)
+            if job.deadline is not None and not job.timed_out:
+                interval = max(0.0, min(interval, job.deadline - now))
         return int(interval * 1000)
 
     def _keep_in_touch(self, now: float) -> None:
@@ -228,7 +231,11 @@ class Worker(Starters, JobOutput):
     def _output_held_until(self, now: float) -> Optional[float]:
         """When only output waits, all of it from jobs started less than WORKER_OUTPUT_HOLD_S ago, it waits
         until the oldest of them reaches that age or anything else is to be sent, so a short job's output
-        and its result leave in one frame (one master turn and journal commit, not two). None: send now."""
+        and its result leave in one frame (one master turn and journal commit, not two). Results wait a
+        little while other short jobs are about to end (outbox.results_held_until). None: send now."""
+        if self._results_since is not None and self.outbox.results_and_output_only():
+            starts = (job.started for job in self.jobs.values() if job.watch_from is not None)
+            return results_held_until(self._results_since, now, starts)
         waiting = self.outbox.output_only_of()
         starts = [self.jobs[job_id].started for job_id in waiting if job_id in self.jobs]
         if not waiting or len(starts) < len(waiting):
@@ -424,8 +431,14 @@ class Worker(Starters, JobOutput):
                 continue
             self._close_streams(running)
             del self.jobs[job_id]
-            executor.clean_up(running, self.workspaces)
+            self._ended.append(running)
             self._send_finished(job_id, running.attempt, code, TIMEOUT_ERROR if running.timed_out else None)
+
+    def _clean_up_ended(self) -> None:
+        """After the turn's send: a short job's result (and the next dispatch) waits for no file system."""
+        ended, self._ended = self._ended, []
+        for running in ended:
+            executor.clean_up(running, self.workspaces)
 
     def _probe_services(self, now: float) -> None:
         """Tell the master once a starting service's port accepts connections: its children may start."""
@@ -449,7 +462,9 @@ class Worker(Starters, JobOutput):
         for stream in protocol.LOG_STREAMS:   # what was dropped at the end is said before the result
             self._queue_output_marker(job_id, attempt, stream)
         self.unacked[(job_id, attempt)] = result
-        self._unacked_sent[(job_id, attempt)] = time.monotonic()
+        self._unacked_sent[(job_id, attempt)] = now = time.monotonic()
+        if not self.outbox.results_and_output_only():   # the first of the results waiting (a hold's start)
+            self._results_since = now
         self._send(result)
 
     def _enforce_timeouts(self, now: float) -> None:
@@ -460,6 +475,7 @@ class Worker(Starters, JobOutput):
                 executor.kill_tree(running)
 
     def _shut_down(self) -> None:
+        self._clean_up_ended()
         for running in self.jobs.values():
             executor.kill_tree(running)
             executor.clean_up(running, self.workspaces)

@@ -14,7 +14,7 @@ would block.
 from __future__ import annotations
 
 from collections import Counter, deque
-from typing import Deque, List
+from typing import Deque, List, Optional
 
 from titan import defaults
 
@@ -52,6 +52,10 @@ class Outbox:
         if self._control or self._results:
             return set()
         return set(self._output_bytes)
+
+    def results_and_output_only(self) -> bool:
+        """Whether results wait here, with nothing but jobs' output beside them (no control message)."""
+        return bool(self._results) and not self._control
 
     def backlog(self, job_id: str) -> int:
         """Bytes of the job's output not yet taken by the socket."""
@@ -95,3 +99,15 @@ class Outbox:
             self._results.add((message["job_id"], message["attempt"]))
         else:
             self._output_bytes[message["job_id"]] += len(message["data"])
+
+
+def results_held_until(first_result_at: float, now: float, other_starts) -> Optional[float]:
+    """Until when waiting results (and output) are held, or None to send them now: while another job
+    whose end comes as a message started less than WORKER_OUTPUT_HOLD_S ago (`other_starts`: when each
+    such job started), its result is likely moments away and then leaves in the same frame, up to
+    WORKER_RESULT_HOLD_S after the first result. With no such job (a chain, a single job) nothing waits."""
+    until = first_result_at + defaults.WORKER_RESULT_HOLD_S
+    if until <= now:
+        return None
+    young = now - defaults.WORKER_OUTPUT_HOLD_S
+    return until if any(started > young for started in other_starts) else None

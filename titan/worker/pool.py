@@ -55,15 +55,17 @@ class Baseline:
 
     def __init__(self) -> None:
         self.environ = dict(os.environ)
-        self.environ_bytes = dict(os.environ._data)   # what it holds, encoded: compared cheaply (see restore)
         self.cwd = os.getcwd()
         self.argv, self.path = list(sys.argv), list(sys.path)
         self.handlers = [(sig, _signal.getsignal(sig)) for sig in _CATCHABLE]
         self.handlers = [(sig, handler) for sig, handler in self.handlers if handler is not None]
+        self.handled_signals = [sig for sig, _ in self.handlers]
+        self.handler_list = [handler for _, handler in self.handlers]
         self.mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
         self.umask = os.umask(0o22)
         os.umask(self.umask)
         self.limits = _resource_limits()
+        self.python_path_dirs = _folder_prefixes(self.environ.get("PYTHONPATH", "").split(os.pathsep))
         self.recursion_limit = sys.getrecursionlimit()
         self.hooks = (sys.excepthook, sys.displayhook, sys.breakpointhook, sys.unraisablehook)
         self.stdio = (sys.stdin, sys.stdout, sys.stderr, sys.__stdin__, sys.__stdout__, sys.__stderr__)
@@ -73,22 +75,32 @@ class Baseline:
 class JobSnapshot:
     """What a job may change in its interpreter: put back after it, to the member's baseline."""
 
-    def __init__(self, baseline: Baseline, job_dirs: List[str], job_environ: dict) -> None:
+    def __init__(self, baseline: Baseline) -> None:
+        """Taken while the member waits for its next job, off that job's path (nothing runs in between)."""
         self.base = baseline
-        self.job_environ = job_environ   # what the job's environment adds to the baseline's
+        self.job_environ: dict = {}      # what the job's environment adds to the baseline's
+        self.environ_given: dict = {}    # os.environ._data as the job got it
         self.environ_left: dict = {}     # after restore(): what of it stays set for the next job (switch_environ)
-        self.job_dirs = [os.path.join(os.path.abspath(d), "") for d in job_dirs if d]
+        self.job_dirs: List[str] = []
         self.modules = list(sys.modules)   # lists: copied in microseconds, where sets cost tens of them
         self.importer_cache = list(sys.path_importer_cache)
         self.loggers = list(logging.Logger.manager.loggerDict)
 
+    def give_environ(self, left: dict, job_environ: dict) -> None:
+        """Set the job's environment (`left`: the last job's variables, still set over the baseline), and
+        remember it as given (a copy of os.environ._data costs a microsecond; encoding the job's
+        variables to compare with it later cost tens)."""
+        switch_environ(self.base.environ, left, job_environ)
+        self.job_environ, self.environ_given = job_environ, os.environ._data.copy()
+
     def restore(self) -> None:
         base = self.base
         signal.setitimer(signal.ITIMER_REAL, 0)   # also cancels an alarm()
-        getsignal = _signal.getsignal
-        for sig, handler in base.handlers:
-            if getsignal(sig) is not handler:
-                signal.signal(sig, handler)
+        # Looked at all at once (one C loop over ~60 signals, most jobs change none), one by one if changed.
+        if list(map(_signal.getsignal, base.handled_signals)) != base.handler_list:
+            for sig, handler in base.handlers:
+                if _signal.getsignal(sig) is not handler:
+                    signal.signal(sig, handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, base.mask)
         os.umask(base.umask)
         os.chdir(base.cwd)
@@ -103,10 +115,9 @@ class JobSnapshot:
     def _restore_environ(self) -> None:
         """A job that changed its environment itself gets the baseline back in full; otherwise what it was
         given stays set (`environ_left`) until the next job's replaces it, which changes only the few
-        variables that differ (nothing runs in between to see them). (os.environ._data: comparing its
-        encoded dict is one C call; reading os.environ decodes every variable.)"""
-        given = {**self.base.environ_bytes, **_encoded(self.job_environ)}
-        if os.environ._data != given:
+        variables that differ (nothing runs in between to see them). (os.environ._data: comparing it
+        with its copy taken as the job started is one C call; reading os.environ decodes every variable.)"""
+        if os.environ._data != self.environ_given:
             replace_environ(self.base.environ)
             self.environ_left = {}
         else:
@@ -155,13 +166,6 @@ def added(now: dict, before: List[str]) -> List[str]:
         return keys[len(before):]
     known = set(before)
     return [key for key in keys if key not in known]
-
-
-def _encoded(environ: dict) -> dict:
-    """As os.environ._data holds it (what os.fsencode gives, without its per-call checks)."""
-    encoding = sys.getfilesystemencoding()
-    return {key.encode(encoding, "surrogateescape"): value.encode(encoding, "surrogateescape")
-            for key, value in environ.items()}
 
 
 def switch_environ(baseline: dict, left: dict, wanted: dict) -> None:
@@ -232,12 +236,13 @@ def serve_jobs(requests, replies, limits: PoolLimits) -> None:
     jobs_run = 0
     environ_left: dict = {}   # the last job's variables, still set over the baseline
     while True:
+        snapshot = JobSnapshot(baseline)
         request, fds = jobrun.receive(requests, 2)
         if request is None:
             os._exit(0)
         jobs_run += 1
-        snapshot = JobSnapshot(baseline, _job_dirs(request, baseline), request["env"])
-        switch_environ(baseline.environ, environ_left, request["env"])
+        snapshot.job_dirs = _job_dirs(request, baseline)
+        snapshot.give_environ(environ_left, request["env"])
         code = _run_job(request, fds)
         # Everything the job started is in this subreaper's tree: it ends with the job, daemons too.
         left_children = reaper.kill_leftovers() if _has_children() else 0
@@ -252,8 +257,15 @@ def serve_jobs(requests, replies, limits: PoolLimits) -> None:
 
 
 def _job_dirs(request: dict, baseline: Baseline) -> List[str]:
-    extra = request["env"].get("PYTHONPATH", baseline.environ.get("PYTHONPATH", "")).split(os.pathsep)
-    return [request["cwd"], os.path.dirname(os.path.abspath(request["argv"][0])), *extra]
+    """The folders whose modules are the job's own (forgotten after it): its cwd, its script's folder
+    and its PYTHONPATH (the member's own, folded once, unless the job brings one: a project)."""
+    own = request["env"].get("PYTHONPATH")
+    extra = baseline.python_path_dirs if own is None else _folder_prefixes(own.split(os.pathsep))
+    return _folder_prefixes([request["cwd"], os.path.dirname(request["argv"][0]) or "."]) + extra
+
+
+def _folder_prefixes(folders: List[str]) -> List[str]:
+    return [os.path.join(os.path.abspath(folder), "") for folder in folders if folder]
 
 
 def _run_job(request: dict, fds) -> int:

@@ -11,6 +11,10 @@ import msgpack
 
 MAX_MESSAGE = 1 << 20
 FD_BYTES = array.array("i").itemsize
+# One receive buffer per process, reused: recvmsg() would allocate (and the kernel map) a fresh megabyte
+# for every message, then shrink it, which cost a pool job three system calls on each side. Each process
+# receives from one thread only.
+_buffer = bytearray(MAX_MESSAGE)
 
 
 def send(channel: socket.socket, message: dict, fds=()) -> None:
@@ -25,13 +29,14 @@ def receive(channel: socket.socket, max_fds: int = 0, flags: int = 0):
     """(message, fds), or (None, []) when the other end has gone. (Not socket.recv_fds: before Python
     3.12 it ignores `flags`, so MSG_DONTWAIT would block.)"""
     try:
-        payload, ancillary, _flags, _addr = channel.recvmsg(MAX_MESSAGE, socket.CMSG_LEN(max_fds * FD_BYTES), flags)
+        size, ancillary, _flags, _addr = channel.recvmsg_into([_buffer], socket.CMSG_LEN(max_fds * FD_BYTES), flags)
     except ConnectionError:
         return None, []
     fds = array.array("i")
     for level, kind, data in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(data[:len(data) - len(data) % FD_BYTES])
-    if not payload:
+    if not size:
         return None, list(fds)
-    return msgpack.unpackb(payload, raw=False), list(fds)
+    with memoryview(_buffer) as view:
+        return msgpack.unpackb(view[:size], raw=False), list(fds)

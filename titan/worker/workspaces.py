@@ -13,6 +13,7 @@ just its script; anything else is removed as before (off the worker's loop, swee
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
@@ -22,6 +23,7 @@ from titan.worker.sweeper import SWEEPER
 
 FOLDER_MODE = 0o700   # as mkdtemp makes it
 SPARE_PREFIX = ".titan-spare-"
+_SAFE_NAME = re.compile(r"[\w.-]*", re.ASCII)   # what safe_name keeps as it is (ASCII: isalnum is wider)
 
 
 @dataclass
@@ -116,4 +118,7 @@ def _suffix(path: str) -> str:
 
 
 def safe_name(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:40]
+    text = text[:40]
+    if _SAFE_NAME.fullmatch(text):   # the usual job id, checked in one C call rather than per character
+        return text
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
