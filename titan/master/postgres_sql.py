@@ -60,6 +60,18 @@ LOCK_SCHEMA = "SELECT pg_advisory_xact_lock(%s)"
 READ_VERSION = "SELECT value FROM titan_meta WHERE key = 'schema_version'"
 WRITE_VERSION = "INSERT INTO titan_meta VALUES ('schema_version', %s)"
 FENCE = "SELECT titan_fence(%s)"
+# A turn that only changed job states and recorded replies (most turns of a busy master: results in,
+# dispatches out), written in ONE statement: its own transaction, one round trip, no pipeline. The
+# fence CTE runs because the outer SELECT reads it, the INSERT CTEs run always; if the fence raises, the
+# statement, and so the whole transaction, fails. A pipelined transaction of the same rows costs the
+# master about three times the CPU in psycopg (measured: 200 against 70 us per commit).
+WRITE_STATES_AND_REPLIES = """WITH fence AS (SELECT titan_fence(%(epoch)s)),
+    transitions AS (INSERT INTO titan_job_transitions (count, states)
+        SELECT %(count)s, %(states)s WHERE %(count)s > 0),
+    replies AS (INSERT INTO titan_replies
+        SELECT * FROM unnest(%(ids)b::bigint[], %(channels)b::text[], %(rids)b::bytea[], %(replies)b::bytea[])
+        ON CONFLICT (id) DO NOTHING)
+    SELECT 1 FROM fence"""
 
 # ----------------------------------------------------------------------------- the lease (titan/master/lease.py)
 
