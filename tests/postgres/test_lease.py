@@ -45,7 +45,7 @@ def test_a_deposed_journal_cannot_commit_and_what_it_recorded_is_not_written(pg_
         each.close()
 
 
-def test_a_deposed_journal_cannot_commit_a_turn_of_states_and_replies_either(pg_url):
+def test_a_deposed_journal_cannot_commit_a_turn_written_as_one_statement_either(pg_url):
     """Such a turn is written in one statement of its own (not the pipelined transaction): fenced all the same."""
     old = PostgresJournal(pg_url, Lease(pg_url, "old", "h1:9090").try_take())
     submission(old, "job", 1)
@@ -55,7 +55,7 @@ def test_a_deposed_journal_cannot_commit_a_turn_of_states_and_replies_either(pg_
     run.state, run.attempt, run.worker = JobState.RUNNING, 1, "w1"
     old.record_state(run)
     old.record_reply("client", "c1", b"dispatched")
-    assert old._only_states_and_replies()   # the one-statement path is the one tried
+    assert old._fits_one_statement()   # the one-statement path is the one tried
     with pytest.raises(Deposed, match="epoch 1 is over"):
         old.commit()
     recovered = new.load()
@@ -64,7 +64,7 @@ def test_a_deposed_journal_cannot_commit_a_turn_of_states_and_replies_either(pg_
     run.state = JobState.COMPLETED
     new.record_state(run)
     new.record_reply("client", "c2", b"completed")
-    assert new._only_states_and_replies()
+    assert new._fits_one_statement()
     new.commit()
     recovered = new.load()
     assert [(r.job_id, r.state) for r in recovered.runs] == [("job", JobState.COMPLETED)]

@@ -111,8 +111,8 @@ class PostgresJournal(BufferedJournal):
     def commit(self) -> None:
         if not self.has_pending:
             return
-        if self._only_states_and_replies():
-            self._commit_states_and_replies()
+        if self._fits_one_statement():
+            self._commit_in_one_statement()
             return
         with self.transaction() as db:
             self._write_jobs(db)
@@ -133,20 +133,24 @@ class PostgresJournal(BufferedJournal):
         self._doomed_logs = []
         self._clear_pending()
 
-    def _only_states_and_replies(self) -> bool:
-        """Nothing pending but state changes and replies, and neither a fold nor a prune of replies due."""
-        return not (self._specs or self._dags or self._logs or self._store or self._set_adds or self._agent_runs
-                    or self._deployed or self._past_runs or self._dag_runs or self._forgotten or self._doomed_logs
-                    or self._unfolded + len(self._states) > FORCED_COMPACT_AT
+    def _fits_one_statement(self) -> bool:
+        """Nothing pending but admissions (no run replaced), state changes and replies, and neither a fold
+        nor a prune of replies due."""
+        return not (self._replaced or self._dags or self._logs or self._store or self._set_adds
+                    or self._agent_runs or self._deployed or self._past_runs or self._dag_runs or self._forgotten
+                    or self._doomed_logs or self._unfolded + len(self._states) > FORCED_COMPACT_AT
                     or self._prune_due())
 
-    def _commit_states_and_replies(self) -> None:
-        """commit() of such a turn in one statement (sql.WRITE_STATES_AND_REPLIES), fenced as any."""
+    def _commit_in_one_statement(self) -> None:
+        """commit() of such a turn as one statement (sql.WRITE_TURN), fenced as any."""
         changed = self._changed_states()
         replies = self._replies
         with self._written():
-            self._connection().execute(sql.WRITE_STATES_AND_REPLIES, {
-                "epoch": self.epoch, "count": len(changed), "states": _pack(changed) if changed else b"",
+            self._connection().execute(sql.WRITE_TURN, {
+                "epoch": self.epoch, "shas": [sha for sha, _ in self._scripts],
+                "scripts": [script for _, script in self._scripts], "seqs": [seq for seq, _, _ in self._specs],
+                "dags": [dag for _, dag, _ in self._specs], "specs": [spec for _, _, spec in self._specs],
+                "count": len(changed), "states": _pack(changed) if changed else b"",
                 "ids": [row_id for row_id, _, _, _ in replies], "channels": [channel for _, channel, _, _ in replies],
                 "rids": [encode(rid) for _, _, rid, _ in replies], "replies": [reply for _, _, _, reply in replies]})
         self._unfolded += len(changed)
