@@ -6,14 +6,20 @@ user when run as root), then measures
   completed under the new leader, with the default --lease-timeout and heartbeats: an upper bound of
   "to the first job dispatched";
 - S1-null and S5-null (see benchmarks/__main__.py) with the PostgreSQL journal, beside the SQLite one:
-  PostgreSQL as it comes (every commit flushed to disk), and with synchronous_commit=off set in the URL.
+  PostgreSQL as it comes (every commit flushed to disk), with synchronous_commit=off set in the URL, and
+  a second server with its data folder in /dev/shm (tmpfs: a flush costs nothing, as on a server whose
+  storage acknowledges flushes at once, e.g. NVMe with power-loss protection; not this disk's figure);
+- the disk's flush time as PostgreSQL's pg_test_fsync measures it (fdatasync of one 8 kB write), before
+  and after, since it varies with what else writes to the disk.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -21,7 +27,8 @@ from typing import Dict, List
 
 from benchmarks.__main__ import QUICK, Bench, Sizes, summary
 from tests.postgres.ha import SharedJournalCluster
-from tests.postgres.pg_server import PostgresServer, missing_reason, remove, wait_for_connection
+from tests.postgres.pg_server import (PG_BIN, SERVER_USER, PostgresServer, missing_reason, remove,
+                                      wait_for_connection)
 from titan import defaults
 from titan.cluster import LocalCluster, WorkerSpec
 from titan_sdk import TitanJob
@@ -69,6 +76,15 @@ def null_shapes(sizes: Sizes, script: str, master_args: tuple, data_dir, runs: i
     return results
 
 
+def flush_microseconds(folder: str) -> str:
+    """fdatasync of one 8 kB write in `folder`, as pg_test_fsync measures it ("?" if it cannot)."""
+    prefix = ["runuser", "-u", SERVER_USER, "--"] if os.geteuid() == 0 else []
+    done = subprocess.run([*prefix, os.path.join(PG_BIN, "pg_test_fsync"), "-s", "1", "-f",
+                           os.path.join(folder, "fsync-test")], capture_output=True, text=True, timeout=120)
+    found = re.search(r"^\s*fdatasync\s+[\d.]+ ops/sec\s+(\d+) usecs/op", done.stdout, re.MULTILINE)
+    return found.group(1) if found else "?"
+
+
 def new_database(server: PostgresServer, name: str) -> str:
     import psycopg
     with psycopg.connect(server.url, autocommit=True) as admin:
@@ -89,8 +105,12 @@ def main(argv=None) -> int:
     scratch = tempfile.mkdtemp(prefix="titan-bench-failover-")
     pg_folder = tempfile.mkdtemp(prefix="titan-pg-")   # its own: the server's user must reach it
     server = PostgresServer(pg_folder, durable=True).start()   # PostgreSQL's defaults: fsync on every commit
+    in_memory = PostgresServer(tempfile.mkdtemp(prefix="titan-pg-", dir="/dev/shm"), durable=True)
     try:
+        in_memory.start()
         wait_for_connection(server.url)
+        wait_for_connection(in_memory.url)
+        print(f"disk flush (pg_test_fsync, fdatasync of 8 kB): {flush_microseconds(pg_folder)} us", flush=True)
         script = os.path.join(scratch, "ok.py")
         with open(script, "w") as handle:
             handle.write("print('ok')\n")
@@ -105,13 +125,18 @@ def main(argv=None) -> int:
         for label, master_args, data_dir in (
                 ("sqlite", (), os.path.join(scratch, "data")),
                 ("postgresql", ("--journal", new_database(server, "throughput")), None),
-                ("pg-async", ("--journal", asynchronous), None)):
+                ("pg-async", ("--journal", asynchronous), None),
+                ("pg-tmpfs", ("--journal", new_database(in_memory, "in_memory")), None)):
             for shape, values in null_shapes(sizes, script, master_args, data_dir, args.runs).items():
                 print(f"  {shape:<8} {label:<10} {summary(values)}  {'jobs/s' if shape == 'S1-null' else 'ms'}",
                       flush=True)
+        print(f"disk flush (pg_test_fsync, fdatasync of 8 kB): {flush_microseconds(pg_folder)} us; pg-tmpfs: "
+              "PostgreSQL with its data in /dev/shm (RAM), i.e. a free flush, NOT this disk")
     finally:
         server.stop("immediate")
+        in_memory.stop("immediate")
         remove(pg_folder)
+        remove(in_memory.folder)
         remove(scratch)
     return 0
 

@@ -51,7 +51,8 @@ def test_quick_failover_benchmark_prints_the_takeover_and_each_journal(postgres)
     result = subprocess.run([sys.executable, "-m", "benchmarks.failover", "--quick", "--runs", "1"], cwd=ROOT,
                             capture_output=True, text=True, timeout=280, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stdout + result.stderr
-    for label in ("takeover", "S1-null  sqlite", "S1-null  postgresql", "S5-null  pg-async"):
+    for label in ("takeover", "S1-null  sqlite", "S1-null  postgresql", "S5-null  pg-async", "S5-null  pg-tmpfs",
+                  "disk flush (pg_test_fsync"):
         assert label in result.stdout, result.stdout
 
 

@@ -136,9 +136,11 @@ def test_while_postgres_is_down_the_leader_refuses_work_saying_why_and_resumes(s
         try:
             wait_until(lambda: "cannot be written" in cluster.log(f"master-{cluster.ports[0]}"), 20,
                        "the master to notice")
-            with pytest.raises(JournalUnavailable, match="refuses changes"):
+            with pytest.raises(JournalUnavailable, match="refuses changes") as refused:
                 client.store_put("k", "during")
+            assert "PostgreSQL" in str(refused.value) and "Free space" not in str(refused.value)
             assert client.store_get("k") == "before"   # reads still answered
+            assert client.stats()["journal_bytes"] > 0   # from memory: the size read before the outage
         finally:
             postgres.start()
         wait_until(lambda: _accepted(client, TitanJob("after", "after.py", content=b"print('ok')")), 30,

@@ -5,7 +5,7 @@ import hashlib
 
 import pytest
 
-from titan.core.jobs import JobRun, JobSpec
+from titan.core.jobs import JobRun, JobSpec, JobState
 from titan.master.journal import Deposed
 from titan.master.lease import Lease, read_leadership
 from titan.master.postgres_journal import PostgresJournal
@@ -43,6 +43,33 @@ def test_a_deposed_journal_cannot_commit_and_what_it_recorded_is_not_written(pg_
     assert [run.job_id for run in new.load().runs] == ["before"]
     for each in (old, new, old_lease, new_lease):
         each.close()
+
+
+def test_a_deposed_journal_cannot_commit_a_turn_written_as_one_statement_either(pg_url):
+    """Such a turn is written in one statement of its own (not the pipelined transaction): fenced all the same."""
+    old = PostgresJournal(pg_url, Lease(pg_url, "old", "h1:9090").try_take())
+    submission(old, "job", 1)
+    old.commit()
+    (run,) = old.load().runs
+    new = PostgresJournal(pg_url, Lease(pg_url, "new", "h2:9090", timeout=0.0).try_take())
+    run.state, run.attempt, run.worker = JobState.RUNNING, 1, "w1"
+    old.record_state(run)
+    old.record_reply("client", "c1", b"dispatched")
+    assert old._fits_one_statement()   # the one-statement path is the one tried
+    with pytest.raises(Deposed, match="epoch 1 is over"):
+        old.commit()
+    recovered = new.load()
+    assert [(r.job_id, r.state, r.attempt) for r in recovered.runs] == [("job", JobState.PENDING, 0)]
+    assert recovered.replies == {}
+    run.state = JobState.COMPLETED
+    new.record_state(run)
+    new.record_reply("client", "c2", b"completed")
+    assert new._fits_one_statement()
+    new.commit()
+    recovered = new.load()
+    assert [(r.job_id, r.state) for r in recovered.runs] == [("job", JobState.COMPLETED)]
+    assert [rid for rid, _ in recovered.replies["client"]] == ["c2"]
+    old.close(), new.close()
 
 
 def test_a_takeover_waits_for_the_leaders_commit_in_progress(pg_url):

@@ -68,6 +68,7 @@ class Journal(abc.ABC):
     path: str
     commits: int
     shared = False   # True when several masters share it, one leading (PostgreSQL): it holds the artifacts too
+    remedy = "Free space on its disk and retry"   # what a client refused while it cannot be written should do
 
     # ----------------------------------------------------------------- recording (buffered until commit)
 

@@ -134,12 +134,17 @@ class BufferedJournal(Journal):
     def _replies_to_prune(self) -> Dict[str, List[int]]:
         """Now and then (each REPLIES_KEPT // 10 replies written), the row ids of each channel's oldest
         replies past REPLIES_KEPT, to delete in this commit; _replies_pruned once it is written."""
+        due = self._prune_due()
         self._replies_since_prune += len(self._replies)
-        if self._replies_since_prune < REPLIES_KEPT // 10:   # prune now and then, not every turn
+        if not due:
             return {}
         self._replies_since_prune = 0
         return {channel: list(itertools.islice(ids.values(), len(ids) - REPLIES_KEPT))
                 for channel, ids in self._reply_ids.items() if len(ids) > REPLIES_KEPT}
+
+    def _prune_due(self) -> bool:
+        """Will this commit prune replies? Now and then (each REPLIES_KEPT // 10 replies), not every turn."""
+        return self._replies_since_prune + len(self._replies) >= REPLIES_KEPT // 10
 
     def _replies_pruned(self, pruned: Dict[str, List[int]]) -> None:
         for channel, row_ids in pruned.items():

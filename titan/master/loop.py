@@ -384,8 +384,8 @@ class Master(RequestHandlers, Intake, Workforce, Cleaning, Publishing):
                 return None if self.committer.failure is not None else cached
             if changes_state and self.committer.failure is not None:
                 raise JournalUnavailable(f"the master cannot write its journal ({self.committer.failure}); "
-                                         "it refuses changes until it can, and did not do this one. Free space "
-                                         "and retry; reads still work.")
+                                         "it refuses changes until it can, and did not do this one. "
+                                         f"{self.journal.remedy}; reads still work.")
             self._check_allowed(op, message, sender)
             self._asking = None if reply_to is None else (*reply_to, f"{scope}/{rid}", rid)
             try:

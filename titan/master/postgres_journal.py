@@ -50,6 +50,7 @@ def decode(blob) -> Optional[str]:
 
 class PostgresJournal(BufferedJournal):
     shared = True
+    remedy = "Retry once PostgreSQL can be reached and written again"
 
     def __init__(self, url: str, epoch: int, max_log_bytes: int = defaults.MAX_LOG_BYTES_PER_JOB):
         self.url, self.epoch = url, epoch
@@ -73,6 +74,7 @@ class PostgresJournal(BufferedJournal):
                                       default=0) + 1
             self._log_rows = LogRows.of_rows(max_log_bytes, ((row_id, decode(job), seq, size) for row_id, job, seq, size
                                                              in db.execute(sql.LOG_ROW_SIZES)))
+            self._refresh_size()
         except psycopg.Error as exc:
             raise JournalWriteError(f"journal {self.path} cannot be read ({exc})") from None
 
@@ -90,22 +92,27 @@ class PostgresJournal(BufferedJournal):
 
     @property
     def size_bytes(self) -> int:
-        """What the titan_ tables take, indexes and TOAST included, as PostgreSQL last said: read at most
-        every POSTGRES_SIZE_REFRESH_S (stats() asks for it, and the sum is a query); the last figure
-        known while PostgreSQL cannot be reached."""
+        """What the titan_ tables take, indexes and TOAST included, as PostgreSQL last said (read by
+        renew(), at most every POSTGRES_SIZE_REFRESH_S): stats() answers from memory, without a wait on
+        PostgreSQL, even while it cannot be reached."""
+        return self._size_bytes
+
+    def _refresh_size(self) -> None:
         now = time.monotonic()
         if self._size_read_at is None or now - self._size_read_at >= defaults.POSTGRES_SIZE_REFRESH_S:
             self._size_read_at = now
             try:
                 (self._size_bytes,) = self._connection().execute(sql.SIZE_BYTES).fetchone()
-            except psycopg.Error:
+            except psycopg.Error:   # the last figure stays; the next renewal's commit says what is wrong
                 pass
-        return self._size_bytes
 
     # ----------------------------------------------------------------- writing
 
     def commit(self) -> None:
         if not self.has_pending:
+            return
+        if self._fits_one_statement():
+            self._commit_in_one_statement()
             return
         with self.transaction() as db:
             self._write_jobs(db)
@@ -126,10 +133,36 @@ class PostgresJournal(BufferedJournal):
         self._doomed_logs = []
         self._clear_pending()
 
+    def _fits_one_statement(self) -> bool:
+        """Nothing pending but admissions (no run replaced), state changes and replies, and neither a fold
+        nor a prune of replies due."""
+        return not (self._replaced or self._dags or self._logs or self._store or self._set_adds
+                    or self._agent_runs or self._deployed or self._past_runs or self._dag_runs or self._forgotten
+                    or self._doomed_logs or self._unfolded + len(self._states) > FORCED_COMPACT_AT
+                    or self._prune_due())
+
+    def _commit_in_one_statement(self) -> None:
+        """commit() of such a turn as one statement (sql.WRITE_TURN), fenced as any."""
+        changed = self._changed_states()
+        replies = self._replies
+        with self._written():
+            self._connection().execute(sql.WRITE_TURN, {
+                "epoch": self.epoch, "shas": [sha for sha, _ in self._scripts],
+                "scripts": [script for _, script in self._scripts], "seqs": [seq for seq, _, _ in self._specs],
+                "dags": [dag for _, dag, _ in self._specs], "specs": [spec for _, _, spec in self._specs],
+                "count": len(changed), "states": _pack(changed) if changed else b"",
+                "ids": [row_id for row_id, _, _, _ in replies], "channels": [channel for _, channel, _, _ in replies],
+                "rids": [encode(rid) for _, _, rid, _ in replies], "replies": [reply for _, _, _, reply in replies]})
+        self._unfolded += len(changed)
+        self._replies_since_prune += len(replies)
+        self.commits += 1
+        self._clear_pending()
+
     def renew(self) -> None:
         """Renew the lease (a transaction of the fence alone): Deposed if another master holds it now."""
         with self.transaction():
             pass
+        self._refresh_size()
 
     def compact(self, batch: int = COMPACT_BATCH) -> bool:
         if not self._unfolded:
@@ -142,8 +175,7 @@ class PostgresJournal(BufferedJournal):
     def transaction(self) -> Iterator["psycopg.Connection"]:
         """One fenced transaction: Deposed if this master no longer holds the lease, JournalWriteError
         (with the counters it moved put back) if it could not be written."""
-        unfolded, since_prune = self._unfolded, self._replies_since_prune
-        try:
+        with self._written():
             db = self._connection()
             # Pipelined: the turn's statements go together and their results are read at the end, where
             # the fence's failure shows (measured against pipelining BEGIN and COMMIT too, and against no
@@ -151,6 +183,13 @@ class PostgresJournal(BufferedJournal):
             with db.transaction(), db.pipeline():
                 db.execute(sql.FENCE, (self.epoch,))
                 yield db
+
+    @contextlib.contextmanager
+    def _written(self) -> Iterator[None]:
+        """Around a fenced write: Deposed, or JournalWriteError with the counters it moved put back."""
+        unfolded, since_prune = self._unfolded, self._replies_since_prune
+        try:
+            yield
             self._forgotten_unfolded.settle(committed=True)
         except BaseException as exc:
             self._forgotten_unfolded.settle(committed=False)
@@ -187,13 +226,17 @@ class PostgresJournal(BufferedJournal):
     def _write_jobs(self, db) -> None:
         _many(db, sql.INSERT_SCRIPT, self._scripts)
         _many(db, sql.UPSERT_SPEC, self._specs)
-        changed = [(run.job_id, run.seq, run.state.value, run.attempt, run.failures, run.worker_id, run.worker,
-                    run.last_worker_id, run.reason, run.exit_code,   # then history.HISTORY_STATE_FIELDS:
-                    run.queued_at, run.started_at, run.ended_at, run.ended_attempts)
-                   for run in self._states.values() if not self._is_as_admitted(run)]
+        changed = self._changed_states()
         if changed:
             db.execute(sql.APPEND_TRANSITIONS, (len(changed), _pack(changed)))
             self._unfolded += len(changed)
+
+    def _changed_states(self) -> List[tuple]:
+        """The state changes to append, as one packed row holds them (runs still as admitted need none)."""
+        return [(run.job_id, run.seq, run.state.value, run.attempt, run.failures, run.worker_id, run.worker,
+                 run.last_worker_id, run.reason, run.exit_code,   # then history.HISTORY_STATE_FIELDS:
+                 run.queued_at, run.started_at, run.ended_at, run.ended_attempts)
+                for run in self._states.values() if not self._is_as_admitted(run)]
 
     def _is_as_admitted(self, run: JobRun) -> bool:
         return run.attempt == 0 and run.state in UNFOLDED_STATES and run.job_id in self._admitted

@@ -60,6 +60,22 @@ LOCK_SCHEMA = "SELECT pg_advisory_xact_lock(%s)"
 READ_VERSION = "SELECT value FROM titan_meta WHERE key = 'schema_version'"
 WRITE_VERSION = "INSERT INTO titan_meta VALUES ('schema_version', %s)"
 FENCE = "SELECT titan_fence(%s)"
+# A turn that only admitted jobs, changed job states and recorded replies (most turns of a busy master:
+# results in, dispatches out, a submission), written in ONE statement: its own transaction, one round
+# trip, no pipeline. The fence CTE runs because the outer SELECT reads it, the INSERT CTEs run always; if
+# the fence raises, the statement, and so the whole transaction, fails. A pipelined transaction of the
+# same rows costs the master about three times the CPU in psycopg (measured: 200 against 70 us per commit).
+WRITE_TURN = """WITH fence AS (SELECT titan_fence(%(epoch)s)),
+    scripts AS (INSERT INTO titan_scripts SELECT * FROM unnest(%(shas)b::text[], %(scripts)b::bytea[])
+        ON CONFLICT (sha256) DO NOTHING),
+    specs AS (INSERT INTO titan_job_specs SELECT * FROM unnest(%(seqs)b::bigint[], %(dags)b::bytea[], %(specs)b::bytea[])
+        ON CONFLICT (seq) DO UPDATE SET dag = EXCLUDED.dag, spec = EXCLUDED.spec),
+    transitions AS (INSERT INTO titan_job_transitions (count, states)
+        SELECT %(count)s, %(states)s WHERE %(count)s > 0),
+    replies AS (INSERT INTO titan_replies
+        SELECT * FROM unnest(%(ids)b::bigint[], %(channels)b::text[], %(rids)b::bytea[], %(replies)b::bytea[])
+        ON CONFLICT (id) DO NOTHING)
+    SELECT 1 FROM fence"""
 
 # ----------------------------------------------------------------------------- the lease (titan/master/lease.py)
 
