@@ -72,15 +72,18 @@ def serve(channel: socket.socket, preload: Sequence[str] = (), the_pool: Optiona
     selector.register(channel, selectors.EVENT_READ)
     selector.register(wake_read, selectors.EVENT_READ)
     server = _Server(channel, (wake_read, wake_write), the_pool)
-    server.top_up()
-    while True:
-        for key, _ in selector.select():
-            if key.fileobj == wake_read:
-                os.read(wake_read, 4096)
-            elif not server.take_request():
-                _leave()
-        server.report_exits()
+    try:
         server.top_up()
+        while True:
+            for key, _ in selector.select():
+                if key.fileobj == wake_read:
+                    os.read(wake_read, 4096)
+                elif not server.take_request():
+                    _leave()
+            server.report_exits()
+            server.top_up()
+    except ConnectionError:   # a worker SIGKILLed with our reports unread: a send fails before any EOF is read
+        _leave()
 
 
 def _lead_own_session() -> None:
@@ -287,8 +290,10 @@ class ForkServer:
         self.pid = self._spawn(server_end, settings) if fresh else os.fork()
         if self.pid == 0:
             worker_end.close()
-            serve(server_end, preload, Pool(pool_size, limits or PoolLimits(), used=warm_pool))
-            os._exit(0)
+            try:
+                serve(server_end, preload, Pool(pool_size, limits or PoolLimits(), used=warm_pool))
+            finally:
+                _leave()   # whatever ends it, never return into the worker's code that forked this process
         server_end.close()
         self.channel = worker_end
         self.lost = False                             # it has exited without being asked to

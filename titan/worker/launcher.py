@@ -71,13 +71,16 @@ def serve(channel: socket.socket) -> None:
     signal.signal(signal.SIGTERM, lambda *_: _leave())     # the worker is stopping, or has gone
     starter = _Starter(channel)
     gc.freeze()   # a collection writes to every object it scans: after a fork, each page it writes is copied
-    while True:
-        readable, _, _ = select.select([channel, wake_read], [], [])
-        if wake_read in readable:
-            os.read(wake_read, 4096)
-        if channel in readable and not starter.take_request():
-            _leave()
-        starter.report_exits()
+    try:
+        while True:
+            readable, _, _ = select.select([channel, wake_read], [], [])
+            if wake_read in readable:
+                os.read(wake_read, 4096)
+            if channel in readable and not starter.take_request():
+                _leave()
+            starter.report_exits()
+    except ConnectionError:   # a worker SIGKILLed with our reports unread: a send fails before any EOF is read
+        _leave()
 
 
 def _leave() -> None:
