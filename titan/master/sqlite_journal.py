@@ -451,8 +451,11 @@ def _make_private(path: str) -> None:
             os.chmod(each, PRIVATE_FILE)
 
 
+_PACKER = msgpack.Packer(use_bin_type=True)   # packb makes a Packer per call: a few us of each commit
+
+
 def _pack(value) -> bytes:
-    return msgpack.packb(value, use_bin_type=True)
+    return _PACKER.pack(value)
 
 
 def _unpack(blob: bytes):
