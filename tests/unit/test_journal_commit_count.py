@@ -50,7 +50,9 @@ def test_a_commit_of_state_changes_alone_is_counted_by_its_row_not_by_meta(tmp_p
     (newest,) = journal.db.execute("SELECT MAX(id) FROM job_transitions").fetchone()
     assert newest == journal.commits_held
     journal.close()
-    assert SqliteJournal(str(tmp_path)).commits_held == held + 5
+    reopened = SqliteJournal(str(tmp_path))
+    assert reopened.commits_held == held + 5
+    assert meta_count(reopened) == held + 5, "a clean close writes the count to meta, for an older Titan"
 
 
 def test_folding_the_rows_that_counted_commits_keeps_the_count(tmp_path):

@@ -432,8 +432,19 @@ class SqliteJournal(BufferedJournal):
                                                                                   row[11:])))
 
     def close(self) -> None:
+        self._count_in_meta()
         self.db.close()
         self.counter.close()
+
+    def _count_in_meta(self) -> None:
+        """meta's count made whole, so that a Titan of before commits were counted by their rows (it reads
+        meta alone) can open a journal closed cleanly. A full disk only leaves it as it was."""
+        try:
+            (held,) = self.db.execute("SELECT value FROM meta WHERE key = ?", (COMMITS_KEY,)).fetchone()
+            if int(held) < self.commits_held:
+                self.db.execute(COUNT_COMMIT, (str(self.commits_held),))
+        except sqlite3.Error:
+            pass
 
 
 def _many(db: sqlite3.Connection, sql: str, rows: list) -> None:
