@@ -3,14 +3,15 @@
 The master's main thread commits once per turn; at S1-null a turn is mostly one worker batch of results
 and the dispatches that follow, at S5-null one request (its submission and reply) and then its result.
 Three commit shapes, each timed alone with `time.thread_time` (this thread's CPU, not the wait for a core
-on a loaded machine), medians in microseconds:
+on a loaded machine), in microseconds, the median and the mean:
 
 - `batch`: BATCH runs ended and BATCH others dispatched (2 x BATCH state changes);
 - `submit`: one job admitted, with its reply to the client;
 - `result`: one job's state change.
 
 The journal folds (compact) every FOLD_EVERY commits, as an idle master would. For an A/B against
-another tree run it from outside both trees: `cd /tmp && PYTHONPATH=/path/to/tree python -m benchmarks.journal_commit`.
+another tree run it from outside both trees (`python -m` puts the current directory first on sys.path):
+`cd /tmp && PYTHONPATH=/path/to/tree python -m benchmarks.journal_commit`.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class Shapes:
         self.journal.record_states({run.job_id: run for run in running})
 
     def submit(self) -> None:
-        (run,) = self.admit(1)
+        self.admit(1)
         self.journal.record_reply("client", f"r{self.seq}", b"\x81\xa2ok\xc3")
 
     def result(self) -> None:
@@ -112,7 +113,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print cProfile's top functions of the commits")
     args = parser.parse_args()
     profiler = cProfile.Profile() if args.profile else None
-    print("(median, mean) us:", {shape: measure(shape, args.commits, profiler) for shape in ("batch", "submit", "result")})
+    shapes = ("batch", "submit", "result")
+    print("(median, mean) us:", {shape: measure(shape, args.commits, profiler) for shape in shapes})
     if profiler:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
 

@@ -11,8 +11,8 @@ and writes the number of each acknowledged commit beside it, in `titan.db-commit
 in place, not synced: a syscall per commit). A commit's number is the id of the `job_transitions` row it
 appends, or, when it appends none (or folds, which deletes such rows), the `commits` value in `meta`:
 the journal holds the greater of the two. (Counting in `meta` alone wrote one more page per commit.)
-A clean close writes the count to `meta` too, for a Titan of before that, which reads `meta` alone. On open, a journal holding fewer commits than
-were acknowledged is refused. After an OS crash or power loss, SQLite's synchronous=NORMAL may itself
+A clean close writes the count to `meta` too, for a Titan of before that, which reads `meta` alone.
+On open, a journal holding fewer commits than were acknowledged is refused. After an OS crash or power loss, SQLite's synchronous=NORMAL may itself
 take back the last commits; the refusal then says so, and moving the counter file away accepts it.
 """
 

@@ -221,7 +221,7 @@ class SqliteJournal(BufferedJournal):
         if self._logs or self._doomed_logs or self._log_rows.grew:
             self._write_logs(db)
         if self._replaced:
-            self._delete_replaced(db)   # after the specs and logs: a run replaced within this commit was written above
+            self._delete_replaced(db)   # after specs and logs: a run replaced in this commit was written above
         if self._past_runs or self._dag_runs:
             history.write_past_runs(db, self._past_runs.values())
             history.write_dag_runs(db, self._dag_runs.values())
@@ -259,8 +259,8 @@ class SqliteJournal(BufferedJournal):
         db.execute(COUNT_COMMIT, (str(self.commits_held),))
 
     def _transact(self, write: Callable[..., T], *args) -> T:
-        """write(db, *args) in one transaction, returning what it returns; on any failure it is rolled back and
-        the counters it moved are put back, so what was recorded can be committed again as it was."""
+        """write(db, *args) in one transaction, returning what it returns; on any failure it is rolled
+        back and the counters it moved are put back, so what was recorded can be committed again as it was."""
         unfolded, since_prune = self._unfolded, self._replies_since_prune
         self.db.execute("BEGIN")
         try:
