@@ -64,3 +64,12 @@ def test_master_cpu_benchmark_prints_jobs_per_second_and_cpu_per_job():
     assert "run 1: " in result.stdout and "median: " in result.stdout
     cpu = float(result.stdout.split("master CPU ")[-1].split(" us/job")[0])
     assert cpu > 0, result.stdout
+
+
+@pytest.mark.timeout(120)
+def test_journal_commit_benchmark_prints_each_shape():
+    result = subprocess.run([sys.executable, "-m", "benchmarks.journal_commit", "--commits", "20"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for shape in ("'batch': (", "'submit': (", "'result': ("):
+        assert shape in result.stdout, result.stdout

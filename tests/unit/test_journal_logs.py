@@ -70,6 +70,20 @@ def test_the_cap_holds_across_a_restart_and_a_new_run(tmp_path):
     assert journaled_bytes(journal, "chatty") == 3 * len(LINE)
 
 
+def test_a_smaller_cap_at_restart_trims_at_the_first_commit_even_one_without_output(tmp_path):
+    """A commit writes only the parts with something pending; the rows found at open past the cap are
+    pending deletions, though no output was recorded since."""
+    journal = SqliteJournal(str(tmp_path), max_log_bytes=10 * CAP)
+    submit(journal, "chatty", 1)
+    chatter(journal, "chatty", 1, rows=50)
+    journal.close()
+    journal = SqliteJournal(str(tmp_path), max_log_bytes=CAP)
+    journal.load()
+    journal.record_store("k", "v")
+    journal.commit()
+    assert CAP <= journaled_bytes(journal, "chatty") < CAP + len(LINE)
+
+
 def test_rows_dropped_by_a_failed_commit_are_dropped_by_the_next(tmp_path):
     journal = SqliteJournal(str(tmp_path), max_log_bytes=CAP)
     submit(journal, "chatty", 1)

@@ -6,10 +6,13 @@ broken B-tree, not a flipped byte inside a value, which would start the master w
 value or job. Tables made before checksums get the column and their rows' checksums on first open.
 
 SQLite replays its WAL up to the first frame that fails its checksum and silently drops the rest, so a
-damaged WAL loses acknowledged commits without an error. The journal therefore counts its commits in
-`meta` and writes the count of each acknowledged commit beside it, in `titan.db-commits` (12 bytes,
-rewritten in place, not synced: a syscall per commit). On open, a journal holding fewer commits than
-were acknowledged is refused. After an OS crash or power loss, SQLite's synchronous=NORMAL may itself
+damaged WAL loses acknowledged commits without an error. The journal therefore numbers its commits
+and writes the number of each acknowledged commit beside it, in `titan.db-commits` (12 bytes, rewritten
+in place, not synced: a syscall per commit). A commit's number is the id of the `job_transitions` row it
+appends, or, when it appends none (or folds, which deletes such rows), the `commits` value in `meta`:
+the journal holds the greater of the two. (Counting in `meta` alone wrote one more page per commit.)
+A clean close writes the count to `meta` too, for a Titan of before that, which reads `meta` alone.
+On open, a journal holding fewer commits than were acknowledged is refused. After an OS crash or power loss, SQLite's synchronous=NORMAL may itself
 take back the last commits; the refusal then says so, and moving the counter file away accepts it.
 """
 
@@ -46,7 +49,7 @@ CHECKED_TABLES: Dict[str, Tuple[str, ...]] = {
     "dag_runs": ("run", "dag", "number", "submitted_at", "ended_at", "outcome", "seqs"),
 }
 WITHOUT_ROWID_KEYS = {"store": ("key",), "store_members": ("key", "member")}
-COMMITS_KEY = "commits"          # in meta: how many commits the journal holds
+COMMITS_KEY = "commits"          # in meta: how many commits the journal holds (see the module's docstring)
 COUNTER_SUFFIX = "-commits"      # beside the journal: how many commits were acknowledged
 _COUNTER = struct.Struct("<QI")  # the count, and a CRC-32 of it
 _PACKER = msgpack.Packer(use_bin_type=True)   # one for all rows: packb would make one per row

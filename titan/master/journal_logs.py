@@ -57,6 +57,11 @@ class LogRows:
         """The job's run was replaced: the journal deletes all its rows by itself."""
         self._jobs.pop(job_id, None)
 
+    @property
+    def grew(self) -> bool:
+        """Rows were added since the last excess() (it may have rows to give)."""
+        return bool(self._touched)
+
     def excess(self) -> List[int]:
         """The ids of the oldest rows of the jobs that grew, whose output the newer rows still cover
         past the cap. They are forgotten here at once: the journal keeps them until a commit deleted them."""

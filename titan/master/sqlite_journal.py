@@ -14,11 +14,10 @@ dispatched (see `_is_as_admitted`).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
 from collections import OrderedDict, defaultdict
-from typing import Dict, Iterator, List
+from typing import Callable, Dict, List, TypeVar
 
 import msgpack
 
@@ -74,6 +73,8 @@ CREATE TABLE IF NOT EXISTS deployed_scripts (name TEXT PRIMARY KEY, script BLOB 
 """
 
 UNFOLDED_STATES = (JobState.PENDING, JobState.QUEUED)
+COUNT_COMMIT = f"UPDATE meta SET value = ? WHERE key = '{COMMITS_KEY}'"
+T = TypeVar("T")
 # Version 1 kept every state in job_states, found replaced specs through an index on job_id, and had
 # two B-trees for the store and three for the replies.
 UPGRADE_FROM_1 = f"""
@@ -146,7 +147,8 @@ class SqliteJournal(BufferedJournal):
     def _read_positions(self, max_log_bytes: int) -> None:
         """Where the journal is: commits held (checked against those acknowledged), rows to fold, ids."""
         (held,) = self.db.execute("SELECT value FROM meta WHERE key = ?", (COMMITS_KEY,)).fetchone()
-        self.commits_held = int(held)   # commit()s this journal holds, over its whole life
+        (newest,) = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM job_transitions").fetchone()
+        self.commits_held = max(int(held), newest)   # commit()s this journal holds, over its whole life
         self.counter.check(self.commits_held)
         self._stored_scripts: set = set()   # sha256 of the scripts already in the journal (or pending)
         (self._unfolded,) = self.db.execute("SELECT COALESCE(SUM(count), 0) FROM job_transitions").fetchone()
@@ -196,22 +198,7 @@ class SqliteJournal(BufferedJournal):
         (disk full, I/O error) it raises JournalWriteError and keeps it all pending for the next try."""
         if not self.has_pending:
             return
-        with self._transaction() as db:
-            self._write_jobs(db)
-            _many(db, "INSERT OR REPLACE INTO dags VALUES (?, ?, ?)", with_crc(self._dags.items()))
-            self._write_agent_runs(db)
-            self._write_logs(db)
-            self._delete_replaced(db)   # last: a run replaced within this commit was written above
-            history.write_past_runs(db, self._past_runs.values())
-            history.write_dag_runs(db, self._dag_runs.values())
-            self._write_store(db)
-            pruned = self._write_replies(db)
-            _many(db, "INSERT OR REPLACE INTO deployed_scripts VALUES (?, ?, ?, ?)",
-                  with_crc((name, script, at) for name, (script, at) in self._deployed.items()))
-            self.forget_seconds += history.forget(db, self._forgotten, self._forgotten_unfolded)
-            if self._unfolded > FORCED_COMPACT_AT:   # a master never idle still keeps the backlog bounded
-                self._fold(db, FORCED_COMPACT_BATCH)
-            db.execute("UPDATE meta SET value = ? WHERE key = ?", (str(self.commits_held + 1), COMMITS_KEY))
+        pruned = self._transact(self._write_pending)
         self.commits_held += 1
         self.counter.write(self.commits_held)   # acknowledged from here on
         self._replies_pruned(pruned)
@@ -221,6 +208,37 @@ class SqliteJournal(BufferedJournal):
         self._clear_pending()
         if vacuum:
             self.forget_seconds += history.vacuum_some(self.db)
+
+    def _write_pending(self, db: sqlite3.Connection) -> Dict[str, List[int]]:
+        """The whole commit; each part only when something of it is pending (a commit at S1-null is one
+        or two of them, and each writer called for nothing cost as much as a small insert). Returns the
+        replies pruned, for _replies_pruned once committed."""
+        counted = self._write_jobs(db) if self._specs or self._states else False
+        if self._dags:
+            db.executemany("INSERT OR REPLACE INTO dags VALUES (?, ?, ?)", with_crc(self._dags.items()))
+        if self._agent_runs:
+            self._write_agent_runs(db)
+        if self._logs or self._doomed_logs or self._log_rows.grew:
+            self._write_logs(db)
+        if self._replaced:
+            self._delete_replaced(db)   # after specs and logs: a run replaced in this commit was written above
+        if self._past_runs or self._dag_runs:
+            history.write_past_runs(db, self._past_runs.values())
+            history.write_dag_runs(db, self._dag_runs.values())
+        if self._store or self._set_adds:
+            self._write_store(db)
+        pruned = self._write_replies(db) if self._replies else {}
+        if self._deployed:
+            db.executemany("INSERT OR REPLACE INTO deployed_scripts VALUES (?, ?, ?, ?)",
+                           with_crc((name, script, at) for name, (script, at) in self._deployed.items()))
+        if self._forgotten:
+            self.forget_seconds += history.forget(db, self._forgotten, self._forgotten_unfolded)
+        if self._unfolded > FORCED_COMPACT_AT:   # a master never idle still keeps the backlog bounded
+            self._fold(db, FORCED_COMPACT_BATCH)
+            counted = False   # the fold may have taken this commit's own row
+        if not counted:
+            db.execute(COUNT_COMMIT, (str(self.commits_held + 1),))
+        return pruned
 
     @property
     def size_bytes(self) -> int:
@@ -232,20 +250,22 @@ class SqliteJournal(BufferedJournal):
         Not needed for correctness: it bounds what a restart must fold, and the journal's size."""
         if not self._unfolded:
             return False
-        with self._transaction() as db:
-            self._fold(db, batch)
+        self._transact(self._fold_counted, batch)
         return True
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One transaction; on any failure it is rolled back and the counters it moved are put back,
-        so what was recorded can be committed again as it was."""
+    def _fold_counted(self, db: sqlite3.Connection, batch: int) -> None:
+        """_fold, and the commits held written to meta: the rows it deletes may have been counting them."""
+        self._fold(db, batch)
+        db.execute(COUNT_COMMIT, (str(self.commits_held),))
+
+    def _transact(self, write: Callable[..., T], *args) -> T:
+        """write(db, *args) in one transaction, returning what it returns; on any failure it is rolled
+        back and the counters it moved are put back, so what was recorded can be committed again as it was."""
         unfolded, since_prune = self._unfolded, self._replies_since_prune
         self.db.execute("BEGIN")
         try:
-            yield self.db
+            written = write(self.db, *args)
             self.db.execute("COMMIT")
-            self._forgotten_unfolded.settle(committed=True)
         except BaseException as exc:
             if self.db.in_transaction:   # SQLite may have rolled back by itself (a full disk does)
                 self.db.execute("ROLLBACK")
@@ -254,6 +274,8 @@ class SqliteJournal(BufferedJournal):
             if isinstance(exc, sqlite3.Error):
                 raise JournalWriteError(f"journal {self.path} cannot be written ({exc})") from None
             raise
+        self._forgotten_unfolded.settle(committed=True)
+        return written
 
     def _fold(self, db: sqlite3.Connection, batch: int) -> None:
         """The oldest commits' changes, whole commits in order, until `batch` changes or none are left."""
@@ -285,17 +307,22 @@ class SqliteJournal(BufferedJournal):
         self._unfolded = max(0, self._unfolded - folded)
         self._forgotten_unfolded.folded(last_id)
 
-    def _write_jobs(self, db: sqlite3.Connection) -> None:
+    def _write_jobs(self, db: sqlite3.Connection) -> bool:
+        """The new specs and scripts, and the state changes as one job_transitions row whose id is this
+        commit's number, so it counts the commit (COUNT_COMMIT need not). True if it wrote that row."""
         _many(db, "INSERT OR IGNORE INTO scripts VALUES (?, ?, ?)", with_crc(self._scripts))
         _many(db, "INSERT OR REPLACE INTO job_specs VALUES (?, ?, ?, ?, ?)", with_crc(self._specs))
-        changed = [(run.job_id, run.seq, run.state.value, run.attempt, run.failures, run.worker_id, run.worker,
+        # run.state itself, a str enum: msgpack packs it as its value, in the same bytes
+        changed = [(run.job_id, run.seq, run.state, run.attempt, run.failures, run.worker_id, run.worker,
                     run.last_worker_id, run.reason, run.exit_code,   # then history.HISTORY_STATE_FIELDS:
                     run.queued_at, run.started_at, run.ended_at, run.ended_attempts)
                    for run in self._states.values() if not self._is_as_admitted(run)]
-        if changed:
-            db.executemany("INSERT INTO job_transitions (count, states, crc) VALUES (?, ?, ?)",
-                           with_crc([(len(changed), _pack(changed))]))
-            self._unfolded += len(changed)
+        if not changed:
+            return False
+        db.execute("INSERT INTO job_transitions (id, count, states, crc) VALUES (?, ?, ?, ?)",
+                   (self.commits_held + 1, *with_crc([(len(changed), _pack(changed))])[0]))
+        self._unfolded += len(changed)
+        return True
 
     def _is_as_admitted(self, run: JobRun) -> bool:
         """A run admitted in this commit that was never dispatched needs no state row: loading takes a
@@ -342,7 +369,7 @@ class SqliteJournal(BufferedJournal):
     def _write_replies(self, db: sqlite3.Connection) -> Dict[str, List[int]]:
         """Insert the new replies, and now and then delete the oldest past REPLIES_KEPT per channel;
         returns those deleted, for _replies_pruned once the commit succeeded."""
-        _many(db, "INSERT INTO replies (id, channel, rid, reply, crc) VALUES (?, ?, ?, ?, ?)",
+        db.executemany("INSERT INTO replies (id, channel, rid, reply, crc) VALUES (?, ?, ?, ?, ?)",
                        with_crc(self._replies))
         pruned = self._replies_to_prune()
         _many(db, "DELETE FROM replies WHERE id = ?", [(row_id,) for ids in pruned.values() for row_id in ids])
@@ -405,8 +432,19 @@ class SqliteJournal(BufferedJournal):
                                                                                   row[11:])))
 
     def close(self) -> None:
+        self._count_in_meta()
         self.db.close()
         self.counter.close()
+
+    def _count_in_meta(self) -> None:
+        """meta's count made whole, so that a Titan of before commits were counted by their rows (it reads
+        meta alone) can open a journal closed cleanly. A full disk only leaves it as it was."""
+        try:
+            (held,) = self.db.execute("SELECT value FROM meta WHERE key = ?", (COMMITS_KEY,)).fetchone()
+            if int(held) < self.commits_held:
+                self.db.execute(COUNT_COMMIT, (str(self.commits_held),))
+        except sqlite3.Error:
+            pass
 
 
 def _many(db: sqlite3.Connection, sql: str, rows: list) -> None:
@@ -424,8 +462,11 @@ def _make_private(path: str) -> None:
             os.chmod(each, PRIVATE_FILE)
 
 
+_PACKER = msgpack.Packer(use_bin_type=True)   # packb makes a Packer per call: a few us of each commit
+
+
 def _pack(value) -> bytes:
-    return msgpack.packb(value, use_bin_type=True)
+    return _PACKER.pack(value)
 
 
 def _unpack(blob: bytes):
