@@ -24,7 +24,7 @@ from titan.core.jobs import JobSpec, JobState
 
 NoneType = type(None)
 Number = (int, float)
-ANY = (object, bool)   # bool named too: protocol.is_of_type refuses a bool unless it is listed
+ANY = (object, bool)   # bool named too: fields.is_of_type refuses a bool unless it is listed
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def _job_fields() -> Dict[str, Field]:
         types = _wire_types(spec_field.name, hints[spec_field.name])
         has_default = spec_field.default is not dataclasses.MISSING
         wire[spec_field.name] = optional(*types) if has_default else Field(types)
-        if spec_field.name == "script":   # or, instead of the bytes, their sha256 (see protocol.submission)
+        if spec_field.name == "script":   # or, instead of the bytes, their sha256 (see jobwire.submission)
             wire["script_sha256"] = optional(str)
     return wire
 
