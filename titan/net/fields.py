@@ -88,10 +88,23 @@ def check_fields(what: str, message: dict, fields: Dict[str, Field], ignore: tup
             raise ProtocolError(f"{what}: field {name!r} {problem}")
 
 
-def is_plain(message: dict, types_by_name: Dict[str, tuple], required: frozenset) -> bool:
+def is_plain(message: dict, types_by_name: Dict[str, tuple], required: frozenset,
+             maps: Optional[Dict[str, tuple]] = None) -> bool:
     """True when check_fields would pass the message, checked in one pass without building any text: every
     field is declared with exactly its value's type, every number fits and none required is missing. A
-    False only means the exact check (check_fields) must look, for the message that says what is wrong."""
+    False only means the exact check (check_fields) must look, for the message that says what is wrong.
+    `maps`: name -> (types_by_name, required) of a field holding a map declared field by field (a
+    dispatch's job, Table.plain_maps). Such a map passing this same test holds no number that does not
+    fit, which is cheaper to learn so than by looking at each of its keys and values; one that does not
+    pass is looked at so, as any other map."""
+    return _is_plain(message, types_by_name, required, maps, CONTENTS_CHECKED_ELSEWHERE)
+
+
+_WALK_ALL: frozenset = frozenset()
+
+
+def _is_plain(message: dict, types_by_name: Dict[str, tuple], required: frozenset,
+              maps: Optional[Dict[str, tuple]], not_walked: frozenset) -> bool:
     for name, value in message.items():
         types = types_by_name.get(name)
         kind = type(value)
@@ -103,9 +116,12 @@ def is_plain(message: dict, types_by_name: Dict[str, tuple], required: frozenset
         elif kind is float:
             if not math.isfinite(value):
                 return False
-        elif (kind is list or kind is dict) and name not in CONTENTS_CHECKED_ELSEWHERE \
-                and _nested_number_problem(value):
-            return False
+        elif (kind is list or kind is dict) and name not in not_walked:
+            declared = maps.get(name) if maps and kind is dict else None
+            if declared is not None and _is_plain(value, *declared, None, _WALK_ALL):
+                continue   # inside it every list and map was walked: nothing is skipped at that level
+            if _nested_number_problem(value):
+                return False
     return required <= message.keys()
 
 

@@ -73,6 +73,14 @@ class Table(dict):
         # op -> {name: types} for protocol's one-pass check of a well-formed message, "op" and "rid" included
         self.plain_types = {op: {**MESSAGE_ENVELOPE_TYPES, **{name: field.types for name, field in fields.items()}}
                             for op, fields in ops.items()}
+        # op -> {name: (types, required)} of its fields that hold a map declared field by field (is_plain's `maps`)
+        self.plain_maps = {op: {name: _plain_map(field.shape) for name, field in fields.items()
+                                if isinstance(field.shape, dict)} for op, fields in ops.items()}
+
+
+def _plain_map(fields: Dict[str, Field]) -> tuple:
+    return ({name: field.types for name, field in fields.items()},
+            frozenset(name for name, field in fields.items() if field.required))
 
 
 # ----------------------------------------------------------------- jobs

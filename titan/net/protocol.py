@@ -66,7 +66,7 @@ def check_message(message: dict, ops: Dict[str, Dict[str, Field]], needs_rid: bo
     rid, op = message.get("rid"), message.get("op")
     plain_types = ops.plain_types.get(op) if type(op) is str else None
     if plain_types is not None and (type(rid) is str or not needs_rid) \
-            and is_plain(message, plain_types, ops.names[op][1]):
+            and is_plain(message, plain_types, ops.names[op][1], ops.plain_maps[op]):
         return op
     try:
         if not isinstance(op, str):
