@@ -77,6 +77,12 @@ class DispatchIntake:
         port = (job.get("port") or 0) if job.get("job_type") == SERVICE_JOB_TYPE else 0
         if port and self._port_taken(context, port):
             return
+        self._launch(context, message, script, project_dir, port)
+
+    def _launch(self, context: JobContext, message: dict, script: bytes, project_dir: Optional[str],
+                port: int) -> None:
+        """The job's process started by the executor, and watched; or the job failed, saying why."""
+        job = message["job"]
         try:
             context.dag_dir = executor.dag_dir(self.work_root, context.dag)
         except OSError as exc:
