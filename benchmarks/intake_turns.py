@@ -20,7 +20,7 @@ import time
 from titan import defaults
 from titan.master.config import MasterConfig
 from titan.master.loop import Master
-from titan.net import protocol
+from titan.net import jobwire, protocol
 from titan_sdk import TitanJob
 
 
@@ -57,7 +57,7 @@ def one_submission(master: Master, script: str, jobs: int, n: int, chained: bool
     """((wall, CPU) of the longest turn, (wall, CPU) of the last turn, the longest other turn's wall, turns)."""
     specs = [TitanJob(f"r{n}-{i}", script, parents=[f"r{n}-{i + 1}"] if chained and i % 2 == 0 else []).to_spec()
              for i in range(jobs)]
-    body = protocol.encode({"op": "submit", "rid": f"r{n}", "dag": f"d{n}", **protocol.submission(specs)})
+    body = protocol.encode({"op": "submit", "rid": f"r{n}", "dag": f"d{n}", **jobwire.submission(specs)})
     turns = [_turn(lambda: master._answer([body], protocol.CLIENT_OPS, master._client_request, "client",
                                           b"bench", "bench", (master.clients, [b"bench"])), master)]
     while master._intake_waiting():

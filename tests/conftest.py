@@ -23,7 +23,7 @@ os.environ["TITAN_STRICT_MESSAGES"] = "1"   # before titan.net.protocol is first
 
 from titan.cluster import LocalCluster, WorkerSpec  # noqa: E402
 from tests.postgres.pg_server import postgres, pg_url  # noqa: E402,F401  (fixtures: a real PostgreSQL)
-from titan.net import protocol  # noqa: E402
+from titan.net import fields  # noqa: E402
 
 # The `titan` command of the Python running the tests (a venv's bin/ need not be on PATH), else PATH's.
 TITAN = next((path for path in (os.path.join(os.path.dirname(sys.executable), "titan"), shutil.which("titan"))
@@ -128,7 +128,7 @@ def assert_no_misbuilt_message(log_dir) -> None:
     """Fail naming the log and the line where a master or worker reported a message it built wrong."""
     for log in sorted(pathlib.Path(log_dir).glob("*.log")) if log_dir else []:
         for number, line in enumerate(log.read_text(errors="replace").splitlines(), 1):
-            assert protocol.MISBUILT not in line, f"{log}:{number}: {line}"
+            assert fields.MISBUILT not in line, f"{log}:{number}: {line}"
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from titan.core.errors import MasterUnreachable, UnknownJob, error_from_reply
 from titan.core.jobs import FINAL_STATES
 from titan.core.names import name_problem, shown_name
 from titan.core.services import SERVICE_UP_TOPIC, reported_state
-from titan.net import addresses, protocol, security
+from titan.net import addresses, jobwire, protocol, security
 from titan_sdk.files import FileTransfers
 from titan_sdk.subscription import EventStream, Subscription
 from titan_sdk.job import TitanJob, local_lookup_told
@@ -155,7 +155,7 @@ class TitanClient(FileTransfers):
     def submit_job(self, job: TitanJob) -> str:
         """Submit one job; returns its id. Its parents may be jobs submitted earlier."""
         with local_lookup_told([job]):
-            self._ask("submit", dag=None, **protocol.submission([job.to_spec()]))
+            self._ask("submit", dag=None, **jobwire.submission([job.to_spec()]))
         return job.job_id
 
     def submit_dag(self, name: str, jobs: Sequence[TitanJob], agent_run_id: Optional[str] = None) -> List[str]:
@@ -169,7 +169,7 @@ class TitanClient(FileTransfers):
             raise ValueError(f"DAG name {shown_name(name)} {name_problem(name)}")
         run_id = agent_run_id if agent_run_id is not None else (os.environ.get("TITAN_AGENT_RUN_ID") or None)
         with local_lookup_told(jobs):
-            result = self._ask("submit", dag=name, **protocol.submission([job.to_spec() for job in jobs]),
+            result = self._ask("submit", dag=name, **jobwire.submission([job.to_spec() for job in jobs]),
                                agent_run_id=run_id)
         return result["jobs"]
 

@@ -15,7 +15,9 @@ from titan import defaults
 from titan.core.errors import UnknownScript
 from titan.core.jobs import JobSpec
 from titan.core.names import name_problem, shown_name
-from titan.net.protocol import INT64_MAX, INT64_MIN, number_problem, split_archive_filename
+from titan.core.store import INT64_MAX, INT64_MIN
+from titan.net.fields import number_problem
+from titan.net.jobwire import split_archive_filename
 
 
 class TitanJob:

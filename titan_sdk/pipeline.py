@@ -38,7 +38,7 @@ import yaml
 
 from titan import defaults
 from titan.core.names import name_problem, shown_name
-from titan.net.protocol import is_of_type, number_problem
+from titan.net.fields import is_of_type, number_problem
 from titan_sdk.job import TitanJob
 
 NUMBER = (int, float)

@@ -29,7 +29,7 @@ import zmq
 
 from titan.cluster import PORTS_PER_MASTER, LocalCluster, WorkerSpec, free_port_block
 from titan.defaults import MAX_STORE_VALUE_BYTES
-from titan.net import protocol
+from titan.net import jobwire, protocol
 from titan_sdk import MasterUnreachable, TitanClient, TitanJob
 from tests.conftest import wait_until
 
@@ -664,7 +664,7 @@ def test_request_repeated_after_a_crash_is_answered_from_the_journal(chaos_clust
     trail = tmp_path / "trail.txt"
     job = TitanJob("once", script("once.sh", f'echo "$TITAN_JOB_ID" >> {shlex.quote(str(trail))}\n')).to_spec()
     submit = protocol.encode({"op": "submit", "rid": uuid.uuid4().hex, "dag": None,
-                              "jobs": [protocol.job_to_wire(job)]})
+                              "jobs": [jobwire.job_to_wire(job)]})
     incr = protocol.encode({"op": "incr", "rid": uuid.uuid4().hex, "key": "n", "by": 5})
     first = (raw_request(cluster.port, submit), raw_request(cluster.port + 3, incr, envelope=True))
     with cluster.client() as client:

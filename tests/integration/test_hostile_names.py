@@ -11,7 +11,7 @@ import pytest
 from titan import defaults
 from titan.cluster import WorkerSpec
 from titan.core.jobs import JobSpec
-from titan.net import protocol
+from titan.net import jobwire
 from titan_sdk import TitanJob
 
 WAIT_S = 30
@@ -20,7 +20,7 @@ WAIT_S = 30
 def submit_unchecked(client, dag, job_id: str, script: bytes = b"print(1)"):
     """A submit as a client without the SDK's checks sends it (the master must not rely on them)."""
     spec = JobSpec(job_id=job_id, filename="job.py", script=script)
-    return client._ask("submit", dag=dag, **protocol.submission([spec]))
+    return client._ask("submit", dag=dag, **jobwire.submission([spec]))
 
 
 @pytest.mark.parametrize("job_id", ["a\x00b", "x\x1b[2J\x1b[31mred", "job\nINFO forged", "y" * 100_000])

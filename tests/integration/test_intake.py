@@ -95,14 +95,14 @@ def test_a_retry_while_a_submission_is_taken_in_waits_for_its_one_answer(tmp_pat
     from titan.cluster import free_port_block
     from titan.master.config import MasterConfig
     from titan.master.loop import Master
-    from titan.net import protocol
+    from titan.net import jobwire, protocol
 
     script = tmp_path / "null.py"
     script.write_text("pass\n")
     master = Master(MasterConfig(host="127.0.0.1", port=free_port_block("127.0.0.1", 4), data_dir=str(tmp_path)))
     try:
         specs = [TitanJob(f"j{i}", str(script)).to_spec() for i in range(5_000)]
-        submit = protocol.encode({"op": "submit", "rid": "r1", "dag": "big", **protocol.submission(specs)})
+        submit = protocol.encode({"op": "submit", "rid": "r1", "dag": "big", **jobwire.submission(specs)})
 
         def ask(body: bytes):
             return master._answer([body], protocol.CLIENT_OPS, master._client_request, "client", b"c", "c",

@@ -15,7 +15,7 @@ import pytest
 import zmq
 
 from titan.cluster import WorkerSpec
-from titan.net import protocol
+from titan.net import jobwire, protocol
 from titan_sdk import InvalidDag, JobConflict, MasterUnreachable, TitanClient, TitanJob, UnknownJob
 
 WAIT_S = 30
@@ -291,7 +291,7 @@ def test_client_timeout_names_the_address():
 def test_retried_request_is_answered_not_repeated(cluster, script):
     job = TitanJob("once", script("ok.py", "pass")).to_spec()
     request = protocol.encode({"op": "submit", "rid": uuid.uuid4().hex, "dag": None,
-                               "jobs": [protocol.job_to_wire(job)]})
+                               "jobs": [jobwire.job_to_wire(job)]})
     ctx = zmq.Context()
     dealer = ctx.socket(zmq.DEALER)
     dealer.linger = 0
@@ -321,7 +321,7 @@ def test_two_clients_reusing_a_request_id_each_get_their_own_answer(cluster, scr
         submitted, counted = [], []
         for n, (client_socket, store_socket) in enumerate(zip(clients, store)):
             job = TitanJob(f"reused-{n}", script("ok.py", "pass")).to_spec()
-            client_socket.send(protocol.encode({"op": "submit", "rid": "1", "jobs": [protocol.job_to_wire(job)]}))
+            client_socket.send(protocol.encode({"op": "submit", "rid": "1", "jobs": [jobwire.job_to_wire(job)]}))
             store_socket.send_multipart([b"", protocol.encode({"op": "incr", "rid": "1", "key": "n", "by": 1})])
             for socket, answers in ((client_socket, submitted), (store_socket, counted)):
                 assert socket.poll(10_000), "no reply"

@@ -3,7 +3,7 @@ sends it once per worker, and a worker that lacks one asks for it again."""
 
 from __future__ import annotations
 
-from titan.net import protocol
+from titan.net import jobwire
 from titan_sdk import TitanJob
 
 
@@ -13,7 +13,7 @@ def test_worker_gets_a_script_once_and_can_ask_for_it_again(by_hand, script):
     with cluster.client(timeout=15) as client:
         client.submit_dag("once", [TitanJob(f"j{i}", shared, requirement="BYHAND") for i in range(3)])
         first = worker.next_message(("dispatch",))
-        digest = protocol.script_digest(b"print('shared')")
+        digest = jobwire.script_digest(b"print('shared')")
         assert first["job"]["script"] == b"print('shared')" and first["job"]["script_sha256"] == digest
         worker.finish(first)
         second = worker.next_message(("dispatch",))
@@ -30,7 +30,7 @@ def test_worker_gets_a_script_once_and_can_ask_for_it_again(by_hand, script):
 def test_sdk_sends_each_distinct_script_once_per_submission(script):
     one, other = script("one.py", "print(1)"), script("other.py", "print(2)")
     jobs = [TitanJob(f"a{i}", one) for i in range(50)] + [TitanJob("b", other)]
-    fields = protocol.submission([job.to_spec() for job in jobs])
+    fields = jobwire.submission([job.to_spec() for job in jobs])
     assert sorted(fields["scripts"].values()) == [b"print(1)", b"print(2)"]
     assert all("script" not in job and job["script_sha256"] in fields["scripts"] for job in fields["jobs"])
 

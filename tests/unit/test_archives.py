@@ -14,7 +14,7 @@ from titan import defaults
 from titan.archives import ArchiveError, safe_extract, zip_folder
 from titan.master.artifacts import ArtifactStore
 from titan.core.errors import RequestRejected, UnknownArtifact
-from titan.net.protocol import script_digest, split_archive_filename
+from titan.net.jobwire import script_digest, split_archive_filename
 from titan.worker.archive_cache import ArchiveCache
 
 

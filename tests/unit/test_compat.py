@@ -47,7 +47,8 @@ def test_a_parent_spelt_dag_prefix_is_that_job_unless_a_job_has_that_very_name()
 
 def test_deploy_payload_is_a_service_and_needs_its_port():
     import pytest
-    from titan.net.protocol import ProtocolError, job_from_wire
+    from titan.net.jobwire import job_from_wire
+    from titan.net.protocol import ProtocolError
 
     wire = {"job_id": "api", "filename": "api.py", "script": b"", "job_type": "DEPLOY_PAYLOAD", "port": 8080}
     assert job_from_wire(wire).job_type == "SERVICE"

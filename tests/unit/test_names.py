@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 from titan import defaults
 from titan.core.jobs import JobSpec, spec_to_dict
 from titan.core.names import REFUSED_CATEGORIES, folder_name, name_problem
-from titan.net import protocol
+from titan.net import jobwire
 from titan.net.protocol import ProtocolError
 from titan_sdk import TitanJob
 
@@ -56,20 +56,20 @@ def _wire(job_id: str, parents=()) -> dict:
 def test_the_masters_check_refuses_what_the_sdk_would_have(what):
     """The master is the authority: a client that skips the SDK's check is refused all the same."""
     with pytest.raises(ProtocolError, match="job #0: job_id .*control character"):
-        protocol.job_from_wire(_wire(HOSTILE[what]))
+        jobwire.job_from_wire(_wire(HOSTILE[what]))
     with pytest.raises(ProtocolError, match="parent .*control character"):
-        protocol.job_from_wire(_wire("ok", parents=[HOSTILE[what]]))
+        jobwire.job_from_wire(_wire("ok", parents=[HOSTILE[what]]))
 
 
 def test_a_huge_refused_id_is_shown_short_in_the_error():
     with pytest.raises(ProtocolError) as refused:
-        protocol.job_from_wire(_wire("z" * 5_000_000))
+        jobwire.job_from_wire(_wire("z" * 5_000_000))
     assert len(str(refused.value)) < 300 and "5000000 characters" in str(refused.value)
 
 
 def test_ordinary_ids_pass_the_masters_check_unchanged():
     for name in ORDINARY:
-        assert protocol.job_from_wire(_wire(name)).job_id == name
+        assert jobwire.job_from_wire(_wire(name)).job_id == name
 
 
 def test_safe_dag_names_keep_their_folder_name():

@@ -8,8 +8,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from titan.core.jobs import JobSpec
 from titan.net import protocol
+from titan.net.jobwire import job_from_wire, job_to_wire
 from titan.net.protocol import (CLIENT_OPS, MASTER_TO_WORKER_OPS, STORE_OPS, WORKER_OPS, ProtocolError, decode,
-                                encode, job_from_wire, job_to_wire)
+                                encode)
 
 
 def spec(job_id: str, parents=(), **fields) -> JobSpec:

@@ -10,7 +10,7 @@ from titan.core.effects import StopJob
 from titan.defaults import SERVICE_STEADY_S
 from titan.core.errors import ServiceError
 from titan.core.jobs import PORT_IN_USE_ERROR, SERVICE_JOB_TYPE, JobState
-from titan.net import protocol
+from titan.net import jobwire
 from titan.net.protocol import ProtocolError
 
 P, Q, R, C, F, X = (JobState.PENDING, JobState.QUEUED, JobState.RUNNING, JobState.COMPLETED,
@@ -217,9 +217,9 @@ def test_stats_list_each_workers_services_with_their_ports():
 def test_the_wire_refuses_a_service_without_a_usable_port(fields, problem):
     raw = {"job_id": "api", "filename": "api.py", "script": b"", **fields}
     with pytest.raises(ProtocolError, match=problem):
-        protocol.job_from_wire(raw)
+        jobwire.job_from_wire(raw)
 
 
 def test_the_wire_accepts_a_service_with_a_port():
-    raw = protocol.job_to_wire(service(port=8080))
-    assert protocol.job_from_wire(raw).port == 8080
+    raw = jobwire.job_to_wire(service(port=8080))
+    assert jobwire.job_from_wire(raw).port == 8080

@@ -31,7 +31,8 @@ from typing import Callable, Iterable, Optional, Tuple
 
 from titan import defaults
 from titan.core.errors import RequestRejected, UnknownArtifact
-from titan.net.protocol import ARTIFACT_KINDS, is_sha256
+from titan.net.jobwire import is_sha256
+from titan.net.messages import ARTIFACT_KINDS
 
 # Uploads begun and never finished are forgotten (and their bytes deleted) past this many.
 MAX_OPEN_UPLOADS = 256

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional
 
 from titan.core.errors import RequestRejected, UnknownScript
 from titan.core.jobs import JobSpec
-from titan.net.protocol import MAX_FILE_NAME_BYTES
+from titan.net.jobwire import MAX_FILE_NAME_BYTES
 
 
 @dataclass

@@ -24,7 +24,7 @@ from titan.core.jobs import JobSpec, JobState
 
 NoneType = type(None)
 Number = (int, float)
-ANY = (object, bool)   # bool named too: protocol.is_of_type refuses a bool unless it is listed
+ANY = (object, bool)   # bool named too: fields.is_of_type refuses a bool unless it is listed
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,14 @@ class Table(dict):
         # op -> {name: types} for protocol's one-pass check of a well-formed message, "op" and "rid" included
         self.plain_types = {op: {**MESSAGE_ENVELOPE_TYPES, **{name: field.types for name, field in fields.items()}}
                             for op, fields in ops.items()}
+        # op -> {name: (types, required)} of its fields that hold a map declared field by field (is_plain's `maps`)
+        self.plain_maps = {op: {name: _plain_map(field.shape) for name, field in fields.items()
+                                if isinstance(field.shape, dict)} for op, fields in ops.items()}
+
+
+def _plain_map(fields: Dict[str, Field]) -> tuple:
+    return ({name: field.types for name, field in fields.items()},
+            frozenset(name for name, field in fields.items() if field.required))
 
 
 # ----------------------------------------------------------------- jobs
@@ -97,7 +105,7 @@ def _job_fields() -> Dict[str, Field]:
         types = _wire_types(spec_field.name, hints[spec_field.name])
         has_default = spec_field.default is not dataclasses.MISSING
         wire[spec_field.name] = optional(*types) if has_default else Field(types)
-        if spec_field.name == "script":   # or, instead of the bytes, their sha256 (see protocol.submission)
+        if spec_field.name == "script":   # or, instead of the bytes, their sha256 (see jobwire.submission)
             wire["script_sha256"] = optional(str)
     return wire
 

@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Tuple
 from titan import defaults
 from titan.core.jobs import split_args
 from titan.core.names import folder_name
-from titan.net.protocol import split_archive_filename
+from titan.net.jobwire import split_archive_filename
 from titan.worker import reaper
 from titan.worker.sweeper import SWEEPER
 from titan.worker.workspaces import Workspace, Workspaces
