@@ -191,7 +191,8 @@ class Master(RequestHandlers, Intake, Workforce, Cleaning, Publishing):
                 self._check_subscribers_keys(time.monotonic())
             self._end_turn()
             if self.collector is not None:   # after the turn's sends: its pause delays no answer
-                busy = bool(ready) or self._cleaned or self._admitted_large
+                busy = (bool(ready) or self._cleaned or self._admitted_large or self._intake_waiting()
+                        or self._cleaning_behind())
                 self.collector.after_turn(time.monotonic(), idle=not busy, admitted=self._admitted_large)
             self._timed_turn(began)
 
