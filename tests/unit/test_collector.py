@@ -87,6 +87,15 @@ def test_what_a_large_admission_allocated_is_frozen_unscanned(collector):
     assert cycle() is None and live
 
 
+def test_what_was_built_before_the_first_turn_is_kept_unscanned(collector):
+    cycle = make_cycle()
+    recovered = allocate_young(collector)
+    collector.keep_all()
+    assert collector.after_turn(now=1.0) is None and cycle() is not None
+    assert collector.after_turn(now=collector.idle_every_s + 1, idle=True) == "full"
+    assert cycle() is None and recovered
+
+
 def test_cyclic_garbage_made_every_turn_stays_bounded(collector):
     """A loop that makes cyclic garbage every turn, some of it outliving its turn: the objects tracked
     stay bounded (young collections free what dies young, full ones the rest)."""

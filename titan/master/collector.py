@@ -10,7 +10,8 @@ forgotten job leaves. So the master turns automatic collection off and, at the e
 - once GC_YOUNG_OBJECTS more objects are tracked than at the last collection, collects the young ones
   (those allocated since) and freezes the survivors (gc.freeze: no later young collection scans them
   again), so a young collection costs what the turns since allocated, not what the master keeps; after
-  a turn that admitted a large submission it freezes them unscanned (they are the new jobs, alive);
+  a turn that admitted a large submission it freezes them unscanned (they are the new jobs, alive), as
+  it does a restart's recovered jobs before the first turn (keep_all);
 - a full collection (unfreeze, collect all, freeze) when the master has nothing to do, at most every
   GC_IDLE_EVERY_S, and at least every GC_FULL_EVERY_S however busy: cyclic garbage among the frozen
   objects (one that outlived a turn, then lost its last outside reference) waits for it, no longer."""
@@ -64,6 +65,11 @@ class Collector:
         gc.freeze()
         self.young_collections += 1
         return "young"
+
+    def keep_all(self) -> None:
+        """Freeze what is tracked now unscanned (a recovered journal's jobs, before the first turn): a young
+        collection of millions of objects would pause that turn for seconds; the next full one looks."""
+        gc.freeze()
 
     def collect_all(self, now: float) -> None:
         gc.unfreeze()

@@ -75,6 +75,7 @@ def _serve(config: MasterConfig, collector: Collector) -> int:
         print(f"titan master: stopping: {exc}", file=sys.stderr, flush=True)
         return DEPOSED_EXIT
     master.collector = collector
+    collector.keep_all()   # the jobs it recovered are alive: no young collection scans them
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: master.stop())
     print(master.describe_endpoints(), flush=True)
