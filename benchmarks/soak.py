@@ -11,8 +11,11 @@ since the row before, split into the turns that admitted a wave (titan/master/in
 that forgot something, and the others (stats() turn_peaks), and the longest slice of a wave's intake;
 the most CPU one turn spent forgetting since start (all its cleaning steps, in memory and in the
 journal), one step took, and one malloc_trim took; how far behind cleaning is (cleaning_lag_s); jobs/s
-(the settling pauses not counted). At the end: RSS and journal size against their values after the
-first report, which the issue wants within 20%, as the waves end and settled.
+(the settling pauses not counted); the garbage collector's longest pause per generation since the row
+before (CPU ms; "gc2 ms" the full one's wall ms), its full collections and its CPU seconds since start,
+and the cyclic garbage it freed (stats()["gc"], titan/master/collector.py). At the end: RSS and journal
+size against their values after the first report, which the issue wants within 20%, as the waves end
+and settled.
 """
 
 from __future__ import annotations
@@ -56,7 +59,9 @@ COLUMNS = (("jobs done", "{:>10,}"), ("RSS MiB", "{:>8.1f}"), ("journal MiB", "{
            ("admission ms", "{:>13.1f}"), ("cleaning ms", "{:>12.1f}"), ("other ms", "{:>9.1f}"),
            ("admission CPU", "{:>14.1f}"), ("cleaning CPU", "{:>13.1f}"), ("other CPU", "{:>10.1f}"),
            ("slice ms", "{:>9.1f}"), ("forgetting CPU", "{:>15.1f}"), ("step CPU ms", "{:>12.1f}"),
-           ("trim ms", "{:>8.1f}"), ("lag s", "{:>6.1f}"), ("jobs/s", "{:>7.0f}"))
+           ("trim ms", "{:>8.1f}"), ("lag s", "{:>6.1f}"), ("jobs/s", "{:>7.0f}"),
+           ("gc0 CPU", "{:>8.1f}"), ("gc1 CPU", "{:>8.1f}"), ("gc2 CPU", "{:>8.1f}"), ("gc2 ms", "{:>7.1f}"),
+           ("gc2 n", "{:>6}"), ("gc CPU s", "{:>9.2f}"), ("gc freed", "{:>9,}"))
 
 
 def soak(cluster: LocalCluster, script: str, args) -> None:
@@ -95,7 +100,18 @@ def row(client, master: psutil.Process, done: int, took: float, wave: int) -> tu
             settled["journal_bytes"] / MIB, peaks["admission_ms"], peaks["cleaning_ms"], peaks["other_ms"],
             peaks["admission_cpu_ms"], peaks["cleaning_cpu_ms"], peaks["other_cpu_ms"],
             peaks["intake_slice_ms"], stats["longest_cleaning_ms"], stats["longest_cleaning_step_ms"],
-            stats["longest_trim_ms"], stats["cleaning_lag_s"], done / took), paused
+            stats["longest_trim_ms"], stats["cleaning_lag_s"], done / took, *gc_figures(stats["gc"])), paused
+
+
+def gc_figures(collections: dict) -> tuple:
+    """The longest collection of each generation since the row before (CPU ms), the longest full one's
+    wall ms, how many full ones since start, all collections' CPU seconds and the cyclic garbage they
+    freed (objects) since start."""
+    total = sum(collections[f"gen{g}"]["total_cpu_ms"] for g in (0, 1, 2)) / 1000
+    freed = sum(collections[f"gen{g}"]["collected"] for g in (0, 1, 2))
+    return (collections["gen0"]["longest_cpu_ms"], collections["gen1"]["longest_cpu_ms"],
+            collections["gen2"]["longest_cpu_ms"], collections["gen2"]["longest_ms"],
+            collections["gen2"]["collections"], total, freed)
 
 
 def settle(client, wave: int, timeout: float = 60.0) -> float:

@@ -118,6 +118,14 @@ VACUUM_PAGES = 64
 # memory they freed back to the system (glibc's malloc_trim, where glibc is the C library): without it
 # RSS stays at the peak of jobs kept.
 TRIM_AFTER_FORGOTTEN = 50_000
+# The master collects garbage itself at the end of a turn (titan/master/collector.py says why): the
+# objects allocated since the last collection once they are GC_YOUNG_OBJECTS more (about 10-20 ms of
+# CPU), and all of them when it has nothing to do (at most every GC_IDLE_EVERY_S) or every
+# GC_FULL_EVERY_S: a full collection is 90-210 ms of CPU with S8's 30,000-100,000 jobs kept, a pause a
+# request arriving then waits out, so rare; the master makes almost no cyclic garbage for it to find.
+GC_YOUNG_OBJECTS = 30_000
+GC_IDLE_EVERY_S = 600.0
+GC_FULL_EVERY_S = 3600.0
 # An artifact blob no name points at and no job kept runs from is removed once it has been so for
 # --artifact-grace (the README says why 1h). Every ARTIFACT_SWEEP_EVERY_S the master looks at the next
 # ARTIFACT_SWEEP_LOOK blobs (set lookups, microseconds each) and removes at most ARTIFACT_SWEEP_REMOVE of
@@ -138,8 +146,9 @@ SERVICE_PROBE_TIMEOUT_S = 0.05
 POLL_INTERVAL_S = 0.1
 # How long one loop turn may handle the messages waiting on one socket (worker batches, each committed
 # and answered; requests) before it moves on: the rest is handled in the next turn, so that cleaning and
-# the other sockets get their share every few tens of milliseconds however busy the workers are.
-DRAIN_SLICE_S = 0.01
+# the other sockets get their share every few tens of milliseconds however busy the workers are. The
+# message that passes it is handled whole (a null worker's batch of 256 results: 8-23 ms of CPU in S8).
+DRAIN_SLICE_S = 0.005
 # A submission of more than INTAKE_AT_ONCE_JOBS jobs is read, checked and validated in slices of at most
 # INTAKE_SLICE_S, one per loop turn, the loop serving other messages between them; then admitted whole
 # in one turn (titan/master/intake.py).

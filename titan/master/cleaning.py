@@ -17,6 +17,7 @@ from titan.core.effects import Forgotten
 from titan.core.errors import JournalUnavailable, RequestRejected
 from titan.core.jobs import JobRun
 from titan.core.retention import Retention
+from titan.master.collector import GcPauses
 from titan.master.replies import named_jobs
 
 log = logging.getLogger("titan.master")
@@ -55,6 +56,8 @@ class Cleaning:
         self._forget_batch = defaults.FORGET_BATCH
         self._step: Optional[tuple] = None     # the last step: (runs forgotten, CPU s in memory, journal's s before)
         self.longest_cleaning_step_ms = 0.0    # the most CPU one step took, memory and journal
+        self.gc_pauses = GcPauses()            # removed in close(): callbacks are per process
+        self.gc_pauses.install()
 
     def _journal_dag_run(self, dag: str) -> None:
         """A DAG run began or ended (dag.submitted, dag.finished): its record as it is now."""
@@ -217,6 +220,7 @@ class Cleaning:
     def _cleaning_stats(self, reset_peaks: bool) -> dict:
         peaks = {kind: round(ms, 3) for kind, ms in self.turn_peaks.items()}
         peaks["intake_slice_ms"] = round(self.longest_intake_slice_ms, 3)
+        collections = self.gc_pauses.stats(reset_peaks)
         if reset_peaks:
             self.turn_peaks = dict.fromkeys(self.turn_peaks, 0.0)
             self.longest_intake_slice_ms = 0.0
@@ -226,7 +230,8 @@ class Cleaning:
                 "longest_cleaning_ms": round(self.longest_cleaning_ms, 3),
                 "longest_cleaning_step_ms": round(self.longest_cleaning_step_ms, 3),
                 "longest_trim_ms": round(self.longest_trim_ms, 3),
-                "forget_batch": self._forget_batch, "cleaning_lag_s": self.scheduler.cleaning_lag(time.monotonic())}
+                "forget_batch": self._forget_batch, "cleaning_lag_s": self.scheduler.cleaning_lag(time.monotonic()),
+                "gc": collections}
 
 
 def _load_malloc_trim():

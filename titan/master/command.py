@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import signal
 import socket as host_socket
 import sys
+import time
 from typing import Optional
 
 import zmq
 
 from titan import log_level
+from titan.master.collector import Collector
 from titan.master.config import MasterConfig, parse_args
 from titan.master.journal import Deposed, JournalCorrupt, JournalInUse, JournalWriteError
 from titan.master.log_guard import LogGuard
@@ -33,9 +34,15 @@ def main(argv=None) -> int:
 def serve(config: MasterConfig) -> int:
     """Run a master with these settings until SIGINT or SIGTERM (`python -m titan.master`, `titan master`)."""
     log_level.configure(config.log_level, "master")
-    # The master holds many long-lived objects (every job); default GC thresholds would re-scan them
-    # all every few thousand allocations. Collect young objects less often; nothing here is cyclic-heavy.
-    gc.set_threshold(100_000, 50, 100)
+    # The master collects its garbage itself, between turns (titan/master/collector.py says why).
+    collector = Collector().start(time.monotonic())
+    try:
+        return _serve(config, collector)
+    finally:
+        collector.stop()
+
+
+def _serve(config: MasterConfig, collector: Collector) -> int:
     for handler in logging.getLogger().handlers:   # peers' text is escaped, repeats are rate-limited
         handler.addFilter(LogGuard(config.max_log_repeats))
     for host in (config.host, config.metrics_host):
@@ -67,6 +74,8 @@ def serve(config: MasterConfig) -> int:
     except Deposed as exc:   # taken over while it was loading the journal
         print(f"titan master: stopping: {exc}", file=sys.stderr, flush=True)
         return DEPOSED_EXIT
+    master.collector = collector
+    collector.keep_all()   # the jobs it recovered are alive: no young collection scans them
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: master.stop())
     print(master.describe_endpoints(), flush=True)

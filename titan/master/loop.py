@@ -25,13 +25,15 @@ from titan.core.store import Store
 from titan.master.deployed_scripts import DeployedScripts
 from titan.master.artifacts import open_artifacts
 from titan.master.cleaning import Cleaning
+from titan.master.collector import Collector
 from titan.master.committer import Committer
 from titan.master.config import MasterConfig
 from titan.master.gatekeeper import Gatekeeper
 from titan.master.intake import DEFERRED, Intake
 from titan.master.metrics_port import MetricsPort
 from titan.master.publishing import Publishing
-from titan.master.journal import BUSY_COMPACT_BATCH, BUSY_COMPACT_EVERY_S, COMPACT_BATCH, open_journal
+from titan.master.journal import (BUSY_COMPACT_BATCH, BUSY_COMPACT_EVERY_S, COMPACT_BATCH, FOLD_EVERY_TURN_ABOVE,
+                                  open_journal)
 from titan.master.replies import ReplyCache
 from titan.master.requests import RequestHandlers
 from titan.master.workforce import TO_WORKER, Workforce
@@ -83,6 +85,7 @@ class Master(RequestHandlers, Intake, Workforce, Cleaning, Publishing):
         self._last_renewal = float("-inf")
         self.dag_agent_run: Dict[str, str] = {}
         self.guard = Gatekeeper(config.keys) if config.keys else None
+        self.collector: Optional[Collector] = None   # the process's garbage collection policy, set by serve()
         self._init_cleaning()
         self._init_intake()
         self._init_publishing()
@@ -187,6 +190,10 @@ class Master(RequestHandlers, Intake, Workforce, Cleaning, Publishing):
                 self._drop_revoked_workers(time.monotonic())
                 self._check_subscribers_keys(time.monotonic())
             self._end_turn()
+            if self.collector is not None:   # after the turn's sends: its pause delays no answer
+                busy = (bool(ready) or self._cleaned or self._admitted_large or self._intake_waiting()
+                        or self._cleaning_behind())
+                self.collector.after_turn(time.monotonic(), idle=not busy, admitted=self._admitted_large)
             self._timed_turn(began)
 
     def stop(self) -> None:
@@ -225,6 +232,7 @@ class Master(RequestHandlers, Intake, Workforce, Cleaning, Publishing):
         self._apply(self.scheduler.tick(now))
 
     def close(self) -> None:
+        self.gc_pauses.remove()
         if self.metrics_port is not None:
             self.metrics_port.stop()
         if self.journal is not None:
@@ -237,14 +245,15 @@ class Master(RequestHandlers, Intake, Workforce, Cleaning, Publishing):
     def _fold_journal(self, idle: bool) -> None:
         """Fold the journal's state changes now rather than at the next restart: a batch when idle, and a
         small one at most every second in a quiet turn, one after a turn that committed nothing
-        (heartbeats and dashboards can keep a master from ever being idle)."""
+        (heartbeats and dashboards can keep a master from ever being idle); a small one every turn once
+        the backlog nears the point where each commit would fold a large batch itself."""
         if self.journal is None or not self.journal.backlog or self.committer.failure is not None:
             return
         quiet, self._commits_seen = self.journal.commits == self._commits_seen, self.journal.commits
         now = time.monotonic()
         if idle:
             self.committer.compact(COMPACT_BATCH, now)
-        elif quiet and now - self._last_fold >= BUSY_COMPACT_EVERY_S:
+        elif self.journal.backlog > FOLD_EVERY_TURN_ABOVE or (quiet and now - self._last_fold >= BUSY_COMPACT_EVERY_S):
             self.committer.compact(BUSY_COMPACT_BATCH, now)
         else:
             return

@@ -186,6 +186,7 @@ ARTIFACT_KINDS = ("file", "archive")
 
 _JOB_RESULT = Field((dict,), shape=JOB_INFO)
 _DAG_RESULT = Field((dict,), shape=DAG_INFO)
+_GC_GENERATION = map_of(collections=(int,), total_cpu_ms=Number, collected=(int,), longest_ms=Number, longest_cpu_ms=Number)
 _DEPLOYED_SCRIPT = map_of(name=(str,), sha256=(str,), size=(int,), deployed_at=Number)
 
 # op -> the "result" of its ok reply.
@@ -227,7 +228,10 @@ CLIENT_RESULTS = {
                     turn_peaks=map_of(admission_ms=Number, cleaning_ms=Number, other_ms=Number,
                                       admission_cpu_ms=Number, cleaning_cpu_ms=Number, other_cpu_ms=Number,
                                       intake_slice_ms=Number),
-                    last_cleaning=Field((dict, NoneType), shape=_fields(at=Number, forgotten=(int,), took_ms=Number))),
+                    last_cleaning=Field((dict, NoneType), shape=_fields(at=Number, forgotten=(int,), took_ms=Number)),
+                    # the garbage collector's pauses per generation (titan/master/gc_pauses.py): the
+                    # longest since start or the last reset_peaks, the count and CPU total since start
+                    gc=map_of(**{f"gen{generation}": _GC_GENERATION for generation in (0, 1, 2)})),
     "forget": map_of(forgotten=(int,), to_forget=(int,)),   # to_forget: ended before `before`, going in batches
     "approve": _JOB_RESULT,
     "reject": _JOB_RESULT,
