@@ -12,7 +12,7 @@ from titan.core import gates
 from titan.core.jobs import JobSpec, JobState, gate_id
 from titan.core.names import name_problem, shown_name
 from titan.core.services import reported_state
-from titan.net import protocol
+from titan.net import jobwire, protocol
 from titan.net.protocol import ProtocolError
 
 ARTIFACT_OPS = frozenset({"has_blob", "upload_chunk", "upload_finish", "artifact_info", "read_blob"})
@@ -28,7 +28,7 @@ class RequestHandlers:
         if op == "ping":
             return {"run_id": self.run_id, "seq": self.event_seq}
         if op == "submit":
-            scripts = protocol.submitted_scripts(message.get("scripts"))
+            scripts = jobwire.submitted_scripts(message.get("scripts"))
             return self._submit(message.get("dag"), message["jobs"], scripts, now, message.get("agent_run_id"))
         if op == "status":
             return self.scheduler.describe_job(self._job_id(message["job_id"]), now)
@@ -100,7 +100,7 @@ class RequestHandlers:
 
     def _specs_from_wire(self, raw_jobs: list, scripts: dict, start: int, stop: int) -> list:
         """The specs of raw_jobs[start:stop], each checked (ProtocolError names the first bad one)."""
-        return [protocol.job_from_wire(raw_jobs[i], i, self._shared_script, scripts)
+        return [jobwire.job_from_wire(raw_jobs[i], i, self._shared_script, scripts)
                 for i in range(start, min(stop, len(raw_jobs)))]
 
     def _finish_specs(self, specs: list) -> list:
@@ -158,7 +158,7 @@ class RequestHandlers:
                 raise UnknownArtifact(f"job {spec.job_id!r}: the master holds no archive with sha256 "
                                       f"{spec.archive[:16]}...; upload it first", sha256=spec.archive)
             return spec
-        name, _ = protocol.split_archive_filename(spec.filename)
+        name, _ = jobwire.split_archive_filename(spec.filename)
         try:
             entry = self.artifacts.info(name)
         except UnknownArtifact:

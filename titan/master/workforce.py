@@ -11,7 +11,7 @@ from typing import Optional
 from titan import defaults
 from titan.core.effects import Dispatch
 from titan.core.jobs import JobState
-from titan.net import protocol
+from titan.net import jobwire, protocol
 from titan.net.protocol import ProtocolError
 
 log = logging.getLogger("titan.master")
@@ -115,7 +115,7 @@ class Workforce:
     def _dispatch(self, effect: Dispatch) -> None:
         """A worker gets each script once; later dispatches of it name it by hash."""
         run = self.scheduler.jobs[effect.job_id]
-        job = protocol.job_to_wire(run.spec)
+        job = jobwire.job_to_wire(run.spec)
         digest = job["script_sha256"] = self._script_digest(run.spec.script)
         sent = self._scripts_sent.setdefault(effect.worker_id, set())
         if digest in sent:
@@ -133,7 +133,7 @@ class Workforce:
         """sha256 of a script, computed once per distinct script for the journal and the dispatches."""
         digest = self._script_digests.get(script)
         if digest is None:
-            digest = self._script_digests[script] = protocol.script_digest(script)
+            digest = self._script_digests[script] = jobwire.script_digest(script)
         return digest
 
     def _resend_lost_dispatches(self, worker_id: str, heartbeat: dict, now: float) -> None:

@@ -28,9 +28,6 @@ import msgpack
 from titan import defaults
 from titan.net.fields import (MisbuiltMessage, ProtocolError, check_fields, check_strictly,  # noqa: F401
                               check_value, is_of_type, is_plain)
-# The master's callers of these still name them protocol.X (its files are being changed on other branches).
-from titan.net.jobwire import (job_from_wire, job_to_wire, script_digest, split_archive_filename,  # noqa: F401
-                               submitted_scripts)
 from titan.net.messages import (ANY, ARTIFACT_KINDS, BATCH, CHANGING_OPS, CLIENT_OPS, CLIENT_RESULTS,  # noqa: F401
                                 ERROR_REPLY, EVENT_ENVELOPE, EVENTS, EVENTS_REVOKED, EVENTS_WELCOME, JOB_FIELDS,
                                 LOG_STREAMS, MASTER_TO_WORKER_OPS, OK_REPLY, REVOKED_NOTICE, SCOPE_BYTES,
