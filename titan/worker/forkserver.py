@@ -67,7 +67,7 @@ def serve(channel: socket.socket, preload: Sequence[str] = (), the_pool: Optiona
     signal.set_wakeup_fd(wake_write)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.signal(signal.SIGINT, signal.SIG_IGN)     # the worker decides when its jobs stop
-    signal.signal(signal.SIGTERM, lambda *_: _leave())   # the worker is stopping, or has gone
+    signal.signal(signal.SIGTERM, lambda *_: reaper.leave())   # the worker is stopping, or has gone
     selector = selectors.DefaultSelector()
     selector.register(channel, selectors.EVENT_READ)
     selector.register(wake_read, selectors.EVENT_READ)
@@ -79,11 +79,11 @@ def serve(channel: socket.socket, preload: Sequence[str] = (), the_pool: Optiona
                 if key.fileobj == wake_read:
                     os.read(wake_read, 4096)
                 elif not server.take_request():
-                    _leave()
+                    reaper.leave()
             server.report_exits()
             server.top_up()
     except ConnectionError:   # a worker SIGKILLed with our reports unread: a send fails before any EOF is read
-        _leave()
+        reaper.leave()
 
 
 def _lead_own_session() -> None:
@@ -92,16 +92,6 @@ def _lead_own_session() -> None:
     except PermissionError:   # already a session leader (started with a new session)
         pass
 
-
-def _leave() -> None:
-    """Kill every job and pool member, with all they started, and exit. The worker's SIGTERM often comes
-    while it leaves already (its channel closed first): that must not start leaving again in the middle
-    (a half-imported psutil then failed, and the exception ran on into the code that forked it)."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    try:
-        reaper.kill_leftovers()
-    finally:
-        os._exit(0)
 
 
 def _forget_workers_logging() -> None:
@@ -293,7 +283,7 @@ class ForkServer:
             try:
                 serve(server_end, preload, Pool(pool_size, limits or PoolLimits(), used=warm_pool))
             finally:
-                _leave()   # whatever ends it, never return into the worker's code that forked this process
+                reaper.leave()   # whatever ends it, never return into the worker's code that forked this process
         server_end.close()
         self.channel = worker_end
         self.lost = False                             # it has exited without being asked to

@@ -68,7 +68,7 @@ def serve(channel: socket.socket) -> None:
     signal.set_wakeup_fd(wake_write)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.signal(signal.SIGINT, signal.SIG_IGN)           # the worker decides when its jobs stop
-    signal.signal(signal.SIGTERM, lambda *_: _leave())     # the worker is stopping, or has gone
+    signal.signal(signal.SIGTERM, lambda *_: reaper.leave())     # the worker is stopping, or has gone
     starter = _Starter(channel)
     gc.freeze()   # a collection writes to every object it scans: after a fork, each page it writes is copied
     try:
@@ -77,21 +77,11 @@ def serve(channel: socket.socket) -> None:
             if wake_read in readable:
                 os.read(wake_read, 4096)
             if channel in readable and not starter.take_request():
-                _leave()
+                reaper.leave()
             starter.report_exits()
     except ConnectionError:   # a worker SIGKILLed with our reports unread: a send fails before any EOF is read
-        _leave()
+        reaper.leave()
 
-
-def _leave() -> None:
-    """Kill every job, with all it started, and exit. The worker's SIGTERM often comes
-    while it leaves already (its channel closed first): that must not start leaving again in the middle
-    (a half-imported psutil then failed, and the exception ran on into the code that forked it)."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    try:
-        reaper.kill_leftovers()
-    finally:
-        os._exit(0)
 
 
 class _Starter:
