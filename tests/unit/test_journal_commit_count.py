@@ -5,7 +5,6 @@ that lost acknowledged commits is refused, and folding (which deletes those rows
 from __future__ import annotations
 
 import hashlib
-import shutil
 import sqlite3
 
 import pytest
@@ -15,6 +14,7 @@ from titan.master.journal import JournalCorrupt
 from titan.master.journal_check import COMMITS_KEY, COUNTER_SUFFIX
 from titan.master import sqlite_journal
 from titan.master.sqlite_journal import FILE_NAME, SqliteJournal
+from tests.unit.test_journal_integrity import files_left_by_kill9
 
 WAL_HEADER, WAL_FRAME_HEADER, PAGE = 32, 24, 4096
 
@@ -79,10 +79,7 @@ def test_a_wal_cut_short_of_the_last_state_change_commits_is_refused(tmp_path):
     live = SqliteJournal(str(tmp_path / "live"))
     runs = admitted(live, 6)
     change_states(live, runs, 1)
-    killed = tmp_path / "killed"
-    killed.mkdir()
-    for suffix in ("", "-wal", COUNTER_SUFFIX):   # what kill -9 leaves on disk
-        shutil.copy(tmp_path / "live" / (FILE_NAME + suffix), killed / (FILE_NAME + suffix))
+    killed = files_left_by_kill9(tmp_path / "live", tmp_path / "killed")
     live.close()
     wal = killed / (FILE_NAME + "-wal")
     data = wal.read_bytes()

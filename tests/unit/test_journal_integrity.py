@@ -38,6 +38,15 @@ def filled_journal(folder, jobs: int = 30, keys: int = 30) -> SqliteJournal:
     return journal
 
 
+def files_left_by_kill9(live_folder, killed_folder):
+    """A copy of what kill -9 of a live journal's master leaves on disk: titan.db, its WAL and the
+    commit counter, as they are now; the folder holding them."""
+    killed_folder.mkdir()
+    for suffix in ("", "-wal", COUNTER_SUFFIX):
+        shutil.copy(live_folder / (FILE_NAME + suffix), killed_folder / (FILE_NAME + suffix))
+    return killed_folder
+
+
 def snapshot(recovered) -> tuple:
     runs = sorted((r.job_id, r.seq, r.dag, r.spec, r.state, r.attempt, r.worker) for r in recovered.runs)
     return runs, recovered.dags, recovered.logs, recovered.store, recovered.replies
@@ -59,10 +68,7 @@ def test_a_wal_that_lost_acknowledged_commits_is_refused(tmp_path):
     """The master killed (its WAL not yet folded into titan.db), then a frame of the WAL damaged:
     SQLite would replay the WAL up to that frame and silently drop every commit after it."""
     live = filled_journal(tmp_path / "live")
-    killed = tmp_path / "killed"
-    killed.mkdir()
-    for suffix in ("", "-wal", COUNTER_SUFFIX):   # what kill -9 leaves on disk
-        shutil.copy(tmp_path / "live" / (FILE_NAME + suffix), killed / (FILE_NAME + suffix))
+    killed = files_left_by_kill9(tmp_path / "live", tmp_path / "killed")
     live.close()
     wal = killed / (FILE_NAME + "-wal")
     frames = (wal.stat().st_size - WAL_HEADER) // (WAL_FRAME_HEADER + PAGE)
@@ -86,10 +92,7 @@ def test_a_damaged_commit_counter_is_refused_naming_it(tmp_path):
 def test_an_undamaged_journal_killed_mid_run_loads_everything(tmp_path):
     live = filled_journal(tmp_path / "live")
     expected = snapshot(live.load())
-    killed = tmp_path / "killed"
-    killed.mkdir()
-    for suffix in ("", "-wal", COUNTER_SUFFIX):
-        shutil.copy(tmp_path / "live" / (FILE_NAME + suffix), killed / (FILE_NAME + suffix))
+    killed = files_left_by_kill9(tmp_path / "live", tmp_path / "killed")
     live.close()
     assert snapshot(SqliteJournal(str(killed)).load()) == expected
 
